@@ -1,0 +1,177 @@
+"""Reading, validating and normalising 1-minute bars.
+
+Schema (one file per pair, named ``{pair}.parquet`` or ``{pair}.csv``):
+
+- ``ts_utc``: bar open time, timezone-aware UTC, whole minutes, strictly increasing
+- ``open high low close``: finite prices > 0 with ``low <= open, close <= high``
+- optional ``volume`` (finite, >= 0) and ``bid`` / ``ask`` (quotes at bar close, finite, > 0)
+
+Every violation raises :class:`BarValidationError` naming the file, pair, row and field of the first
+offending row, so a bad file in a run of 28 pairs is found in one step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.pairs import check_pair
+
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("volume", "bid", "ask")
+SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
+
+
+class BarValidationError(ValueError):
+    """A bar file broke the schema. Carries the file, pair, row (0-based data row) and field."""
+
+    def __init__(self, file: str | Path, pair: str | None, row: int | None, field: str | None, problem: str):
+        self.file, self.pair, self.row, self.field, self.problem = str(file), pair, row, field, problem
+        where = [f"file {self.file}"]
+        if pair is not None:
+            where.append(f"pair {pair}")
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"invalid bars: {', '.join(where)}: {problem}")
+
+
+@dataclass(frozen=True)
+class BarFile:
+    pair: str
+    path: Path
+
+
+def pair_from_path(path: str | Path) -> str:
+    """The pair a bar file holds, from its name (``EURUSD.csv``, ``eur_usd.parquet`` -> ``eurusd``)."""
+    p = Path(path)
+    stem = "".join(ch for ch in p.name.split(".")[0] if ch.isalpha()).lower()
+    try:
+        return check_pair(stem)
+    except ValueError as err:
+        raise BarValidationError(p, None, None, None, f"file name does not name a known pair ({err})") from None
+
+
+def discover(source: str | Path, pairs: Iterable[str] | None = None) -> list[BarFile]:
+    """List the bar files of a directory (or one file), optionally only the given pairs, in pair order."""
+    src = Path(source)
+    if src.is_file():
+        files = [src]
+    elif src.is_dir():
+        files = sorted(f for f in src.iterdir() if f.suffix in SUFFIXES and not f.name.startswith("."))
+    else:
+        raise FileNotFoundError(f"bar source {src} does not exist")
+    found: dict[str, BarFile] = {}
+    for f in files:
+        pair = pair_from_path(f)
+        if pair in found:
+            raise BarValidationError(f, pair, None, None, f"second file for the pair (first: {found[pair].path})")
+        found[pair] = BarFile(pair, f)
+    wanted = list(pairs) if pairs is not None else sorted(found)
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise FileNotFoundError(f"no bar file for pair(s) {', '.join(missing)} in {src}")
+    return [found[p] for p in wanted]
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={"ts_utc": str})
+    raise BarValidationError(path, None, None, None, f"unsupported file type {path.suffix!r} (use .parquet or .csv)")
+
+
+def _first_bad(mask: np.ndarray) -> int | None:
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if idx.size else None
+
+
+def _parse_ts(raw: pd.Series, path: Path, pair: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        ts = raw
+        if getattr(ts.dt, "tz", None) is None:
+            raise BarValidationError(path, pair, 0, "ts_utc", "timestamps are timezone-naive; store them as UTC")
+    else:
+        text = raw.astype("string")
+        missing = _first_bad(text.isna().to_numpy())
+        if missing is not None:
+            raise BarValidationError(path, pair, missing, "ts_utc", "missing timestamp")
+        ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        bad = _first_bad(ts.isna().to_numpy())
+        if bad is not None:
+            raise BarValidationError(path, pair, bad, "ts_utc", f"cannot parse timestamp {raw.iloc[bad]!r}")
+        naive = ~text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True).to_numpy(dtype=bool)
+        bad = _first_bad(naive)
+        if bad is not None:
+            raise BarValidationError(
+                path, pair, bad, "ts_utc", f"timestamp {raw.iloc[bad]!r} has no UTC offset (write e.g. ...Z)"
+            )
+    return ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def validate_bars(df: pd.DataFrame, path: str | Path, pair: str) -> pd.DataFrame:
+    """Check and normalise a raw frame of bars. Returns a new frame in the canonical schema."""
+    path = Path(path)
+    if len(df) == 0:
+        raise BarValidationError(path, pair, None, None, "file holds no bars")
+    for col in ("ts_utc", *PRICE_COLUMNS):
+        if col not in df.columns:
+            raise BarValidationError(path, pair, None, col, f"required column missing (have: {list(df.columns)})")
+    ts = _parse_ts(df["ts_utc"].reset_index(drop=True), path, pair)
+    ns = pd.DatetimeIndex(ts).asi8
+    bad = _first_bad(ns % 60_000_000_000 != 0)
+    if bad is not None:
+        raise BarValidationError(path, pair, bad, "ts_utc", f"{ts.iloc[bad]} is not on a whole minute")
+    step = np.diff(ns)
+    bad = _first_bad(step == 0)
+    if bad is not None:
+        raise BarValidationError(path, pair, bad + 1, "ts_utc", f"duplicate timestamp {ts.iloc[bad + 1]}")
+    bad = _first_bad(step < 0)
+    if bad is not None:
+        raise BarValidationError(
+            path, pair, bad + 1, "ts_utc", f"timestamp {ts.iloc[bad + 1]} is earlier than the row before (unsorted)"
+        )
+    out = pd.DataFrame({"ts_utc": ts})
+    present_optional = [c for c in OPTIONAL_COLUMNS if c in df.columns]
+    for col in (*PRICE_COLUMNS, *present_optional):
+        values = pd.to_numeric(df[col].reset_index(drop=True), errors="coerce").to_numpy(dtype=np.float64)
+        bad = _first_bad(~np.isfinite(values))
+        if bad is not None and not (col == "volume" and np.isnan(values).all()):
+            raise BarValidationError(path, pair, bad, col, f"value {df[col].iloc[bad]!r} is not a finite number")
+        floor_ok = values >= 0 if col == "volume" else values > 0
+        bad = _first_bad(~floor_ok & np.isfinite(values))
+        if bad is not None:
+            need = ">= 0" if col == "volume" else "> 0"
+            raise BarValidationError(path, pair, bad, col, f"value {values[bad]!r} must be {need}")
+        out[col] = values
+    o, h, lo, c = (out[k].to_numpy() for k in PRICE_COLUMNS)
+    for col, mask, rule in (
+        ("high", h < lo, "high < low"),
+        ("low", lo > np.minimum(o, c), "low above open or close"),
+        ("high", h < np.maximum(o, c), "high below open or close"),
+    ):
+        bad = _first_bad(mask)
+        if bad is not None:
+            raise BarValidationError(
+                path, pair, bad, col, f"{rule} (open={o[bad]}, high={h[bad]}, low={lo[bad]}, close={c[bad]})"
+            )
+    return out
+
+
+def read_bars(path: str | Path, pair: str | None = None) -> pd.DataFrame:
+    """Read one bar file (Parquet or CSV) and return validated bars in the canonical schema."""
+    p = Path(path)
+    pair = pair or pair_from_path(p)
+    try:
+        raw = _read_raw(p)
+    except BarValidationError:
+        raise
+    except Exception as err:  # unreadable file: name it
+        raise BarValidationError(p, pair, None, None, f"cannot read file: {err}") from err
+    return validate_bars(raw, p, pair)

@@ -1,0 +1,111 @@
+"""rate_idx, the BQX series and the ``bqx_{pair}`` core table (DESIGN.md section 4).
+
+- ``rate_idx(t) = close(t) / baseline_close * 100``.
+- BQX v1 (default): ``bqx_W(t) = sum_{i=1..W} (idx(t-i) - idx(t)) / idx(t)``, backward momentum.
+- BQX v3: ``bqx_W(t) = (idx(t) - idx(t-W)) / idx(t-W) * 100``.
+
+The core table (40 features) holds, for each v1 window W in ``bqx_windows``, six statistics of the
+backward deviations ``d_i = (idx(t-i) - idx(t)) / idx(t)``, i = 1..W: ``return`` (sum), ``max``,
+``min``, ``avg`` (= return / W), ``stdev`` (of idx(t-W..t-1), over idx(t)) and ``endpoint`` (d_W);
+seven aggregates (v1: over ``bqx_agg_window`` rows; v3: ``bqx_N`` for the seven v3 windows); and three
+core values: rate_idx, its one-row return and the one-row change of the primary BQX series (the
+series models predict: ``bqx_{target_window}`` under the configured version).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.features.rolling import rolling_max, rolling_mean, rolling_min, rolling_std, rolling_sum, safe_div, shift
+
+STATS: tuple[str, ...] = ("return", "max", "min", "avg", "stdev", "endpoint")
+V1_AGGREGATES: tuple[str, ...] = ("max", "min", "range", "volatility", "momentum", "position", "zscore")
+CORE: tuple[str, ...] = ("rate_idx", "idx_ret_1", "bqx_primary_d1")
+
+
+def baseline_row(ts: pd.DatetimeIndex | pd.Series, baseline_date: str) -> int:
+    """Row of the baseline close: the first bar at or after ``baseline_date`` (or row 0 if the data
+    starts later). Rows before it are dropped by the extract stage: indexing them against a later
+    close would let the future into their level."""
+    when = pd.Timestamp(baseline_date)
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    idx = np.flatnonzero(pd.DatetimeIndex(ts) >= when)
+    if idx.size == 0:
+        raise ValueError(f"no bar at or after the baseline date {baseline_date}")
+    return int(idx[0])
+
+
+def rate_idx(close: np.ndarray, baseline_close: float) -> np.ndarray:
+    return np.asarray(close, dtype=np.float64) / baseline_close * 100.0
+
+
+def bqx_series(idx: np.ndarray, window: int, version: str) -> np.ndarray:
+    """The BQX series of rate_idx over ``window`` rows, v1 or v3 (see module docstring)."""
+    if version == "v1":
+        return (shift(rolling_sum(idx, window), 1) - window * idx) / idx
+    if version == "v3":
+        past = shift(idx, window)
+        return (idx - past) / past * 100.0
+    raise ValueError(f"unknown BQX version {version!r}")
+
+
+def primary_bqx(idx: np.ndarray, settings: Settings) -> np.ndarray:
+    """The BQX series the technical/REG BQX tables use and the target is built from."""
+    return bqx_series(idx, settings.target_window, settings.bqx_version)
+
+
+def primary_warmup(settings: Settings) -> int:
+    return settings.target_window
+
+
+def names(settings: Settings) -> list[str]:
+    window_names = [f"w{w}_bqx_{s}" for w in settings.bqx_windows for s in STATS]
+    if settings.bqx_version == "v1":
+        agg = [f"agg_bqx_{a}" for a in V1_AGGREGATES]
+    else:
+        agg = [f"bqx_{n}" for n in settings.bqx_v3_windows]
+    return window_names + agg + [f"core_{c}" for c in CORE]
+
+
+def warmup(settings: Settings) -> int:
+    longest = max(*settings.bqx_windows, settings.bqx_agg_window)
+    if settings.bqx_version == "v3":
+        longest = max(longest, *settings.bqx_v3_windows)
+    return max(longest, primary_warmup(settings) + 1)
+
+
+def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
+    """The 40 core BQX features from rate_idx (float64 arrays; the caller stores float32)."""
+    out: dict[str, np.ndarray] = {}
+    momenta = []
+    for w in settings.bqx_windows:
+        past_sum = shift(rolling_sum(idx, w), 1)
+        ret = (past_sum - w * idx) / idx
+        momenta.append(ret / w)
+        out[f"w{w}_bqx_return"] = ret
+        out[f"w{w}_bqx_max"] = (shift(rolling_max(idx, w), 1) - idx) / idx
+        out[f"w{w}_bqx_min"] = (shift(rolling_min(idx, w), 1) - idx) / idx
+        out[f"w{w}_bqx_avg"] = ret / w
+        out[f"w{w}_bqx_stdev"] = shift(rolling_std(idx, w), 1) / idx
+        out[f"w{w}_bqx_endpoint"] = (shift(idx, w) - idx) / idx
+    if settings.bqx_version == "v1":
+        a = settings.bqx_agg_window
+        hi, lo = shift(rolling_max(idx, a), 1), shift(rolling_min(idx, a), 1)
+        mean, sd = shift(rolling_mean(idx, a), 1), shift(rolling_std(idx, a), 1)
+        out["agg_bqx_max"] = (hi - idx) / idx
+        out["agg_bqx_min"] = (lo - idx) / idx
+        out["agg_bqx_range"] = (hi - lo) / idx
+        out["agg_bqx_volatility"] = sd / idx
+        out["agg_bqx_momentum"] = np.mean(momenta, axis=0)
+        out["agg_bqx_position"] = safe_div(idx - lo, hi - lo)
+        out["agg_bqx_zscore"] = safe_div(idx - mean, sd)
+    else:
+        for n in settings.bqx_v3_windows:
+            out[f"bqx_{n}"] = bqx_series(idx, n, "v3")
+    primary = primary_bqx(idx, settings)
+    out["core_rate_idx"] = idx.copy()
+    out["core_idx_ret_1"] = (idx - shift(idx, 1)) / shift(idx, 1)
+    out["core_bqx_primary_d1"] = primary - shift(primary, 1)
+    return out

@@ -1,0 +1,77 @@
+"""REG: rolling quadratic least-squares fits ``y = a x^2 + b x + c`` over trailing windows.
+
+x counts rows inside the window, 0 (oldest) .. W-1 (newest, row t). Fields per window W:
+
+- ``a_coef b_coef c_coef``: the fitted coefficients (per row^2, per row, level)
+- ``a_term = a (W-1)^2``, ``b_term = b (W-1)``: the quadratic and linear parts at the window end
+- ``yhat_end = a_term + b_term + c``: the fit at row t; ``resid_end = y(t) - yhat_end``
+- ``r2`` (NaN for a flat window), ``rmse = sqrt(SSE / W)``
+- ``quad_norm = a_term / sd``, ``lin_norm = b_term / sd`` with sd the window's sample stdev of y
+  (scale-free, so rate_idx and BQX fits compare); ``resid_norm = resid_end / rmse``
+
+The normal equations are solved in the symmetric basis u = (x - m) / m, m = (W-1)/2, whose Gram
+matrix is well conditioned for every window; the window sums are exact causal convolutions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bqx.features.rolling import first_valid, safe_div, window_dot
+
+FIELDS: tuple[str, ...] = (
+    "a_coef", "b_coef", "c_coef", "a_term", "b_term", "r2", "rmse",
+    "yhat_end", "quad_norm", "lin_norm", "resid_end", "resid_norm",
+)
+
+
+def names(windows: tuple[int, ...]) -> list[str]:
+    return [f"w{w}_{f}" for w in windows for f in FIELDS]
+
+
+def warmup(windows: tuple[int, ...]) -> int:
+    return max(windows) - 1
+
+
+def fit_window(y: np.ndarray, window: int) -> dict[str, np.ndarray]:
+    """The 12 REG fields of one trailing window over series y."""
+    start = first_valid(y)
+    anchor = float(y[start]) if start < len(y) else 0.0
+    yc = y - anchor  # causal centring keeps the sums well conditioned; only c shifts
+    m = (window - 1) / 2.0
+    u = (np.arange(window) - m) / m
+    s0, s2, s4 = float(window), float(np.sum(u**2)), float(np.sum(u**4))
+    sy = window_dot(yc, np.ones(window))
+    suy = window_dot(yc, u)
+    su2y = window_dot(yc, u**2)
+    syy = window_dot(yc * yc, np.ones(window))
+    # Gram matrix [[s4, 0, s2], [0, s2, 0], [s2, 0, s0]] solved in closed form.
+    det = s4 * s0 - s2 * s2
+    alpha = (s0 * su2y - s2 * sy) / det
+    beta = suy / s2
+    gamma = (s4 * sy - s2 * su2y) / det
+    sse = np.maximum(syy - (alpha * su2y + beta * suy + gamma * sy), 0.0)
+    sst = np.maximum(syy - sy * sy / s0, 0.0)
+    a = alpha / m**2
+    b = beta / m - 2 * alpha / m
+    c = alpha - beta + gamma + anchor  # value of the fit at x = 0 (u = -1)
+    a_term = a * (window - 1) ** 2
+    b_term = b * (window - 1)
+    yhat_end = a_term + b_term + c
+    rmse = np.sqrt(sse / window)
+    sd = np.sqrt(sst / (window - 1))
+    resid_end = y - yhat_end
+    r2 = 1.0 - safe_div(sse, sst)
+    return {
+        "a_coef": a, "b_coef": b, "c_coef": c, "a_term": a_term, "b_term": b_term, "r2": r2, "rmse": rmse,
+        "yhat_end": yhat_end, "quad_norm": safe_div(a_term, sd), "lin_norm": safe_div(b_term, sd),
+        "resid_end": resid_end, "resid_norm": safe_div(resid_end, rmse),
+    }
+
+
+def compute(y: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for w in windows:
+        for field, values in fit_window(y, w).items():
+            out[f"w{w}_{field}"] = values
+    return out

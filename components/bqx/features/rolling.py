@@ -1,0 +1,118 @@
+"""Causal rolling primitives on 1-D float64 arrays.
+
+Every output at row t depends only on rows <= t; rows without a full window are NaN. Window sums are
+direct convolutions (``np.convolve``), not running cumulative sums, so each value is the exact sum of
+its own window: no drift over long series and no dependence on later rows, even in the last bit.
+Leading NaNs (warm-up of an input series) are allowed; NaNs after the first valid row propagate to
+every window that contains them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from scipy.signal import lfilter
+
+FloatArray = np.ndarray
+
+
+def first_valid(x: FloatArray) -> int:
+    """Index of the first finite value (len(x) if none)."""
+    finite = np.flatnonzero(np.isfinite(x))
+    return int(finite[0]) if finite.size else len(x)
+
+
+def window_dot(x: FloatArray, weights: FloatArray) -> FloatArray:
+    """out[t] = sum_j weights[j] * x[t - W + 1 + j] for a trailing window of W = len(weights) rows."""
+    w = len(weights)
+    out = np.full(len(x), np.nan)
+    if len(x) >= w:
+        out[w - 1:] = np.convolve(x, np.asarray(weights, dtype=np.float64)[::-1], mode="valid")
+    return out
+
+
+def rolling_sum(x: FloatArray, window: int) -> FloatArray:
+    return window_dot(x, np.ones(window))
+
+
+def rolling_mean(x: FloatArray, window: int) -> FloatArray:
+    return rolling_sum(x, window) / window
+
+
+def _anchor(x: FloatArray) -> float:
+    """A causal centring constant: the first finite value (0 if none)."""
+    i = first_valid(x)
+    return float(x[i]) if i < len(x) else 0.0
+
+
+def rolling_var(x: FloatArray, window: int, ddof: int = 1) -> FloatArray:
+    """Rolling variance; the series is shifted by its first value first to keep the sums well conditioned."""
+    y = x - _anchor(x)
+    s1 = rolling_sum(y, window)
+    s2 = rolling_sum(y * y, window)
+    var = (s2 - s1 * s1 / window) / (window - ddof)
+    return np.maximum(var, 0.0)
+
+
+def rolling_std(x: FloatArray, window: int, ddof: int = 1) -> FloatArray:
+    return np.sqrt(rolling_var(x, window, ddof))
+
+
+def _suffix_filter(x: FloatArray, window: int, fn: object) -> FloatArray:
+    """Apply a scipy min/max filter as a trailing window to the valid suffix of x (O(n), any W)."""
+    out = np.full(len(x), np.nan)
+    start = first_valid(x)
+    seg = x[start:]
+    if len(seg) >= window:
+        # scipy centres its window; origin (W - 1) // 2 moves it to rows [t - W + 1, t] for odd and even W.
+        res = fn(seg, size=window, origin=(window - 1) // 2, mode="nearest")  # type: ignore[operator]
+        res[: window - 1] = np.nan
+        out[start:] = res
+    return out
+
+
+def rolling_max(x: FloatArray, window: int) -> FloatArray:
+    return _suffix_filter(x, window, maximum_filter1d)
+
+
+def rolling_min(x: FloatArray, window: int) -> FloatArray:
+    return _suffix_filter(x, window, minimum_filter1d)
+
+
+def ewm(x: FloatArray, alpha: float) -> FloatArray:
+    """Recursive exponential average y_t = alpha x_t + (1 - alpha) y_{t-1}, started at the first valid x."""
+    out = np.full(len(x), np.nan)
+    start = first_valid(x)
+    seg = x[start:]
+    if len(seg):
+        zi = np.array([(1 - alpha) * seg[0]])
+        out[start:], _ = lfilter([alpha], [1.0, -(1 - alpha)], seg, zi=zi)
+    return out
+
+
+def ema(x: FloatArray, span: int) -> FloatArray:
+    return ewm(x, 2.0 / (span + 1))
+
+
+def wilder(x: FloatArray, period: int) -> FloatArray:
+    return ewm(x, 1.0 / period)
+
+
+def shift(x: FloatArray, k: int) -> FloatArray:
+    """x[t - k] (NaN for the first k rows)."""
+    out = np.full(len(x), np.nan)
+    if k < len(x):
+        out[k:] = x[: len(x) - k]
+    return out
+
+
+def diff(x: FloatArray, k: int = 1) -> FloatArray:
+    return x - shift(x, k)
+
+
+def safe_div(num: FloatArray, den: FloatArray) -> FloatArray:
+    """num / den with NaN where den is 0 or not finite (never inf)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.divide(num, den)
+    out[~np.isfinite(out)] = np.nan
+    return out

@@ -1,0 +1,56 @@
+"""A pair's model.tar.gz: ``model.cbm``, ``selection.json`` (ordered features), ``meta.json``
+(catalog version, settings hash, validation residual quantiles). Loading checks all three are there."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED = ("model.cbm", "selection.json", "meta.json")
+
+
+@dataclass
+class LoadedModel:
+    model: object  # catboost.CatBoostRegressor
+    features: list[str]
+    selection: dict
+    meta: dict
+
+    def predict(self, rows: object) -> object:
+        return self.model.predict(rows)  # type: ignore[attr-defined]
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_dir(model_dir: str | Path) -> LoadedModel:
+    from catboost import CatBoostRegressor
+
+    d = Path(model_dir)
+    missing = [f for f in REQUIRED if not (d / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"model at {d} lacks {', '.join(missing)}")
+    model = CatBoostRegressor()
+    model.load_model(str(d / "model.cbm"))
+    selection = json.loads((d / "selection.json").read_text())
+    meta = json.loads((d / "meta.json").read_text())
+    if list(model.feature_names_) != selection["features"]:
+        raise ValueError(f"model at {d}: feature names differ from selection.json")
+    return LoadedModel(model, list(selection["features"]), selection, meta)
+
+
+def load_tarball(path: str | Path) -> LoadedModel:
+    """Unpack model.tar.gz into a temp dir and load it (only regular files at the archive root)."""
+    with tarfile.open(path, "r:gz") as tar, tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:
+        members = [m for m in tar.getmembers() if m.isfile() and "/" not in m.name.strip("./")]
+        tar.extractall(tmp, members=members, filter="data")
+        return load_dir(tmp)

@@ -1,0 +1,113 @@
+"""Quota-aware feature selection: rank candidates by importance, then enforce per-domain minimums.
+
+Importances alone do not balance domains (one run picked 26 idx / 224 bqx), so the quota is explicit:
+take the ``min_idx`` best idx and ``min_bqx`` best bqx candidates, then fill to ``n_select`` by global
+rank. Ties break by name, so the same importances always give the same selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.catalog import DOMAINS, Catalog
+from bqx.config import Settings
+
+
+@dataclass(frozen=True)
+class Quota:
+    n_select: int
+    min_idx: int
+    min_bqx: int
+
+
+def effective_quota(available: dict[str, int], settings: Settings) -> Quota:
+    """The configured quota, scaled to what exists: never more than the candidates of a domain, and the
+    two minimums shrunk proportionally when they exceed the total that can be selected."""
+    n = min(settings.n_select, sum(available.values()))
+    mi = min(settings.min_idx, available.get("idx", 0))
+    mb = min(settings.min_bqx, available.get("bqx", 0))
+    if mi + mb > n:
+        scale = n / (mi + mb)
+        mi, mb = int(mi * scale), int(mb * scale)
+    return Quota(n, mi, mb)
+
+
+def enforce_quota(importance: dict[str, float], domains: dict[str, str], quota: Quota) -> list[str]:
+    """Deterministic selection: domain minimums first, then the best of the rest; ordered by importance."""
+    ranked = sorted(importance, key=lambda c: (-importance[c], c))
+    chosen: list[str] = []
+    taken: set[str] = set()
+    for domain, need in (("idx", quota.min_idx), ("bqx", quota.min_bqx)):
+        picks = [c for c in ranked if domains[c] == domain][:need]
+        chosen += picks
+        taken.update(picks)
+    for c in ranked:
+        if len(chosen) >= quota.n_select:
+            break
+        if c not in taken:
+            chosen.append(c)
+            taken.add(c)
+    return sorted(chosen, key=lambda c: (-importance[c], c))
+
+
+def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int = 2) -> dict[str, float]:
+    """PredictionValuesChange importances of a small CatBoost model (fast, handles NaN natively)."""
+    from catboost import CatBoostRegressor
+
+    model = CatBoostRegressor(iterations=80, depth=5, learning_rate=0.15, border_count=32, random_seed=seed,
+                              thread_count=threads, verbose=False, allow_writing_files=False)
+    model.fit(x, y)
+    return dict(zip(x.columns, (float(v) for v in model.get_feature_importance()), strict=True))
+
+
+def select(train: pd.DataFrame, settings: Settings) -> dict:
+    """Select features from the training split; returns the content of ``selection.json``."""
+    catalog = Catalog(settings)
+    target = settings.target_name
+    candidates = [c for c in train.columns if c != "ts_utc" and not c.startswith("target_")]
+    domains = {c: catalog.domain_of(c) for c in candidates}
+    available = {d: sum(1 for c in candidates if domains[c] == d) for d in DOMAINS}
+    quota = effective_quota(available, settings)
+    rng = np.random.default_rng(settings.seed)
+    n = min(settings.selection_sample_rows, len(train))
+    rows = np.sort(rng.choice(len(train), size=n, replace=False))
+    sample = train.iloc[rows]
+    importance = importance_catboost(sample[candidates], sample[target].to_numpy(), settings.seed,
+                                     settings.train.thread_count)
+    chosen = enforce_quota(importance, domains, quota)
+    return {
+        "features": chosen,
+        "target": target,
+        "domain_counts": {d: sum(1 for c in chosen if domains[c] == d) for d in DOMAINS},
+        "candidates": len(candidates),
+        "available_by_domain": available,
+        "quota": {"n_select": quota.n_select, "min_idx": quota.min_idx, "min_bqx": quota.min_bqx},
+        "importance": {c: importance[c] for c in chosen},
+        "sample_rows": n,
+        "seed": settings.seed,
+        "catalog_version": catalog.version(),
+        "settings_hash": settings.settings_hash(),
+    }
+
+
+def run(candidates_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path) -> dict:
+    """Stage entry: split the candidates, select on the training rows, write ``selection.json`` and
+    ``train/val/test.parquet`` holding only the selected columns plus the target."""
+    from bqx.io import write_json, write_parquet
+    from bqx.splits import split
+
+    frame = pd.read_parquet(Path(candidates_dir) / "candidates.parquet")
+    parts = split(frame, settings)
+    result = select(parts["train"], settings)
+    result["pair"] = pair
+    keep = ["ts_utc", result["target"], *result["features"]]
+    out = Path(out_dir)
+    for name, part in parts.items():
+        write_parquet(part[keep], out / f"{name}.parquet")
+    result["rows"] = {name: len(part) for name, part in parts.items()}
+    write_json(result, out / "selection.json")
+    return result

@@ -1,0 +1,50 @@
+"""Walk-forward train / validation / test splits with a purge gap between them.
+
+Rows are in time order. Between consecutive segments ``gap`` rows are left out, with
+``gap >= max(horizon, longest lag)``: the last training target (which looks ``horizon`` rows ahead)
+ends before the first validation row, and no validation lag reaches back into training rows' targets.
+Rows whose target is NaN (no full future) are dropped first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.lagging import max_lag
+
+
+def purge_rows(settings: Settings) -> int:
+    return max(max(settings.horizons), max_lag(settings))
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    train: tuple[int, int]
+    val: tuple[int, int]
+    test: tuple[int, int]
+    gap: int
+
+
+def bounds(n_rows: int, settings: Settings) -> SplitBounds:
+    gap = purge_rows(settings)
+    usable = n_rows - 2 * gap
+    if usable < 30:
+        raise ValueError(f"{n_rows} rows are too few to split with a {gap}-row purge gap on both sides")
+    n_train = int(usable * settings.train_fraction)
+    n_val = int(usable * settings.val_fraction)
+    tr = (0, n_train)
+    va = (n_train + gap, n_train + gap + n_val)
+    te = (va[1] + gap, n_rows)
+    return SplitBounds(tr, va, te, gap)
+
+
+def split(frame: pd.DataFrame, settings: Settings) -> dict[str, pd.DataFrame]:
+    """Drop rows without a target, then cut train/val/test with purge gaps."""
+    target = settings.target_name
+    clean = frame[frame[target].notna()].reset_index(drop=True)
+    b = bounds(len(clean), settings)
+    return {name: clean.iloc[lo:hi].reset_index(drop=True) for name, (lo, hi) in
+            (("train", b.train), ("val", b.val), ("test", b.test))}

@@ -1,0 +1,1 @@
+"""Training on the SageMaker training contract: one entrypoint, a local and a SageMaker launcher."""

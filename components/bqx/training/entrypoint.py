@@ -1,0 +1,109 @@
+"""``bqx train``: the training entrypoint SageMaker runs in the image (and the local launcher runs too).
+
+Reads channels ``train`` and ``validation`` (Parquet with the selected columns plus the target, and
+``selection.json`` in the train channel) and string hyperparameters; trains CatBoost; writes
+``model.cbm``, ``selection.json`` and ``meta.json`` (catalog version, settings hash, validation
+residual quantiles) to the model dir. On error the reason goes to ``output/failure`` and the exit
+code is 1 (SageMaker: Failed); on success 0 (Completed). SIGTERM (a stopped job) exits cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.training.contract import OptMl
+
+HYPERPARAMETER_TYPES: dict[str, type] = {
+    "iterations": int, "depth": int, "learning_rate": float, "loss_function": str, "thread_count": int,
+    "early_stopping_rounds": int, "random_seed": int,
+}
+
+
+def parse_hyperparameters(raw: dict[str, str]) -> dict[str, object]:
+    """Convert SageMaker's string hyperparameters; unknown names are an error (typos must not pass)."""
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        if key not in HYPERPARAMETER_TYPES:
+            raise ValueError(f"unknown hyperparameter {key!r} (known: {', '.join(sorted(HYPERPARAMETER_TYPES))})")
+        try:
+            out[key] = HYPERPARAMETER_TYPES[key](value)
+        except ValueError as err:
+            raise ValueError(f"hyperparameter {key!r}={value!r}: {err}") from None
+    return out
+
+
+def _read_channel(path: Path, name: str) -> pd.DataFrame:
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"channel {name!r}: no Parquet files in {path}")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def train(opt: OptMl) -> dict:
+    from catboost import CatBoostRegressor
+
+    params = parse_hyperparameters(opt.hyperparameters())
+    selection = json.loads((opt.channel("train") / "selection.json").read_text())
+    features, target = selection["features"], selection["target"]
+    tr = _read_channel(opt.channel("train"), "train")
+    va = _read_channel(opt.channel("validation"), "validation")
+    for name, frame in (("train", tr), ("validation", va)):
+        missing = [c for c in [*features, target] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"channel {name!r} lacks column(s) {missing[:5]}")
+    early = int(params.pop("early_stopping_rounds", 50))
+    model = CatBoostRegressor(**params, verbose=False, allow_writing_files=False)
+    t0 = time.perf_counter()
+    model.fit(tr[features], tr[target], eval_set=(va[features], va[target]), early_stopping_rounds=early,
+              use_best_model=True)
+    seconds = time.perf_counter() - t0
+    resid = va[target].to_numpy() - model.predict(va[features])
+    meta = {
+        "pair": selection.get("pair"),
+        "target": target,
+        "n_features": len(features),
+        "catalog_version": selection["catalog_version"],
+        "settings_hash": selection["settings_hash"],
+        "best_iteration": int(model.get_best_iteration() or 0),
+        "train_rows": len(tr),
+        "validation_rows": len(va),
+        "train_seconds": round(seconds, 3),
+        "validation_residual_quantiles": {q: float(np.quantile(resid, float(q))) for q in ("0.05", "0.5", "0.95")},
+        "hyperparameters": opt.hyperparameters(),
+    }
+    opt.model_dir.mkdir(parents=True, exist_ok=True)
+    model.save_model(str(opt.model_dir / "model.cbm"))
+    (opt.model_dir / "selection.json").write_text(json.dumps(selection, indent=2))
+    (opt.model_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(143)
+
+
+def main() -> int:
+    opt = OptMl.from_env()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        meta = train(opt)
+    except Exception as err:  # the contract: a reason in output/failure, non-zero exit
+        opt.output_dir.mkdir(parents=True, exist_ok=True)
+        opt.failure_file.write_text(f"{type(err).__name__}: {err}"[:1000])
+        traceback.print_exc()
+        return 1
+    print(json.dumps({"status": "Completed", "best_iteration": meta["best_iteration"],
+                      "train_seconds": meta["train_seconds"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

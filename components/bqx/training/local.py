@@ -1,0 +1,55 @@
+"""Local training backend: lay out a temp dir like /opt/ml, run ``bqx train`` in a subprocess, tar the
+model dir into model.tar.gz exactly as SageMaker does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from bqx.training.contract import OptMl
+
+
+class TrainingFailed(RuntimeError):
+    pass
+
+
+def hyperparameters_for(train_settings: dict[str, object], seed: int) -> dict[str, str]:
+    """SageMaker passes hyperparameters as strings; so do we, locally."""
+    return {**{k: str(v) for k, v in train_settings.items()}, "random_seed": str(seed)}
+
+
+def make_model_tarball(model_dir: Path, out_path: Path) -> Path:
+    """model.tar.gz with the model dir's files at the archive root (SageMaker's layout)."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for f in sorted(model_dir.iterdir()):
+            tar.add(f, arcname=f.name)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_tarball: Path,
+                timeout_s: float = 3600) -> dict:
+    """Run the training entrypoint against a temp /opt/ml tree; return meta.json; raise on failure."""
+    with tempfile.TemporaryDirectory(prefix="bqx-opt-ml-") as root:
+        opt = OptMl(Path(root))
+        opt.config_dir.mkdir(parents=True)
+        opt.hyperparameters_file.write_text(json.dumps(hyperparameters))
+        for name, src in channels.items():
+            shutil.copytree(src, opt.channel(name))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
+        env["BQX_OPT_ML"] = root
+        proc = subprocess.run([sys.executable, "-m", "bqx.training.entrypoint"], env=env, capture_output=True,
+                              text=True, timeout=timeout_s)
+        if proc.returncode != 0:
+            reason = opt.failure_file.read_text() if opt.failure_file.exists() else proc.stderr[-2000:]
+            raise TrainingFailed(f"training failed (exit {proc.returncode}): {reason}")
+        make_model_tarball(opt.model_dir, out_tarball)
+        return json.loads((opt.model_dir / "meta.json").read_text())

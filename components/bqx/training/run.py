@@ -1,0 +1,37 @@
+"""The train stage for one pair: launch training on a backend, then evaluate on the test split."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.model_package import load_tarball
+from bqx.training.evaluate import evaluate
+from bqx.training.local import hyperparameters_for, train_local
+
+
+def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local") -> dict:
+    """Train from a select-stage dataset dir (train/val/test Parquet + selection.json); returns
+    ``{"meta": ..., "metrics": ...}`` with test metrics next to the zero baseline."""
+    if backend != "local":
+        raise ValueError(f"training backend {backend!r} is not available here (local)")
+    d = Path(dataset_dir)
+    with tempfile.TemporaryDirectory(prefix="bqx-channels-") as tmp:
+        channels = {}
+        for channel, split_name in (("train", "train"), ("validation", "val")):
+            cdir = Path(tmp) / channel
+            cdir.mkdir()
+            shutil.copyfile(d / f"{split_name}.parquet", cdir / f"{split_name}.parquet")
+            channels[channel] = cdir
+        shutil.copyfile(d / "selection.json", channels["train"] / "selection.json")
+        hp = hyperparameters_for(dataclasses.asdict(settings.train), settings.seed)
+        meta = train_local(channels, hp, Path(out_tarball))
+    loaded = load_tarball(out_tarball)
+    test = pd.read_parquet(d / "test.parquet")
+    metrics = evaluate(test[loaded.selection["target"]].to_numpy(), loaded.predict(test[loaded.features]))
+    return {"meta": meta, "metrics": metrics}
