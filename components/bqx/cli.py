@@ -1,0 +1,184 @@
+"""The ``bqx`` command line.
+
+    bqx run --local          the whole pipeline on this machine (kfp.local), on the seeded sample by default
+    bqx sample-data          write the seeded synthetic bars for the 28 pairs
+    bqx validate PATH        check bar files; exit 1 with the file, pair, row and field of the first problem
+    bqx plan                 feature counts from the catalog and the settings
+    bqx compile              write the pipeline's KFP IR YAML
+    bqx train                the SageMaker training entrypoint (reads /opt/ml)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bqx.config import Settings
+from bqx.pairs import PAIRS
+
+DEFAULT_SAMPLE_PAIRS = ("eurusd", "gbpusd", "usdjpy", "audusd")
+DEFAULT_SAMPLE_DAYS = 10
+
+
+def _pairs(text: str | None, default: tuple[str, ...]) -> list[str]:
+    if not text:
+        return list(default)
+    if text == "all":
+        return list(PAIRS)
+    from bqx.pairs import normalise_pair
+
+    return [normalise_pair(p) for p in text.split(",") if p.strip()]
+
+
+def _settings(path: str | None) -> Settings:
+    return Settings.load(path) if path else Settings()
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from bqx.sample import write_sample
+
+    pairs = _pairs(args.pairs, PAIRS)
+    paths = write_sample(args.out, pairs, days=args.days, seed=args.seed, fmt=args.format, start=args.start)
+    print(f"wrote {len(paths)} bar files ({args.days} trading days each, seed {args.seed}) to {Path(args.out).resolve()}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bqx.ingest import load_pairs
+
+    bars = load_pairs(args.path)
+    for pair, df in bars.items():
+        print(f"{pair}: {len(df):,} bars, {df['ts_utc'].iloc[0]} .. {df['ts_utc'].iloc[-1]}, ok")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bqx.local_run import run_local
+    from bqx.sample import write_sample
+
+    if not args.local:
+        print("only the local backend runs from this command; submit to a cluster with the compiled YAML "
+              "(see README). Running locally.", file=sys.stderr)
+    settings = _settings(args.settings)
+    out = Path(args.out).resolve()
+    if args.bars:
+        source = Path(args.bars)
+        pairs = _pairs(args.pairs, settings.pairs)
+    else:
+        pairs = _pairs(args.pairs, DEFAULT_SAMPLE_PAIRS)
+        source = out / "sample_bars"
+        write_sample(source, pairs, days=args.days, seed=settings.seed)
+        print(f"sample: {len(pairs)} pairs x {args.days} trading days of seeded synthetic bars in {source}")
+    print(f"running bqx-train locally (kfp.local, subprocess runner) for {', '.join(pairs)}; logs: {out / 'run.log'}")
+    result = run_local(source, out, settings, pairs)
+    print(summary_text(result))
+    return 0
+
+
+def summary_text(result: object) -> str:
+    """Where every output went, with the headline numbers."""
+    from bqx.local_run import LocalRunResult
+
+    assert isinstance(result, LocalRunResult)
+    lines = [f"\nfinished in {result.seconds:.0f} s; outputs under the run directory {result.run_dir}/"]
+
+    def rel(uri: str) -> str:
+        return str(Path(uri).relative_to(result.run_dir))
+
+    ingest = result.find("ingest-bars")[0]
+    lines.append(f"  bars (validated)       {rel(ingest.artifacts['bars']['uri'])}")
+    by_pair: dict[str, dict[str, dict]] = {}
+    for task in result.tasks:
+        if task.pair:
+            by_pair.setdefault(task.pair, {}).update(task.artifacts)
+    for pair, arts in sorted(by_pair.items()):
+        m = arts["metrics"]["metadata"] if "metrics" in arts else {}
+        lines.append(f"  {pair}")
+        for name, label in (("features", "features"), ("candidates", "candidates"), ("dataset", "train/val/test"),
+                            ("model", "model.tar.gz"), ("report", "drift report (HTML)"), ("summary", "drift summary")):
+            if name in arts:
+                lines.append(f"    {label:<20} {rel(arts[name]['uri'])}")
+        if "model_rmse" in m:
+            lines.append(f"    test RMSE {m['model_rmse']:.4g} vs zero baseline {m['baseline_zero_rmse']:.4g}; "
+                         f"direction {m['model_directional_accuracy']:.1%}")
+    deploy = result.find("deploy-models")
+    if deploy:
+        lines.append(f"  model repository       {rel(deploy[0].artifacts['repository']['uri'])}")
+    lines.append(f"  log                    {result.log_path}")
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from bqx.plan import plan_text
+
+    print(plan_text(_settings(args.settings).replace(profile=args.profile)))
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from bqx.compile import compile_pipeline
+
+    path = compile_pipeline(args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bqx.training.entrypoint import main as train_main
+
+    return train_main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bqx", description="bqx-ml: FX forecasting pipeline (KFP v2, SageMaker)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the whole pipeline (locally through kfp.local)")
+    p.add_argument("--local", action="store_true", help="run on this machine through kfp.local (the default)")
+    p.add_argument("--bars", help="directory of bar files; default: the seeded synthetic sample")
+    p.add_argument("--pairs", help="comma-separated pairs or 'all' (sample default: "
+                                   f"{','.join(DEFAULT_SAMPLE_PAIRS)})")
+    p.add_argument("--days", type=int, default=DEFAULT_SAMPLE_DAYS, help="trading days of sample bars")
+    p.add_argument("--out", default="bqx-out", help="output directory (default ./bqx-out)")
+    p.add_argument("--settings", help="settings JSON file")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sample-data", help="write seeded synthetic 1-minute bars")
+    p.add_argument("--out", default="sample_bars")
+    p.add_argument("--pairs", help="comma-separated pairs or 'all' (default all 28)")
+    p.add_argument("--days", type=int, default=DEFAULT_SAMPLE_DAYS)
+    p.add_argument("--start", default="2024-07-01")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("validate", help="validate bar files (Parquet, CSV, HistData, OANDA JSON)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="feature counts from the catalog and settings")
+    p.add_argument("--settings")
+    p.add_argument("--profile", choices=("full", "base"), default="full")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")
+    p.add_argument("--out", default="pipelines/bqx_pipeline.yaml")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("train", help="SageMaker training entrypoint (reads /opt/ml or BQX_OPT_ML)")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"bqx {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Container image references of the stage images (one per KFP stage, built from images/)."""
+
+from __future__ import annotations
+
+from bqx import __version__
+
+REGISTRY = "ghcr.io/bqx-ml"
+TAG = __version__
+STAGES: tuple[str, ...] = ("ingest", "extract", "lag", "select", "train", "deploy", "drift")
+
+
+def image(stage: str, registry: str = REGISTRY, tag: str = TAG) -> str:
+    if stage not in STAGES and stage != "serve":
+        raise ValueError(f"no image for stage {stage!r}")
+    return f"{registry}/bqx-{stage}:{tag}"

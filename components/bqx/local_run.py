@@ -1,0 +1,131 @@
+"""``bqx run --local``: the whole pipeline on this machine through ``kfp.local.SubprocessRunner``.
+
+Every stage runs as the same KFP component it is on a cluster, in a subprocess of this Python (no
+venv, no containers). The tasks' own logs go to ``{out}/run.log``; the terminal gets one line per
+stage as it starts and ends, and at the end where every output went.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import time
+import warnings
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+from bqx.config import Settings
+from bqx.progress import MARK
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PROGRESS_MARK = MARK  # stages print one line with this mark when they finish (bqx.progress.say)
+_END = re.compile(r"Task '?(?P<task>[\w\-]+)'? finished with status (?P<status>\w+)")
+
+
+class _ProgressTee(io.TextIOBase):
+    """Write everything to the log; echo stage progress lines and failed tasks to the terminal."""
+
+    def __init__(self, log: io.TextIOBase, term: io.TextIOBase, t0: float) -> None:
+        self.log, self.term, self.t0 = log, term, t0
+        self.buf = ""
+        self.failed: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.log.write(s)
+        self.buf += s
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            self._scan(_ANSI.sub("", line))
+        return len(s)
+
+    def _scan(self, line: str) -> None:
+        elapsed = f"[{time.perf_counter() - self.t0:6.1f}s]"
+        if (m := _END.search(line)) and m["status"] != "SUCCESS":
+            self.failed.append(m["task"])
+            self.term.write(f"{elapsed} FAILED {m['task']}\n")
+        elif PROGRESS_MARK in line:
+            self.term.write(f"{elapsed} {line.split(PROGRESS_MARK, 1)[1].strip()}\n")
+        else:
+            return
+        self.term.flush()
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
+@dataclass
+class TaskOutputs:
+    task: str  # e.g. "ingest-bars" or "for-loop-1-iteration-0/train-model"
+    artifacts: dict[str, dict]  # output name -> {"uri": ..., "metadata": {...}}
+
+    @property
+    def pair(self) -> str | None:
+        for art in self.artifacts.values():
+            if "pair" in art["metadata"]:
+                return str(art["metadata"]["pair"])
+        return None
+
+
+@dataclass
+class LocalRunResult:
+    run_dir: Path
+    log_path: Path
+    seconds: float
+    tasks: list[TaskOutputs]
+
+    def find(self, task: str) -> list[TaskOutputs]:
+        """Outputs of every execution of a task (one per pair inside the ParallelFor)."""
+        return [t for t in self.tasks if t.task.rsplit("/", 1)[-1] == task]
+
+
+def read_outputs(run_dir: Path) -> list[TaskOutputs]:
+    """Every task's output artifacts (URI and metadata, metrics included) from its executor_output.json."""
+    tasks = []
+    for f in sorted(run_dir.rglob("executor_output.json")):
+        doc = json.loads(f.read_text())
+        arts = {name: {"uri": a["artifacts"][0]["uri"], "metadata": a["artifacts"][0].get("metadata", {})}
+                for name, a in doc.get("artifacts", {}).items() if a.get("artifacts")}
+        tasks.append(TaskOutputs(str(f.parent.relative_to(run_dir)), arts))
+    return tasks
+
+
+def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs: list[str] | None = None,
+              echo: io.TextIOBase | None = None) -> LocalRunResult:
+    """Run the pipeline through kfp.local; raise RuntimeError naming the failed task(s) and the log."""
+    from kfp import local
+
+    from bqx.pipeline import PIPELINE_NAME, bqx_pipeline
+
+    term = echo or sys.stdout
+    out = Path(out_dir).resolve()
+    root = out / "pipeline_root"
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = out / "run.log"
+    pairs = list(pairs or settings.pairs)
+    before = set(root.iterdir())
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        tee = _ProgressTee(log, term, t0)
+        with warnings.catch_warnings(), redirect_stdout(tee):
+            # kfp warns that our stage images are not python:* images; here they run in this Python.
+            warnings.filterwarnings("ignore", message="You may be attemping to run a task")
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
+            runner = local.SubprocessRunner(use_venv=False)
+            local.init(runner=runner, pipeline_root=str(root), raise_on_error=False)
+            bqx_pipeline(source=str(Path(source).resolve()), pairs=pairs, settings_json=settings.to_json())
+    seconds = time.perf_counter() - t0
+    new_runs = sorted((p for p in set(root.iterdir()) - before if p.name.startswith(PIPELINE_NAME)),
+                      key=lambda p: p.stat().st_mtime)
+    if tee.failed or not new_runs:
+        failed = ", ".join(tee.failed) or "the pipeline"
+        raise RuntimeError(f"{failed} failed; see {log_path} (last lines below)\n" + _tail(log_path))
+    run_dir = new_runs[-1]
+    return LocalRunResult(run_dir, log_path, seconds, read_outputs(run_dir))
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    text = _ANSI.sub("", path.read_text(errors="replace")).splitlines()
+    return "\n".join(text[-lines:])

@@ -1,0 +1,42 @@
+"""The bqx-ml training pipeline: ingest -> per pair (extract -> lag -> select -> train, drift) -> deploy.
+
+(No ``from __future__ import annotations`` here or in stages.py: KFP reads the annotations at runtime.)
+"""
+
+
+from typing import List  # noqa: UP035
+
+from kfp import dsl
+
+from bqx import stages
+from bqx.pairs import PAIRS
+
+PIPELINE_NAME = "bqx-train"
+PARALLELISM = 8  # pairs processed at once on a cluster (kfp.local caps itself at 2)
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="FX forecasting: rate_idx/BQX features, one CatBoost model per pair, "
+                                              "multi-model deployment, rate_idx/BQX drift.")
+def bqx_pipeline(
+    source: str,
+    pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
+    settings_json: str = "{}",
+    train_backend: str = "local",
+    deploy_backend: str = "local",
+) -> dsl.Model:
+    ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
+    with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
+        extract = stages.extract_features(bars=ingest.outputs["bars"], pair=pair, settings_json=settings_json)
+        extract.set_display_name("extract")
+        lag = stages.lag_features(features=extract.outputs["features"], pair=pair, settings_json=settings_json)
+        lag.set_display_name("lag")
+        select = stages.select_features(candidates=lag.outputs["candidates"], pair=pair, settings_json=settings_json)
+        select.set_display_name("select")
+        train = stages.train_model(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json,
+                                   backend=train_backend)
+        train.set_display_name("train")
+        drift = stages.drift_report(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json)
+        drift.set_display_name("drift")
+    deploy = stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend)
+    deploy.set_display_name("deploy")
+    return deploy.outputs["repository"]

@@ -1,0 +1,18 @@
+"""Small Markdown reports the stages attach to the KFP UI."""
+
+from __future__ import annotations
+
+
+def ingest_markdown(summary: dict[str, dict]) -> str:
+    lines = ["# Ingested bars", "", "| pair | rows | first | last | columns |", "|---|---:|---|---|---|"]
+    for pair, info in sorted(summary.items()):
+        lines.append(f"| {pair} | {info['rows']:,} | {info['first']} | {info['last']} | {', '.join(info['columns'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def deploy_markdown(manifest: dict) -> str:
+    lines = ["# Model repository", "", "| pair | target model | bytes | sha256 | catalog |", "|---|---|---:|---|---|"]
+    for pair, e in manifest["models"].items():
+        lines.append(f"| {pair} | {e['target_model']} | {e['bytes']:,} | {e['sha256'][:12]} | {e['catalog_version']} |")
+    changed = ", ".join(manifest["changed"]) or "none (already deployed)"
+    return "\n".join(lines) + f"\n\nChanged: {changed}\n"

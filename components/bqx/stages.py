@@ -1,0 +1,151 @@
+"""The KFP components: one thin, typed ``@dsl.component`` per stage over the library functions.
+
+Each runs in its stage image (kfp and bqx baked in, nothing installed at run time), so the function
+bodies only import bqx, call the stage's library entry and record artifacts and metrics. Settings
+travel as one JSON string (``{}`` = defaults) so every stage sees the same, hashable settings.
+"""
+
+
+from typing import List  # noqa: UP035  (KFP reads typing.List annotations)
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
+
+from bqx.images import image
+
+
+@dsl.component(base_image=image("ingest"), install_kfp_package=False)
+def ingest_bars(source: str, pairs: List[str], bars: Output[Dataset], report: Output[Markdown]):  # noqa: UP006
+    """Validate and normalise the bars of every pair (nothing is published if one file is bad)."""
+    from bqx.ingest import ingest
+    from bqx.reports import ingest_markdown
+
+    from bqx.progress import say
+
+    summary = ingest(source, bars.path, pairs)
+    bars.metadata["pairs"] = sorted(summary)
+    say("ingest", "all", f"{len(summary)} pairs, {sum(v['rows'] for v in summary.values()):,} bars validated")
+    with open(report.path, "w") as fh:
+        fh.write(ingest_markdown(summary))
+
+
+@dsl.component(base_image=image("extract"), install_kfp_package=False)
+def extract_features(bars: Input[Dataset], pair: str, settings_json: str, features: Output[Dataset]):
+    """Compute every catalog table of one pair from its bars (float32, warm-up dropped)."""
+    from bqx.config import Settings
+    from bqx.extract import run
+
+    from bqx.progress import say
+
+    summary = run(bars.path, pair, Settings.from_json(settings_json), features.path)
+    features.metadata.update(summary)
+    say("extract", pair, f"{summary['rows']:,} rows x {summary['features']} features")
+
+
+@dsl.component(base_image=image("lag"), install_kfp_package=False)
+def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]):
+    """Add the catalog's lagged copies: the candidate set of one pair."""
+    from bqx.config import Settings
+    from bqx.lagging import run
+
+    from bqx.progress import say
+
+    summary = run(features.path, Settings.from_json(settings_json), candidates.path)
+    candidates.metadata.update({"pair": pair, **summary})
+    say("lag", pair, f"{summary['candidates']} candidates")
+
+
+@dsl.component(base_image=image("select"), install_kfp_package=False)
+def select_features(candidates: Input[Dataset], pair: str, settings_json: str, dataset: Output[Dataset],
+                    metrics: Output[Metrics]):
+    """Split with purge gaps, select features under the domain quota, write train/val/test."""
+    from bqx.config import Settings
+    from bqx.selection import run
+
+    result = run(candidates.path, pair, Settings.from_json(settings_json), dataset.path)
+    dataset.metadata.update({"pair": pair, "rows": result["rows"], "domain_counts": result["domain_counts"]})
+    for domain, count in result["domain_counts"].items():
+        metrics.log_metric(f"selected_{domain}", count)
+    metrics.log_metric("candidates", result["candidates"])
+    from bqx.progress import say
+
+    counts = result["domain_counts"]
+    say("select", pair, f"{len(result['features'])} of {result['candidates']} (idx {counts['idx']}, "
+        f"bqx {counts['bqx']}, cross {counts['cross']})")
+
+
+@dsl.component(base_image=image("train"), install_kfp_package=False)
+def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
+                metrics: Output[Metrics]):
+    """Train one pair's CatBoost model on the SageMaker training contract; evaluate on the test split."""
+    import os
+
+    from bqx.config import Settings
+    from bqx.training.run import train_pair
+
+    os.makedirs(model.path, exist_ok=True)
+    result = train_pair(dataset.path, Settings.from_json(settings_json), os.path.join(model.path, "model.tar.gz"),
+                        backend)
+    model.metadata.update({"pair": pair, **{k: result["meta"][k] for k in ("catalog_version", "settings_hash",
+                                                                           "n_features", "best_iteration")}})
+    for name, value in result["metrics"].items():
+        metrics.log_metric(name, value)
+    from bqx.progress import say
+
+    m = result["metrics"]
+    say("train", pair, f"test RMSE {m['model_rmse']:.4g} (zero baseline {m['baseline_zero_rmse']:.4g}), "
+        f"direction {m['model_directional_accuracy']:.1%}")
+
+
+@dsl.component(base_image=image("deploy"), install_kfp_package=False)
+def deploy_models(models: Input[List[Model]], backend: str, repository: Output[Model],  # noqa: UP006
+                  report: Output[Markdown]):
+    """Publish every pair's model.tar.gz under one prefix (the multi-model endpoint layout)."""
+    import os
+    from pathlib import Path
+
+    from bqx.deploy import ModelRef, deploy_local
+    from bqx.reports import deploy_markdown
+
+    if backend != "local":
+        raise ValueError(f"deploy backend {backend!r} is not available here (local)")
+    refs = [ModelRef(m.metadata["pair"], Path(m.path) / "model.tar.gz", dict(m.metadata)) for m in models]
+    os.makedirs(repository.path, exist_ok=True)
+    manifest = deploy_local(refs, repository.path)
+    repository.metadata["pairs"] = sorted(manifest["models"])
+    with open(report.path, "w") as fh:
+        fh.write(deploy_markdown(manifest))
+    from bqx.progress import say
+
+    say("deploy", "all", f"{len(manifest['models'])} models in {repository.path}")
+
+
+@dsl.component(base_image=image("drift"), install_kfp_package=False)
+def drift_report(dataset: Input[Dataset], pair: str, settings_json: str, report: Output[HTML],
+                 summary: Output[Dataset], metrics: Output[Metrics]):
+    """Evidently drift of the selected features, training rows vs test rows, rate_idx and BQX apart."""
+    import json
+    import os
+
+    import pandas as pd
+
+    from bqx.config import Settings
+    from bqx.drift import run_drift
+    from bqx.io import write_json
+
+    settings = Settings.from_json(settings_json)
+    with open(os.path.join(dataset.path, "selection.json")) as fh:
+        features = json.load(fh)["features"]
+    reference = pd.read_parquet(os.path.join(dataset.path, "train.parquet"))
+    current = pd.read_parquet(os.path.join(dataset.path, "test.parquet"))
+    result = run_drift(reference, current, features, settings, report.path)
+    write_json({"pair": pair, **result}, summary.path)
+    for domain, info in result["domains"].items():
+        metrics.log_metric(f"drift_share_{domain}", info["share"])
+        metrics.log_metric(f"drifted_{domain}", info["drifted"])
+        summary.metadata[f"status_{domain}"] = info["status"]
+    summary.metadata["pair"] = pair
+    from bqx.progress import say
+
+    say("drift", pair, ", ".join(f"{i['title']} {i['share']:.0%} drifted ({i['status']})"
+                                 for i in result["domains"].values()))
