@@ -35,7 +35,7 @@ WARMUP = 3 * EMA_SPANS_MAX  # rows for the longest EMA to forget its start (e^-6
 def rsi(x: np.ndarray, n: int) -> np.ndarray:
     d = diff(x)
     up, down = wilder(np.maximum(d, 0.0), n), wilder(np.maximum(-d, 0.0), n)
-    return 100.0 - 100.0 / (1.0 + safe_div(up, down))
+    return 100.0 * safe_div(up, up + down)  # = 100 - 100 / (1 + up/down); 100 with no losses
 
 
 def _macd(x: np.ndarray, fast: int, slow: int, signal: int) -> Block:

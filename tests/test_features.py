@@ -1,0 +1,136 @@
+"""Feature math against independent references, and causality of every computed table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bqx.config import Settings
+from bqx.extract import compute_tables, pair_inputs
+from bqx.features import bqx_core, reg, technical
+from bqx.features.rolling import rolling_std
+
+RTOL = 1e-6
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float = RTOL, atol: float = 1e-12) -> None:
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def idx() -> np.ndarray:
+    rng = np.random.default_rng(11)
+    return 100 * np.exp(np.cumsum(rng.standard_normal(1500) * 1e-4))
+
+
+def test_bqx_v1_matches_direct_loops(idx):
+    s = Settings()
+    out = bqx_core.compute(idx, s)
+    for w in s.bqx_windows:
+        for t in (w, 400, len(idx) - 1):
+            d = np.array([(idx[t - i] - idx[t]) / idx[t] for i in range(1, w + 1)])
+            _close(out[f"w{w}_bqx_return"][t], d.sum())
+            _close(out[f"w{w}_bqx_max"][t], d.max())
+            _close(out[f"w{w}_bqx_min"][t], d.min())
+            _close(out[f"w{w}_bqx_avg"][t], d.mean())
+            _close(out[f"w{w}_bqx_stdev"][t], np.std(idx[t - w:t], ddof=1) / idx[t])
+            _close(out[f"w{w}_bqx_endpoint"][t], d[-1])
+        assert np.isnan(out[f"w{w}_bqx_return"][w - 1])
+
+
+def test_bqx_v3_and_primary_series(idx):
+    s = Settings(bqx_version="v3", bqx_v3_windows=(45, 90, 180, 360, 720, 1440, 1441))
+    out = bqx_core.compute(idx, s)
+    t = 1460
+    _close(out["bqx_90"][t], (idx[t] - idx[t - 90]) / idx[t - 90] * 100)
+    prim = bqx_core.primary_bqx(idx, s)
+    _close(prim[t], (idx[t] - idx[t - 60]) / idx[t - 60] * 100)
+    assert len(bqx_core.names(s)) == 40
+
+
+def test_reg_matches_polyfit(idx):
+    w = 90
+    f = reg.fit_window(idx, w)
+    x = np.arange(w)
+    for t in (w - 1, 700, len(idx) - 1):
+        y = idx[t - w + 1:t + 1]
+        a, b, c = np.polyfit(x, y, 2)
+        fit = np.polyval([a, b, c], x)
+        sse, sst = np.sum((y - fit) ** 2), np.sum((y - y.mean()) ** 2)
+        _close(f["a_coef"][t], a, rtol=1e-5)  # the curvature of a near-linear path is tiny: looser
+        _close(f["b_coef"][t], b, rtol=1e-5)
+        _close(f["c_coef"][t], c)
+        _close(f["yhat_end"][t], fit[-1])
+        _close(f["r2"][t], 1 - sse / sst)
+        _close(f["rmse"][t], np.sqrt(sse / w), rtol=1e-5)
+        _close(f["resid_end"][t], y[-1] - fit[-1], rtol=1e-4, atol=1e-10)
+    assert np.isnan(f["a_coef"][w - 2])
+
+
+def test_technical_matches_pandas_references(idx):
+    x = pd.Series(idx)
+    out = technical.compute(idx)
+    d = x.diff()
+    up = d.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
+    down = (-d).clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
+    _close(out["rsi_14"][1:], (100 - 100 / (1 + up / down)).to_numpy()[1:])
+    macd = x.ewm(span=12, adjust=False).mean() - x.ewm(span=26, adjust=False).mean()
+    _close(out["macd_12_26_9"], macd.to_numpy())
+    _close(out["macd_signal_12_26_9"], macd.ewm(span=9, adjust=False).mean().to_numpy())
+    lo, hi = x.rolling(14).min(), x.rolling(14).max()
+    _close(out["stoch_k_14"], (100 * (x - lo) / (hi - lo)).to_numpy())
+    _close(out["willr_28"], (-100 * (x.rolling(28).max() - x) / (x.rolling(28).max() - x.rolling(28).min())).to_numpy())
+    _close(out["sma_dist_50"], (x - x.rolling(50).mean()).to_numpy(), rtol=1e-5, atol=1e-9)
+    _close(out["zscore_60"], ((x - x.rolling(60).mean()) / x.rolling(60).std()).to_numpy(), rtol=1e-5)
+    tp = x.rolling(20)
+    mad = tp.apply(lambda v: np.mean(np.abs(v - v.mean())), raw=True)
+    _close(out["cci_20"], ((x - tp.mean()) / (0.015 * mad)).to_numpy(), rtol=1e-5)
+    t = 500  # aroon: rows since the 25+1-row high, by a direct loop
+    since = 25 - int(np.argmax(idx[t - 25:t + 1][::-1] == idx[t - 25:t + 1].max()))
+    _close(out["aroon_up_25"][t], 100.0 * since / 25)
+    _close(rolling_std(idx, 30), x.rolling(30).std().to_numpy(), rtol=1e-6)
+    assert len(out) == 56
+
+
+@pytest.mark.parametrize("version", ["v1", "v3"])
+def test_every_computed_table_is_causal(bars_2d, version):
+    """Change every bar after row t: no feature at rows <= t may move (bit for bit)."""
+    s = Settings(bqx_version=version, bqx_v3_windows=(45, 90, 180, 360, 720, 1000, 1200))
+    bars = bars_2d["eurusd"]
+    t = 2000
+    _, inputs = pair_inputs(bars, s)
+    base = compute_tables(inputs, s)
+    shocked = bars.copy()
+    rng = np.random.default_rng(0)
+    factor = np.exp(rng.standard_normal(len(bars) - t - 1) * 0.01)
+    for col in ("open", "high", "low", "close"):
+        shocked.loc[t + 1:, col] = shocked.loc[t + 1:, col].to_numpy() * factor
+    _, inputs2 = pair_inputs(shocked, s)
+    moved = compute_tables(inputs2, s)
+    for table, block in base.items():
+        for name, values in block.items():
+            np.testing.assert_array_equal(values[: t + 1], moved[table][name][: t + 1], err_msg=f"{table}.{name}")
+            assert not np.array_equal(values[t + 1:], moved[table][name][t + 1:], equal_nan=True) or \
+                np.isnan(values).all(), f"{table}.{name} ignores the bars it should use"
+
+
+def test_no_all_nan_column_after_warmup(bars_2d, settings, tmp_path):
+    from bqx.extract import extract_pair
+
+    wide = extract_pair(bars_2d["usdjpy"], "usdjpy", settings, tmp_path)
+    feats = wide.drop(columns=["ts_utc", settings.target_name])
+    assert (feats.dtypes == np.float32).all()
+    all_nan = [c for c in feats.columns if feats[c].isna().all()]
+    assert not all_nan
+    mostly = feats.iloc[:-1].isna().mean()
+    assert mostly.max() < 0.01, mostly.idxmax()  # warm-up dropped: (almost) no NaN left
+    tables = sorted(p.name for p in (tmp_path / "tables").iterdir())
+    assert "reg_idx_usdjpy.parquet" in tables and "technical_bqx_usdjpy.parquet" in tables
+
+
+def test_target_is_future_bqx_and_trailing_rows_are_nan(idx, settings):
+    from bqx.targets import compute
+
+    tgt = compute(idx, settings)[settings.target_name]
+    series = bqx_core.bqx_series(idx, 60, "v1")
+    _close(tgt[100], series[160])
+    assert np.isnan(tgt[-60:]).all() and np.isfinite(tgt[-61])
