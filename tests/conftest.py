@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from bqx.config import Settings
 from bqx.sample import generate
 

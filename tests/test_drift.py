@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from bqx.config import Settings
 from bqx.drift import run_drift
 
@@ -26,4 +25,5 @@ def test_drift_in_one_domain_is_flagged_there_only(shifted, still, tmp_path):
     assert d[still]["share"] == 0.0 and d[still]["status"] == "ok"
     assert {d["idx"]["title"], d["bqx"]["title"]} == {"rate_idx", "BQX"}
     html = (tmp_path / "r.html").read_text()
+    assert "<h2>rate_idx features</h2>" in html and "<h2>BQX features</h2>" in html
     assert "bqx.w15_bqx_return" in html and "reg_idx.w60_r2" in html

@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from bqx.catalog import Catalog
 from bqx.config import Settings
 from bqx.lagging import add_lags, max_lag

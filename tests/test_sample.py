@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-
 from bqx.pairs import PAIRS, split_pair
 from bqx.sample import generate
 

@@ -40,7 +40,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     pairs = _pairs(args.pairs, PAIRS)
     paths = write_sample(args.out, pairs, days=args.days, seed=args.seed, fmt=args.format, start=args.start)
-    print(f"wrote {len(paths)} bar files ({args.days} trading days each, seed {args.seed}) to {Path(args.out).resolve()}")
+    where = Path(args.out).resolve()
+    print(f"wrote {len(paths)} bar files ({args.days} trading days each, seed {args.seed}) to {where}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Drift of the selected features, reference (training rows) vs current, per domain.
 
 rate_idx (``idx``) and BQX (``bqx``) features are reported separately, with ``cross`` as a third group
-when selected: one Evidently report with a DataDriftPreset section per domain (HTML for people), and a
+when selected: one Evidently report per domain, shown as one HTML page with a section each, and a
 machine-readable summary (share of drifted features per domain, each feature's score, method and
 threshold, a status from the configured shares). Evidently picks each column's method (normed
 Wasserstein with threshold 0.1 beyond 1,000 reference rows); distances drift at or above the
@@ -10,6 +10,7 @@ threshold, p-values below it.
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
+from bqx.io import write_text
 
 DOMAIN_TITLES = {"idx": "rate_idx", "bqx": "BQX", "cross": "cross"}
 _VALUE_DRIFT = re.compile(r"ValueDrift\(column=(?P<col>.+),method=(?P<method>.+),threshold=(?P<thr>[0-9.eE+-]+)\)$")
@@ -43,9 +45,25 @@ def status_of(share: float, settings: Settings) -> str:
     return "ok"
 
 
+def _domain_page(sections: dict[str, str], summary: dict[str, dict]) -> str:
+    """One HTML page, a section per domain, each holding that domain's Evidently report in an iframe."""
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>bqx drift</title>",
+             "<style>body{font-family:sans-serif;margin:1em}iframe{width:100%;height:1400px;border:1px solid #ccc}"
+             "</style></head><body><h1>Feature drift by domain</h1><ul>"]
+    for d, info in summary.items():
+        parts.append(f"<li><a href='#{d}'>{info['title']}</a>: {info['drifted']} of {info['features']} features "
+                     f"drifted ({info['share']:.0%}), status <b>{info['status']}</b></li>")
+    parts.append("</ul>")
+    for d, page in sections.items():
+        parts.append(f"<section id='{d}'><h2>{summary[d]['title']} features</h2>"
+                     f"<iframe srcdoc=\"{html.escape(page, quote=True)}\"></iframe></section>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
 def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], settings: Settings,
               html_path: str | Path | None = None) -> dict:
-    """Evidently drift report per domain; writes the HTML if asked and returns the JSON summary."""
+    """Evidently drift per domain; writes the HTML (a section per domain) if asked; returns the summary."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -54,17 +72,21 @@ def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str
     groups = {d: cols for d, cols in groups.items() if cols}
     ref = _sample(reference[features], settings.drift_sample_rows, settings.seed).astype(np.float64)
     cur = _sample(current[features], settings.drift_sample_rows, settings.seed + 1).astype(np.float64)
-    definition = DataDefinition(numerical_columns=features)
-    report = Report([DataDriftPreset(columns=cols) for cols in groups.values()])
-    snapshot = report.run(Dataset.from_pandas(cur, data_definition=definition),
-                          Dataset.from_pandas(ref, data_definition=definition))
     scores: dict[str, dict] = {}
-    for metric in snapshot.dict()["metrics"]:
-        m = _VALUE_DRIFT.match(metric["metric_name"])
-        if m:
-            score, thr = float(metric["value"]), float(m["thr"])
-            scores[m["col"]] = {"score": score, "method": m["method"], "threshold": thr,
-                                "drift": is_drift(m["method"], score, thr)}
+    pages: dict[str, str] = {}
+    for d, cols in groups.items():
+        definition = DataDefinition(numerical_columns=cols)
+        snapshot = Report([DataDriftPreset(columns=cols)]).run(
+            Dataset.from_pandas(cur[cols], data_definition=definition),
+            Dataset.from_pandas(ref[cols], data_definition=definition))
+        for metric in snapshot.dict()["metrics"]:
+            m = _VALUE_DRIFT.match(metric["metric_name"])
+            if m:
+                score, thr = float(metric["value"]), float(m["thr"])
+                scores[m["col"]] = {"domain": d, "score": score, "method": m["method"], "threshold": thr,
+                                    "drift": is_drift(m["method"], score, thr)}
+        if html_path is not None:
+            pages[d] = snapshot.get_html_str(as_iframe=False)
     domains = {}
     for d, cols in groups.items():
         drifted = [c for c in cols if scores[c]["drift"]]
@@ -72,5 +94,5 @@ def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str
         domains[d] = {"title": DOMAIN_TITLES[d], "features": len(cols), "drifted": len(drifted),
                       "share": share, "status": status_of(share, settings), "drifted_features": drifted}
     if html_path is not None:
-        snapshot.save_html(str(html_path))
+        write_text(_domain_page(pages, domains), html_path)
     return {"reference_rows": len(ref), "current_rows": len(cur), "domains": domains, "features": scores}

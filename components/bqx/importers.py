@@ -35,7 +35,8 @@ def read_histdata(path: str | Path, pair: str | None = None) -> pd.DataFrame:
     est = pd.to_datetime(raw["ts"], format="%Y%m%d %H%M%S", errors="coerce")
     bad = np.flatnonzero(est.isna().to_numpy())
     if bad.size:
-        raise BarValidationError(p, pair, int(bad[0]), "ts", f"cannot parse HistData timestamp {raw['ts'].iloc[bad[0]]!r}")
+        value = raw["ts"].iloc[bad[0]]
+        raise BarValidationError(p, pair, int(bad[0]), "ts", f"cannot parse HistData timestamp {value!r}")
     frame = raw.drop(columns="ts")
     frame.insert(0, "ts_utc", (est + HISTDATA_UTC_OFFSET).dt.tz_localize("UTC"))
     if (frame["volume"] == 0).all():  # HistData ships zero volume for FX: treat as absent

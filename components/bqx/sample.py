@@ -23,7 +23,8 @@ USD_VALUE: dict[str, float] = {
 }
 # Per-minute log-volatility of each currency against an abstract numeraire (about 6-9% a year).
 MINUTE_VOL: dict[str, float] = {
-    "EUR": 7.0e-5, "GBP": 8.0e-5, "AUD": 9.0e-5, "NZD": 9.5e-5, "USD": 6.0e-5, "CAD": 7.0e-5, "CHF": 7.5e-5, "JPY": 8.5e-5,
+    "EUR": 7.0e-5, "GBP": 8.0e-5, "AUD": 9.0e-5, "NZD": 9.5e-5,
+    "USD": 6.0e-5, "CAD": 7.0e-5, "CHF": 7.5e-5, "JPY": 8.5e-5,
 }
 TICKS_PER_MINUTE = 6
 

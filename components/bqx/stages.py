@@ -15,12 +15,11 @@ from bqx.images import image
 
 
 @dsl.component(base_image=image("ingest"), install_kfp_package=False)
-def ingest_bars(source: str, pairs: List[str], bars: Output[Dataset], report: Output[Markdown]):  # noqa: UP006
+def ingest_bars(source: str, pairs: List[str], bars: Output[Dataset], report: Output[Markdown]) -> None:  # noqa: UP006
     """Validate and normalise the bars of every pair (nothing is published if one file is bad)."""
     from bqx.ingest import ingest
-    from bqx.reports import ingest_markdown
-
     from bqx.progress import say
+    from bqx.reports import ingest_markdown
 
     summary = ingest(source, bars.path, pairs)
     bars.metadata["pairs"] = sorted(summary)
@@ -30,11 +29,10 @@ def ingest_bars(source: str, pairs: List[str], bars: Output[Dataset], report: Ou
 
 
 @dsl.component(base_image=image("extract"), install_kfp_package=False)
-def extract_features(bars: Input[Dataset], pair: str, settings_json: str, features: Output[Dataset]):
+def extract_features(bars: Input[Dataset], pair: str, settings_json: str, features: Output[Dataset]) -> None:
     """Compute every catalog table of one pair from its bars (float32, warm-up dropped)."""
     from bqx.config import Settings
     from bqx.extract import run
-
     from bqx.progress import say
 
     summary = run(bars.path, pair, Settings.from_json(settings_json), features.path)
@@ -43,11 +41,10 @@ def extract_features(bars: Input[Dataset], pair: str, settings_json: str, featur
 
 
 @dsl.component(base_image=image("lag"), install_kfp_package=False)
-def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]):
+def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]) -> None:
     """Add the catalog's lagged copies: the candidate set of one pair."""
     from bqx.config import Settings
     from bqx.lagging import run
-
     from bqx.progress import say
 
     summary = run(features.path, Settings.from_json(settings_json), candidates.path)
@@ -57,7 +54,7 @@ def lag_features(features: Input[Dataset], pair: str, settings_json: str, candid
 
 @dsl.component(base_image=image("select"), install_kfp_package=False)
 def select_features(candidates: Input[Dataset], pair: str, settings_json: str, dataset: Output[Dataset],
-                    metrics: Output[Metrics]):
+                    metrics: Output[Metrics]) -> None:
     """Split with purge gaps, select features under the domain quota, write train/val/test."""
     from bqx.config import Settings
     from bqx.selection import run
@@ -76,7 +73,7 @@ def select_features(candidates: Input[Dataset], pair: str, settings_json: str, d
 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
 def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
-                metrics: Output[Metrics]):
+                metrics: Output[Metrics]) -> None:
     """Train one pair's CatBoost model on the SageMaker training contract; evaluate on the test split."""
     import os
 
@@ -99,7 +96,7 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
 
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)
 def deploy_models(models: Input[List[Model]], backend: str, repository: Output[Model],  # noqa: UP006
-                  report: Output[Markdown]):
+                  report: Output[Markdown]) -> None:
     """Publish every pair's model.tar.gz under one prefix (the multi-model endpoint layout)."""
     import os
     from pathlib import Path
@@ -122,7 +119,7 @@ def deploy_models(models: Input[List[Model]], backend: str, repository: Output[M
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)
 def drift_report(dataset: Input[Dataset], pair: str, settings_json: str, report: Output[HTML],
-                 summary: Output[Dataset], metrics: Output[Metrics]):
+                 summary: Output[Dataset], metrics: Output[Metrics]) -> None:
     """Evidently drift of the selected features, training rows vs test rows, rate_idx and BQX apart."""
     import json
     import os

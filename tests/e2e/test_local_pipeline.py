@@ -1,0 +1,81 @@
+"""The whole pipeline through kfp.local (SubprocessRunner, no venv) on 3 pairs x 10 trading days."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from bqx.config import Settings
+from bqx.local_run import run_local
+from bqx.model_package import load_tarball
+from bqx.sample import write_sample
+
+PAIRS = ["eurusd", "usdjpy", "gbpusd"]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_sample(root / "bars", PAIRS, days=10, seed=42)
+    t0 = time.perf_counter()
+    result = run_local(root / "bars", root / "out", Settings(), PAIRS, echo=open(root / "progress.txt", "w"))
+    result.wall = time.perf_counter() - t0
+    return result
+
+
+def test_runs_within_budget_and_reports_progress(run):
+    assert run.wall < 180, f"e2e took {run.wall:.0f} s"
+    progress = (run.log_path.parent.parent / "progress.txt").read_text()
+    for pair in PAIRS:
+        assert f"train   {pair}" in progress and f"drift   {pair}" in progress
+
+
+def test_every_model_loads_from_its_tarball_and_predicts(run):
+    trains = run.find("train-model")
+    assert sorted(t.pair for t in trains) == sorted(PAIRS)
+    for task in trains:
+        model = load_tarball(Path(task.artifacts["model"]["uri"]) / "model.tar.gz")
+        dataset = next(t for t in run.find("select-features") if t.pair == task.pair).artifacts["dataset"]["uri"]
+        test = pd.read_parquet(Path(dataset) / "test.parquet")
+        pred = model.predict(test[model.features])
+        assert len(model.features) == 250 and np.isfinite(pred).all() and pred.std() > 0
+        m = task.artifacts["metrics"]["metadata"]
+        assert {"model_rmse", "baseline_zero_rmse", "model_directional_accuracy"} <= set(m)
+        assert m["rows"] == len(test)
+    repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
+    manifest = json.loads((repo / "manifest.json").read_text())
+    assert sorted(manifest["models"]) == sorted(PAIRS)
+    for pair in PAIRS:
+        assert load_tarball(repo / f"{pair}.tar.gz").features
+
+
+def test_selection_quota_and_drift_sections(run):
+    for task in run.find("select-features"):
+        meta = task.artifacts["metrics"]["metadata"]
+        assert meta["selected_idx"] >= 100 and meta["selected_bqx"] >= 100
+    drifts = run.find("drift-report")
+    assert sorted(t.pair for t in drifts) == sorted(PAIRS)
+    for task in drifts:
+        html = Path(task.artifacts["report"]["uri"]).read_text()
+        assert "<h2>rate_idx features</h2>" in html and "<h2>BQX features</h2>" in html
+        summary = json.loads(Path(task.artifacts["summary"]["uri"]).read_text())
+        assert set(summary["domains"]) >= {"idx", "bqx"}
+        metrics = task.artifacts["metrics"]["metadata"]
+        assert "drift_share_idx" in metrics and "drift_share_bqx" in metrics
+
+
+def test_corrupted_bar_file_fails_the_run_naming_file_row_field(tmp_path):
+    write_sample(tmp_path / "bars", ["eurusd", "usdjpy"], days=1, seed=1)
+    bad = tmp_path / "bars" / "usdjpy.parquet"
+    df = pd.read_parquet(bad)
+    df.loc[123, "close"] = np.nan
+    df.to_parquet(bad, index=False)
+    with pytest.raises(RuntimeError) as info:
+        run_local(tmp_path / "bars", tmp_path / "out", Settings(), ["eurusd", "usdjpy"],
+                  echo=open(tmp_path / "progress.txt", "w"))
+    msg = str(info.value)
+    assert "ingest-bars" in msg
+    assert str(bad) in msg and "row 123" in msg and "'close'" in msg
