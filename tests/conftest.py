@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from bqx.config import Settings
 from bqx.sample import generate
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from bqx.bars import BarValidationError, read_bars, validate_bars
 from bqx.importers import read_histdata, read_oanda
 from bqx.ingest import ingest, load_pairs

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from bqx.config import Settings
 from bqx.drift import run_drift
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from bqx.config import Settings
 from bqx.extract import compute_tables, pair_inputs
 from bqx.features import bqx_core, reg, technical

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from bqx.catalog import Catalog
 from bqx.config import Settings
 from bqx.lagging import add_lags, max_lag

@@ -4,10 +4,11 @@ import re
 from pathlib import Path
 
 import yaml
-from bqx.compile import compile_pipeline
-from bqx.images import STAGES, TAG
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from bqx.compile import compile_pipeline
+from bqx.images import STAGES, TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "bqx_pipeline.yaml"

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+
 from bqx.pairs import PAIRS, split_pair
 from bqx.sample import generate
 

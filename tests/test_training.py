@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from bqx.deploy import ModelRef, deploy_local
 from bqx.model_package import load_tarball
 from bqx.training.evaluate import evaluate

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from bqx.config import Settings
 from bqx.local_run import run_local
 from bqx.model_package import load_tarball
