@@ -14,7 +14,7 @@ import pandas as pd
 
 from bqx.catalog import Catalog
 from bqx.config import Settings
-from bqx.extract import compute_tables, pair_inputs
+from bqx.extract import iter_tables, pair_inputs
 from bqx.features import rolling as R
 from bqx.features.technical import rsi
 from bqx.sample import generate
@@ -51,13 +51,19 @@ def main() -> None:
     print(f"rows: {len(bars)} rows")
     _, inputs = pair_inputs(bars, settings)
     t0 = time.perf_counter()
-    tables = compute_tables(inputs, settings)
-    block = np.column_stack([v.astype(np.float32) for t in tables.values() for v in t.values()])
+    columns: list[np.ndarray] = []
+    per_table: dict[str, float] = {}
+    for key, block in iter_tables(inputs, settings):  # the extract stage's streaming path
+        columns += [np.ascontiguousarray(v, dtype=np.float32) for v in block.values()]
+        per_table[key] = time.perf_counter() - t0 - sum(per_table.values())
+        del block
     wall = time.perf_counter() - t0
-    print(f"computed features: {block.shape[1]} features")
+    for key, secs in sorted(per_table.items(), key=lambda kv: -kv[1]):
+        print(f"table {key}: {secs:.2f} s")
+    print(f"computed features: {len(columns)} features")
     print(f"catalog base features: {Catalog(settings).planned_counts()['base']} features")
     print(f"extract wall time: {wall:.2f} s")
-    print(f"extract time per feature: {1000 * wall / block.shape[1]:.2f} ms")
+    print(f"extract time per feature: {1000 * wall / len(columns):.2f} ms")
     x = inputs.idx
     t0 = time.perf_counter()
     ours = subset_ours(x)

@@ -13,7 +13,7 @@ from bqx.splits import bounds, purge_rows, split
 def wide(bars_2d, tmp_path_factory):
     from bqx.extract import extract_pair
 
-    return extract_pair(bars_2d["eurusd"], "eurusd", Settings(), tmp_path_factory.mktemp("x"))
+    return pd.read_parquet(extract_pair(bars_2d["eurusd"], "eurusd", Settings(), tmp_path_factory.mktemp("x")))
 
 
 def test_lags_are_exact_past_values(wide):

@@ -12,18 +12,45 @@ from dataclasses import dataclass
 import numpy as np
 
 from bqx.config import Settings
-from bqx.features import bqx_core, reg, technical
+from bqx.features import (
+    bollinger,
+    bqx_core,
+    dual_domain,
+    event_regime,
+    fibonacci,
+    moving_avg,
+    multi_resolution,
+    parabolic,
+    realized_vol,
+    reg,
+    spread,
+    statistics,
+    technical,
+    time_features,
+    volume,
+)
 
 
 @dataclass(frozen=True)
 class PairInputs:
-    """The series a pair's tables are computed from (float64, one value per bar, rows after baseline)."""
+    """The series a pair's tables are computed from (float64, one value per bar, rows after baseline).
 
+    ``idx_open/high/low`` are the bar's prices on the rate_idx scale; ``volume``, ``bid`` and ``ask``
+    are all-NaN when the source has none; ``ts_ns`` is the bar time in UTC nanoseconds.
+    """
+
+    ts_ns: np.ndarray
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
-    idx: np.ndarray  # rate_idx
+    volume: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    idx: np.ndarray  # rate_idx (of the close)
+    idx_open: np.ndarray
+    idx_high: np.ndarray
+    idx_low: np.ndarray
     bqx: np.ndarray  # primary BQX series (NaN during its warm-up)
 
 
@@ -54,4 +81,34 @@ FAMILIES: dict[str, Family] = {
         lambda inp, s: technical.compute(inp.bqx),
         lambda s: bqx_core.primary_warmup(s) + technical.WARMUP,
     ),
+    "moving_avg_idx": Family(lambda s: moving_avg.names(), lambda inp, s: moving_avg.compute(inp.idx),
+                             lambda s: moving_avg.WARMUP),
+    "bollinger_bqx": Family(lambda s: bollinger.names(), lambda inp, s: bollinger.compute(inp.bqx),
+                            lambda s: bqx_core.primary_warmup(s) + max(bollinger.WINDOWS)),
+    "statistics_bqx": Family(lambda s: statistics.names(), lambda inp, s: statistics.compute(inp.bqx),
+                             lambda s: bqx_core.primary_warmup(s) + max(statistics.WINDOWS)),
+    "fibonacci_bqx": Family(lambda s: fibonacci.names(), lambda inp, s: fibonacci.compute(inp.bqx),
+                            lambda s: bqx_core.primary_warmup(s) + max(fibonacci.WINDOWS)),
+    "realized_vol": Family(lambda s: realized_vol.names(),
+                           lambda inp, s: realized_vol.compute(inp.open, inp.high, inp.low, inp.close),
+                           lambda s: max(realized_vol.WINDOWS) + 1),
+    "time_features": Family(lambda s: time_features.names(), lambda inp, s: time_features.compute(inp.ts_ns),
+                            lambda s: 1),
+    "spread_features": Family(lambda s: spread.names(),
+                              lambda inp, s: spread.compute(inp.high, inp.low, inp.close, inp.bid, inp.ask),
+                              lambda s: 60),
+    "volume_features": Family(lambda s: volume.names(),
+                              lambda inp, s: volume.compute(inp.high, inp.low, inp.close, inp.volume),
+                              lambda s: 241),
+    "multi_resolution_idx": Family(lambda s: multi_resolution.names(),
+                                   lambda inp, s: multi_resolution.compute(inp.idx, inp.idx_high, inp.idx_low),
+                                   lambda s: max(multi_resolution.HORIZONS)),
+    "dual_domain": Family(lambda s: dual_domain.names(), lambda inp, s: dual_domain.compute(inp.idx, inp.bqx),
+                          lambda s: bqx_core.primary_warmup(s) + 1 + max(dual_domain.WINDOWS)),
+    "event_regime": Family(lambda s: event_regime.names(),
+                           lambda inp, s: event_regime.compute(inp.ts_ns, inp.open, inp.high, inp.low, inp.close),
+                           lambda s: 1441),
+    "parabolic": Family(lambda s: parabolic.names(s.reg_windows),
+                        lambda inp, s: parabolic.compute(inp.idx, inp.bqx, s.reg_windows),
+                        lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.reg_windows)),
 }

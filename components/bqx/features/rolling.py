@@ -116,3 +116,27 @@ def safe_div(num: FloatArray, den: FloatArray) -> FloatArray:
         out = np.divide(num, den)
     out[~np.isfinite(out)] = np.nan
     return out
+
+
+def rolling_cov(x: FloatArray, y: FloatArray, window: int) -> FloatArray:
+    """Population covariance over trailing windows (each series shifted by its first value first)."""
+    xc, yc = x - _anchor(x), y - _anchor(y)
+    mx, my = rolling_mean(xc, window), rolling_mean(yc, window)
+    return rolling_mean(xc * yc, window) - mx * my
+
+
+def rolling_corr(x: FloatArray, y: FloatArray, window: int) -> FloatArray:
+    """Pearson correlation over trailing windows; NaN where either side is flat."""
+    vx = rolling_var(x, window, ddof=0)
+    vy = rolling_var(y, window, ddof=0)
+    return np.clip(safe_div(rolling_cov(x, y, window), np.sqrt(vx * vy)), -1.0, 1.0)
+
+
+def rows_since(event: np.ndarray) -> FloatArray:
+    """Rows since the event last held (0 on an event row; NaN before the first event)."""
+    n = len(event)
+    idx = np.arange(n)
+    last = np.maximum.accumulate(np.where(event, idx, -1))
+    out = (idx - last).astype(np.float64)
+    out[last < 0] = np.nan
+    return out

@@ -1,0 +1,28 @@
+"""``multi_resolution_idx``: returns and ranges of rate_idx at several resolutions (30 features).
+
+For k in (1, 5, 15, 30, 60, 120, 240, 480, 960, 1440) rows: ``ret{k}`` = ln(idx_t / idx_{t-k}) x 10^4,
+``range{k}`` = (max high - min low over the last k bars) / idx_t x 10^4 and ``pos{k}`` = where the close
+sits in that range, 0 (low) to 1 (high).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bqx.features.rolling import rolling_max, rolling_min, safe_div, shift
+
+HORIZONS: tuple[int, ...] = (1, 5, 15, 30, 60, 120, 240, 480, 960, 1440)
+
+
+def names() -> list[str]:
+    return [f"{f}{k}" for k in HORIZONS for f in ("ret", "range", "pos")]
+
+
+def compute(idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for k in HORIZONS:
+        hi, lo = rolling_max(idx_high, k), rolling_min(idx_low, k)
+        out[f"ret{k}"] = np.log(idx / shift(idx, k)) * 1e4
+        out[f"range{k}"] = (hi - lo) / idx * 1e4
+        out[f"pos{k}"] = safe_div(idx - lo, hi - lo)
+    return out

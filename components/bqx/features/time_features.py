@@ -1,0 +1,62 @@
+"""``time_features``: calendar and trading-session encodings of the bar time (20 features).
+
+Cyclical encodings (sin, cos) of hour, minute of day, day of week, day of month and month (UTC); flags
+for the Tokyo (09:00-18:00 Asia/Tokyo), London (08:00-17:00 Europe/London) and New York (08:00-17:00
+America/New_York) sessions and the London/New York overlap, daylight saving included; minutes since
+each session last opened; minutes since the weekly open (Sunday 17:00 New York) and to the weekly
+close (Friday 17:00 New York); ``gap_minutes``: minutes since the previous bar minus one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SESSIONS: dict[str, tuple[str, int, int]] = {
+    "tokyo": ("Asia/Tokyo", 9, 18), "london": ("Europe/London", 8, 17), "ny": ("America/New_York", 8, 17),
+}
+NAMES: tuple[str, ...] = (
+    "hour_sin", "hour_cos", "minute_of_day_sin", "minute_of_day_cos", "dow_sin", "dow_cos", "dom_sin", "dom_cos",
+    "month_sin", "month_cos", "session_tokyo", "session_london", "session_ny", "session_overlap_london_ny",
+    "mins_since_tokyo_open", "mins_since_london_open", "mins_since_ny_open", "mins_since_week_open",
+    "mins_to_week_close", "gap_minutes",
+)
+
+
+def names() -> list[str]:
+    return list(NAMES)
+
+
+def _cyc(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    ang = 2 * np.pi * values / period
+    return np.sin(ang), np.cos(ang)
+
+
+def compute(ts_ns: np.ndarray) -> dict[str, np.ndarray]:
+    ts = pd.DatetimeIndex(ts_ns.astype("datetime64[ns]"), tz="UTC")
+    out: dict[str, np.ndarray] = {}
+    minute = (ts.hour * 60 + ts.minute).to_numpy(dtype=np.float64)
+    out["hour_sin"], out["hour_cos"] = _cyc(ts.hour.to_numpy(dtype=np.float64), 24)
+    out["minute_of_day_sin"], out["minute_of_day_cos"] = _cyc(minute, 1440)
+    out["dow_sin"], out["dow_cos"] = _cyc(ts.dayofweek.to_numpy(dtype=np.float64), 7)
+    out["dom_sin"], out["dom_cos"] = _cyc(ts.day.to_numpy(dtype=np.float64) - 1, 31)
+    out["month_sin"], out["month_cos"] = _cyc(ts.month.to_numpy(dtype=np.float64) - 1, 12)
+    since: dict[str, np.ndarray] = {}
+    for name, (zone, start, end) in SESSIONS.items():
+        local = ts.tz_convert(zone)
+        local_min = (local.hour * 60 + local.minute).to_numpy(dtype=np.float64)
+        out[f"session_{name}"] = ((local_min >= start * 60) & (local_min < end * 60)).astype(np.float64)
+        since[name] = np.mod(local_min - start * 60, 1440)
+    out["session_overlap_london_ny"] = out["session_london"] * out["session_ny"]
+    for name in SESSIONS:
+        out[f"mins_since_{name}_open"] = since[name]
+    ny = ts.tz_convert("America/New_York")
+    ny_week_min = (ny.dayofweek * 1440 + ny.hour * 60 + ny.minute).to_numpy(dtype=np.float64)
+    week_open = 6 * 1440 + 17 * 60  # Sunday 17:00 New York
+    week_close = 4 * 1440 + 17 * 60  # Friday 17:00 New York
+    out["mins_since_week_open"] = np.mod(ny_week_min - week_open, 7 * 1440)
+    out["mins_to_week_close"] = np.mod(week_close - ny_week_min, 7 * 1440)
+    gap = np.full(len(ts_ns), np.nan)
+    gap[1:] = np.diff(ts_ns) / 60e9 - 1
+    out["gap_minutes"] = gap
+    return {k: out[k] for k in NAMES}

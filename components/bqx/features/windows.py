@@ -1,0 +1,38 @@
+"""Chunked trailing-window reductions for statistics no running sum gives (percentiles, entropy,
+argmax, central moments). Each window is reduced on its own, so values are exact and causal; rows
+are processed in chunks to bound memory at ``chunk x window`` values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from bqx.features.rolling import first_valid
+
+Reducer = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def window_reduce(x: np.ndarray, window: int, reducer: Reducer, chunk_values: int = 4_000_000) -> dict[str, np.ndarray]:
+    """Apply ``reducer`` to (rows, window) blocks of trailing windows over the valid suffix of ``x``.
+
+    ``reducer`` returns named 1-D arrays, one value per window; rows without a full window are NaN.
+    """
+    start = first_valid(x)
+    seg = x[start:]
+    out: dict[str, np.ndarray] = {}
+    n = len(x)
+    if len(seg) < window:
+        probe = reducer(np.zeros((1, window)))
+        return {k: np.full(n, np.nan) for k in probe}
+    view = sliding_window_view(seg, window)
+    rows = max(1, chunk_values // window)
+    for lo in range(0, len(view), rows):
+        block = reducer(view[lo:lo + rows])
+        for name, vals in block.items():
+            if name not in out:
+                out[name] = np.full(n, np.nan)
+            first = start + window - 1 + lo
+            out[name][first:first + len(vals)] = vals
+    return out

@@ -1,0 +1,196 @@
+"""Each feature family against an independent reference (pandas, scipy, numpy direct loops) to 1e-6."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bqx.config import Settings
+from bqx.extract import pair_inputs
+from bqx.features import (
+    bollinger,
+    dual_domain,
+    event_regime,
+    fibonacci,
+    moving_avg,
+    multi_resolution,
+    parabolic,
+    realized_vol,
+    reg,
+    spread,
+    statistics,
+    time_features,
+    volume,
+)
+
+ROWS = (1500, 2200, 2879)
+
+
+def close(a, b, rtol=1e-6, atol=1e-12):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def inp(bars_2d):
+    return pair_inputs(bars_2d["eurusd"], Settings())[1]
+
+
+def test_moving_averages(inp):
+    out = moving_avg.compute(inp.idx)
+    s = pd.Series(inp.idx)
+    for w in moving_avg.WINDOWS:
+        sma, e = s.rolling(w).mean(), s.ewm(span=w, adjust=False).mean()
+        close(out[f"sma{w}_dist"], ((s - sma) / sma * 100).to_numpy(), atol=1e-9)
+        close(out[f"ema{w}_dist"], ((s - e) / e * 100).to_numpy(), atol=1e-9)
+        close(out[f"ema{w}_slope"], ((e / e.shift(1) - 1) * 100).to_numpy(), atol=1e-9)
+
+
+def test_bollinger(inp):
+    out = bollinger.compute(inp.bqx)
+    s = pd.Series(inp.bqx)
+    for w in bollinger.WINDOWS:
+        mid, sd = s.rolling(w).mean(), s.rolling(w).std(ddof=0)
+        close(out[f"bb{w}_upper"], (mid + 2 * sd).to_numpy(), atol=1e-10)
+        close(out[f"bb{w}_pctb"], ((s - mid + 2 * sd) / (4 * sd)).to_numpy(), rtol=1e-5, atol=1e-8)
+
+
+def test_statistics_by_direct_windows(inp):
+    out = statistics.compute(inp.bqx)
+    for w in statistics.WINDOWS:
+        for t in ROWS:
+            v = inp.bqx[t - w + 1:t + 1]
+            close(out[f"w{w}_mean"][t], v.mean())
+            close(out[f"w{w}_std"][t], v.std(ddof=1))
+            close(out[f"w{w}_skew"][t], stats.skew(v))
+            close(out[f"w{w}_kurt"][t], stats.kurtosis(v))
+            close(out[f"w{w}_p10"][t], np.percentile(v, 10))
+            close(out[f"w{w}_iqr"][t], stats.iqr(v))
+            close(out[f"w{w}_mad"][t], np.mean(np.abs(v - v.mean())))
+            counts, _ = np.histogram(v, bins=10, range=(v.min(), v.max()))
+            close(out[f"w{w}_entropy"][t], stats.entropy(counts) / np.log(10))
+            close(out[f"w{w}_autocorr1"][t], np.corrcoef(v[:-1], v[1:])[0, 1])
+            close(out[f"w{w}_jarque_bera"][t], stats.jarque_bera(v).statistic)
+
+
+def test_realized_vol_by_direct_formulas(inp):
+    o, h, lo, c = inp.open, inp.high, inp.low, inp.close
+    out = realized_vol.compute(o, h, lo, c)
+    for w in realized_vol.WINDOWS:
+        for t in ROWS:
+            sl = slice(t - w + 1, t + 1)
+            r = np.log(c[sl] / c[t - w:t])
+            close(out[f"rv{w}"][t], np.sqrt(np.mean(r**2)))
+            close(out[f"parkinson{w}"][t], np.sqrt(np.mean(np.log(h[sl] / lo[sl]) ** 2) / (4 * np.log(2))))
+            gk = 0.5 * np.log(h[sl] / lo[sl]) ** 2 - (2 * np.log(2) - 1) * np.log(c[sl] / o[sl]) ** 2
+            close(out[f"garman_klass{w}"][t], np.sqrt(max(gk.mean(), 0)))
+            rs = np.log(h[sl] / c[sl]) * np.log(h[sl] / o[sl]) + np.log(lo[sl] / c[sl]) * np.log(lo[sl] / o[sl])
+            k = 0.34 / (1.34 + (w + 1) / (w - 1))
+            yz = np.var(np.log(o[sl] / c[t - w:t]), ddof=1) + k * np.var(np.log(c[sl] / o[sl]), ddof=1) \
+                + (1 - k) * rs.mean()
+            close(out[f"yang_zhang{w}"][t], np.sqrt(yz), rtol=1e-5)
+            rprev = np.log(c[t - w:t] / c[t - w - 1:t - 1])
+            bv = np.pi / 2 * np.mean(np.abs(r) * np.abs(rprev))
+            close(out[f"bipower{w}"][t], np.sqrt(bv))
+            close(out[f"jump_share{w}"][t], max(np.mean(r**2) - bv, 0) / np.mean(r**2), atol=1e-9)
+            close(out[f"downside_share{w}"][t], np.sum(r[r < 0] ** 2) / np.sum(r**2))
+
+
+def test_time_features_sessions_with_daylight_saving():
+    ts = pd.DatetimeIndex(["2024-07-01 07:30", "2024-07-01 12:30", "2024-01-15 12:30", "2024-07-05 20:59"],
+                          tz="UTC")
+    out = time_features.compute(ts.asi8)
+    # 07:30 UTC in July: London 08:30 BST (open), Tokyo 16:30 JST (open), New York 03:30 EDT (closed)
+    assert (out["session_london"][0], out["session_tokyo"][0], out["session_ny"][0]) == (1, 1, 0)
+    assert out["mins_since_london_open"][0] == 30
+    # 12:30 UTC: July = 08:30 EDT (NY open, overlap); January = 07:30 EST (NY not yet open)
+    assert out["session_overlap_london_ny"][1] == 1 and out["session_ny"][2] == 0
+    assert out["mins_to_week_close"][3] == 1  # Friday 16:59 New York
+    close(out["hour_sin"][0], np.sin(2 * np.pi * 7 / 24))
+    assert np.isnan(out["gap_minutes"][0]) and out["gap_minutes"][1] == 299
+
+
+def test_spread_and_multi_resolution(inp):
+    sp = spread.compute(inp.high, inp.low, inp.close, inp.bid, inp.ask)
+    t = 2000
+    close(sp["spread_bps"][t], (inp.ask[t] - inp.bid[t]) / ((inp.ask[t] + inp.bid[t]) / 2) * 1e4)
+    proxy = spread.compute(inp.high, inp.low, inp.close, np.full_like(inp.bid, np.nan), inp.ask)
+    close(proxy["spread_bps"][t], (inp.high[t] - inp.low[t]) / inp.close[t] * 1e4 / 2)
+    assert proxy["is_quoted"][t] == 0 and sp["is_quoted"][t] == 1
+    mr = multi_resolution.compute(inp.idx, inp.idx_high, inp.idx_low)
+    for k in multi_resolution.HORIZONS:
+        hi, lo = inp.idx_high[t - k + 1:t + 1].max(), inp.idx_low[t - k + 1:t + 1].min()
+        close(mr[f"ret{k}"][t], np.log(inp.idx[t] / inp.idx[t - k]) * 1e4)
+        close(mr[f"range{k}"][t], (hi - lo) / inp.idx[t] * 1e4)
+        close(mr[f"pos{k}"][t], (inp.idx[t] - lo) / (hi - lo))
+
+
+def test_volume_by_direct_loops(inp):
+    h, lo, c, v = inp.high, inp.low, inp.close, inp.volume
+    out = volume.compute(h, lo, c, v)
+    tp = (h + lo + c) / 3
+    for t in ROWS:
+        for w in volume.WINDOWS:
+            sl = slice(t - w + 1, t + 1)
+            vwap = np.sum(tp[sl] * v[sl]) / np.sum(v[sl])
+            close(out[f"vwap_dist{w}"][t], (c[t] - vwap) / vwap * 1e4, rtol=1e-5, atol=1e-9)
+            r = np.log(c[sl] / c[t - w:t])
+            close(out[f"obv_slope{w}"][t], np.sum(np.sign(r) * v[sl]) / np.sum(v[sl]))
+        sl = slice(t - 13, t + 1)
+        d = tp[sl] - tp[t - 14:t]
+        pos, neg = np.sum((tp[sl] * v[sl])[d > 0]), np.sum((tp[sl] * v[sl])[d < 0])
+        close(out["mfi14"][t], 100 * pos / (pos + neg))
+        r = np.log(c[t - 59:t + 1] / c[t - 60:t])
+        close(out["pv_corr60"][t], np.corrcoef(np.abs(r), v[t - 59:t + 1])[0, 1], rtol=1e-5)
+    nan = volume.compute(h, lo, c, np.full_like(v, np.nan))
+    assert all(np.isnan(x).all() for x in nan.values())
+
+
+def test_fibonacci_by_direct_loop(inp):
+    out = fibonacci.compute(inp.bqx)
+    for w in fibonacci.WINDOWS:
+        for t in ROWS:
+            win = inp.bqx[t - w + 1:t + 1]
+            hi, lo, x = win.max(), win.min(), inp.bqx[t]
+            levels = {r: hi - r * (hi - lo) for r in fibonacci.RATIOS}
+            close(out[f"w{w}_fib618_dist"][t], (x - levels[0.618]) / (hi - lo))
+            nearest = min(levels, key=lambda r: abs(x - levels[r]))
+            assert out[f"w{w}_nearest_level"][t] == nearest
+            last_hi, last_lo = w - 1 - np.argmax(win[::-1]), w - 1 - np.argmin(win[::-1])
+            assert out[f"w{w}_direction"][t] == (1 if last_hi > last_lo else -1)
+
+
+def test_dual_domain_against_pandas(inp):
+    out = dual_domain.compute(inp.idx, inp.bqx)
+    r = pd.Series(np.log(inp.idx)).diff()
+    q = pd.Series(inp.bqx).diff()
+    for w in dual_domain.WINDOWS:
+        close(out[f"corr{w}"][1000:], r.rolling(w).corr(q).to_numpy()[1000:], rtol=1e-5, atol=1e-9)
+        close(out[f"lead_corr{w}"][1000:], r.shift(1).rolling(w).corr(q).to_numpy()[1000:], rtol=1e-5, atol=1e-9)
+        beta = r.rolling(w).cov(q) / r.rolling(w).var()
+        close(out[f"beta{w}"][1000:], beta.to_numpy()[1000:], rtol=1e-5, atol=1e-9)
+        agree = (np.sign(r) == np.sign(q)).astype(float).rolling(w).mean()
+        close(out[f"sign_agree{w}"][1000:], agree.to_numpy()[1000:])
+
+
+def test_event_regime_by_direct_loops(inp):
+    out = event_regime.compute(inp.ts_ns, inp.open, inp.high, inp.low, inp.close)
+    c, h = inp.close, inp.high
+    for t in ROWS:
+        assert out["breakout_up60"][t] == float(c[t] > h[t - 60:t].max())
+        r = np.log(c[t - 240:t + 1] / c[t - 241:t])
+        close(out["shock_z"][t], r[-1] / np.std(r[:-1], ddof=1))
+        close(out["trend_efficiency240"][t], abs(np.log(c[t] / c[t - 240])) / np.sum(np.abs(r[1:])))
+    ts = pd.DatetimeIndex(inp.ts_ns, tz="UTC")
+    t = int(np.flatnonzero(ts == pd.Timestamp("2024-07-02 09:00", tz="UTC"))[0])
+    london_open = int(np.flatnonzero(ts == pd.Timestamp("2024-07-02 07:00", tz="UTC"))[0])  # 08:00 BST
+    close(out["ret_since_london_open"][t], np.log(c[t] / inp.open[london_open]) * 1e4)
+
+
+def test_parabolic_is_consistent_with_reg(inp):
+    windows = Settings().reg_windows
+    out = parabolic.compute(inp.idx, inp.bqx, windows)
+    a, b = reg.fit_window(inp.idx, 90), reg.fit_window(inp.bqx, 90)
+    close(out["w90_r2_diff"], a["r2"] - b["r2"])
+    a2 = reg.fit_window(inp.idx, 150)
+    close(out["idx_w90_w150_lin_norm_diff"], a["lin_norm"] - a2["lin_norm"])
+    assert len(out) == 126
