@@ -194,3 +194,36 @@ def test_parabolic_is_consistent_with_reg(inp):
     a2 = reg.fit_window(inp.idx, 150)
     close(out["idx_w90_w150_lin_norm_diff"], a["lin_norm"] - a2["lin_norm"])
     assert len(out) == 126
+
+
+def test_db4_filters_are_orthonormal_quadrature_mirrors():
+    from bqx.features.spectral import DB4_HIGH, DB4_LOW
+
+    close(DB4_LOW.sum(), np.sqrt(2), rtol=1e-12)
+    close(np.sum(DB4_LOW**2), 1.0, rtol=1e-11)
+    for k in (1, 2, 3):  # orthogonal to its own even shifts
+        close(np.sum(DB4_LOW[2 * k:] * DB4_LOW[:-2 * k]), 0.0, atol=1e-11)
+    close(np.sum(DB4_LOW * DB4_HIGH), 0.0, atol=1e-12)
+    close(DB4_HIGH.sum(), 0.0, atol=1e-12)
+    close(np.sum(np.arange(8) ** 3 * DB4_HIGH), 0.0, atol=1e-9)  # four vanishing moments
+
+
+def test_spectral_by_direct_loops(inp):
+    from bqx.features import spectral
+
+    out = spectral.compute(inp.idx, inp.bqx)
+    r = np.log(inp.idx[1:] / inp.idx[:-1]) * 1e4
+    r = np.concatenate([[np.nan], r])
+    t, w = 2500, 64
+    x = r[t - w + 1:t + 1]
+    p = np.abs(np.fft.fft((x - x.mean()) * np.hanning(w))[1:w // 2 + 1]) ** 2
+    share = p / p.sum()
+    close(out["ret_fft64_band0"][t], share[:4].sum())
+    close(out["ret_fft64_entropy"][t], -np.sum(share * np.log(share)) / np.log(32))
+    close(out["ret_fft64_dom_period"][t], w / (np.argmax(p) + 1))
+    # level-2 detail by a direct loop over the dilated taps of the level-1 approximation
+    a1 = np.array([sum(spectral.DB4_LOW[m] * r[s - m] for m in range(8)) for s in range(t - 60, t + 1)])
+    d2 = sum(spectral.DB4_HIGH[m] * a1[-1 - 2 * m] for m in range(8))
+    close(spectral.swt_details(r)[2][t], d2)
+    energy = np.mean(spectral.swt_details(r)[3][t - 63:t + 1] ** 2)
+    close(out["ret_db4_d3_energy64"][t], energy)

@@ -11,8 +11,9 @@ correlation of consecutive values inside the window) and ``jarque_bera`` = W/6 (
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from bqx.features.windows import window_reduce
+from bqx.features.rolling import first_valid
 
 WINDOWS: tuple[int, ...] = (30, 60, 120, 240)
 FIELDS: tuple[str, ...] = ("mean", "std", "skew", "kurt", "p10", "p50", "p90", "iqr", "mad", "entropy",
@@ -24,45 +25,106 @@ def names() -> list[str]:
     return [f"w{w}_{f}" for w in WINDOWS for f in FIELDS]
 
 
-def _entropy(block: np.ndarray) -> np.ndarray:
-    lo, hi = block.min(axis=1), block.max(axis=1)
-    span = hi - lo
-    flat = span <= 0
-    scaled = (block - lo[:, None]) / np.where(flat, 1.0, span)[:, None]
-    bins = np.minimum((scaled * BINS).astype(np.int64), BINS - 1)
-    rows = np.arange(len(block))[:, None]
-    counts = np.bincount((bins + rows * BINS).ravel(), minlength=len(block) * BINS).reshape(len(block), BINS)
-    p = counts / block.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1) / np.log(BINS)
-    h[flat] = np.nan
-    return h
+@njit(cache=True)
+def _insert(sw: np.ndarray, size: int, value: float) -> None:
+    pos = np.searchsorted(sw[:size], value)
+    sw[pos + 1:size + 1] = sw[pos:size].copy()
+    sw[pos] = value
 
 
-def _reduce(block: np.ndarray) -> dict[str, np.ndarray]:
-    w = block.shape[1]
-    mean = block.mean(axis=1)
-    c = block - mean[:, None]
-    m2 = np.mean(c * c, axis=1)
-    m3 = np.mean(c * c * c, axis=1)
-    m4 = np.mean((c * c) ** 2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        skew = np.where(m2 > 0, m3 / m2**1.5, np.nan)
-        kurt = np.where(m2 > 0, m4 / m2**2 - 3.0, np.nan)
-        a, b = c[:, :-1] - c[:, :-1].mean(axis=1, keepdims=True), c[:, 1:] - c[:, 1:].mean(axis=1, keepdims=True)
-        den = np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b, axis=1))
-        ac = np.where(den > 0, np.sum(a * b, axis=1) / den, np.nan)
-    p10, p25, p50, p75, p90 = np.percentile(block, (10, 25, 50, 75, 90), axis=1)
-    return {
-        "mean": mean, "std": np.sqrt(m2 * w / (w - 1)), "skew": skew, "kurt": kurt, "p10": p10, "p50": p50,
-        "p90": p90, "iqr": p75 - p25, "mad": np.mean(np.abs(c), axis=1), "entropy": _entropy(block),
-        "autocorr1": ac, "jarque_bera": w / 6.0 * (skew**2 + kurt**2 / 4.0),
-    }
+@njit(cache=True)
+def _remove(sw: np.ndarray, size: int, value: float) -> None:
+    pos = np.searchsorted(sw[:size], value)
+    sw[pos:size - 1] = sw[pos + 1:size].copy()
+
+
+@njit(cache=True)
+def _pct(sw: np.ndarray, w: int, q: float) -> float:
+    pos = q * (w - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, w - 1)
+    return sw[lo] + (pos - lo) * (sw[hi] - sw[lo])
+
+
+@njit(cache=True)
+def _rolling_stats(x: np.ndarray, w: int, bins: int) -> np.ndarray:
+    """One pass over the series keeping the window sorted (percentiles in O(1) after an O(W) update);
+    moments, MAD, autocorrelation and entropy are computed exactly from each window."""
+    n = len(x)
+    out = np.full((n, 12), np.nan)
+    sw = np.empty(w + 1)
+    counts = np.zeros(bins)
+    for t in range(n):
+        if t >= w:
+            _remove(sw, w, x[t - w])
+            _insert(sw, w - 1, x[t])
+        else:
+            _insert(sw, t, x[t])
+        if t < w - 1:
+            continue
+        win = x[t - w + 1:t + 1]
+        mean = win.mean()
+        m2 = 0.0
+        m3 = 0.0
+        m4 = 0.0
+        mad = 0.0
+        for v in win:
+            c = v - mean
+            c2 = c * c
+            m2 += c2
+            m3 += c2 * c
+            m4 += c2 * c2
+            mad += abs(c)
+        m2 /= w
+        m3 /= w
+        m4 /= w
+        row = out[t]
+        row[0] = mean
+        row[1] = np.sqrt(m2 * w / (w - 1))
+        if m2 > 0:
+            row[2] = m3 / m2**1.5
+            row[3] = m4 / (m2 * m2) - 3.0
+            row[11] = w / 6.0 * (row[2] ** 2 + row[3] ** 2 / 4.0)
+        row[4] = _pct(sw, w, 0.10)
+        row[5] = _pct(sw, w, 0.50)
+        row[6] = _pct(sw, w, 0.90)
+        row[7] = _pct(sw, w, 0.75) - _pct(sw, w, 0.25)
+        row[8] = mad / w
+        lo, hi = sw[0], sw[w - 1]
+        if hi > lo:
+            counts[:] = 0.0
+            for v in win:
+                k = int((v - lo) / (hi - lo) * bins)
+                counts[min(k, bins - 1)] += 1.0
+            h = 0.0
+            for cnt in counts:
+                if cnt > 0:
+                    p = cnt / w
+                    h -= p * np.log(p)
+            row[9] = h / np.log(bins)
+        ma = win[:-1].mean()
+        mb = win[1:].mean()
+        sab = 0.0
+        saa = 0.0
+        sbb = 0.0
+        for i in range(w - 1):
+            a = win[i] - ma
+            b = win[i + 1] - mb
+            sab += a * b
+            saa += a * a
+            sbb += b * b
+        if saa > 0 and sbb > 0:
+            row[10] = sab / np.sqrt(saa * sbb)
+    return out
 
 
 def compute(x: np.ndarray) -> dict[str, np.ndarray]:
+    start = first_valid(x)
+    seg = np.ascontiguousarray(x[start:], dtype=np.float64)
     out: dict[str, np.ndarray] = {}
     for w in WINDOWS:
-        block = window_reduce(x, w, _reduce)
-        out.update({f"w{w}_{f}": block[f] for f in FIELDS})
+        block = np.full((len(x), len(FIELDS)), np.nan)
+        if len(seg) >= w:
+            block[start:] = _rolling_stats(seg, w, BINS)
+        out.update({f"w{w}_{f}": block[:, j] for j, f in enumerate(FIELDS)})
     return out
