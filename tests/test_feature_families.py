@@ -227,3 +227,38 @@ def test_spectral_by_direct_loops(inp):
     close(spectral.swt_details(r)[2][t], d2)
     energy = np.mean(spectral.swt_details(r)[3][t - 63:t + 1] ** 2)
     close(out["ret_db4_d3_energy64"][t], energy)
+
+
+def test_hmm_forward_filter_matches_hmmlearn_and_a_direct_loop(bars_2d):
+    from hmmlearn.hmm import GaussianHMM
+
+    from bqx.features import hmm_regime
+
+    inp = pair_inputs(bars_2d["usdjpy"], Settings())[1]
+    r = np.log(inp.idx[1:] / inp.idx[:-1]) * 1e4
+    start, trans, mu, var = hmm_regime.fit(r[:1500])
+    assert np.all(np.diff(var) > 0) and np.allclose(trans.sum(axis=1), 1)
+    alpha, loglik = hmm_regime.forward_filter(r, start, trans, mu, var)
+    ref = GaussianHMM(n_components=3, covariance_type="diag", init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = start, trans, mu[:, None], var[:, None]
+    close(loglik.sum(), ref.score(r[:, None]), rtol=1e-9)
+    # the filtered distribution by a plain loop over Bayes' rule
+    p = start.copy()
+    for t in range(400):
+        if t:
+            p = p @ trans
+        like = np.exp(-0.5 * (r[t] - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
+        p = p * like / np.sum(p * like)
+        close(alpha[t], p, rtol=1e-9, atol=1e-15)
+    # the smoothed posterior differs: filtering must not equal hmmlearn's predict_proba
+    assert not np.allclose(alpha, ref.predict_proba(r[:, None]), atol=1e-3)
+
+
+def test_hmm_features_are_warmup_inside_the_fit_window(bars_2d):
+    from bqx.features import hmm_regime
+
+    inp = pair_inputs(bars_2d["eurusd"], Settings())[1]
+    out = hmm_regime.compute(inp.idx, 1200)
+    assert np.isnan(out["p_high"][:1200]).all() and np.isfinite(out["p_high"][1200:]).all()
+    close(out["p_low"][1200:] + out["p_mid"][1200:] + out["p_high"][1200:], 1.0)
+    assert set(np.unique(out["state"][1200:])) <= {0, 1, 2}

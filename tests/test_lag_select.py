@@ -10,10 +10,12 @@ from bqx.splits import bounds, purge_rows, split
 
 
 @pytest.fixture(scope="module")
-def wide(bars_2d, tmp_path_factory):
+def wide(tmp_path_factory):
     from bqx.extract import extract_pair
+    from bqx.sample import generate
 
-    return pd.read_parquet(extract_pair(bars_2d["eurusd"], "eurusd", Settings(), tmp_path_factory.mktemp("x")))
+    bars = generate(["eurusd"], days=5, seed=7)["eurusd"]  # past the 2-day HMM fit window
+    return pd.read_parquet(extract_pair(bars, "eurusd", Settings(), tmp_path_factory.mktemp("x")))
 
 
 def test_lags_are_exact_past_values(wide):

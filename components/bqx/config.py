@@ -45,6 +45,9 @@ class Settings:
     bqx_agg_window: int = 75
     bqx_v3_windows: tuple[int, ...] = (45, 90, 180, 360, 720, 1440, 2880)
     reg_windows: tuple[int, ...] = (60, 90, 150, 240, 390, 630)
+    # HMM regimes: parameters are fitted on the first hmm_fit_rows bars (their features are warm-up),
+    # then the filter runs forward only.
+    hmm_fit_rows: int = 2880
     # Target: target_bqx{W}_h{H} = bqx_W(t + H). The first horizon is the one models train on.
     target_window: int = 60
     horizons: tuple[int, ...] = (60,)

@@ -1,0 +1,182 @@
+"""``hmm_regime``: 3-state Gaussian HMM regimes of rate_idx returns, forward-filtered only (25 features).
+
+Observations are r = ln(idx_t / idx_{t-1}) in bps. Parameters (means, variances, transitions) are
+fitted by Baum-Welch on the first ``hmm_fit_rows`` bars only; those rows are warm-up (NaN). From then
+on the filter runs forward: P(state_t | r_1..r_t), never the smoothed posterior (hmmlearn's
+predict_proba smooths over the whole sequence and so leaks the future). States are ordered by
+variance: low, mid, high.
+
+Features: ``p_low p_mid p_high`` filtered probabilities, ``state`` (argmax, 0..2), ``state_duration``
+(rows since the argmax last changed), ``dp_*`` one-row changes, ``p_*_ema30``, ``exp_var`` and
+``exp_mean`` (probability-weighted state variance and mean), ``entropy`` (of the filtered
+distribution, over ln 3), ``stay_prob`` (the transition probability of staying in the argmax state),
+``cusum_pos`` / ``cusum_neg`` (two-sided CUSUM of r standardised by the fit window's stdev, k = 0.5,
+reset after an alarm at h = 5), ``cusum_alarm``, ``rows_since_cusum_alarm`` (the filter's first row counts as a reset),
+``p_high_mean60`` and
+``p_high_mean240``, ``high_state_duration`` (the duration while in the high state, else 0),
+``switches240`` (argmax changes over 240 rows), ``pred_loglik`` (log predictive density of r_t given
+the filter at t-1) and ``pred_z`` (r_t standardised by the predictive mean and stdev).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from bqx.features.rolling import ema, rolling_mean, rolling_sum, rows_since
+
+STATES = 3
+CUSUM_K, CUSUM_H = 0.5, 5.0
+EM_ITERATIONS, EM_TOL = 200, 1e-8
+NAMES: tuple[str, ...] = (
+    "p_low", "p_mid", "p_high", "state", "state_duration", "dp_low", "dp_mid", "dp_high", "p_low_ema30",
+    "p_mid_ema30", "p_high_ema30", "exp_var", "exp_mean", "entropy", "stay_prob", "cusum_pos", "cusum_neg",
+    "cusum_alarm", "rows_since_cusum_alarm", "p_high_mean60", "p_high_mean240", "high_state_duration",
+    "switches240", "pred_loglik", "pred_z",
+)
+
+
+def names() -> list[str]:
+    return list(NAMES)
+
+
+def warmup(fit_rows: int) -> int:
+    """The fit window, then the longest rolling window over filtered values."""
+    return fit_rows + 240
+
+
+@njit(cache=True)
+def _density(x: float, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * (x - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
+
+
+@njit(cache=True)
+def forward_filter(obs: np.ndarray, start: np.ndarray, trans: np.ndarray, mu: np.ndarray,
+                   var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Filtered state probabilities and the log predictive density of each observation."""
+    n, k = len(obs), len(mu)
+    alpha = np.empty((n, k))
+    loglik = np.empty(n)
+    prior = start.copy()
+    for t in range(n):
+        if t > 0:
+            prior = alpha[t - 1] @ trans
+        joint = prior * _density(obs[t], mu, var)
+        c = joint.sum()
+        if c <= 0 or not np.isfinite(c):  # an observation no state explains: keep the prior
+            alpha[t] = prior
+            loglik[t] = -np.inf
+        else:
+            alpha[t] = joint / c
+            loglik[t] = np.log(c)
+    return alpha, loglik
+
+
+@njit(cache=True)
+def _baum_welch(obs: np.ndarray, start: np.ndarray, trans: np.ndarray, mu: np.ndarray, var: np.ndarray,
+                iterations: int, tol: float, var_floor: float) -> tuple:
+    n, k = len(obs), len(mu)
+    prev = -np.inf
+    for _ in range(iterations):
+        alpha, loglik = forward_filter(obs, start, trans, mu, var)
+        total = loglik.sum()
+        beta = np.ones((n, k))
+        for t in range(n - 2, -1, -1):
+            b = trans @ (_density(obs[t + 1], mu, var) * beta[t + 1])
+            beta[t] = b / np.exp(loglik[t + 1])
+        gamma = alpha * beta
+        for t in range(n):
+            gamma[t] /= gamma[t].sum()
+        xi = np.zeros((k, k))
+        for t in range(n - 1):
+            e = _density(obs[t + 1], mu, var) * beta[t + 1]
+            m = np.outer(alpha[t], e) * trans
+            xi += m / m.sum()
+        start = gamma[0] / gamma[0].sum()
+        for i in range(k):
+            trans[i] = xi[i] / xi[i].sum()
+        w = gamma.sum(axis=0)
+        for j in range(k):
+            mu[j] = (gamma[:, j] * obs).sum() / w[j]
+            var[j] = max((gamma[:, j] * (obs - mu[j]) ** 2).sum() / w[j], var_floor)
+        if abs(total - prev) < tol * abs(total):
+            break
+        prev = total
+    return start, trans, mu, var
+
+
+def fit(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Baum-Welch from a deterministic start (variance terciles of |r|); states sorted by variance."""
+    o = np.ascontiguousarray(obs, dtype=np.float64)
+    order = np.argsort(np.abs(o))
+    var0 = np.array([np.mean(o[part] ** 2) for part in np.array_split(order, STATES)]) + 1e-12
+    mu0 = np.zeros(STATES)
+    trans0 = np.full((STATES, STATES), 0.05 / (STATES - 1)) + np.eye(STATES) * (0.95 - 0.05 / (STATES - 1))
+    start0 = np.full(STATES, 1.0 / STATES)
+    floor = 1e-6 * float(np.var(o)) + 1e-12
+    start, trans, mu, var = _baum_welch(o, start0, trans0, mu0, var0, EM_ITERATIONS, EM_TOL, floor)
+    perm = np.argsort(var)
+    return start[perm], trans[np.ix_(perm, perm)], mu[perm], var[perm]
+
+
+@njit(cache=True)
+def _cusum(z: np.ndarray, k: float, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(z)
+    pos, neg, alarm = np.empty(n), np.empty(n), np.zeros(n)
+    sp = sn = 0.0
+    for t in range(n):
+        sp = max(0.0, sp + z[t] - k)
+        sn = max(0.0, sn - z[t] - k)
+        if sp > h or sn > h:
+            alarm[t] = 1.0
+            pos[t], neg[t] = sp, sn
+            sp = sn = 0.0
+        else:
+            pos[t], neg[t] = sp, sn
+    return pos, neg, alarm
+
+
+def compute(idx: np.ndarray, fit_rows: int) -> dict[str, np.ndarray]:
+    n = len(idx)
+    out = {name: np.full(n, np.nan) for name in NAMES}
+    r = np.full(n, np.nan)
+    r[1:] = np.log(idx[1:] / idx[:-1]) * 1e4
+    if n <= fit_rows or fit_rows < 100:
+        return out
+    start, trans, mu, var = fit(r[1:fit_rows])
+    sd = float(np.std(r[1:fit_rows]))
+    live = slice(fit_rows, n)
+    obs = r[live]
+    # the filter starts in the state distribution the fit window ended with, then runs forward only
+    alpha_fit, _ = forward_filter(np.ascontiguousarray(r[1:fit_rows]), start, trans, mu, var)
+    init = alpha_fit[-1] @ trans
+    alpha, loglik = forward_filter(np.ascontiguousarray(obs), init, trans, mu, var)
+    prior = np.vstack([init[None, :], alpha[:-1] @ trans])
+    m = len(obs)
+    state = np.argmax(alpha, axis=1)
+    change = np.ones(m, dtype=bool)
+    change[1:] = state[1:] != state[:-1]
+    duration = rows_since(change)
+    pos, neg, alarm = _cusum(obs / sd, CUSUM_K, CUSUM_H)
+    pred_mean = prior @ mu
+    pred_var = prior @ (var + mu**2) - pred_mean**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.sum(np.where(alpha > 0, alpha * np.log(alpha), 0.0), axis=1) / np.log(STATES)
+    values = {
+        "p_low": alpha[:, 0], "p_mid": alpha[:, 1], "p_high": alpha[:, 2], "state": state.astype(np.float64),
+        "state_duration": duration, "exp_var": alpha @ var, "exp_mean": alpha @ mu, "entropy": ent,
+        "stay_prob": trans[state, state], "cusum_pos": pos, "cusum_neg": neg, "cusum_alarm": alarm,
+        "rows_since_cusum_alarm": rows_since((alarm > 0) | (np.arange(m) == 0)),
+        "high_state_duration": np.where(state == 2, duration, 0.0),
+        "switches240": rolling_sum(change.astype(np.float64), 240), "pred_loglik": loglik,
+        "pred_z": (obs - pred_mean) / np.sqrt(pred_var),
+        "p_high_mean60": rolling_mean(alpha[:, 2], 60), "p_high_mean240": rolling_mean(alpha[:, 2], 240),
+    }
+    for j, label in enumerate(("low", "mid", "high")):
+        d = np.full(m, np.nan)
+        d[1:] = np.diff(alpha[:, j])
+        values[f"dp_{label}"] = d
+        values[f"p_{label}_ema30"] = ema(alpha[:, j], 30)
+    for name, v in values.items():
+        out[name][live] = v
+    return out
