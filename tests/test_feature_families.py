@@ -262,3 +262,42 @@ def test_hmm_features_are_warmup_inside_the_fit_window(bars_2d):
     assert np.isnan(out["p_high"][:1200]).all() and np.isfinite(out["p_high"][1200:]).all()
     close(out["p_low"][1200:] + out["p_mid"][1200:] + out["p_high"][1200:], 1.0)
     assert set(np.unique(out["state"][1200:])) <= {0, 1, 2}
+
+
+def test_multi_scale_against_pandas_resample_and_alignment(inp):
+    from bqx.features import multi_scale, technical
+
+    out = multi_scale.compute(inp.ts_ns, inp.idx_open, inp.idx_high, inp.idx_low, inp.idx, inp.volume)
+    ts = pd.DatetimeIndex(inp.ts_ns, tz="UTC")
+    frame = pd.DataFrame({"o": inp.idx_open, "h": inp.idx_high, "l": inp.idx_low, "c": inp.idx, "v": inp.volume},
+                         index=ts)
+    res = frame.resample("30min", label="left", closed="left").agg(
+        {"o": "first", "h": "max", "l": "min", "c": "last", "v": "sum"}).dropna()
+    rsi = technical.rsi(res["c"].to_numpy(), 14)
+    # at 10:29 the 10:00 bucket is complete; at 10:15 the latest complete bucket is 09:30
+    at_final = int(np.flatnonzero(ts == pd.Timestamp("2024-07-02 10:29", tz="UTC"))[0])
+    inside = int(np.flatnonzero(ts == pd.Timestamp("2024-07-02 10:15", tz="UTC"))[0])
+    b_final = res.index.get_loc(pd.Timestamp("2024-07-02 10:00", tz="UTC"))
+    b_inside = res.index.get_loc(pd.Timestamp("2024-07-02 09:30", tz="UTC"))
+    close(out["m30_rsi14"][at_final], rsi[b_final])
+    close(out["m30_rsi14"][inside], rsi[b_inside])
+    c = res["c"].to_numpy()
+    close(out["m30_ret3"][at_final], np.log(c[b_final] / c[b_final - 3]) * 1e4)
+    close(out["m30_vol_ratio20"][at_final], res["v"].iloc[b_final] / res["v"].iloc[b_final - 19:b_final + 1].mean())
+    rng = res["h"].iloc[b_inside] - res["l"].iloc[b_inside]
+    close(out["m30_pos_in_last"][inside], (inp.idx[inside] - res["l"].iloc[b_inside]) / rng)
+    assert out["m30_mins_since_close"][inside] == 16
+    so_far = slice(inside - 15, inside + 1)  # 10:00 .. 10:15
+    close(out["m30_partial_range"][inside],
+          (inp.idx_high[so_far].max() - inp.idx_low[so_far].min()) / inp.idx[inside] * 1e4)
+
+
+def test_multi_scale_bucket_visible_only_when_complete():
+    from bqx.features.multi_scale import buckets
+
+    ts = pd.DatetimeIndex(["2024-07-01 10:00", "2024-07-01 10:29", "2024-07-01 10:30", "2024-07-01 10:45",
+                           "2024-07-01 11:02"], tz="UTC").asi8
+    _, starts, ends, visible = buckets(ts, 30)
+    # 10:00 bucket ends on its final minute -> visible there; 10:30 bucket lacks 10:59 -> at the next bar;
+    # the 11:00 bucket is unfinished -> never
+    assert list(starts) == [0, 2, 4] and list(visible) == [1, 4, 5]
