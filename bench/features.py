@@ -49,7 +49,7 @@ def main() -> None:
     settings = Settings()
     bars = generate(["eurusd"], days=259, seed=1)["eurusd"]  # 259 trading days x 1,440 = 372,960 rows
     print(f"rows: {len(bars)} rows")
-    _, inputs = pair_inputs(bars, settings)
+    _, inputs = pair_inputs(bars, settings, "eurusd")
     t0 = time.perf_counter()
     columns: list[np.ndarray] = []
     per_table: dict[str, float] = {}

@@ -31,8 +31,15 @@ def close(a, b, rtol=1e-6, atol=1e-12):
 
 
 @pytest.fixture(scope="module")
-def inp(bars_2d):
-    return pair_inputs(bars_2d["eurusd"], Settings())[1]
+def panel(bars_2d):
+    from bqx.panel import build_panel
+
+    return build_panel(bars_2d, Settings())
+
+
+@pytest.fixture(scope="module")
+def inp(bars_2d, panel):
+    return pair_inputs(bars_2d["eurusd"], Settings(), "eurusd", panel)[1]
 
 
 def test_moving_averages(inp):
@@ -234,7 +241,7 @@ def test_hmm_forward_filter_matches_hmmlearn_and_a_direct_loop(bars_2d):
 
     from bqx.features import hmm_regime
 
-    inp = pair_inputs(bars_2d["usdjpy"], Settings())[1]
+    inp = pair_inputs(bars_2d["usdjpy"], Settings(), "usdjpy")[1]
     r = np.log(inp.idx[1:] / inp.idx[:-1]) * 1e4
     start, trans, mu, var = hmm_regime.fit(r[:1500])
     assert np.all(np.diff(var) > 0) and np.allclose(trans.sum(axis=1), 1)
@@ -257,7 +264,7 @@ def test_hmm_forward_filter_matches_hmmlearn_and_a_direct_loop(bars_2d):
 def test_hmm_features_are_warmup_inside_the_fit_window(bars_2d):
     from bqx.features import hmm_regime
 
-    inp = pair_inputs(bars_2d["eurusd"], Settings())[1]
+    inp = pair_inputs(bars_2d["eurusd"], Settings(), "eurusd")[1]
     out = hmm_regime.compute(inp.idx, 1200)
     assert np.isnan(out["p_high"][:1200]).all() and np.isfinite(out["p_high"][1200:]).all()
     close(out["p_low"][1200:] + out["p_mid"][1200:] + out["p_high"][1200:], 1.0)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bqx.catalog import Catalog
 from bqx.config import Settings
 from bqx.extract import compute_tables, pair_inputs
 from bqx.features import bqx_core, reg, technical
@@ -91,24 +92,32 @@ def test_technical_matches_pandas_references(idx):
     assert len(out) == 56
 
 
-@pytest.mark.parametrize("version", ["v1", "v3"])
-def test_every_computed_table_is_causal(bars_2d, version):
-    """Change every input after row t (prices, volume, quotes, times): no feature at rows <= t may move,
-    bit for bit; and every table must react to the change somewhere after t."""
-    s = Settings(bqx_version=version, bqx_v3_windows=(45, 90, 180, 360, 720, 1000, 1200), hmm_fit_rows=1000)
-    bars = bars_2d["eurusd"]
-    t = 2000
-    _, inputs = pair_inputs(bars, s)
-    base = compute_tables(inputs, s)
+def _shock_after(bars: pd.DataFrame, t: int, seed: int) -> pd.DataFrame:
+    """A copy whose prices, quotes, volume and times all change after row t."""
     shocked = bars.copy()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     factor = np.exp(rng.standard_normal(len(bars) - t - 1) * 0.01)
     for col in ("open", "high", "low", "close", "bid", "ask"):
         shocked.loc[t + 1:, col] = shocked.loc[t + 1:, col].to_numpy() * factor
     shocked.loc[t + 1:, "volume"] = shocked.loc[t + 1:, "volume"].to_numpy() * rng.uniform(0.5, 2, len(factor))
     shocked.loc[t + 1:, "ts_utc"] = shocked.loc[t + 1:, "ts_utc"] + pd.Timedelta(minutes=7)
-    _, inputs2 = pair_inputs(shocked, s)
+    return shocked
+
+
+@pytest.mark.parametrize("version", ["v1", "v3"])
+def test_every_computed_table_is_causal(bars_2d, version):
+    """Change every input of every pair after row t (prices, volume, quotes, times): no feature at rows
+    <= t may move, bit for bit; and every table must react to the change somewhere after t."""
+    from bqx.panel import build_panel
+
+    s = Settings(bqx_version=version, bqx_v3_windows=(45, 90, 180, 360, 720, 1000, 1200), hmm_fit_rows=1000)
+    t = 2000
+    _, inputs = pair_inputs(bars_2d["eurusd"], s, "eurusd", build_panel(bars_2d, s))
+    base = compute_tables(inputs, s)
+    shocked = {p: _shock_after(b, t, seed) for seed, (p, b) in enumerate(bars_2d.items())}
+    _, inputs2 = pair_inputs(shocked["eurusd"], s, "eurusd", build_panel(shocked, s))
     moved = compute_tables(inputs2, s)
+    assert set(base) == {tb.key for tb in Catalog(s).computed_tables}
     for table, block in base.items():
         reacted = False
         for name, values in block.items():
@@ -119,10 +128,13 @@ def test_every_computed_table_is_causal(bars_2d, version):
 
 def test_no_all_nan_column_after_warmup(settings, tmp_path):
     from bqx.extract import extract_pair
+    from bqx.panel import build_panel
     from bqx.sample import generate
 
-    bars = generate(["usdjpy"], days=4, seed=7)["usdjpy"]  # the HMM fit window alone takes 2 days
-    wide = pd.read_parquet(extract_pair(bars, "usdjpy", settings, tmp_path))
+    bars = generate(days=4, seed=7)  # all 28 pairs (the cross-pair tables), past the 2-day HMM fit window
+    path = extract_pair(bars["usdjpy"], "usdjpy", settings, tmp_path, build_panel(bars, settings))
+    wide = pd.read_parquet(path)
+    assert wide.shape[1] == 1 + 1 + 1080
     feats = wide.drop(columns=["ts_utc", settings.target_name])
     assert (feats.dtypes == np.float32).all()
     all_nan = [c for c in feats.columns if feats[c].isna().all()]

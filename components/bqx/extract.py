@@ -24,6 +24,7 @@ from bqx.config import Settings
 from bqx.features import bqx_core
 from bqx.features.registry import FAMILIES, PairInputs
 from bqx.io import atomic_path
+from bqx.panel import Panel, build_panel, load_panel
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,10 @@ def _col(b: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(b), np.nan)
 
 
-def pair_inputs(bars: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, PairInputs]:
-    """Bars from the baseline row on, and the series the tables are computed from."""
+def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str,
+                panel: Panel | None = None) -> tuple[pd.DataFrame, PairInputs]:
+    """Bars from the baseline row on, and the series the tables are computed from. Without a panel the
+    cross-pair tables see this pair alone (the other pairs' columns are NaN)."""
     start = bqx_core.baseline_row(bars["ts_utc"], settings.baseline_date)
     if start:
         log.info("dropping %d bars before the baseline date %s", start, settings.baseline_date)
@@ -44,11 +47,16 @@ def pair_inputs(bars: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, P
     base = close[0]
     idx = bqx_core.rate_idx(close, base)
     o, h, lo = _col(b, "open"), _col(b, "high"), _col(b, "low")
+    ts_ns = pd.DatetimeIndex(b["ts_utc"]).asi8
+    if panel is None:
+        panel = build_panel({pair: b}, settings)
+    elif pair not in panel.pairs:
+        raise ValueError(f"pair {pair} is not in the panel (it holds {', '.join(panel.pairs)})")
     inputs = PairInputs(
-        ts_ns=pd.DatetimeIndex(b["ts_utc"]).asi8, open=o, high=h, low=lo, close=close, volume=_col(b, "volume"),
+        ts_ns=ts_ns, open=o, high=h, low=lo, close=close, volume=_col(b, "volume"),
         bid=_col(b, "bid"), ask=_col(b, "ask"), idx=idx, idx_open=bqx_core.rate_idx(o, base),
         idx_high=bqx_core.rate_idx(h, base), idx_low=bqx_core.rate_idx(lo, base),
-        bqx=bqx_core.primary_bqx(idx, settings),
+        bqx=bqx_core.primary_bqx(idx, settings), pair=pair, panel=panel, panel_rows=panel.rows_for(ts_ns),
     )
     return b, inputs
 
@@ -69,10 +77,11 @@ def _write_table(columns: dict[str, np.ndarray], path: Path) -> None:
         pq.write_table(pa.table(columns), tmp)
 
 
-def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str | Path) -> Path:
+def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str | Path,
+                 panel: Panel | None = None) -> Path:
     """Compute, trim the warm-up, write the per-table Parquet files and the wide frame; return its path."""
     catalog = Catalog(settings)
-    b, inputs = pair_inputs(bars, settings)
+    b, inputs = pair_inputs(bars, settings, pair, panel)
     warm = catalog.warmup_rows()
     if len(b) <= warm:
         raise ValueError(f"pair {pair}: {len(b)} bars after the baseline, need more than the {warm} warm-up rows")
@@ -95,9 +104,12 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     return path
 
 
-def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path) -> dict:
-    """Stage entry: read ``{bars_dir}/{pair}.parquet``, extract, write under ``out_dir``; returns a summary."""
+def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path,
+        panel_dir: str | Path | None = None) -> dict:
+    """Stage entry: read ``{bars_dir}/{pair}.parquet`` (and ``{panel_dir}/panel.parquet``), extract,
+    write under ``out_dir``; returns a summary."""
     bars = pd.read_parquet(Path(bars_dir) / f"{pair}.parquet")
+    panel = load_panel(Path(panel_dir) / "panel.parquet") if panel_dir is not None else None
     catalog = Catalog(settings)
-    rows = pq.ParquetFile(extract_pair(bars, pair, settings, out_dir)).metadata.num_rows
+    rows = pq.ParquetFile(extract_pair(bars, pair, settings, out_dir, panel)).metadata.num_rows
     return {"pair": pair, "rows": rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows()}

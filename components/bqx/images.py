@@ -6,7 +6,7 @@ from bqx import __version__
 
 REGISTRY = "ghcr.io/bqx-ml"
 TAG = __version__
-STAGES: tuple[str, ...] = ("ingest", "extract", "lag", "select", "train", "deploy", "drift")
+STAGES: tuple[str, ...] = ("ingest", "panel", "extract", "lag", "select", "train", "deploy", "drift")
 
 
 def image(stage: str, registry: str = REGISTRY, tag: str = TAG) -> str:

@@ -1,4 +1,4 @@
-"""The bqx-ml training pipeline: ingest -> per pair (extract -> lag -> select -> train, drift) -> deploy.
+"""The bqx-ml training pipeline: ingest -> panel -> per pair (extract -> lag -> select -> train, drift) -> deploy.
 
 (No ``from __future__ import annotations`` here or in stages.py: KFP reads the annotations at runtime.)
 """
@@ -25,8 +25,11 @@ def bqx_pipeline(
     deploy_backend: str = "local",
 ) -> dsl.Model:
     ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
+    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
+    panel.set_display_name("panel")
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
-        extract = stages.extract_features(bars=ingest.outputs["bars"], pair=pair, settings_json=settings_json)
+        extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,
+                                          settings_json=settings_json)
         extract.set_display_name("extract")
         lag = stages.lag_features(features=extract.outputs["features"], pair=pair, settings_json=settings_json)
         lag.set_display_name("lag")

@@ -28,14 +28,28 @@ def ingest_bars(source: str, pairs: List[str], bars: Output[Dataset], report: Ou
         fh.write(ingest_markdown(summary))
 
 
+@dsl.component(base_image=image("panel"), install_kfp_package=False)
+def build_panel(bars: Input[Dataset], pairs: List[str], settings_json: str, panel: Output[Dataset]) -> None:  # noqa: UP006
+    """Put every pair on one minute grid: returns, BQX changes, currency strengths (cross-pair inputs)."""
+    from bqx.config import Settings
+    from bqx.panel import run
+    from bqx.progress import say
+
+    summary = run(bars.path, pairs, Settings.from_json(settings_json), panel.path)
+    panel.metadata.update(summary)
+    say("panel", "all", f"{len(summary['pairs'])} pairs on {summary['rows']:,} grid rows, "
+        f"{len(summary['currencies'])} currencies")
+
+
 @dsl.component(base_image=image("extract"), install_kfp_package=False)
-def extract_features(bars: Input[Dataset], pair: str, settings_json: str, features: Output[Dataset]) -> None:
-    """Compute every catalog table of one pair from its bars (float32, warm-up dropped)."""
+def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, settings_json: str,
+                     features: Output[Dataset]) -> None:
+    """Compute every catalog table of one pair from its bars and the panel (float32, warm-up dropped)."""
     from bqx.config import Settings
     from bqx.extract import run
     from bqx.progress import say
 
-    summary = run(bars.path, pair, Settings.from_json(settings_json), features.path)
+    summary = run(bars.path, pair, Settings.from_json(settings_json), features.path, panel.path)
     features.metadata.update(summary)
     say("extract", pair, f"{summary['rows']:,} rows x {summary['features']} features")
 

@@ -15,7 +15,11 @@ from bqx.config import Settings
 from bqx.features import (
     bollinger,
     bqx_core,
+    correlation,
+    cross_pair,
+    cross_sectional,
     dual_domain,
+    error_correction,
     event_regime,
     fibonacci,
     hmm_regime,
@@ -32,6 +36,7 @@ from bqx.features import (
     time_features,
     volume,
 )
+from bqx.panel import Panel
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,14 @@ class PairInputs:
     idx_high: np.ndarray
     idx_low: np.ndarray
     bqx: np.ndarray  # primary BQX series (NaN during its warm-up)
+    pair: str
+    panel: Panel  # every pair on one grid (bqx.panel); cross-pair tables are computed on it
+    panel_rows: np.ndarray  # grid row of each of this pair's bars
+
+
+def _on_pair_rows(inp: PairInputs, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Cross-pair tables are computed on the panel grid; keep this pair's rows."""
+    return {name: values[inp.panel_rows] for name, values in block.items()}
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,21 @@ FAMILIES: dict[str, Family] = {
                           lambda inp, s: multi_scale.compute(inp.ts_ns, inp.idx_open, inp.idx_high, inp.idx_low,
                                                              inp.idx, inp.volume),
                           lambda s: multi_scale.warmup()),
+    "correlation_idx": Family(lambda s: correlation.names(),
+                              lambda inp, s: _on_pair_rows(inp, correlation.compute(inp.panel, inp.pair, "idx")),
+                              lambda s: max(correlation.WINDOWS) + 1),
+    "correlation_bqx": Family(lambda s: correlation.names(),
+                              lambda inp, s: _on_pair_rows(inp, correlation.compute(inp.panel, inp.pair, "bqx")),
+                              lambda s: bqx_core.primary_warmup(s) + max(correlation.WINDOWS) + 1),
+    "cross_sectional_panel": Family(lambda s: cross_sectional.names(),
+                                    lambda inp, s: _on_pair_rows(inp, cross_sectional.compute(inp.panel)),
+                                    lambda s: 241),
+    "cross_pair": Family(lambda s: cross_pair.names(),
+                         lambda inp, s: _on_pair_rows(inp, cross_pair.compute(inp.panel, inp.pair)),
+                         lambda s: max(cross_pair.WINDOWS) + 1),
+    "error_correction": Family(lambda s: error_correction.names(),
+                               lambda inp, s: _on_pair_rows(inp, error_correction.compute(inp.panel, inp.pair)),
+                               lambda s: max(error_correction.WINDOWS) + 1),
     "parabolic": Family(lambda s: parabolic.names(s.reg_windows),
                         lambda inp, s: parabolic.compute(inp.idx, inp.bqx, s.reg_windows),
                         lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.reg_windows)),

@@ -1,0 +1,59 @@
+"""``cross_pair``: the pair against its base and quote currency baskets (44 features).
+
+r is this pair's one-row log return (bps), g_b and g_q the strengths of its base and quote currency
+(:mod:`bqx.panel`); r = g_b - g_q exactly when every triangle holds. For W in (15, 60, 240, 1440):
+``base_str{W}`` / ``quote_str{W}`` the strengths summed over W, ``basket_diff{W}`` their difference,
+``resid{W}`` = sum r - basket_diff (the pair's own, non-basket move), ``beta{W}`` / ``corr{W}`` of r on
+g_b - g_q, ``base_share{W}`` = |base| / (|base| + |quote|), ``idio_vol_ratio{W}`` = sd(r - (g_b - g_q)) /
+sd(r), ``base_rank{W}`` / ``quote_rank{W}`` among the 8 currencies by summed strength (1 = strongest)
+and ``rank_gap{W}`` = quote_rank - base_rank.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bqx.features.rolling import fast_rolling_corr, fast_rolling_sum, safe_div
+from bqx.pairs import CURRENCIES, split_pair
+from bqx.panel import Panel
+
+WINDOWS: tuple[int, ...] = (15, 60, 240, 1440)
+FIELDS: tuple[str, ...] = ("base_str", "quote_str", "basket_diff", "resid", "beta", "corr", "base_share",
+                           "idio_vol_ratio", "base_rank", "quote_rank", "rank_gap")
+
+
+def names() -> list[str]:
+    return [f"{f}{w}" for w in WINDOWS for f in FIELDS]
+
+
+def _rolling_var(x: np.ndarray, w: int) -> np.ndarray:
+    s, ss = fast_rolling_sum(x, w), fast_rolling_sum(x * x, w)
+    return np.maximum(ss - s * s / w, 0.0) / (w - 1)
+
+
+def compute(panel: Panel, pair: str) -> dict[str, np.ndarray]:
+    base, quote = split_pair(pair)
+    bi, qi = CURRENCIES.index(base), CURRENCIES.index(quote)
+    r = panel.r[:, panel.col(pair)]
+    gb, gq = panel.g[:, bi], panel.g[:, qi]
+    basket = gb - gq
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS:
+        sums = np.column_stack([fast_rolling_sum(panel.g[:, j], w) for j in range(len(CURRENCIES))])
+        finite = np.isfinite(sums)
+        ranks = np.argsort(np.argsort(-np.where(finite, sums, -np.inf), axis=1), axis=1) + 1.0
+        ranks[~finite] = np.nan
+        bs, qs = sums[:, bi], sums[:, qi]
+        sr, sbasket = fast_rolling_sum(r, w), fast_rolling_sum(basket, w)
+        cov = fast_rolling_sum(r * basket, w) - sr * sbasket / w
+        var_b = np.maximum(fast_rolling_sum(basket * basket, w) - sbasket * sbasket / w, 0.0)
+        out[f"base_str{w}"], out[f"quote_str{w}"] = bs, qs
+        out[f"basket_diff{w}"] = bs - qs
+        out[f"resid{w}"] = sr - (bs - qs)
+        out[f"beta{w}"] = safe_div(cov, var_b)
+        out[f"corr{w}"] = fast_rolling_corr(r, basket, w)
+        out[f"base_share{w}"] = safe_div(np.abs(bs), np.abs(bs) + np.abs(qs))
+        out[f"idio_vol_ratio{w}"] = safe_div(np.sqrt(_rolling_var(r - basket, w)), np.sqrt(_rolling_var(r, w)))
+        out[f"base_rank{w}"], out[f"quote_rank{w}"] = ranks[:, bi], ranks[:, qi]
+        out[f"rank_gap{w}"] = ranks[:, qi] - ranks[:, bi]
+    return {k: out[k] for k in names()}

@@ -1,0 +1,142 @@
+"""The cross-pair panel: every pair on one minute grid, currency strengths, triangle residuals.
+
+The grid is the union of the pairs' bar times. Each pair's close is carried forward (the last known
+price, so still causal) and turned into a log price, a one-row log return ``r`` (bps) and the
+one-row change of its primary BQX series ``dbqx``. Currency strength (DESIGN.md section 4): with
+r_AB the return of pair AB, the 8 strengths g solve min sum_AB (r_AB - (g_A - g_B))^2 subject to
+sum g = 0; with all 28 pairs this is g_A = (1/8) sum_{B != A} r_AB (sign by orientation). The same
+projection of the BQX changes gives the BQX strengths ``gb``. A currency no pair covers is NaN.
+Triangle residual of currencies (A, B, C): ln(A/B) + ln(B/C) - ln(A/C), in bps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.features import bqx_core
+from bqx.pairs import CURRENCIES, PAIRS, split_pair
+
+NAMED_TRIANGLES: tuple[tuple[str, str, str], ...] = (
+    ("EUR", "USD", "JPY"), ("GBP", "USD", "JPY"), ("EUR", "GBP", "USD"), ("AUD", "NZD", "USD"),
+    ("EUR", "CHF", "USD"), ("USD", "CAD", "JPY"),
+)
+
+
+@dataclass
+class Panel:
+    ts_ns: np.ndarray  # (n,) grid times, UTC ns
+    pairs: tuple[str, ...]
+    logp: np.ndarray  # (n, P) carried-forward log close
+    r: np.ndarray  # (n, P) one-row log return, bps
+    dbqx: np.ndarray  # (n, P) one-row change of the primary BQX series
+    g: np.ndarray  # (n, 8) return strength of each currency, bps
+    gb: np.ndarray  # (n, 8) BQX-change strength
+
+    def col(self, pair: str) -> int:
+        return self.pairs.index(pair)
+
+    def rows_for(self, ts_ns: np.ndarray) -> np.ndarray:
+        """Grid rows of the given times (every bar time of a panel pair is on the grid)."""
+        rows = np.searchsorted(self.ts_ns, ts_ns)
+        if np.any(rows >= len(self.ts_ns)) or np.any(self.ts_ns[np.minimum(rows, len(self.ts_ns) - 1)] != ts_ns):
+            raise ValueError("bar times are not on the panel grid: build the panel from the same bars")
+        return rows
+
+    def log_cross(self, a: str, b: str) -> np.ndarray:
+        """ln(a/b) from whichever pair quotes the two currencies (NaN if it is not in the panel)."""
+        name = (a + b).lower()
+        if name in self.pairs:
+            return self.logp[:, self.col(name)]
+        name = (b + a).lower()
+        if name in self.pairs:
+            return -self.logp[:, self.col(name)]
+        return np.full(len(self.ts_ns), np.nan)
+
+    def triangle(self, a: str, b: str, c: str) -> np.ndarray:
+        return (self.log_cross(a, b) + self.log_cross(b, c) - self.log_cross(a, c)) * 1e4
+
+
+def strength_matrix(pairs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(8 x P) projection from pair returns to currency strengths, and which currencies are covered."""
+    design = np.zeros((len(pairs), len(CURRENCIES)))
+    for i, p in enumerate(pairs):
+        base, quote = split_pair(p)
+        design[i, CURRENCIES.index(base)] = 1.0
+        design[i, CURRENCIES.index(quote)] = -1.0
+    covered = np.abs(design).sum(axis=0) > 0
+    sub = design[:, covered]
+    # least squares with sum(g) = 0 over the covered currencies: pinv of the design plus the constraint row
+    aug = np.vstack([sub, np.ones((1, sub.shape[1]))])
+    proj = np.linalg.pinv(aug)[:, : len(pairs)]
+    full = np.full((len(CURRENCIES), len(pairs)), np.nan)
+    full[covered] = proj
+    return full, covered
+
+
+def build_panel(bars: dict[str, pd.DataFrame], settings: Settings) -> Panel:
+    pairs = tuple(p for p in PAIRS if p in bars)
+    if not pairs:
+        raise ValueError("the panel needs at least one pair")
+    grid = np.unique(np.concatenate([pd.DatetimeIndex(bars[p]["ts_utc"]).asi8 for p in pairs]))
+    n = len(grid)
+    logp = np.full((n, len(pairs)), np.nan)
+    dbqx = np.full((n, len(pairs)), np.nan)
+    for j, p in enumerate(pairs):
+        ts = pd.DatetimeIndex(bars[p]["ts_utc"]).asi8
+        close = pd.Series(np.nan, index=grid)
+        close.iloc[np.searchsorted(grid, ts)] = bars[p]["close"].to_numpy(dtype=np.float64)
+        filled = close.ffill().to_numpy()
+        logp[:, j] = np.log(filled)
+        idx = bqx_core.rate_idx(filled, filled[np.flatnonzero(np.isfinite(filled))[0]])
+        series = bqx_core.primary_bqx(idx, settings)
+        dbqx[1:, j] = np.diff(series)
+    r = np.full_like(logp, np.nan)
+    r[1:] = np.diff(logp, axis=0) * 1e4
+    proj, covered = strength_matrix(pairs)
+    g = r @ np.where(covered[:, None], proj, 0.0).T
+    gb = dbqx @ np.where(covered[:, None], proj, 0.0).T
+    g[:, ~covered] = np.nan
+    gb[:, ~covered] = np.nan
+    return Panel(grid, pairs, logp, r, dbqx, g, gb)
+
+
+def save_panel(panel: Panel, path: str | Path) -> Path:
+    from bqx.io import write_parquet
+
+    cols: dict[str, object] = {"ts_utc": pd.DatetimeIndex(panel.ts_ns, tz="UTC")}
+    for name, block, labels in (("logp", panel.logp, panel.pairs), ("r", panel.r, panel.pairs),
+                                ("dbqx", panel.dbqx, panel.pairs), ("g", panel.g, CURRENCIES),
+                                ("gb", panel.gb, CURRENCIES)):
+        for j, label in enumerate(labels):
+            cols[f"{name}.{label.lower()}"] = block[:, j]
+    return write_parquet(pd.DataFrame(cols), path)
+
+
+def load_panel(path: str | Path) -> Panel:
+    df = pd.read_parquet(path)
+    pairs = tuple(c.split(".", 1)[1] for c in df.columns if c.startswith("logp."))
+
+    def block(prefix: str, labels: tuple[str, ...]) -> np.ndarray:
+        return df[[f"{prefix}.{x.lower()}" for x in labels]].to_numpy(dtype=np.float64)
+
+    return Panel(pd.DatetimeIndex(df["ts_utc"]).asi8, pairs, block("logp", pairs), block("r", pairs),
+                 block("dbqx", pairs), block("g", CURRENCIES), block("gb", CURRENCIES))
+
+
+def all_triangles() -> list[tuple[str, str, str]]:
+    return list(combinations(CURRENCIES, 3))
+
+
+def run(bars_dir: str | Path, pairs: list[str], settings: Settings, out_dir: str | Path) -> dict:
+    """Stage entry: read every pair's bars, build the panel, write ``panel.parquet``; returns a summary."""
+    bars = {p: pd.read_parquet(Path(bars_dir) / f"{p}.parquet") for p in pairs}
+    panel = build_panel(bars, settings)
+    save_panel(panel, Path(out_dir) / "panel.parquet")
+    covered = [c for j, c in enumerate(CURRENCIES) if np.isfinite(panel.g[:, j]).any()]
+    return {"rows": len(panel.ts_ns), "pairs": list(panel.pairs), "currencies": covered}
