@@ -1,20 +1,28 @@
 """Feature extraction for one pair x one year of 1-minute bars (~372k rows), all computed tables.
 
-Prints wall time, peak RSS and, for a representative subset (rolling mean/std/max/min, RSI, MACD,
-stochastic, BQX window sums), the speed ratio against a plain-pandas reference measured in this run.
+A first subprocess generates the 28-pair sample year and writes the pair's bars and the cross-pair
+panel; this process then measures extraction the way the extract stage does it (its bars plus the
+panel), so its peak RSS is the stage's. Prints wall time per table and in all, peak RSS and, for a
+representative subset (rolling mean/std/max/min, RSI, MACD), the speed ratio against a plain-pandas
+reference measured in this run. Run it on one core with ``taskset -c 0 python bench/features.py``.
 """
 
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from bqx.catalog import Catalog
 from bqx.config import Settings
-from bqx.extract import iter_tables, pair_inputs
+from bqx.extract import extract_pair, pair_inputs
 from bqx.features import rolling as R
 from bqx.features.technical import rsi
 from bqx.sample import generate
@@ -45,25 +53,43 @@ def subset_pandas(x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+DAYS = 259  # trading days x 1,440 = 372,960 rows
+
+
+def prepare(out: Path) -> None:
+    from bqx.panel import build_panel, save_panel
+
+    settings = Settings()
+    bars = generate(days=DAYS, seed=1)
+    t0 = time.perf_counter()
+    panel = build_panel(bars, settings)
+    print(f"panel build (28 pairs): {time.perf_counter() - t0:.2f} s")
+    save_panel(panel, out / "panel.parquet")
+    bars["eurusd"].to_parquet(out / "eurusd.parquet")
+
+
 def main() -> None:
     settings = Settings()
-    bars = generate(["eurusd"], days=259, seed=1)["eurusd"]  # 259 trading days x 1,440 = 372,960 rows
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, __file__, "--prepare", tmp], check=True)
+        from bqx.panel import load_panel
+
+        bars = pd.read_parquet(Path(tmp) / "eurusd.parquet")
+        panel = load_panel(Path(tmp) / "panel.parquet")
     print(f"rows: {len(bars)} rows")
-    _, inputs = pair_inputs(bars, settings, "eurusd")
-    t0 = time.perf_counter()
-    columns: list[np.ndarray] = []
-    per_table: dict[str, float] = {}
-    for key, block in iter_tables(inputs, settings):  # the extract stage's streaming path
-        columns += [np.ascontiguousarray(v, dtype=np.float32) for v in block.values()]
-        per_table[key] = time.perf_counter() - t0 - sum(per_table.values())
-        del block
-    wall = time.perf_counter() - t0
-    for key, secs in sorted(per_table.items(), key=lambda kv: -kv[1]):
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = extract_pair(bars, "eurusd", settings, out, panel)  # the extract stage's work, files included
+        wall = time.perf_counter() - t0
+        n_features = pq.ParquetFile(result.path).schema_arrow.names
+    for key, secs in sorted(result.table_seconds.items(), key=lambda kv: -kv[1]):
         print(f"table {key}: {secs:.2f} s")
-    print(f"computed features: {len(columns)} features")
+    print(f"computed features: {sum('.' in n for n in n_features)} features")
     print(f"catalog base features: {Catalog(settings).planned_counts()['base']} features")
-    print(f"extract wall time: {wall:.2f} s")
-    print(f"extract time per feature: {1000 * wall / len(columns):.2f} ms")
+    print(f"extract wall time (compute + Parquet): {wall:.2f} s")
+    print(f"compute time: {sum(result.table_seconds.values()):.2f} s")
+    print(f"extract time per feature: {1000 * wall / len(Catalog(settings).features):.2f} ms")
+    _, inputs = pair_inputs(bars, settings, "eurusd", panel)
     x = inputs.idx
     t0 = time.perf_counter()
     ours = subset_ours(x)
@@ -86,4 +112,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--prepare":
+        prepare(Path(sys.argv[2]))
+    else:
+        main()

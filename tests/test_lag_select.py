@@ -15,7 +15,7 @@ def wide(tmp_path_factory):
     from bqx.sample import generate
 
     bars = generate(["eurusd"], days=5, seed=7)["eurusd"]  # past the 2-day HMM fit window
-    return pd.read_parquet(extract_pair(bars, "eurusd", Settings(), tmp_path_factory.mktemp("x")))
+    return pd.read_parquet(extract_pair(bars, "eurusd", Settings(), tmp_path_factory.mktemp("x")).path)
 
 
 def test_lags_are_exact_past_values(wide):

@@ -38,7 +38,8 @@ def _write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
-    return _write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
+    """Numeric frames: no dictionary encoding (continuous values never repeat; it only costs time)."""
+    return _write_with(path, lambda tmp: df.to_parquet(tmp, index=False, use_dictionary=False))
 
 
 def write_json(obj: Any, path: str | Path) -> Path:
