@@ -30,3 +30,23 @@ def test_validate_reports_bad_file_as_one_clear_error(tmp_path: Path):
                                    f"field 'high': high < low (open={df.loc[7, 'open']}, high={df.loc[7, 'high']}, "
                                    f"low={df.loc[7, 'low']}, close={df.loc[7, 'close']})")
     assert np.isfinite(df["close"]).all()
+
+
+def test_plan_sizes_and_instance_come_from_catalog_and_price_file(tmp_path: Path):
+    from bqx.config import Settings
+    from bqx.plan import GIB, ROWS_PER_PAIR_YEAR, load_prices, plan_text, recommend, sizes
+
+    s = Settings()
+    sz = sizes(s)
+    assert sz.features == ROWS_PER_PAIR_YEAR * (8 + 8 + 1080 * 4)
+    assert sz.candidates == ROWS_PER_PAIR_YEAR * (8 + 2640 * 4)
+    prices = load_prices()
+    assert all(p.usd_per_hour > 0 and p.as_of for p in prices)
+    pick = recommend(5 * GIB, prices)
+    assert pick is not None and pick.memory_gib * GIB >= 7.5 * GIB
+    assert pick.usd_per_hour == min(p.usd_per_hour for p in prices if p.memory_gib >= 7.5)
+    own = tmp_path / "prices.csv"
+    own.write_text("eu-west-1,ml.x.big,64,512,9.99,2026-11,my quote\n")
+    text = plan_text(s, str(own))
+    assert "ml.x.big" in text and "$9.99/h in eu-west-1" in text and "2,640 planned" in text
+    assert sizes(s.replace(profile="base")).features < sz.features

@@ -111,9 +111,12 @@ def summary_text(result: object) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bqx.plan import plan_text
+    from bqx.plan import compare_text, plan_text
 
-    print(plan_text(_settings(args.settings).replace(profile=args.profile)))
+    settings = _settings(args.settings).replace(profile=args.profile)
+    print(plan_text(settings, args.prices))
+    if args.profile == "base":
+        print(compare_text(settings))
     return 0
 
 
@@ -160,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="feature counts from the catalog and settings")
     p.add_argument("--settings")
-    p.add_argument("--profile", choices=("full", "base"), default="full")
+    p.add_argument("--profile", choices=("full", "base"), default="full",
+                   help="'base' leaves out the advanced tables and prints both plans side by side")
+    p.add_argument("--prices", help="instance price CSV (default: the bundled, dated file)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")

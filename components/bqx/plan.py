@@ -1,24 +1,100 @@
-"""``bqx plan``: feature counts per table and domain, lag candidates and selection, from the catalog."""
+"""``bqx plan``: what a run computes and needs, derived from the catalog and the settings.
+
+Counts per table and domain, lag candidates, the selection quota, bytes per pair-year at each stage,
+the working set of the heaviest stage and the cheapest instance from the price file that holds it.
+Nothing here is typed twice: counts come from :mod:`bqx.catalog`, sizes from counts x rows x dtype.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
+from bqx.pairs import PAIRS
 from bqx.selection import effective_quota
 
+ROWS_PER_PAIR_YEAR = 259 * 1440  # open-market minutes in a year: 5 x 24 h a week, less holidays
+GIB = 1024**3
+F32, F64, TS = 4, 8, 8
+HEADROOM = 1.5  # instance memory >= working set x this
 
-def plan_text(settings: Settings) -> str:
+
+@dataclass(frozen=True)
+class Instance:
+    region: str
+    name: str
+    vcpu: int
+    memory_gib: float
+    usd_per_hour: float
+    as_of: str
+    source: str
+
+
+def load_prices(path: str | Path | None = None) -> list[Instance]:
+    text = Path(path).read_text() if path else resources.files("bqx").joinpath("data/instance_prices.csv").read_text()
+    rows = csv.reader(line for line in io.StringIO(text) if line.strip() and not line.startswith("#"))
+    return [Instance(r[0], r[1], int(r[2]), float(r[3]), float(r[4]), r[5], r[6]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Bytes per pair-year at each stage's output, and the working set of each stage."""
+
+    bars: int
+    panel: int
+    features: int
+    candidates: int
+    selected: int
+    working_set: dict[str, int]
+
+
+def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len(PAIRS)) -> Sizes:
+    cat = Catalog(settings)
+    counts = cat.planned_counts()
+    base, cands = counts["base"], counts["candidates"]
+    bars = rows * (TS + 7 * F64)
+    panel = rows * (TS + (3 * n_pairs + 16) * F64)
+    features = rows * (TS + len(settings.horizons) * F64 + base * F32)
+    candidates = rows * (TS + cands * F32)
+    selected = rows * (TS + F64 + settings.n_select * F32)
+    largest_table = max(t.count for t in cat.tables)
+    working = {
+        # inputs + the panel + one table in float64 while computed (the stage streams tables to disk)
+        "extract": bars + panel + 3 * rows * largest_table * F64,
+        # the lag stage materialises every candidate in float32
+        "lag": features + candidates,
+        "select": candidates + selected,
+        # CatBoost holds the float data, its quantized copy and the gradients: about 3x the input
+        "train": 3 * selected,
+    }
+    return Sizes(bars, panel, features, candidates, selected, working)
+
+
+def recommend(working_set: int, prices: list[Instance]) -> Instance | None:
+    fits = [p for p in prices if p.memory_gib * GIB >= HEADROOM * working_set]
+    return min(fits, key=lambda p: (p.usd_per_hour, p.memory_gib)) if fits else None
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:,.2f} GiB"
+
+
+def plan_text(settings: Settings, prices_path: str | None = None) -> str:
     cat = Catalog(settings)
     planned = cat.planned_counts()
     lines = [f"bqx plan (profile {settings.profile}, BQX {settings.bqx_version}, catalog {cat.version()})", "",
-             f"{'table':<28}{'domain':<8}{'count':>6}  {'lag':<4}{'status'}"]
+             f"{'table':<30}{'domain':<8}{'count':>6}  {'lag':<4}{'status'}"]
     for t in cat.tables:
         status = "computed" if t.implemented else "declared"
-        lines.append(f"{t.table_name('{pair}'):<28}{t.domain:<8}{t.count:>6}  {'yes' if t.laggable else '':<4}{status}")
-    computed = cat.features
+        lines.append(f"{t.table_name('{pair}'):<30}{t.domain:<8}{t.count:>6}  {'yes' if t.laggable else '':<4}{status}")
     by_domain = cat.planned_domain_counts()
     lines += ["", f"base features: {planned['base']:,} planned ("
-              + ", ".join(f"{d} {by_domain[d]}" for d in DOMAINS) + f"); {len(computed)} computed today",
+              + ", ".join(f"{d} {by_domain[d]}" for d in DOMAINS) + f"); {len(cat.features):,} computed today",
               f"laggable: {planned['laggable']} x lags {list(settings.lags)} + {cat.table('bqx').count} core x "
               f"causality lag {settings.causality_lag} = {planned['lagged']:,} lagged",
               f"candidates: {planned['candidates']:,} planned; {len(cat.candidate_names()):,} computed today"]
@@ -26,5 +102,32 @@ def plan_text(settings: Settings) -> str:
     q = effective_quota(avail, settings)
     lines.append(f"selection: {settings.n_select} per pair, >= {settings.min_idx} idx and >= {settings.min_bqx} bqx "
                  f"(effective today: {q.n_select}, idx >= {q.min_idx}, bqx >= {q.min_bqx})")
-    lines.append(f"warm-up rows dropped by extract: {cat.warmup_rows()}")
+    lines.append(f"warm-up rows dropped by extract: {cat.warmup_rows():,}")
+    sz = sizes(settings)
+    lines += ["", f"bytes per pair-year ({ROWS_PER_PAIR_YEAR:,} one-minute rows):",
+              f"  bars {_gib(sz.bars)}, panel (all {len(PAIRS)} pairs) {_gib(sz.panel)}, "
+              f"features {_gib(sz.features)}, candidates {_gib(sz.candidates)}, selected {_gib(sz.selected)}",
+              "  working set per task: " + ", ".join(f"{k} {_gib(v)}" for k, v in sz.working_set.items())]
+    prices = load_prices(prices_path)
+    heaviest = max(sz.working_set, key=lambda k: sz.working_set[k])
+    pick = recommend(sz.working_set[heaviest], prices)
+    if pick is None:
+        lines.append(f"  no instance in the price file holds {HEADROOM} x the {heaviest} working set")
+    else:
+        lines.append(f"  recommended instance: {pick.name} ({pick.vcpu} vCPU, {pick.memory_gib:g} GiB; heaviest task "
+                     f"{heaviest} needs {_gib(int(HEADROOM * sz.working_set[heaviest]))} with headroom), "
+                     f"${pick.usd_per_hour}/h in {pick.region} as of {pick.as_of} [{pick.source}]")
+    return "\n".join(lines)
+
+
+def compare_text(settings: Settings) -> str:
+    """The full and base profiles side by side (the phased roll-out of DESIGN.md section 3)."""
+    rows = []
+    for profile in ("full", "base"):
+        s = settings.replace(profile=profile)
+        c = Catalog(s).planned_counts()
+        sz = sizes(s)
+        rows.append((profile, c["base"], c["candidates"], sz.features, max(sz.working_set.values())))
+    lines = ["", f"{'profile':<8}{'base':>7}{'candidates':>12}{'features/pair-year':>20}{'largest task':>14}"]
+    lines += [f"{p:<8}{b:>7,}{c:>12,}{_gib(f):>20}{_gib(w):>14}" for p, b, c, f, w in rows]
     return "\n".join(lines)
