@@ -79,3 +79,56 @@ def test_split_rejects_too_little_data():
     frame = pd.DataFrame({"ts_utc": range(100), s.target_name: np.ones(100)})
     with pytest.raises(ValueError, match="too few"):
         split(frame, s)
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """extract -> lag -> select through the stage entry points on a 5-day pair."""
+    from bqx import lagging, selection
+    from bqx.extract import extract_pair
+    from bqx.sample import generate
+
+    s = Settings(selection_sample_rows=800)
+    root = tmp_path_factory.mktemp("stages")
+    extract_pair(generate(["usdjpy"], days=5, seed=3)["usdjpy"], "usdjpy", s, root / "features")
+    lag_summary = lagging.run(root / "features", s, root / "candidates")
+    result = selection.run(root / "candidates", root / "features", "usdjpy", s, root / "dataset")
+    return s, root, lag_summary, result
+
+
+def test_lag_stage_samples_training_rows_only_and_plans_every_candidate(staged):
+    import json
+
+    s, root, lag_summary, _ = staged
+    assert lag_summary["candidates"] == 2640 and lag_summary["sample_rows"] == 800
+    splits = json.loads((root / "candidates" / "splits.json").read_text())
+    sample = np.array(splits["sample_rows"])
+    assert sample.min() >= splits["train"][0] and sample.max() < splits["train"][1]
+    plan = json.loads((root / "candidates" / "lag_plan.json").read_text())
+    assert len(plan["columns"]) == 2640 and plan["lags"]["bqx.w15_bqx_return_lag61"] == 61
+    cand = pd.read_parquet(root / "candidates" / "candidates_sample.parquet")
+    assert cand.shape == (800, 2641) and (cand.dtypes.iloc[1:] == np.float32).all()
+
+
+def test_materialised_selection_equals_full_lagging(staged):
+    s, root, _, result = staged
+    wide = pd.read_parquet(root / "features" / "features.parquet")
+    full = add_lags(wide, s).set_index("ts_utc")
+    test = pd.read_parquet(root / "dataset" / "test.parquet").set_index("ts_utc")
+    assert list(test.columns) == [s.target_name, *result["features"]]
+    chosen = result["features"]
+    np.testing.assert_array_equal(test[chosen].to_numpy(), full.loc[test.index, chosen].to_numpy())
+    np.testing.assert_array_equal(test[s.target_name].to_numpy(), full.loc[test.index, s.target_name].to_numpy())
+
+
+def test_no_training_target_window_reaches_validation_or_test(staged):
+    import json
+
+    s, root, _, _ = staged
+    splits = json.loads((root / "candidates" / "splits.json").read_text())
+    tr1, (va0, va1), te0 = splits["train"][1], splits["val"], splits["test"][0]
+    # the target of row t is BQX at t + H, built from rate_idx rows t + H - W .. t + H
+    assert tr1 - 1 + s.horizon < va0 and va1 - 1 + s.horizon < te0
+    assert va0 - tr1 >= max(s.horizon, max(s.lags)) and te0 - va1 >= max(s.horizon, max(s.lags))
+    counts = staged[3]["domain_counts"]
+    assert counts["idx"] >= 100 and counts["bqx"] >= 100 and sum(counts.values()) == 250

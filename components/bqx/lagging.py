@@ -1,7 +1,12 @@
-"""The lag stage: base features -> candidates = base + lagged copies, as the catalog's lag plan says.
+"""The lag stage: the candidate set of a pair, as a plan and as a training-row sample.
 
-A lag of k rows is ``x(t - k)``: strictly past values, so lagging never breaks causality. The first
-``max lag`` rows have incomplete lags and are dropped.
+A lag of k rows is ``x(t - k)``: strictly past values, so lagging never breaks causality. Lagged
+columns are views of the base features shifted by k rows, so they are never all materialised: the
+stage writes the lag plan, the walk-forward split of the rows (:mod:`bqx.splits`) and the candidate
+values on a seeded sample of training rows, which is all selection needs. The select stage then
+builds only the chosen columns for every row (:func:`materialise`).
+
+Usable rows start at the longest lag (so every lag exists) and must have a target.
 """
 
 from __future__ import annotations
@@ -10,42 +15,102 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from bqx.catalog import Catalog, lag_name
+from bqx.catalog import Catalog, base_name, lag_name
 from bqx.config import Settings
+from bqx.io import write_json, write_parquet
+
+COLUMN_BATCH = 128  # feature columns read from Parquet at a time
 
 
 def max_lag(settings: Settings) -> int:
     return max(*settings.lags, settings.causality_lag)
 
 
+def lag_of(column: str) -> int:
+    """``x_lag60`` -> 60; a base feature -> 0."""
+    head, sep, tail = column.rpartition("_lag")
+    return int(tail) if sep and tail.isdigit() else 0
+
+
+def candidate_columns(settings: Settings) -> list[str]:
+    return Catalog(settings).candidate_names()
+
+
+def build_candidates(base: dict[str, np.ndarray], rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """Candidate values at the given row positions from base feature arrays (float32); rows - k < 0 -> NaN."""
+    out = {}
+    for col in columns:
+        src = base[base_name(col)]
+        pos = rows - lag_of(col)
+        vals = np.full(len(rows), np.nan, dtype=np.float32)
+        ok = pos >= 0
+        vals[ok] = src[pos[ok]]
+        out[col] = vals
+    return pd.DataFrame(out)
+
+
 def add_lags(features: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Return ts, targets, base features and every lagged candidate (float32), first max-lag rows dropped."""
-    catalog = Catalog(settings)
-    plan = catalog.lag_plan()
-    n = len(features)
+    """Every candidate for every row of an in-memory frame, first max-lag rows dropped (small data, tests)."""
     k_max = max_lag(settings)
+    n = len(features)
     if n <= k_max:
         raise ValueError(f"{n} feature rows: need more than the longest lag ({k_max} rows)")
-    keep = slice(k_max, n)
-    base_cols = [f.name for f in catalog.features]
-    missing = [c for c in base_cols if c not in features.columns]
+    columns = candidate_columns(settings)
+    missing = [c for c in {base_name(c) for c in columns} if c not in features.columns]
     if missing:
-        raise ValueError(f"features frame lacks {len(missing)} catalog feature(s), e.g. {missing[:3]}")
-    lagged = np.empty((n - k_max, len(plan)), dtype=np.float32)
-    for j, (name, k) in enumerate(plan):
-        col = features[name].to_numpy()
-        lagged[:, j] = col[k_max - k : n - k]
-    head = features.iloc[keep].reset_index(drop=True)
-    lag_frame = pd.DataFrame(lagged, columns=[lag_name(nm, k) for nm, k in plan])
-    return pd.concat([head, lag_frame], axis=1)
+        raise ValueError(f"features frame lacks {len(missing)} catalog feature(s), e.g. {sorted(missing)[:3]}")
+    base = {name: features[name].to_numpy() for name in {base_name(c) for c in columns}}
+    rows = np.arange(k_max, n)
+    head = features[[c for c in features.columns if "." not in c]].iloc[k_max:].reset_index(drop=True)
+    return pd.concat([head, build_candidates(base, rows, columns)], axis=1)
+
+
+def read_base(features_path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Base feature columns from features.parquet as float32 arrays (all rows)."""
+    table = pq.ParquetFile(features_path).read(columns=names)
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def materialise(features_path: Path, columns: list[str], rows: np.ndarray) -> pd.DataFrame:
+    """Only the given candidate columns, for the given rows, reading only their base features."""
+    bases = sorted({base_name(c) for c in columns})
+    return build_candidates(read_base(features_path, bases), rows, columns)
 
 
 def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> dict:
-    """Stage entry: ``features.parquet`` -> ``candidates.parquet``; returns a summary."""
-    from bqx.io import write_parquet
+    """Stage entry: split the rows, sample training rows, write the candidate sample, plan and split."""
+    from bqx.splits import split_rows
 
-    frame = add_lags(pd.read_parquet(Path(features_dir) / "features.parquet"), settings)
-    write_parquet(frame, Path(out_dir) / "candidates.parquet")
-    n_cand = sum(1 for c in frame.columns if c != "ts_utc" and not c.startswith("target_"))
-    return {"rows": len(frame), "candidates": n_cand}
+    path = Path(features_dir) / "features.parquet"
+    head = pq.read_table(path, columns=["ts_utc", settings.target_name]).to_pandas()
+    parts = split_rows(head[settings.target_name].to_numpy(), settings)
+    rng = np.random.default_rng(settings.seed)
+    train = parts["train"]
+    n = min(settings.selection_sample_rows, len(train))
+    sample = np.sort(rng.choice(train, size=n, replace=False))
+    columns = candidate_columns(settings)
+    by_base: dict[str, list[str]] = {}
+    for c in columns:
+        by_base.setdefault(base_name(c), []).append(c)
+    bases = list(by_base)
+    parts_sample: dict[str, np.ndarray] = {}
+    for lo in range(0, len(bases), COLUMN_BATCH):  # a batch of base columns in memory at a time
+        chunk = bases[lo:lo + COLUMN_BATCH]
+        block = build_candidates(read_base(path, chunk), sample, [c for b in chunk for c in by_base[b]])
+        parts_sample.update({c: block[c].to_numpy() for c in block.columns})
+    frame = pd.DataFrame({settings.target_name: head[settings.target_name].to_numpy()[sample],
+                          **{c: parts_sample[c] for c in columns}})
+    out = Path(out_dir)
+    write_parquet(frame, out / "candidates_sample.parquet")
+    catalog = Catalog(settings)
+    write_json({"columns": columns, "domains": {c: catalog.domain_of(c) for c in columns},
+                "lags": {c: lag_of(c) for c in columns}}, out / "lag_plan.json")
+    write_json({name: [int(rows[0]), int(rows[-1]) + 1] if len(rows) else [0, 0] for name, rows in parts.items()}
+               | {"sample_rows": sample.tolist()}, out / "splits.json")
+    return {"rows": len(head), "candidates": len(columns), "sample_rows": n,
+            "split_rows": {k: len(v) for k, v in parts.items()}}
+
+
+__all__ = ["add_lags", "lag_name", "materialise", "run"]

@@ -33,7 +33,8 @@ def bqx_pipeline(
         extract.set_display_name("extract")
         lag = stages.lag_features(features=extract.outputs["features"], pair=pair, settings_json=settings_json)
         lag.set_display_name("lag")
-        select = stages.select_features(candidates=lag.outputs["candidates"], pair=pair, settings_json=settings_json)
+        select = stages.select_features(candidates=lag.outputs["candidates"], features=extract.outputs["features"],
+                                        pair=pair, settings_json=settings_json)
         select.set_display_name("select")
         train = stages.train_model(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json,
                                    backend=train_backend)

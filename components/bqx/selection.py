@@ -64,19 +64,19 @@ def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int 
     return dict(zip(x.columns, (float(v) for v in model.get_feature_importance()), strict=True))
 
 
-def select(train: pd.DataFrame, settings: Settings) -> dict:
-    """Select features from the training split; returns the content of ``selection.json``."""
+def select(sample: pd.DataFrame, settings: Settings) -> dict:
+    """Select features from a sample of training rows (candidates + target); returns ``selection.json``."""
     catalog = Catalog(settings)
     target = settings.target_name
-    candidates = [c for c in train.columns if c != "ts_utc" and not c.startswith("target_")]
+    candidates = [c for c in sample.columns if c != "ts_utc" and not c.startswith("target_")]
     domains = {c: catalog.domain_of(c) for c in candidates}
     available = {d: sum(1 for c in candidates if domains[c] == d) for d in DOMAINS}
     quota = effective_quota(available, settings)
     rng = np.random.default_rng(settings.seed)
-    n = min(settings.selection_sample_rows, len(train))
-    rows = np.sort(rng.choice(len(train), size=n, replace=False))
-    sample = train.iloc[rows]
-    importance = importance_catboost(sample[candidates], sample[target].to_numpy(), settings.seed,
+    n = min(settings.selection_sample_rows, len(sample))
+    rows = np.sort(rng.choice(len(sample), size=n, replace=False))
+    part = sample.iloc[rows]
+    importance = importance_catboost(part[candidates], part[target].to_numpy(), settings.seed,
                                      settings.train.thread_count)
     chosen = enforce_quota(importance, domains, quota)
     return {
@@ -94,20 +94,32 @@ def select(train: pd.DataFrame, settings: Settings) -> dict:
     }
 
 
-def run(candidates_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path) -> dict:
-    """Stage entry: split the candidates, select on the training rows, write ``selection.json`` and
-    ``train/val/test.parquet`` holding only the selected columns plus the target."""
-    from bqx.io import write_json, write_parquet
-    from bqx.splits import split
+def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, settings: Settings,
+        out_dir: str | Path) -> dict:
+    """Stage entry: select on the lag stage's training-row sample, then build only the selected columns
+    for every train/val/test row; write ``selection.json`` and ``train/val/test.parquet`` (ts, target,
+    selected features)."""
+    import pyarrow.parquet as pq
 
-    frame = pd.read_parquet(Path(candidates_dir) / "candidates.parquet")
-    parts = split(frame, settings)
-    result = select(parts["train"], settings)
+    from bqx.io import read_json, write_json, write_parquet
+    from bqx.lagging import materialise
+
+    cdir = Path(candidates_dir)
+    sample = pd.read_parquet(cdir / "candidates_sample.parquet")
+    result = select(sample, settings)
     result["pair"] = pair
-    keep = ["ts_utc", result["target"], *result["features"]]
+    splits = read_json(cdir / "splits.json")
+    fpath = Path(features_dir) / "features.parquet"
+    head = pq.read_table(fpath, columns=["ts_utc", result["target"]]).to_pandas()
     out = Path(out_dir)
-    for name, part in parts.items():
-        write_parquet(part[keep], out / f"{name}.parquet")
-    result["rows"] = {name: len(part) for name, part in parts.items()}
+    result["rows"] = {}
+    for name in ("train", "val", "test"):
+        lo, hi = splits[name]
+        rows = np.arange(lo, hi)
+        part = pd.concat([head.iloc[rows].reset_index(drop=True), materialise(fpath, result["features"], rows)],
+                         axis=1)
+        part = part[part[result["target"]].notna()].reset_index(drop=True)
+        write_parquet(part, out / f"{name}.parquet")
+        result["rows"][name] = len(part)
     write_json(result, out / "selection.json")
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from bqx.config import Settings
@@ -39,6 +40,15 @@ def bounds(n_rows: int, settings: Settings) -> SplitBounds:
     va = (n_train + gap, n_train + gap + n_val)
     te = (va[1] + gap, n_rows)
     return SplitBounds(tr, va, te, gap)
+
+
+def split_rows(target: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
+    """Row positions of train/val/test in a features frame: rows from the longest lag on that have a
+    target, cut in time order with purge gaps."""
+    usable = np.flatnonzero(np.isfinite(target))
+    usable = usable[usable >= max_lag(settings)]
+    b = bounds(len(usable), settings)
+    return {name: usable[lo:hi] for name, (lo, hi) in (("train", b.train), ("val", b.val), ("test", b.test))}
 
 
 def split(frame: pd.DataFrame, settings: Settings) -> dict[str, pd.DataFrame]:

@@ -56,24 +56,24 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
 
 @dsl.component(base_image=image("lag"), install_kfp_package=False)
 def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]) -> None:
-    """Add the catalog's lagged copies: the candidate set of one pair."""
+    """The candidate set of one pair: lag plan, purged walk-forward split, candidates on training rows."""
     from bqx.config import Settings
     from bqx.lagging import run
     from bqx.progress import say
 
     summary = run(features.path, Settings.from_json(settings_json), candidates.path)
     candidates.metadata.update({"pair": pair, **summary})
-    say("lag", pair, f"{summary['candidates']} candidates")
+    say("lag", pair, f"{summary['candidates']} candidates, sampled on {summary['sample_rows']:,} training rows")
 
 
 @dsl.component(base_image=image("select"), install_kfp_package=False)
-def select_features(candidates: Input[Dataset], pair: str, settings_json: str, dataset: Output[Dataset],
-                    metrics: Output[Metrics]) -> None:
-    """Split with purge gaps, select features under the domain quota, write train/val/test."""
+def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: str, settings_json: str,
+                    dataset: Output[Dataset], metrics: Output[Metrics]) -> None:
+    """Select features under the domain quota on training rows, write train/val/test of the selection."""
     from bqx.config import Settings
     from bqx.selection import run
 
-    result = run(candidates.path, pair, Settings.from_json(settings_json), dataset.path)
+    result = run(candidates.path, features.path, pair, Settings.from_json(settings_json), dataset.path)
     dataset.metadata.update({"pair": pair, "rows": result["rows"], "domain_counts": result["domain_counts"]})
     for domain, count in result["domain_counts"].items():
         metrics.log_metric(f"selected_{domain}", count)
