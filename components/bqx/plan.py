@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
+from bqx.lagging import COLUMN_BATCH
 from bqx.pairs import PAIRS
 from bqx.selection import effective_quota
 
@@ -48,7 +49,7 @@ class Sizes:
     bars: int
     panel: int
     features: int
-    candidates: int
+    candidates: int  # if every candidate were materialised (the lag stage never does)
     selected: int
     working_set: dict[str, int]
 
@@ -63,12 +64,14 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
     candidates = rows * (TS + cands * F32)
     selected = rows * (TS + F64 + settings.n_select * F32)
     largest_table = max(t.count for t in cat.tables)
+    sample = min(settings.selection_sample_rows, rows) * cands * F32
     working = {
         # inputs + the panel + one table in float64 while computed (the stage streams tables to disk)
         "extract": bars + panel + 3 * rows * largest_table * F64,
-        # the lag stage materialises every candidate in float32
-        "lag": features + candidates,
-        "select": candidates + selected,
+        # lag: a batch of base columns at a time, plus the candidates on the training-row sample
+        "lag": 2 * rows * COLUMN_BATCH * F32 + sample,
+        # select: CatBoost on the sample (about 3x), then the chosen columns for every row
+        "select": 3 * sample + 2 * selected,
         # CatBoost holds the float data, its quantized copy and the gradients: about 3x the input
         "train": 3 * selected,
     }

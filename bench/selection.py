@@ -1,0 +1,69 @@
+"""(Named selection.py, not select.py: a script named select.py would shadow the stdlib module.)
+
+Lagging and selection for one pair x one year of 1-minute bars (~372k rows, 2,640 candidates).
+
+Each stage runs in its own process, as in the pipeline, and reports its wall time and peak RSS:
+prepare (sample year + 28-pair panel), extract (1,080 features), lag (plan, split, candidates on a
+training-row sample) and select (importance, quota, the 250 chosen columns for every row). Budget
+(issue 4): peak RSS <= 4 GB per stage for one pair-year.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bqx.config import Settings
+
+DAYS = 259
+
+
+def stage(name: str, root: Path) -> None:
+    settings = Settings()
+    t0 = time.perf_counter()
+    if name == "prepare":
+        from bqx.panel import build_panel, save_panel
+        from bqx.sample import generate
+
+        bars = generate(days=DAYS, seed=1)
+        save_panel(build_panel(bars, settings), root / "panel" / "panel.parquet")
+        bars["eurusd"].to_parquet(root / "eurusd.parquet")
+    elif name == "extract":
+        import pandas as pd
+
+        from bqx.extract import extract_pair
+        from bqx.panel import load_panel
+
+        extract_pair(pd.read_parquet(root / "eurusd.parquet"), "eurusd", settings, root / "features",
+                     load_panel(root / "panel" / "panel.parquet"))
+    elif name == "lag":
+        from bqx.lagging import run
+
+        run(root / "features", settings, root / "candidates")
+    elif name == "select":
+        from bqx.selection import run
+
+        result = run(root / "candidates", root / "features", "eurusd", settings, root / "dataset")
+        counts = result["domain_counts"]
+        print(f"selected: {len(result['features'])} features (idx {counts['idx']}, bqx {counts['bqx']}, "
+              f"cross {counts['cross']})")
+    print(f"{name} wall time: {time.perf_counter() - t0:.2f} s")
+    print(f"{name} peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "panel").mkdir()
+        for name in ("prepare", "extract", "lag", "select"):
+            subprocess.run([sys.executable, __file__, "--stage", name, tmp], check=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--stage":
+        stage(sys.argv[2], Path(sys.argv[3]))
+    else:
+        main()
