@@ -23,6 +23,7 @@ ROWS_PER_PAIR_YEAR = 259 * 1440  # open-market minutes in a year: 5 x 24 h a wee
 GIB = 1024**3
 F32, F64, TS = 4, 8, 8
 HEADROOM = 1.5  # instance memory >= working set x this
+PROCESS_BASE = int(0.75 * 1024**3)  # interpreter + numpy/pandas/pyarrow/catboost (bench/selection.py, lag stage)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         # CatBoost holds the float data, its quantized copy and the gradients: about 3x the input
         "train": 3 * selected,
     }
-    return Sizes(bars, panel, features, candidates, selected, working)
+    return Sizes(bars, panel, features, candidates, selected, {k: PROCESS_BASE + v for k, v in working.items()})
 
 
 def recommend(working_set: int, prices: list[Instance]) -> Instance | None:
