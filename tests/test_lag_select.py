@@ -88,7 +88,7 @@ def staged(tmp_path_factory):
     from bqx.extract import extract_pair
     from bqx.sample import generate
 
-    s = Settings(selection_sample_rows=800)
+    s = Settings(selection_sample_rows=800, horizons=(60, 30))
     root = tmp_path_factory.mktemp("stages")
     extract_pair(generate(["usdjpy"], days=5, seed=3)["usdjpy"], "usdjpy", s, root / "features")
     lag_summary = lagging.run(root / "features", s, root / "candidates")
@@ -115,7 +115,8 @@ def test_materialised_selection_equals_full_lagging(staged):
     wide = pd.read_parquet(root / "features" / "features.parquet")
     full = add_lags(wide, s).set_index("ts_utc")
     test = pd.read_parquet(root / "dataset" / "test.parquet").set_index("ts_utc")
-    assert list(test.columns) == [s.target_name, *result["features"]]
+    assert list(test.columns) == ["target_bqx60_h60", "target_bqx60_h30", *result["features"]]
+    assert list(result["settings"]["horizons"]) == [60, 30] and s.target_name == "target_bqx60_h60"
     chosen = result["features"]
     np.testing.assert_array_equal(test[chosen].to_numpy(), full.loc[test.index, chosen].to_numpy())
     np.testing.assert_array_equal(test[s.target_name].to_numpy(), full.loc[test.index, s.target_name].to_numpy())

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.catalog import DOMAINS, Catalog
-from bqx.config import Settings
+from bqx.config import Settings, target_column
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
         "importance": {c: importance[c] for c in chosen},
         "sample_rows": n,
         "seed": settings.seed,
+        "settings": settings.to_dict(),
         "catalog_version": catalog.version(),
         "settings_hash": settings.settings_hash(),
     }
@@ -97,8 +98,8 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
 def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, settings: Settings,
         out_dir: str | Path) -> dict:
     """Stage entry: select on the lag stage's training-row sample, then build only the selected columns
-    for every train/val/test row; write ``selection.json`` and ``train/val/test.parquet`` (ts, target,
-    selected features)."""
+    for every train/val/test row; write ``selection.json`` and ``train/val/test.parquet`` (ts, every
+    configured horizon's target, the first being the training target, then the selected features)."""
     import pyarrow.parquet as pq
 
     from bqx.io import read_json, write_json, write_parquet
@@ -110,7 +111,8 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     result["pair"] = pair
     splits = read_json(cdir / "splits.json")
     fpath = Path(features_dir) / "features.parquet"
-    head = pq.read_table(fpath, columns=["ts_utc", result["target"]]).to_pandas()
+    targets = [target_column(settings.target_window, h) for h in settings.horizons]  # first = training target
+    head = pq.read_table(fpath, columns=["ts_utc", *targets]).to_pandas()
     out = Path(out_dir)
     result["rows"] = {}
     for name in ("train", "val", "test"):
