@@ -115,7 +115,8 @@ def test_materialised_selection_equals_full_lagging(staged):
     wide = pd.read_parquet(root / "features" / "features.parquet")
     full = add_lags(wide, s).set_index("ts_utc")
     test = pd.read_parquet(root / "dataset" / "test.parquet").set_index("ts_utc")
-    assert list(test.columns) == ["target_bqx60_h60", "target_bqx60_h30", *result["features"]]
+    assert list(test.columns) == ["target_bqx60_h60", "target_bqx60_h30", "bqx_now", "fwd_ret_h60",
+                                  *result["features"]]
     assert list(result["settings"]["horizons"]) == [60, 30] and s.target_name == "target_bqx60_h60"
     chosen = result["features"]
     np.testing.assert_array_equal(test[chosen].to_numpy(), full.loc[test.index, chosen].to_numpy())

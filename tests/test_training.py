@@ -44,7 +44,7 @@ def test_entrypoint_trains_and_model_tarball_loads(tmp_path: Path):
     assert loaded.features == FEATURES
     test = pd.read_parquet(tmp_path / "ch" / "validation" / "validation.parquet")
     m = evaluate(test["target_bqx60_h60"].to_numpy(), loaded.predict(test[FEATURES]))
-    assert m["model_r2"] > 0.8 and m["model_rmse"] < m["baseline_zero_rmse"]
+    assert m["model_r2"] > 0.8 and m["model_rmse"] < m["zero_rmse"]
 
 
 def test_failure_reason_is_written_and_exit_is_nonzero(tmp_path: Path):
@@ -74,3 +74,20 @@ def test_local_deploy_is_idempotent(tmp_path: Path):
     assert first["changed"] == ["eurusd"] and second["changed"] == []
     assert (tmp_path / "repo" / "manifest.json").stat().st_mtime_ns == stamp
     assert load_tarball(tmp_path / "repo" / "eurusd.tar.gz").features == FEATURES
+
+
+def test_evaluation_reports_every_metric_next_to_its_baselines():
+    rng = np.random.default_rng(3)
+    n, h = 6000, 60
+    fwd = rng.standard_normal(n) * 5  # forward returns, bps
+    y = -fwd / 100 + rng.standard_normal(n) * 0.001  # v1: a high BQX ahead means the price fell
+    m = evaluate(y, y, bqx_now=np.roll(y, h), fwd_ret_bps=fwd, horizon=h, sign=-1, cost_bps=1.0)
+    assert m["model_directional_accuracy"] > 0.95 and m["model_hit_rate"] > 0.8
+    assert m["model_sharpe"] > 5 * abs(m["persistence_sharpe"])
+    assert m["zero_trades"] == 0 and m["zero_sharpe"] == 0 and m["zero_directional_accuracy"] == 0.5
+    assert m["model_trades"] == len(range(0, n, h))
+    # costs are charged: the same forecast with a huge cost loses money
+    costly = evaluate(y, y, fwd_ret_bps=fwd, horizon=h, sign=-1, cost_bps=100.0)
+    assert costly["model_sharpe"] < 0 and costly["model_pnl_per_trade_bps"] < 0
+    for name in ("rmse", "mae", "r2", "directional_accuracy", "sharpe"):
+        assert {f"model_{name}", f"zero_{name}", f"persistence_{name}"} <= set(m)

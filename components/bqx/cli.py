@@ -89,20 +89,24 @@ def summary_text(result: object) -> str:
 
     ingest = result.find("ingest-bars")[0]
     lines.append(f"  bars (validated)       {rel(ingest.artifacts['bars']['uri'])}")
-    by_pair: dict[str, dict[str, dict]] = {}
+    by_pair: dict[str, dict[str, dict]] = {}  # pair -> task -> output name -> artifact
     for task in result.tasks:
         if task.pair:
-            by_pair.setdefault(task.pair, {}).update(task.artifacts)
-    for pair, arts in sorted(by_pair.items()):
-        m = arts["metrics"]["metadata"] if "metrics" in arts else {}
+            by_pair.setdefault(task.pair, {})[task.task.rsplit("/", 1)[-1]] = task.artifacts
+    shown = (("extract-features", "features", "features"), ("lag-features", "candidates", "candidates"),
+             ("select-features", "dataset", "train/val/test"), ("train-model", "model", "model.tar.gz"),
+             ("train-model", "model_card", "model card"), ("drift-report", "report", "drift report (HTML)"),
+             ("drift-report", "summary", "drift summary"))
+    for pair, tasks in sorted(by_pair.items()):
         lines.append(f"  {pair}")
-        for name, label in (("features", "features"), ("candidates", "candidates"), ("dataset", "train/val/test"),
-                            ("model", "model.tar.gz"), ("report", "drift report (HTML)"), ("summary", "drift summary")):
-            if name in arts:
-                lines.append(f"    {label:<20} {rel(arts[name]['uri'])}")
+        for task_name, output, label in shown:
+            if output in tasks.get(task_name, {}):
+                lines.append(f"    {label:<20} {rel(tasks[task_name][output]['uri'])}")
+        m = tasks.get("train-model", {}).get("metrics", {}).get("metadata", {})
         if "model_rmse" in m:
-            lines.append(f"    test RMSE {m['model_rmse']:.4g} vs zero baseline {m['baseline_zero_rmse']:.4g}; "
-                         f"direction {m['model_directional_accuracy']:.1%}")
+            lines.append(f"    test RMSE {m['model_rmse']:.4g} (zero {m['zero_rmse']:.4g}, persistence "
+                         f"{m['persistence_rmse']:.4g}); direction {m['model_directional_accuracy']:.1%}; Sharpe after "
+                         f"cost {m['model_sharpe']:.2f} (persistence {m['persistence_sharpe']:.2f})")
     deploy = result.find("deploy-models")
     if deploy:
         lines.append(f"  model repository       {rel(deploy[0].artifacts['repository']['uri'])}")

@@ -63,6 +63,8 @@ class Settings:
     # Walk-forward split fractions (in time order); purge/embargo rows are derived in bqx.splits.
     train_fraction: float = 0.70
     val_fraction: float = 0.15
+    # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
+    eval_cost_bps: float = 1.0
     # Drift: share of drifted features per domain that raises a warning / critical status.
     drift_warning_share: float = 0.25
     drift_critical_share: float = 0.5

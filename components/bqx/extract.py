@@ -1,8 +1,8 @@
 """The extract stage: bars of one pair -> every computed catalog table, as float32, plus targets.
 
 Writes one Parquet per table (``tables/{table}_{pair}.parquet``) and then a wide frame
-(``features.parquet``: ``ts_utc``, the float64 target columns, then every feature in catalog order as
-float32). Rows before the baseline bar and the warm-up rows (the longest warm-up of any computed
+(``features.parquet``: ``ts_utc``, the float64 target and evaluation columns, then every feature in
+catalog order as float32). Rows before the baseline bar and the warm-up rows (the longest warm-up of any computed
 table) are dropped. Tables are computed one at a time, narrowed to float32 and written at once; the
 wide frame is assembled from the table files one row group at a time, so peak memory is one table
 in float64 plus the inputs, not the whole feature block.
@@ -127,6 +127,7 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     ts_arrow = pa.array(b["ts_utc"].iloc[warm:].reset_index(drop=True))
     head: dict[str, object] = {"ts_utc": ts_arrow}
     head.update({name: vals[warm:] for name, vals in targets.compute(inputs.idx, settings).items()})
+    head.update({name: vals[warm:] for name, vals in targets.evaluation(inputs.idx, settings).items()})
     files: list[Path] = []
     seconds: dict[str, float] = {}
     names: list[str] = []

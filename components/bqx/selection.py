@@ -15,6 +15,7 @@ import pandas as pd
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings, target_column
+from bqx.targets import evaluation_columns
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
     """Select features from a sample of training rows (candidates + target); returns ``selection.json``."""
     catalog = Catalog(settings)
     target = settings.target_name
-    candidates = [c for c in sample.columns if c != "ts_utc" and not c.startswith("target_")]
+    candidates = [c for c in sample.columns if "." in c]  # features are {table}.{name}; the rest is bookkeeping
     domains = {c: catalog.domain_of(c) for c in candidates}
     available = {d: sum(1 for c in candidates if domains[c] == d) for d in DOMAINS}
     quota = effective_quota(available, settings)
@@ -112,7 +113,7 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     splits = read_json(cdir / "splits.json")
     fpath = Path(features_dir) / "features.parquet"
     targets = [target_column(settings.target_window, h) for h in settings.horizons]  # first = training target
-    head = pq.read_table(fpath, columns=["ts_utc", *targets]).to_pandas()
+    head = pq.read_table(fpath, columns=["ts_utc", *targets, *evaluation_columns(settings)]).to_pandas()
     out = Path(out_dir)
     result["rows"] = {}
     for name in ("train", "val", "test"):

@@ -87,7 +87,7 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
 def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
-                metrics: Output[Metrics]) -> None:
+                metrics: Output[Metrics], model_card: Output[Markdown]) -> None:
     """Train one pair's CatBoost model on the SageMaker training contract; evaluate on the test split."""
     import os
 
@@ -101,11 +101,13 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
                                                                            "n_features", "best_iteration")}})
     for name, value in result["metrics"].items():
         metrics.log_metric(name, value)
+    with open(model_card.path, "w") as fh:
+        fh.write(result["model_card"])
     from bqx.progress import say
 
     m = result["metrics"]
-    say("train", pair, f"test RMSE {m['model_rmse']:.4g} (zero baseline {m['baseline_zero_rmse']:.4g}), "
-        f"direction {m['model_directional_accuracy']:.1%}")
+    say("train", pair, f"test RMSE {m['model_rmse']:.4g} (zero {m['zero_rmse']:.4g}, persistence "
+        f"{m['persistence_rmse']:.4g}); Sharpe {m['model_sharpe']:.2f} (persistence {m['persistence_sharpe']:.2f})")
 
 
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)

@@ -24,3 +24,29 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     """One float64 target column per configured horizon (the first is the training target)."""
     series = bqx_series(idx, settings.target_window, settings.bqx_version)
     return {target_column(settings.target_window, h): lead(series, h) for h in settings.horizons}
+
+
+BQX_NOW = "bqx_now"
+
+
+def fwd_return_column(horizon: int) -> str:
+    return f"fwd_ret_h{horizon}"
+
+
+def evaluation_columns(settings: Settings) -> list[str]:
+    """Non-feature columns carried next to the targets for honest evaluation (never used as features)."""
+    return [BQX_NOW, fwd_return_column(settings.horizon)]
+
+
+def evaluation(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
+    """``bqx_now``: the primary BQX series at t (the persistence forecast of the target);
+    ``fwd_ret_h{H}``: ln(idx(t+H) / idx(t)) in bps, what a position opened at t earns by t+H."""
+    h = settings.horizon
+    return {BQX_NOW: bqx_series(idx, settings.target_window, settings.bqx_version),
+            fwd_return_column(h): np.log(lead(idx, h) / idx) * 1e4}
+
+
+def position_sign(version: str) -> int:
+    """Which way to trade a predicted BQX: v1 (backward momentum, past minus now) is high after a fall,
+    so a high predicted value means a falling price (short); v3 is a plain percent change (long)."""
+    return -1 if version == "v1" else 1

@@ -44,7 +44,7 @@ def test_every_model_loads_from_its_tarball_and_predicts(run):
         pred = model.predict(test[model.features])
         assert len(model.features) == 250 and np.isfinite(pred).all() and pred.std() > 0
         m = task.artifacts["metrics"]["metadata"]
-        assert {"model_rmse", "baseline_zero_rmse", "model_directional_accuracy"} <= set(m)
+        assert {"model_rmse", "zero_rmse", "persistence_rmse", "model_sharpe", "persistence_sharpe"} <= set(m)
         assert m["rows"] == len(test)
     repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
     manifest = json.loads((repo / "manifest.json").read_text())

@@ -11,7 +11,8 @@ import pandas as pd
 
 from bqx.config import Settings
 from bqx.model_package import load_tarball
-from bqx.training.evaluate import evaluate
+from bqx.targets import BQX_NOW, fwd_return_column, position_sign
+from bqx.training.evaluate import evaluate, model_card
 from bqx.training.local import hyperparameters_for, train_local
 
 
@@ -33,5 +34,8 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
         meta = train_local(channels, hp, Path(out_tarball))
     loaded = load_tarball(out_tarball)
     test = pd.read_parquet(d / "test.parquet")
-    metrics = evaluate(test[loaded.selection["target"]].to_numpy(), loaded.predict(test[loaded.features]))
-    return {"meta": meta, "metrics": metrics}
+    metrics = evaluate(test[loaded.selection["target"]].to_numpy(), loaded.predict(test[loaded.features]),
+                       test[BQX_NOW].to_numpy(), test[fwd_return_column(settings.horizon)].to_numpy(),
+                       settings.horizon, position_sign(settings.bqx_version), settings.eval_cost_bps)
+    card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection, settings.eval_cost_bps)
+    return {"meta": meta, "metrics": metrics, "model_card": card}
