@@ -134,8 +134,9 @@ def test_no_all_nan_column_after_warmup(settings, tmp_path):
     bars = generate(days=4, seed=7)  # all 28 pairs (the cross-pair tables), past the 2-day HMM fit window
     path = extract_pair(bars["usdjpy"], "usdjpy", settings, tmp_path, build_panel(bars, settings))
     wide = pd.read_parquet(path.path)
-    assert wide.shape[1] == 1 + 1 + 1080
-    feats = wide.drop(columns=["ts_utc", settings.target_name])
+    assert list(wide.columns[:4]) == ["ts_utc", settings.target_name, "bqx_now", "fwd_ret_h60"]
+    feats = wide.iloc[:, 4:]
+    assert feats.shape[1] == 1080 and all("." in c for c in feats.columns)
     assert (feats.dtypes == np.float32).all()
     all_nan = [c for c in feats.columns if feats[c].isna().all()]
     assert not all_nan
