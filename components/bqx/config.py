@@ -32,6 +32,30 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """Where and how the sagemaker backends run. Empty names must be set before using those backends."""
+
+    region: str = "us-east-1"
+    bucket: str = ""
+    prefix: str = "bqx-ml"
+    role_arn: str = ""
+    train_image: str = ""  # ECR URI of images/train (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/bqx-train:0.1.0)
+    serve_image: str = ""  # ECR URI of the serving image
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_gb: int = 30
+    max_runtime_s: int = 3600
+    poll_s: float = 15.0
+    wait_timeout_s: float = 3 * 3600
+    endpoint_name: str = "bqx-fx"
+    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_count: int = 1
+    autoscale_min: int = 1
+    autoscale_max: int = 2
+    autoscale_invocations_per_instance: float = 1000.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run depends on. Defaults follow DESIGN.md sections 3 and 4."""
 
@@ -71,6 +95,7 @@ class Settings:
     drift_sample_rows: int = 5_000
     seed: int = 42
     train: TrainSettings = field(default_factory=TrainSettings)
+    aws: AwsSettings = field(default_factory=AwsSettings)
 
     def __post_init__(self) -> None:
         for pair in self.pairs:
@@ -113,13 +138,14 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown settings field(s): {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
+        nested = {"train": TrainSettings, "aws": AwsSettings}
         for name, value in data.items():
-            if name == "train":
-                train_known = {f.name for f in fields(TrainSettings)}
-                bad = sorted(set(value) - train_known)
+            if name in nested:
+                known_sub = {f.name for f in fields(nested[name])}
+                bad = sorted(set(value) - known_sub)
                 if bad:
-                    raise ValueError(f"unknown train settings field(s): {', '.join(bad)}")
-                kwargs[name] = TrainSettings(**value)
+                    raise ValueError(f"unknown {name} settings field(s): {', '.join(bad)}")
+                kwargs[name] = nested[name](**value)
             elif isinstance(value, list):
                 kwargs[name] = tuple(value)
             else:

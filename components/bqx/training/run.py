@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,8 +20,8 @@ from bqx.training.local import hyperparameters_for, train_local
 def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local") -> dict:
     """Train from a select-stage dataset dir (train/val/test Parquet + selection.json); returns
     ``{"meta": ..., "metrics": ...}`` with test metrics next to the zero baseline."""
-    if backend != "local":
-        raise ValueError(f"training backend {backend!r} is not available here (local)")
+    if backend not in ("local", "sagemaker"):
+        raise ValueError(f"unknown training backend {backend!r} (local or sagemaker)")
     d = Path(dataset_dir)
     with tempfile.TemporaryDirectory(prefix="bqx-channels-") as tmp:
         channels = {}
@@ -31,7 +32,13 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
             channels[channel] = cdir
         shutil.copyfile(d / "selection.json", channels["train"] / "selection.json")
         hp = hyperparameters_for(dataclasses.asdict(settings.train), settings.seed)
-        meta = train_local(channels, hp, Path(out_tarball))
+        if backend == "local":
+            meta = train_local(channels, hp, Path(out_tarball))
+        else:
+            from bqx.training.sagemaker import train_sagemaker
+
+            pair = json.loads((d / "selection.json").read_text()).get("pair", "pair")
+            meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
     loaded = load_tarball(out_tarball)
     test = pd.read_parquet(d / "test.parquet")
     metrics = evaluate(test[loaded.selection["target"]].to_numpy(), loaded.predict(test[loaded.features]),

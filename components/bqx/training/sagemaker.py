@@ -1,0 +1,120 @@
+"""SageMaker training backend: the same entrypoint as the local backend, as a SageMaker training job.
+
+Per pair: upload the channels to ``s3://{bucket}/{prefix}/jobs/{job}/input/{channel}/``, call
+CreateTrainingJob (training image, role, instance type and count, stopping condition, output path,
+string hyperparameters, tags), poll DescribeTrainingJob with a growing interval until it ends, raise
+:class:`TrainingFailed` with the job's FailureReason if it failed or stopped, and download the
+model.tar.gz SageMaker wrote. Job names are deterministic (pair, selection and settings hashes), so a
+rerun of the same inputs finds the finished job instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bqx.aws import client, require, split_s3
+from bqx.config import Settings
+from bqx.training.local import TrainingFailed
+
+TERMINAL = {"Completed", "Failed", "Stopped"}
+
+
+def job_name(pair: str, selection: dict, hyperparameters: dict[str, str]) -> str:
+    """bqx-{pair}-{12 hex of inputs}: at most 63 characters of [a-zA-Z0-9-] as SageMaker requires."""
+    digest = hashlib.sha256(json.dumps([selection["features"], selection["settings_hash"], hyperparameters],
+                                       sort_keys=True).encode()).hexdigest()[:12]
+    return f"bqx-{pair}-{digest}"
+
+
+def upload_channels(s3: Any, bucket: str, prefix: str, channels: dict[str, Path]) -> dict[str, str]:  # noqa: ANN401
+    uris = {}
+    for name, folder in channels.items():
+        key_prefix = f"{prefix}/{name}/"
+        for f in sorted(Path(folder).iterdir()):
+            s3.upload_file(str(f), bucket, key_prefix + f.name)
+        uris[name] = f"s3://{bucket}/{key_prefix}"
+    return uris
+
+
+def training_request(name: str, channel_uris: dict[str, str], hyperparameters: dict[str, str], settings: Settings,
+                     pair: str) -> dict:
+    a = settings.aws
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": a.train_image, "TrainingInputMode": "File"},
+        "RoleArn": a.role_arn,
+        "InputDataConfig": [
+            {"ChannelName": ch, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                                                "S3DataDistributionType": "FullyReplicated"}}}
+            for ch, uri in channel_uris.items()
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{a.bucket}/{a.prefix}/jobs/"},
+        "ResourceConfig": {"InstanceType": a.instance_type, "InstanceCount": a.instance_count,
+                           "VolumeSizeInGB": a.volume_gb},
+        "StoppingCondition": {"MaxRuntimeInSeconds": a.max_runtime_s},
+        "HyperParameters": hyperparameters,
+        "Tags": [{"Key": "bqx:pair", "Value": pair}, {"Key": "bqx:settings", "Value": settings.settings_hash()}],
+    }
+
+
+def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
+         sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Poll until the job ends; the interval grows by half each time, up to a minute."""
+    waited, interval = 0.0, poll_s
+    while True:
+        desc = sm.describe_training_job(TrainingJobName=name)
+        status = desc["TrainingJobStatus"]
+        if status in TERMINAL:
+            if status != "Completed":
+                reason = desc.get("FailureReason", "no reason given")
+                raise TrainingFailed(f"training job {name} {status.lower()}: {reason}")
+            return desc
+        if waited >= timeout_s:
+            raise TrainingFailed(f"training job {name} still {status} after {timeout_s:.0f} s")
+        sleep(interval)
+        waited += interval
+        interval = min(interval * 1.5, 60.0)
+
+
+def describe_or_none(sm: Any, name: str) -> dict | None:  # noqa: ANN401
+    """The job's description, or None if no job has that name (SageMaker answers ValidationException)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return sm.describe_training_job(TrainingJobName=name)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
+
+
+def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], out_tarball: Path,
+                    settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Run one pair's training job and fetch its model.tar.gz; returns the model's meta.json."""
+    require(settings, "bucket", "role_arn", "train_image")
+    selection = json.loads((channels["train"] / "selection.json").read_text())
+    name = job_name(pair, selection, hyperparameters)
+    sm, s3 = client("sagemaker", settings), client("s3", settings)
+    existing = describe_or_none(sm, name)
+    if existing is None:
+        uris = upload_channels(s3, settings.aws.bucket, f"{settings.aws.prefix}/jobs/{name}/input", channels)
+        sm.create_training_job(**training_request(name, uris, hyperparameters, settings, pair))
+    desc = wait(sm, name, settings.aws.poll_s, settings.aws.wait_timeout_s, sleep)
+    bucket, key = split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
+    out_tarball.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_tarball.with_name(f".{out_tarball.name}.tmp")
+    s3.download_file(bucket, key, str(tmp))
+    tmp.replace(out_tarball)
+    with tarfile.open(out_tarball, "r:gz") as tar:
+        member = tar.extractfile("meta.json")
+        if member is None:
+            raise TrainingFailed(f"model artifact of {name} has no meta.json")
+        meta = json.loads(member.read())
+    meta["training_job"] = name
+    return meta
