@@ -74,9 +74,8 @@ def test_failed_job_surfaces_its_failure_reason_after_backoff():
     with Stubber(sm) as stub:
         for status in ("InProgress", "InProgress", "InProgress"):
             stub.add_response("describe_training_job", _describe(status), {"TrainingJobName": "j"})
-        stub.add_response("describe_training_job",
-                          _describe("Failed", FailureReason="AlgorithmError: ValueError: unknown hyperparameter 'depht'"),
-                          {"TrainingJobName": "j"})
+        reason = "AlgorithmError: ValueError: unknown hyperparameter 'depht'"
+        stub.add_response("describe_training_job", _describe("Failed", FailureReason=reason), {"TrainingJobName": "j"})
         with pytest.raises(TrainingFailed, match="failed: AlgorithmError: ValueError: unknown hyperparameter"):
             wait(sm, "j", poll_s=10, timeout_s=1e6, sleep=sleeps.append)
     assert sleeps == [10, 15, 22.5]  # the interval grows by half each poll
