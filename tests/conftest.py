@@ -86,4 +86,4 @@ def aws_settings(moto_server) -> Settings:
     return Settings(aws=AwsSettings(bucket=bucket, role_arn="arn:aws:iam::123456789012:role/bqx-sagemaker",
                                     train_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/bqx-train:0.1.0",
                                     serve_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/bqx-serve:0.1.0",
-                                    poll_s=0.01))
+                                    poll_s=0.01, endpoint_name=f"bqx-fx-{bucket[-6:]}"))

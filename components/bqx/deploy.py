@@ -1,4 +1,6 @@
-"""The deploy stage, local backend: a model repository laid out like a multi-model endpoint's prefix.
+"""The deploy stage: a local model repository, or S3 + a SageMaker multi-model endpoint.
+
+Local backend: a model repository laid out like a multi-model endpoint's prefix.
 
 ``{repo}/{pair}.tar.gz`` for every pair (the TargetModel names a multi-model endpoint would use) and
 ``manifest.json`` (pair -> file, sha256, bytes, catalog version, settings hash, metrics). Deploying the
@@ -7,10 +9,14 @@ same models again changes nothing; files are replaced atomically.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bqx.config import Settings
 from bqx.io import atomic_path, read_json, write_json
 from bqx.model_package import sha256_of
 
@@ -44,3 +50,121 @@ def deploy_local(models: list[ModelRef], repo: str | Path) -> dict:
     if old.get("models") != manifest["models"] or changed:
         write_json(manifest, manifest_path)
     return manifest
+
+
+# ---- SageMaker multi-model endpoint ------------------------------------------------------------------
+
+VARIANT = "AllTraffic"
+
+
+def _short_hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+NOT_FOUND = ("ValidationException", "ResourceNotFound", "404", "NoSuchKey", "NotFound")
+
+
+def _get(call: Callable[[], dict]) -> dict | None:
+    """The response, or None when AWS says the resource does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return call()
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in NOT_FOUND:
+            return None
+        raise
+
+
+def _exists(call: Callable[[], dict]) -> bool:
+    return _get(call) is not None
+
+
+def endpoint_action(current_config: str | None, wanted_config: str) -> str:
+    """create (no endpoint), update (blue/green to a new config) or none."""
+    if current_config is None:
+        return "create"
+    return "none" if current_config == wanted_config else "update"
+
+
+def deploy_sagemaker(models: list[ModelRef], settings: Settings) -> dict:
+    """Publish the models under one S3 prefix and serve them from one multi-model endpoint.
+
+    Target models are versioned (``{pair}-{sha12}.tar.gz``) because a multi-model endpoint caches what
+    it loaded: a changed model gets a new name, and ``manifest.json`` under the prefix maps pairs to
+    names. The Model, EndpointConfig and scaling are created only when missing or changed; an existing
+    endpoint moves to a new config with UpdateEndpoint (SageMaker's blue/green). Running it twice with
+    the same models changes nothing."""
+    from bqx.aws import client, require
+
+    require(settings, "bucket", "role_arn", "serve_image")
+    a = settings.aws
+    s3, sm, aas = client("s3", settings), client("sagemaker", settings), client("application-autoscaling", settings)
+    prefix = f"{a.prefix}/models/"
+    done: dict[str, list[str]] = {"uploaded": [], "created": [], "updated": []}
+    entries = {}
+    for ref in sorted(models, key=lambda r: r.pair):
+        digest = sha256_of(ref.tarball)
+        name = f"{ref.pair}-{digest[:12]}.tar.gz"
+        if not _exists(lambda key=prefix + name: s3.head_object(Bucket=a.bucket, Key=key)):
+            s3.upload_file(str(ref.tarball), a.bucket, prefix + name, ExtraArgs={"Metadata": {"sha256": digest}})
+            done["uploaded"].append(name)
+        entries[ref.pair] = {"target_model": name, "sha256": digest,
+                             **{k: ref.meta.get(k) for k in ("catalog_version", "settings_hash", "n_features")}}
+    manifest = {"endpoint": a.endpoint_name, "models": entries}
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    got = _get(lambda: s3.get_object(Bucket=a.bucket, Key=prefix + "manifest.json"))
+    old = got["Body"].read() if got else b""
+    if old != body:
+        s3.put_object(Bucket=a.bucket, Key=prefix + "manifest.json", Body=body)
+    model_data = f"s3://{a.bucket}/{prefix}"
+    model_name = f"{a.endpoint_name}-{_short_hash(a.serve_image, model_data, a.role_arn)}"
+    if not _exists(lambda: sm.describe_model(ModelName=model_name)):
+        sm.create_model(ModelName=model_name, ExecutionRoleArn=a.role_arn,
+                        PrimaryContainer={"Image": a.serve_image, "Mode": "MultiModel", "ModelDataUrl": model_data},
+                        Tags=[{"Key": "bqx:endpoint", "Value": a.endpoint_name}])
+        done["created"].append(f"model/{model_name}")
+    config_name = f"{a.endpoint_name}-{_short_hash(model_name, a.endpoint_instance_type, a.endpoint_instance_count)}"
+    if not _exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
+        sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[{
+            "VariantName": VARIANT, "ModelName": model_name, "InitialInstanceCount": a.endpoint_instance_count,
+            "InstanceType": a.endpoint_instance_type}])
+        done["created"].append(f"endpoint-config/{config_name}")
+    endpoint = _get(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
+    action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)
+    if action == "create":
+        sm.create_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name)
+        done["created"].append(f"endpoint/{a.endpoint_name}")
+    elif action == "update":
+        sm.update_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name)
+        done["updated"].append(f"endpoint/{a.endpoint_name}")
+    scaling = _ensure_scaling(aas, settings)
+    if scaling:
+        done["created" if scaling == "target+policy" else "updated"].append(f"scaling/{scaling}")
+    return {"manifest": manifest, "model": model_name, "endpoint_config": config_name, **done}
+
+
+def _ensure_scaling(aas: object, settings: Settings) -> str:
+    """Register the variant's scalable target and target-tracking policy if missing or different."""
+    a = settings.aws
+    resource = f"endpoint/{a.endpoint_name}/variant/{VARIANT}"
+    dim = "sagemaker:variant:DesiredInstanceCount"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],  # type: ignore[attr-defined]
+                                            ScalableDimension=dim)["ScalableTargets"]
+    changed = ""
+    if not targets or (targets[0]["MinCapacity"], targets[0]["MaxCapacity"]) != (a.autoscale_min, a.autoscale_max):
+        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dim,  # type: ignore[attr-defined]
+                                     MinCapacity=a.autoscale_min, MaxCapacity=a.autoscale_max)
+        changed = "target"
+    policy = f"{a.endpoint_name}-invocations"
+    config = {"TargetValue": a.autoscale_invocations_per_instance,
+              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+    found = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
+                                          ScalableDimension=dim, PolicyNames=[policy])["ScalingPolicies"]
+    current = found[0].get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue") if found else None
+    if current != config["TargetValue"]:
+        aas.put_scaling_policy(PolicyName=policy, ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
+                               ScalableDimension=dim, PolicyType="TargetTrackingScaling",
+                               TargetTrackingScalingPolicyConfiguration=config)
+        changed = (changed + "+policy") if changed else "policy"
+    return changed

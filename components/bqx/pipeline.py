@@ -41,6 +41,7 @@ def bqx_pipeline(
         train.set_display_name("train")
         drift = stages.drift_report(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json)
         drift.set_display_name("drift")
-    deploy = stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend)
+    deploy = stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
+                                  settings_json=settings_json)
     deploy.set_display_name("deploy")
     return deploy.outputs["repository"]

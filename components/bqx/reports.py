@@ -10,9 +10,13 @@ def ingest_markdown(summary: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def deploy_markdown(manifest: dict) -> str:
+def deploy_markdown(manifest: dict, failed: dict[str, str] | None = None) -> str:
     lines = ["# Model repository", "", "| pair | target model | bytes | sha256 | catalog |", "|---|---|---:|---|---|"]
     for pair, e in manifest["models"].items():
         lines.append(f"| {pair} | {e['target_model']} | {e['bytes']:,} | {e['sha256'][:12]} | {e['catalog_version']} |")
     changed = ", ".join(manifest["changed"]) or "none (already deployed)"
-    return "\n".join(lines) + f"\n\nChanged: {changed}\n"
+    text = "\n".join(lines) + f"\n\nChanged: {changed}\n"
+    if failed:
+        text += "\n## Failed pairs (not deployed)\n\n" + "\n".join(f"- {p}: {r}" for p, r in sorted(failed.items()))
+        text += "\n"
+    return text

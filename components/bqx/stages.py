@@ -88,49 +88,68 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
 def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
                 metrics: Output[Metrics], model_card: Output[Markdown]) -> None:
-    """Train one pair's CatBoost model on the SageMaker training contract; evaluate on the test split."""
+    """Train one pair's CatBoost model on the SageMaker training contract; evaluate on the test split.
+
+    A failed training job is recorded (model metadata status=failed with the reason) instead of failing
+    the run, so the other pairs still deploy; the deploy stage lists the failures."""
     import os
 
     from bqx.config import Settings
+    from bqx.progress import say
+    from bqx.training.local import TrainingFailed
     from bqx.training.run import train_pair
 
     os.makedirs(model.path, exist_ok=True)
-    result = train_pair(dataset.path, Settings.from_json(settings_json), os.path.join(model.path, "model.tar.gz"),
-                        backend)
-    model.metadata.update({"pair": pair, **{k: result["meta"][k] for k in ("catalog_version", "settings_hash",
-                                                                           "n_features", "best_iteration")}})
+    try:
+        result = train_pair(dataset.path, Settings.from_json(settings_json), os.path.join(model.path, "model.tar.gz"),
+                            backend)
+    except TrainingFailed as err:
+        model.metadata.update({"pair": pair, "status": "failed", "reason": str(err)[:2000]})
+        metrics.log_metric("failed", 1)
+        with open(model_card.path, "w") as fh:
+            fh.write(f"# Model card: {pair}\n\nTraining failed: {err}\n")
+        say("train", pair, f"FAILED: {str(err)[:200]}")
+        return
+    model.metadata.update({"pair": pair, "status": "trained",
+                           **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
+                                                             "best_iteration")}})
     for name, value in result["metrics"].items():
         metrics.log_metric(name, value)
     with open(model_card.path, "w") as fh:
         fh.write(result["model_card"])
-    from bqx.progress import say
-
     m = result["metrics"]
     say("train", pair, f"test RMSE {m['model_rmse']:.4g} (zero {m['zero_rmse']:.4g}, persistence "
         f"{m['persistence_rmse']:.4g}); Sharpe {m['model_sharpe']:.2f} (persistence {m['persistence_sharpe']:.2f})")
 
 
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)
-def deploy_models(models: Input[List[Model]], backend: str, repository: Output[Model],  # noqa: UP006
+def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, repository: Output[Model],  # noqa: UP006
                   report: Output[Markdown]) -> None:
-    """Publish every pair's model.tar.gz under one prefix (the multi-model endpoint layout)."""
+    """Publish every trained pair's model.tar.gz under one prefix and (sagemaker) serve them from one
+    multi-model endpoint; failed pairs are listed, not deployed."""
     import os
     from pathlib import Path
 
-    from bqx.deploy import ModelRef, deploy_local
+    from bqx.config import Settings
+    from bqx.deploy import ModelRef, deploy_local, deploy_sagemaker
+    from bqx.progress import say
     from bqx.reports import deploy_markdown
 
-    if backend != "local":
-        raise ValueError(f"deploy backend {backend!r} is not available here (local)")
-    refs = [ModelRef(m.metadata["pair"], Path(m.path) / "model.tar.gz", dict(m.metadata)) for m in models]
+    failed = {m.metadata["pair"]: m.metadata.get("reason", "") for m in models if m.metadata.get("status") == "failed"}
+    refs = [ModelRef(m.metadata["pair"], Path(m.path) / "model.tar.gz", dict(m.metadata)) for m in models
+            if m.metadata.get("status") != "failed"]
     os.makedirs(repository.path, exist_ok=True)
-    manifest = deploy_local(refs, repository.path)
-    repository.metadata["pairs"] = sorted(manifest["models"])
+    manifest = deploy_local(refs, repository.path)  # the local repository is kept on both backends
+    if backend == "sagemaker":
+        summary = deploy_sagemaker(refs, Settings.from_json(settings_json))
+        repository.metadata.update({k: summary[k] for k in ("endpoint_config", "created", "updated", "uploaded")})
+    elif backend != "local":
+        raise ValueError(f"unknown deploy backend {backend!r} (local or sagemaker)")
+    repository.metadata.update({"pairs": sorted(manifest["models"]), "failed": failed})
     with open(report.path, "w") as fh:
-        fh.write(deploy_markdown(manifest))
-    from bqx.progress import say
-
-    say("deploy", "all", f"{len(manifest['models'])} models in {repository.path}")
+        fh.write(deploy_markdown(manifest, failed))
+    say("deploy", "all", f"{len(manifest['models'])} models in {repository.path}"
+        + (f"; FAILED pairs: {', '.join(sorted(failed))}" if failed else ""))
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)

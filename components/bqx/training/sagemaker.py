@@ -109,10 +109,18 @@ def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], 
     bucket, key = split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
     out_tarball.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_tarball.with_name(f".{out_tarball.name}.tmp")
-    s3.download_file(bucket, key, str(tmp))
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.download_file(bucket, key, str(tmp))
+    except ClientError as err:
+        tmp.unlink(missing_ok=True)
+        raise TrainingFailed(f"training job {name} completed but its model artifact "
+                             f"s3://{bucket}/{key} cannot be read: {err}") from err
     tmp.replace(out_tarball)
-    with tarfile.open(out_tarball, "r:gz") as tar:
-        member = tar.extractfile("meta.json")
+    with tarfile.open(out_tarball, "r:gz") as tar:  # members may be "meta.json" or "./meta.json"
+        found = [m for m in tar.getmembers() if m.isfile() and m.name.removeprefix("./") == "meta.json"]
+        member = tar.extractfile(found[0]) if found else None
         if member is None:
             raise TrainingFailed(f"model artifact of {name} has no meta.json")
         meta = json.loads(member.read())
