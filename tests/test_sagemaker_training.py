@@ -79,3 +79,28 @@ def test_failed_job_surfaces_its_failure_reason_after_backoff():
         with pytest.raises(TrainingFailed, match="failed: AlgorithmError: ValueError: unknown hyperparameter"):
             wait(sm, "j", poll_s=10, timeout_s=1e6, sleep=sleeps.append)
     assert sleeps == [10, 15, 22.5]  # the interval grows by half each poll
+
+
+def test_ingest_reads_s3_through_pyarrow_with_the_endpoint_override(tmp_path, aws_settings, moto_server):
+    import numpy as np
+    import pandas as pd
+
+    from bqx.bars import BarValidationError
+    from bqx.ingest import ingest
+    from bqx.sample import write_sample
+
+    write_sample(tmp_path / "bars", ["eurusd", "usdjpy"], days=1, seed=5)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    bucket = aws_settings.aws.bucket
+    for f in (tmp_path / "bars").iterdir():
+        s3.upload_file(str(f), bucket, f"bars/{f.name}")
+    summary = ingest(f"s3://{bucket}/bars", tmp_path / "out")
+    assert sorted(summary) == ["eurusd", "usdjpy"] and summary["eurusd"]["rows"] == 1440
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "usdjpy.parquet"),
+                                  pd.read_parquet(tmp_path / "bars" / "usdjpy.parquet"), check_dtype=False)
+    bad = pd.read_parquet(tmp_path / "bars" / "usdjpy.parquet")
+    bad.loc[9, "close"] = np.nan
+    bad.to_parquet(tmp_path / "bad.parquet", index=False)
+    s3.upload_file(str(tmp_path / "bad.parquet"), bucket, "bars/usdjpy.parquet")
+    with pytest.raises(BarValidationError, match=rf"file s3://{bucket}/bars/usdjpy.parquet, pair usdjpy, row 9"):
+        ingest(f"s3://{bucket}/bars", tmp_path / "out2")

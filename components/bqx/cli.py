@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args.settings)
     out = Path(args.out).resolve()
     if args.bars:
-        source = Path(args.bars)
+        source = args.bars if str(args.bars).startswith("s3://") else Path(args.bars)
         pairs = _pairs(args.pairs, settings.pairs)
     else:
         pairs = _pairs(args.pairs, DEFAULT_SAMPLE_PAIRS)
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the whole pipeline (locally through kfp.local)")
     p.add_argument("--local", action="store_true", help="run on this machine through kfp.local (the default)")
-    p.add_argument("--bars", help="directory of bar files; default: the seeded synthetic sample")
+    p.add_argument("--bars", help="directory (or s3://bucket/prefix) of bar files; default: the seeded sample")
     p.add_argument("--pairs", help="comma-separated pairs or 'all' (sample default: "
                                    f"{','.join(DEFAULT_SAMPLE_PAIRS)})")
     p.add_argument("--days", type=int, default=DEFAULT_SAMPLE_DAYS, help="trading days of sample bars")

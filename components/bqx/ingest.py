@@ -54,8 +54,27 @@ def _files(source: Path) -> list[Path]:
     return files
 
 
+def _s3_filesystem() -> object:
+    """pyarrow's S3 filesystem, pointed at the same endpoint override as every boto3 client."""
+    from urllib.parse import urlparse
+
+    from pyarrow import fs
+
+    from bqx.aws import endpoint_url
+
+    url = endpoint_url()
+    if url:
+        parsed = urlparse(url)
+        return fs.S3FileSystem(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https",
+                               region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return fs.S3FileSystem()
+
+
 def load_pairs(source: str | Path, pairs: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Read and validate every pair found under ``source`` (only ``pairs`` if given)."""
+    """Read and validate every pair found under ``source`` (only ``pairs`` if given); ``source`` may be
+    an ``s3://bucket/prefix`` URI, read through pyarrow's S3 filesystem."""
+    if str(source).startswith("s3://"):
+        return _load_s3(str(source), pairs)
     src = Path(source)
     wanted = set(pairs) if pairs is not None else None
     parts: dict[str, list[tuple[Path, pd.DataFrame]]] = {}
@@ -77,6 +96,28 @@ def load_pairs(source: str | Path, pairs: Iterable[str] | None = None) -> dict[s
         names = ", ".join(f.name for f, _ in chunks)
         out[pair] = validate_bars(joined, f"{src} ({names})", pair)
     return out
+
+
+def _load_s3(uri: str, pairs: Iterable[str] | None) -> dict[str, pd.DataFrame]:
+    """Copy the bar files under an S3 prefix to a temp dir, then read them as local files; errors name
+    the s3:// URI of the bad file."""
+    from pyarrow import fs
+
+    s3 = _s3_filesystem()
+    base = uri[len("s3://"):].rstrip("/")
+    infos = s3.get_file_info(fs.FileSelector(base, recursive=False))  # type: ignore[attr-defined]
+    files = [i for i in infos if i.type == fs.FileType.File and Path(i.path).suffix in SUFFIXES]
+    if not files:
+        raise FileNotFoundError(f"no bar files (.parquet, .csv, .json) under {uri}")
+    with tempfile.TemporaryDirectory(prefix="bqx-s3-") as tmp:
+        for info in files:
+            with s3.open_input_stream(info.path) as src, open(Path(tmp) / Path(info.path).name, "wb") as dst:  # type: ignore[attr-defined]
+                dst.write(src.read())
+        try:
+            return load_pairs(tmp, pairs)
+        except BarValidationError as err:
+            raise BarValidationError(err.file.replace(tmp, f"s3://{base}"), err.pair, err.row, err.field,
+                                     err.problem) from None
 
 
 def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None = None) -> dict[str, dict]:

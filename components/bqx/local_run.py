@@ -116,7 +116,8 @@ def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
             runner = local.SubprocessRunner(use_venv=False)
             local.init(runner=runner, pipeline_root=str(root), raise_on_error=False)
-            bqx_pipeline(source=str(Path(source).resolve()), pairs=pairs, settings_json=settings.to_json(),
+            where = str(source) if str(source).startswith("s3://") else str(Path(source).resolve())
+            bqx_pipeline(source=where, pairs=pairs, settings_json=settings.to_json(),
                          train_backend=train_backend, deploy_backend=deploy_backend)
     seconds = time.perf_counter() - t0
     new_runs = sorted((p for p in set(root.iterdir()) - before if p.name.startswith(PIPELINE_NAME)),
