@@ -93,6 +93,14 @@ class Settings:
     drift_warning_share: float = 0.25
     drift_critical_share: float = 0.5
     drift_sample_rows: int = 5_000
+    # Per-feature drift test: Evidently's choice unless set (e.g. "wasserstein", "kl_div", "psi", "ks"),
+    # its threshold, and per-feature overrides {feature: method} / {feature: threshold}.
+    drift_method: str | None = None
+    drift_threshold: float | None = None
+    drift_feature_methods: dict[str, str] = field(default_factory=dict)
+    drift_feature_thresholds: dict[str, float] = field(default_factory=dict)
+    # Alerting: publish to this SNS topic when any domain is critical ("" = no alerts).
+    drift_sns_topic_arn: str = ""
     seed: int = 42
     train: TrainSettings = field(default_factory=TrainSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)

@@ -21,7 +21,7 @@ from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
 from bqx.io import write_text
 
-DOMAIN_TITLES = {"idx": "rate_idx", "bqx": "BQX", "cross": "cross"}
+DOMAIN_TITLES = {"idx": "rate_idx", "bqx": "BQX", "cross": "cross", "output": "target and prediction"}
 _VALUE_DRIFT = re.compile(r"ValueDrift\(column=(?P<col>.+),method=(?P<method>.+),threshold=(?P<thr>[0-9.eE+-]+)\)$")
 
 
@@ -32,9 +32,15 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.iloc[rows]
 
 
+# Evidently tests that return p-values (drift below the threshold); the rest return distances.
+P_VALUE_TESTS = {"ks", "chisquare", "z", "t_test", "mannw", "anderson", "cramer_von_mises", "fisher_exact",
+                 "g_test", "es", "empirical_mmd"}
+
+
 def is_drift(method: str, score: float, threshold: float) -> bool:
-    """p-value tests drift below the threshold; distances drift at or above it."""
-    return score < threshold if "p_value" in method.lower() else score >= threshold
+    """p-value tests drift below the threshold; distances (wasserstein, kl_div, psi, ...) at or above it."""
+    m = method.lower()
+    return score < threshold if ("p_value" in m or m in P_VALUE_TESTS) else score >= threshold
 
 
 def status_of(share: float, settings: Settings) -> str:
@@ -43,6 +49,39 @@ def status_of(share: float, settings: Settings) -> str:
     if share >= settings.drift_warning_share:
         return "warning"
     return "ok"
+
+
+def preset_options(columns: list[str], settings: Settings) -> dict:
+    """DataDriftPreset arguments from the settings: Evidently's defaults unless a method is configured."""
+    opts: dict = {}
+    if settings.drift_method:
+        opts["method"] = settings.drift_method
+    if settings.drift_threshold is not None:
+        opts["threshold"] = settings.drift_threshold
+    methods = {c: m for c, m in settings.drift_feature_methods.items() if c in columns}
+    thresholds = {c: t for c, t in settings.drift_feature_thresholds.items() if c in columns}
+    if methods:
+        opts["per_column_method"] = methods
+    if thresholds:
+        opts["per_column_threshold"] = thresholds
+    return opts
+
+
+def alert(summary: dict, pair: str, settings: Settings) -> str | None:
+    """Publish one SNS message when any domain is critical; returns the message id (None if no alert)."""
+    critical = {d: v for d, v in summary["domains"].items() if v["status"] == "critical"}
+    if not critical or not settings.drift_sns_topic_arn:
+        return None
+    from bqx.aws import client
+
+    lines = [f"{v['title']}: {v['drifted']} of {v['features']} features drifted ({v['share']:.0%})"
+             for v in critical.values()]
+    response = client("sns", settings).publish(
+        TopicArn=settings.drift_sns_topic_arn, Subject=f"bqx drift critical: {pair}"[:100],
+        Message=f"Critical feature drift for {pair}.\n" + "\n".join(lines),
+        MessageAttributes={"pair": {"DataType": "String", "StringValue": pair},
+                           "domains": {"DataType": "String", "StringValue": ",".join(sorted(critical))}})
+    return str(response["MessageId"])
 
 
 def _domain_page(sections: dict[str, str], summary: dict[str, dict]) -> str:
@@ -62,21 +101,28 @@ def _domain_page(sections: dict[str, str], summary: dict[str, dict]) -> str:
 
 
 def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], settings: Settings,
-              html_path: str | Path | None = None) -> dict:
-    """Evidently drift per domain; writes the HTML (a section per domain) if asked; returns the summary."""
+              html_path: str | Path | None = None, outputs: list[str] | None = None) -> dict:
+    """Evidently drift per domain; writes the HTML (a section per domain) if asked; returns the summary.
+
+    ``outputs`` names columns of both frames that are not features (the target, logged predictions):
+    they are reported as a fourth group, "target and prediction"."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     catalog = Catalog(settings)
     groups = {d: [f for f in features if catalog.domain_of(f) == d] for d in DOMAINS}
     groups = {d: cols for d, cols in groups.items() if cols}
-    ref = _sample(reference[features], settings.drift_sample_rows, settings.seed).astype(np.float64)
-    cur = _sample(current[features], settings.drift_sample_rows, settings.seed + 1).astype(np.float64)
+    columns = list(features)
+    if outputs:
+        groups["output"] = list(outputs)
+        columns += list(outputs)
+    ref = _sample(reference[columns], settings.drift_sample_rows, settings.seed).astype(np.float64)
+    cur = _sample(current[columns], settings.drift_sample_rows, settings.seed + 1).astype(np.float64)
     scores: dict[str, dict] = {}
     pages: dict[str, str] = {}
     for d, cols in groups.items():
         definition = DataDefinition(numerical_columns=cols)
-        snapshot = Report([DataDriftPreset(columns=cols)]).run(
+        snapshot = Report([DataDriftPreset(columns=cols, **preset_options(cols, settings))]).run(
             Dataset.from_pandas(cur[cols], data_definition=definition),
             Dataset.from_pandas(ref[cols], data_definition=definition))
         for metric in snapshot.dict()["metrics"]:
