@@ -6,7 +6,8 @@ run it; this directory holds its compiled KFP IR, which tests/test_pipeline_spec
 
 from pathlib import Path
 
-from bqx.compile import compile_pipeline
+from bqx.compile import DRIFT_PATH, compile_pipeline
 
 if __name__ == "__main__":
     print(f"wrote {compile_pipeline(Path(__file__).with_name('bqx_pipeline.yaml'))}")
+    print(f"wrote {compile_pipeline(Path(__file__).with_name(DRIFT_PATH.name), 'drift')}")

@@ -12,11 +12,24 @@ from bqx.images import STAGES, TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "bqx_pipeline.yaml"
+COMPILED_DRIFT = ROOT / "pipelines" / "bqx_drift_pipeline.yaml"
 
 
 def test_compiled_yaml_is_fresh(tmp_path: Path):
     fresh = compile_pipeline(tmp_path / "p.yaml").read_text()
     assert COMPILED.read_text() == fresh, "pipelines/bqx_pipeline.yaml is stale: run `bqx compile`"
+    drift = compile_pipeline(tmp_path / "d.yaml", "drift").read_text()
+    assert COMPILED_DRIFT.read_text() == drift, "pipelines/bqx_drift_pipeline.yaml is stale: run `bqx compile`"
+
+
+def test_drift_pipeline_parses_and_monitors_each_pair():
+    doc = yaml.safe_load(COMPILED_DRIFT.read_text())
+    spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "bqx-drift"
+    loop = spec.root.dag.tasks["for-loop-1"]
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"extract-features", "monitor-drift"} <= set(inner)
+    assert "model_repository" in spec.root.input_definitions.parameters
 
 
 def test_compiled_yaml_parses_into_pipeline_spec():
@@ -35,7 +48,7 @@ def test_compiled_yaml_parses_into_pipeline_spec():
 
 
 def test_every_component_image_has_a_dockerfile():
-    text = COMPILED.read_text()
+    text = COMPILED.read_text() + COMPILED_DRIFT.read_text()
     for image in set(re.findall(r"image: (\S+)", text)):
         stage = image.rsplit("/", 1)[1].split(":")[0].removeprefix("bqx-")
         dockerfile = ROOT / "images" / stage / "Dockerfile"

@@ -125,10 +125,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from bqx.compile import compile_pipeline
+    from bqx.compile import DRIFT_PATH, compile_pipeline
 
     path = compile_pipeline(args.out)
     print(f"wrote {path}")
+    drift = compile_pipeline(Path(args.out).with_name(DRIFT_PATH.name), "drift")
+    print(f"wrote {drift}")
     return 0
 
 

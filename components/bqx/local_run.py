@@ -95,17 +95,36 @@ def read_outputs(run_dir: Path) -> list[TaskOutputs]:
 def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs: list[str] | None = None,
               echo: io.TextIOBase | None = None, train_backend: str = "local",
               deploy_backend: str = "local") -> LocalRunResult:
-    """Run the pipeline through kfp.local; raise RuntimeError naming the failed task(s) and the log."""
-    from kfp import local
-
+    """Run the training pipeline through kfp.local; raise RuntimeError naming the failed task(s) and the log."""
     from bqx.pipeline import PIPELINE_NAME, bqx_pipeline
+
+    return _run(bqx_pipeline, PIPELINE_NAME, out_dir, echo, source=_where(source), pairs=list(pairs or settings.pairs),
+                settings_json=settings.to_json(), train_backend=train_backend, deploy_backend=deploy_backend)
+
+
+def run_local_drift(source: str | Path, model_repository: str | Path, out_dir: str | Path, settings: Settings,
+                    pairs: list[str] | None = None, echo: io.TextIOBase | None = None) -> LocalRunResult:
+    """Run the recurring drift pipeline (bqx-drift) through kfp.local against a model repository."""
+    from bqx.pipeline import DRIFT_PIPELINE_NAME, bqx_drift_pipeline
+
+    return _run(bqx_drift_pipeline, DRIFT_PIPELINE_NAME, out_dir, echo, source=_where(source),
+                model_repository=_where(model_repository), pairs=list(pairs or settings.pairs),
+                settings_json=settings.to_json())
+
+
+def _where(location: str | Path) -> str:
+    return str(location) if str(location).startswith("s3://") else str(Path(location).resolve())
+
+
+def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase | None, **arguments: object
+         ) -> LocalRunResult:
+    from kfp import local
 
     term = echo or sys.stdout
     out = Path(out_dir).resolve()
     root = out / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
     log_path = out / "run.log"
-    pairs = list(pairs or settings.pairs)
     before = set(root.iterdir())
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
@@ -116,11 +135,9 @@ def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
             runner = local.SubprocessRunner(use_venv=False)
             local.init(runner=runner, pipeline_root=str(root), raise_on_error=False)
-            where = str(source) if str(source).startswith("s3://") else str(Path(source).resolve())
-            bqx_pipeline(source=where, pairs=pairs, settings_json=settings.to_json(),
-                         train_backend=train_backend, deploy_backend=deploy_backend)
+            pipeline(**arguments)  # type: ignore[operator]
     seconds = time.perf_counter() - t0
-    new_runs = sorted((p for p in set(root.iterdir()) - before if p.name.startswith(PIPELINE_NAME)),
+    new_runs = sorted((p for p in set(root.iterdir()) - before if p.name.startswith(name)),
                       key=lambda p: p.stat().st_mtime)
     if tee.failed or not new_runs:
         failed = ", ".join(tee.failed) or "the pipeline"

@@ -1,5 +1,6 @@
 """A pair's model.tar.gz: ``model.cbm``, ``selection.json`` (ordered features), ``meta.json``
-(catalog version, settings hash, validation residual quantiles). Loading checks all three are there."""
+(catalog version, settings hash, validation residual quantiles) and ``reference.parquet`` (the drift
+reference). Loading checks the first three are there."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class LoadedModel:
     features: list[str]
     selection: dict
     meta: dict
+
+    reference: object = None  # pandas DataFrame of training rows with predictions, when packaged
 
     def predict(self, rows: object) -> object:
         return self.model.predict(rows)  # type: ignore[attr-defined]
@@ -45,7 +48,12 @@ def load_dir(model_dir: str | Path) -> LoadedModel:
     meta = json.loads((d / "meta.json").read_text())
     if list(model.feature_names_) != selection["features"]:
         raise ValueError(f"model at {d}: feature names differ from selection.json")
-    return LoadedModel(model, list(selection["features"]), selection, meta)
+    reference = None
+    if (d / "reference.parquet").exists():
+        import pandas as pd
+
+        reference = pd.read_parquet(d / "reference.parquet")
+    return LoadedModel(model, list(selection["features"]), selection, meta, reference)
 
 
 def load_tarball(path: str | Path) -> LoadedModel:

@@ -39,9 +39,32 @@ def bqx_pipeline(
         train = stages.train_model(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json,
                                    backend=train_backend)
         train.set_display_name("train")
-        drift = stages.drift_report(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json)
+        drift = stages.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
+                                    settings_json=settings_json)
         drift.set_display_name("drift")
     deploy = stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
                                   settings_json=settings_json)
     deploy.set_display_name("deploy")
     return deploy.outputs["repository"]
+
+
+DRIFT_PIPELINE_NAME = "bqx-drift"
+
+
+@dsl.pipeline(name=DRIFT_PIPELINE_NAME, description="Recurring drift monitoring: deployed models' references vs "
+                                                    "fresh bars, rate_idx and BQX apart, SNS alert on critical.")
+def bqx_drift_pipeline(
+    source: str,
+    model_repository: str,
+    pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
+    settings_json: str = "{}",
+) -> None:
+    ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
+    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
+    panel.set_display_name("panel")
+    with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
+        extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,
+                                          settings_json=settings_json)
+        extract.set_display_name("extract")
+        stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository, pair=pair,
+                             settings_json=settings_json).set_display_name("drift")

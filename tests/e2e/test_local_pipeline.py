@@ -80,3 +80,23 @@ def test_corrupted_bar_file_fails_the_run_naming_file_row_field(tmp_path):
     msg = str(info.value)
     assert "ingest-bars" in msg
     assert str(bad) in msg and "row 123" in msg and "'close'" in msg
+
+
+def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
+    """bqx-drift: the deployed repository's packaged references vs fresh bars, per pair and group."""
+    from bqx.local_run import run_local_drift
+
+    repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
+    write_sample(tmp_path / "fresh", PAIRS, days=6, start="2024-08-05", seed=7)
+    result = run_local_drift(tmp_path / "fresh", repo, tmp_path / "out", Settings(), PAIRS,
+                             echo=open(tmp_path / "progress.txt", "w"))
+    monitors = result.find("monitor-drift")
+    assert sorted(t.pair for t in monitors) == sorted(PAIRS)
+    for task in monitors:
+        summary = json.loads(Path(task.artifacts["summary"]["uri"]).read_text())
+        assert {"idx", "bqx", "output"} <= set(summary["domains"])
+        assert summary["domains"]["output"]["title"] == "target and prediction"
+        status = Path(task.artifacts["status"]["uri"]).read_text()
+        assert "| rate_idx |" in status and "| BQX |" in status
+        html = Path(task.artifacts["report"]["uri"]).read_text()
+        assert "<h2>rate_idx features</h2>" in html and "<h2>target and prediction features</h2>" in html

@@ -2,8 +2,9 @@
 
 Reads channels ``train`` and ``validation`` (Parquet with the selected columns plus the target, and
 ``selection.json`` in the train channel) and string hyperparameters; trains CatBoost; writes
-``model.cbm``, ``selection.json`` and ``meta.json`` (catalog version, settings hash, validation
-residual quantiles) to the model dir. On error the reason goes to ``output/failure`` and the exit
+``model.cbm``, ``selection.json``, ``meta.json`` (catalog version, settings hash, validation
+residual quantiles) and ``reference.parquet`` (a sample of training rows with predictions, the drift
+reference) to the model dir. On error the reason goes to ``output/failure`` and the exit
 code is 1 (SageMaker: Failed); on success 0 (Completed). SIGTERM (a stopped job) exits cleanly.
 """
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from bqx.training.contract import OptMl
 
+REFERENCE_ROWS = 5_000
 HYPERPARAMETER_TYPES: dict[str, type] = {
     "iterations": int, "depth": int, "learning_rate": float, "loss_function": str, "thread_count": int,
     "early_stopping_rounds": int, "random_seed": int,
@@ -81,6 +83,11 @@ def train(opt: OptMl) -> dict:
     }
     opt.model_dir.mkdir(parents=True, exist_ok=True)
     model.save_model(str(opt.model_dir / "model.cbm"))
+    # a seeded sample of the training rows with the model's predictions: the drift reference that
+    # recurring monitoring compares fresh data with (bqx-drift pipeline)
+    ref = tr.sample(n=min(REFERENCE_ROWS, len(tr)), random_state=int(params.get("random_seed", 0)))
+    ref = ref[[*features, target]].assign(prediction=model.predict(ref[features]))
+    ref.to_parquet(opt.model_dir / "reference.parquet", index=False)
     (opt.model_dir / "selection.json").write_text(json.dumps(selection, indent=2))
     (opt.model_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta

@@ -1,0 +1,57 @@
+"""Recurring drift monitoring of a deployed pair on fresh bars (the ``bqx-drift`` pipeline).
+
+The model package carries its reference: a sample of the training rows with the model's predictions.
+Fresh bars go through the same extract stage; the model's selected columns are built for every fresh
+row (lags included), the model predicts, and reference and fresh data are compared feature by
+feature per domain, plus the target (where fresh rows already have one) and the predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from bqx.config import Settings
+from bqx.drift import alert, run_drift
+from bqx.lagging import materialise, max_lag
+from bqx.model_package import load_tarball
+
+
+def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str, settings: Settings,
+                 html_path: str | Path | None = None) -> dict:
+    loaded = load_tarball(model_tarball)
+    if loaded.reference is None:
+        raise ValueError(f"model {model_tarball} carries no reference.parquet: retrain it with this version")
+    fpath = Path(features_dir) / "features.parquet"
+    target = loaded.selection["target"]
+    head = pq.read_table(fpath, columns=[target]).to_pandas()
+    rows = np.arange(max_lag(settings), len(head))
+    if len(rows) < 100:
+        raise ValueError(f"pair {pair}: {len(rows)} fresh rows after warm-up and lags; need at least 100")
+    current = materialise(fpath, loaded.features, rows)
+    current["prediction"] = loaded.predict(current[loaded.features])
+    current["target"] = head[target].to_numpy()[rows]
+    reference = loaded.reference.rename(columns={target: "target"})
+    known = current["target"].notna()
+    if known.sum() >= 100:  # the target exists H rows after the fact: compare on rows that have it
+        summary = run_drift(reference, current[known], loaded.features, settings, html_path,
+                            outputs=["target", "prediction"])
+    else:
+        summary = run_drift(reference, current, loaded.features, settings, html_path, outputs=["prediction"])
+    summary.update({"pair": pair, "fresh_rows": int(len(rows)), "model_catalog": loaded.meta.get("catalog_version"),
+                    "alert_message_id": alert(summary, pair, settings)})
+    return summary
+
+
+def status_markdown(summary: dict) -> str:
+    lines = [f"# Drift status: {summary['pair']}", "", f"Reference {summary['reference_rows']} rows, current "
+             f"{summary['current_rows']} rows.", "", "| group | drifted | share | status |", "|---|---:|---:|---|"]
+    for info in summary["domains"].values():
+        lines.append(f"| {info['title']} | {info['drifted']} of {info['features']} | {info['share']:.0%} | "
+                     f"**{info['status']}** |")
+    if summary.get("alert_message_id"):
+        lines += ["", f"Alert published (SNS message {summary['alert_message_id']})."]
+    return "\n".join(lines) + "\n"
+
