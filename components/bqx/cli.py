@@ -1,6 +1,7 @@
 """The ``bqx`` command line.
 
     bqx run --local          the whole pipeline on this machine (kfp.local), on the seeded sample by default
+    bqx monitor --local      the recurring drift pipeline on fresh bars against a model repository
     bqx sample-data          write the seeded synthetic bars for the 28 pairs
     bqx validate PATH        check bar files; exit 1 with the file, pair, row and field of the first problem
     bqx plan                 feature counts from the catalog and the settings
@@ -114,6 +115,24 @@ def summary_text(result: object) -> str:
     return "\n".join(lines)
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from bqx.local_run import run_local_drift
+
+    settings = _settings(args.settings)
+    pairs = _pairs(args.pairs, settings.pairs)
+    out = Path(args.out).resolve()
+    print(f"running bqx-drift locally for {', '.join(pairs)} against {args.models}; logs: {out / 'run.log'}")
+    result = run_local_drift(args.bars, args.models, out, settings, pairs)
+    print(f"\nfinished in {result.seconds:.0f} s; outputs under {result.run_dir}/")
+    for task in sorted(result.find("monitor-drift"), key=lambda t: t.pair or ""):
+        meta = task.artifacts["summary"]["metadata"]
+        states = ", ".join(f"{k.removeprefix('status_')} {v}" for k, v in sorted(meta.items())
+                           if k.startswith("status_"))
+        lines = [f"  {task.pair}: {states}", f"    report {task.artifacts['report']['uri']}"]
+        print("\n".join(lines))
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from bqx.plan import compare_text, plan_text
 
@@ -153,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bqx-out", help="output directory (default ./bqx-out)")
     p.add_argument("--settings", help="settings JSON file")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("monitor", help="run the recurring drift pipeline (bqx-drift) locally on fresh bars")
+    p.add_argument("--local", action="store_true", help="through kfp.local (the only way from this command)")
+    p.add_argument("--bars", required=True, help="directory (or s3:// prefix) of fresh bar files")
+    p.add_argument("--models", required=True, help="model repository of a training run (its deploy output)")
+    p.add_argument("--pairs", help="comma-separated pairs or 'all' (default: the settings' pairs)")
+    p.add_argument("--out", default="bqx-drift-out")
+    p.add_argument("--settings", help="settings JSON file")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("sample-data", help="write seeded synthetic 1-minute bars")
     p.add_argument("--out", default="sample_bars")

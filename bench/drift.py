@@ -1,0 +1,56 @@
+"""Drift report for 250 features x 100k rows, both domains (DESIGN.md section 6: <= 60 s).
+
+Reference and current frames of 100,000 rows each: 125 idx and 125 bqx features with a shift in half
+of the bqx ones. Prints the wall time of the machine-readable summary and of the summary plus the
+HTML report, and the peak RSS. Evidently's preset costs per column, not per row (rows are sampled to
+``drift_sample_rows``), so this is the cost of a pair's report at any data size.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.catalog import Catalog
+from bqx.config import Settings
+from bqx.drift import run_drift
+
+ROWS = 100_000
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    cat = Catalog()  # real catalog names, so domains come from the catalog as in the pipeline
+    idx = [f.name for f in cat.features if f.domain == "idx"][:125]
+    bqx = [f.name for f in cat.features if f.domain == "bqx"][:125]
+    cols = idx + bqx
+    ref = pd.DataFrame(rng.standard_normal((ROWS, len(cols))).astype(np.float32), columns=cols)
+    cur = pd.DataFrame(rng.standard_normal((ROWS, len(cols))).astype(np.float32), columns=cols)
+    cur[bqx[::2]] += 0.5
+    settings = Settings()
+    t0 = time.perf_counter()
+    summary = run_drift(ref, cur, cols, settings)
+    t_summary = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_drift(ref, cur, cols, settings, Path(tmp) / "report.html")
+        t_html = time.perf_counter() - t0
+        size = (Path(tmp) / "report.html").stat().st_size
+    d = summary["domains"]
+    print(f"features: {len(cols)} features")
+    print(f"rows: {ROWS} rows per frame (sampled to {settings.drift_sample_rows})")
+    print(f"idx drifted share: {d['idx']['share']:.2f} ratio")
+    print(f"bqx drifted share: {d['bqx']['share']:.2f} ratio")
+    print(f"summary wall time: {t_summary:.2f} s")
+    print(f"summary + HTML wall time: {t_html:.2f} s")
+    print(f"HTML size: {size / 1e6:.1f} MB")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
