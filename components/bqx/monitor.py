@@ -45,6 +45,45 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
     return summary
 
 
+def training_drift(dataset_dir: str | Path, model_tarball: str | Path | None, pair: str, settings: Settings,
+                   html_path: str | Path | None = None) -> dict:
+    """The training run's drift: training rows (reference) vs test rows (current) of the selected
+    features, plus the target and, when the pair has a model, its predictions; alerts when critical."""
+    import json
+
+    import pandas as pd
+
+    d = Path(dataset_dir)
+    selection = json.loads((d / "selection.json").read_text())
+    features, target = selection["features"], selection["target"]
+    reference, current = pd.read_parquet(d / "train.parquet"), pd.read_parquet(d / "test.parquet")
+    reference["target"], current["target"] = reference[target], current[target]
+    outputs = ["target"]
+    if model_tarball is not None:
+        loaded = load_tarball(model_tarball)
+        reference["prediction"] = loaded.predict(reference[features])
+        current["prediction"] = loaded.predict(current[features])
+        outputs.append("prediction")
+    result = run_drift(reference, current, features, settings, html_path, outputs=outputs)
+    result.update({"pair": pair, "alert_message_id": alert(result, pair, settings)})
+    return result
+
+
+def record(result: dict, summary: object, metrics: object, status_path: str) -> str:
+    """Write a drift result to the KFP outputs (JSON summary with per-group status in its metadata,
+    Metrics per group, the status card); returns the one-line progress text."""
+    from bqx.io import write_json
+
+    write_json(result, summary.path)  # type: ignore[attr-defined]
+    for domain, info in result["domains"].items():
+        metrics.log_metric(f"drift_share_{domain}", info["share"])  # type: ignore[attr-defined]
+        metrics.log_metric(f"drifted_{domain}", info["drifted"])  # type: ignore[attr-defined]
+        summary.metadata[f"status_{domain}"] = info["status"]  # type: ignore[attr-defined]
+    summary.metadata["pair"] = result["pair"]  # type: ignore[attr-defined]
+    Path(status_path).write_text(status_markdown(result))
+    return ", ".join(f"{i['title']} {i['share']:.0%} drifted ({i['status']})" for i in result["domains"].values())
+
+
 def status_markdown(summary: dict) -> str:
     lines = [f"# Drift status: {summary['pair']}", "", f"Reference {summary['reference_rows']} rows, current "
              f"{summary['current_rows']} rows.", "", "| group | drifted | share | status |", "|---|---:|---:|---|"]

@@ -15,6 +15,19 @@ PIPELINE_NAME = "bqx-train"
 PARALLELISM = 8  # pairs processed at once on a cluster (kfp.local caps itself at 2)
 
 
+def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
+    """The shared head of both pipelines: validated bars and the cross-pair panel."""
+    ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
+    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
+    return ingest, panel.set_display_name("panel")
+
+
+def _extract(ingest: object, panel: object, pair: object, settings_json: str) -> object:
+    extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,  # type: ignore[attr-defined]
+                                      settings_json=settings_json)
+    return extract.set_display_name("extract")
+
+
 @dsl.pipeline(name=PIPELINE_NAME, description="FX forecasting: rate_idx/BQX features, one CatBoost model per pair, "
                                               "multi-model deployment, rate_idx/BQX drift.")
 def bqx_pipeline(
@@ -24,13 +37,9 @@ def bqx_pipeline(
     train_backend: str = "local",
     deploy_backend: str = "local",
 ) -> dsl.Model:
-    ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
-    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
-    panel.set_display_name("panel")
+    ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
-        extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,
-                                          settings_json=settings_json)
-        extract.set_display_name("extract")
+        extract = _extract(ingest, panel, pair, settings_json)
         lag = stages.lag_features(features=extract.outputs["features"], pair=pair, settings_json=settings_json)
         lag.set_display_name("lag")
         select = stages.select_features(candidates=lag.outputs["candidates"], features=extract.outputs["features"],
@@ -59,12 +68,8 @@ def bqx_drift_pipeline(
     pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
     settings_json: str = "{}",
 ) -> None:
-    ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
-    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
-    panel.set_display_name("panel")
+    ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
-        extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,
-                                          settings_json=settings_json)
-        extract.set_display_name("extract")
+        extract = _extract(ingest, panel, pair, settings_json)
         stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository, pair=pair,
                              settings_json=settings_json).set_display_name("drift")

@@ -157,43 +157,15 @@ def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settin
                  summary: Output[Dataset], metrics: Output[Metrics], status: Output[Markdown]) -> None:
     """Evidently drift, training rows vs test rows: rate_idx and BQX features apart, plus the target and
     the model's predictions; a warning/critical status per group and an SNS alert when critical."""
-    import json
     import os
 
-    import pandas as pd
-
     from bqx.config import Settings
-    from bqx.drift import alert, run_drift
-    from bqx.io import write_json
-    from bqx.model_package import load_tarball
-    from bqx.monitor import status_markdown
+    from bqx.monitor import record, training_drift
     from bqx.progress import say
 
-    settings = Settings.from_json(settings_json)
-    with open(os.path.join(dataset.path, "selection.json")) as fh:
-        selection = json.load(fh)
-    features, target = selection["features"], selection["target"]
-    reference = pd.read_parquet(os.path.join(dataset.path, "train.parquet"))
-    current = pd.read_parquet(os.path.join(dataset.path, "test.parquet"))
-    outputs = ["target"]
-    reference["target"], current["target"] = reference[target], current[target]
-    if model.metadata.get("status") != "failed":
-        loaded = load_tarball(os.path.join(model.path, "model.tar.gz"))
-        reference["prediction"] = loaded.predict(reference[features])
-        current["prediction"] = loaded.predict(current[features])
-        outputs.append("prediction")
-    result = run_drift(reference, current, features, settings, report.path, outputs=outputs)
-    result.update({"pair": pair, "alert_message_id": alert(result, pair, settings)})
-    write_json(result, summary.path)
-    for domain, info in result["domains"].items():
-        metrics.log_metric(f"drift_share_{domain}", info["share"])
-        metrics.log_metric(f"drifted_{domain}", info["drifted"])
-        summary.metadata[f"status_{domain}"] = info["status"]
-    summary.metadata["pair"] = pair
-    with open(status.path, "w") as fh:
-        fh.write(status_markdown(result))
-    say("drift", pair, ", ".join(f"{i['title']} {i['share']:.0%} drifted ({i['status']})"
-                                 for i in result["domains"].values()))
+    tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, "model.tar.gz")
+    result = training_drift(dataset.path, tarball, pair, Settings.from_json(settings_json), report.path)
+    say("drift", pair, record(result, summary, metrics, status.path))
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)
@@ -204,18 +176,9 @@ def monitor_drift(features: Input[Dataset], model_repository: str, pair: str, se
     import os
 
     from bqx.config import Settings
-    from bqx.io import write_json
-    from bqx.monitor import monitor_pair, status_markdown
+    from bqx.monitor import monitor_pair, record
     from bqx.progress import say
 
     result = monitor_pair(features.path, os.path.join(model_repository, f"{pair}.tar.gz"), pair,
                           Settings.from_json(settings_json), report.path)
-    write_json(result, summary.path)
-    for domain, info in result["domains"].items():
-        metrics.log_metric(f"drift_share_{domain}", info["share"])
-        summary.metadata[f"status_{domain}"] = info["status"]
-    summary.metadata["pair"] = pair
-    with open(status.path, "w") as fh:
-        fh.write(status_markdown(result))
-    say("drift", pair, ", ".join(f"{i['title']} {i['share']:.0%} drifted ({i['status']})"
-                                 for i in result["domains"].values()))
+    say("drift", pair, record(result, summary, metrics, status.path))
