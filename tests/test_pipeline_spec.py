@@ -59,3 +59,14 @@ def test_every_component_image_has_a_dockerfile():
 
 def test_components_do_not_install_packages_at_run_time():
     assert "pip install" not in COMPILED.read_text()
+
+
+def test_compile_time_registry_and_tag_set_every_image(tmp_path: Path):
+    for which in ("train", "drift"):
+        registry = "123.dkr.ecr.eu-west-1.amazonaws.com/ml"
+        doc = yaml.safe_load(compile_pipeline(tmp_path / f"{which}.yaml", which, registry, "2026.11.24-abc123")
+                             .read_text())
+        images = {e["container"]["image"] for e in doc["deploymentSpec"]["executors"].values()}
+        assert images and all(i.startswith("123.dkr.ecr.eu-west-1.amazonaws.com/ml/bqx-") for i in images)
+        assert all(i.endswith(":2026.11.24-abc123") for i in images)
+        json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())  # still a valid spec

@@ -146,9 +146,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from bqx.compile import DRIFT_PATH, compile_pipeline
 
-    path = compile_pipeline(args.out)
+    path = compile_pipeline(args.out, "train", args.registry, args.tag)
     print(f"wrote {path}")
-    drift = compile_pipeline(Path(args.out).with_name(DRIFT_PATH.name), "drift")
+    drift = compile_pipeline(Path(args.out).with_name(DRIFT_PATH.name), "drift", args.registry, args.tag)
     print(f"wrote {drift}")
     return 0
 
@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")
     p.add_argument("--out", default="pipelines/bqx_pipeline.yaml")
+    p.add_argument("--registry", help="image registry of the stage images (default ghcr.io/bqx-ml)")
+    p.add_argument("--tag", help="tag of the stage images (default: the bqx version)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("train", help="SageMaker training entrypoint (reads /opt/ml or BQX_OPT_ML)",

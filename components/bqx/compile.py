@@ -8,13 +8,34 @@ DEFAULT_PATH = Path("pipelines") / "bqx_pipeline.yaml"
 DRIFT_PATH = Path("pipelines") / "bqx_drift_pipeline.yaml"
 
 
-def compile_pipeline(out: str | Path = DEFAULT_PATH, which: str = "train") -> Path:
-    """Compile the training pipeline (``train``) or the recurring drift pipeline (``drift``)."""
+def compile_pipeline(out: str | Path = DEFAULT_PATH, which: str = "train", registry: str | None = None,
+                     tag: str | None = None) -> Path:
+    """Compile the training pipeline (``train``) or the recurring drift pipeline (``drift``).
+
+    ``registry`` / ``tag`` point every stage at images pushed elsewhere (``{registry}/bqx-{stage}:{tag}``):
+    the compiled spec's executor images are rewritten from the defaults, so nothing is hand-edited."""
+    import tempfile
+
+    import yaml
     from kfp import compiler
 
+    from bqx.images import REGISTRY, STAGES, TAG, image
     from bqx.pipeline import bqx_drift_pipeline, bqx_pipeline
 
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(bqx_pipeline if which == "train" else bqx_drift_pipeline, str(path))
+    func = bqx_pipeline if which == "train" else bqx_drift_pipeline
+    if registry is None and tag is None:
+        compiler.Compiler().compile(func, str(path))
+        return path
+    with tempfile.TemporaryDirectory() as tmp:
+        compiler.Compiler().compile(func, str(Path(tmp) / "p.yaml"))
+        doc = yaml.safe_load((Path(tmp) / "p.yaml").read_text())
+    mapping = {image(s): image(s, registry or REGISTRY, tag or TAG) for s in STAGES}
+    for executor in doc["deploymentSpec"]["executors"].values():
+        container = executor["container"]
+        if container["image"] not in mapping:
+            raise ValueError(f"compiled image {container['image']} is not a bqx stage image")
+        container["image"] = mapping[container["image"]]
+    path.write_text(yaml.safe_dump(doc, sort_keys=True))
     return path
