@@ -133,6 +133,25 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import kfp
+
+    from bqx.schedule import Wanted, ensure_recurring_run, params_from
+
+    wanted = Wanted(args.name, args.pipeline, args.version, args.cron, args.experiment,
+                    params_from(args.settings, args.source))
+    outcome = ensure_recurring_run(kfp.Client(host=args.host), wanted)
+    print(f"recurring run {args.name}: {outcome}")
+    return 0
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    from bqx.manifests import write_pipeline_objects
+
+    print(f"wrote {write_pipeline_objects(args.out)}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from bqx.plan import compare_text, plan_text
 
@@ -207,6 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", help="image registry of the stage images (default ghcr.io/bqx-ml)")
     p.add_argument("--tag", help="tag of the stage images (default: the bqx version)")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("schedule", help="create or update a KFP recurring run idempotently (GitOps reconcile)")
+    p.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888")
+    p.add_argument("--name", required=True, help="recurring run name")
+    p.add_argument("--pipeline", default="bqx-train")
+    p.add_argument("--version", required=True, help="pipeline version name (from manifests/)")
+    p.add_argument("--cron", required=True, help="six-field KFP cron expression, e.g. '0 0 6 * * 1-5'")
+    p.add_argument("--experiment", default="bqx")
+    p.add_argument("--source", required=True, help="bars location passed to the pipeline")
+    p.add_argument("--settings", help="settings JSON file passed as settings_json")
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("manifests", help="write the Pipeline/PipelineVersion objects for manifests/")
+    p.add_argument("--out", default="manifests/base/pipelines.yaml")
+    p.set_defaults(func=cmd_manifests)
 
     p = sub.add_parser("train", help="SageMaker training entrypoint (reads /opt/ml or BQX_OPT_ML)",
                        description="The SageMaker training entrypoint: reads hyperparameters and channels from "

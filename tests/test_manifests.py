@@ -1,0 +1,73 @@
+"""Every kustomize overlay renders (kubectl kustomize, offline) into the objects GitOps needs."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bqx.cli import build_parser
+from bqx.config import Settings
+from bqx.manifests import pipeline_objects, write_pipeline_objects
+
+ROOT = Path(__file__).resolve().parents[1]
+OVERLAYS = {"dev": ("bqx-dev", "111111111111"), "prod": ("bqx-prod", "222222222222")}
+
+
+def render(overlay: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    out = subprocess.run([kubectl, "kustomize", str(ROOT / "manifests" / "overlays" / overlay)], check=True,
+                         capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_pipeline_objects_are_current(tmp_path):
+    fresh = write_pipeline_objects(tmp_path / "pipelines.yaml", ROOT)
+    assert fresh.read_text() == (ROOT / "manifests" / "base" / "pipelines.yaml").read_text(), \
+        "manifests/base/pipelines.yaml is stale: run `bqx manifests`"
+    assert (tmp_path / "versions.env").read_text() == (ROOT / "manifests" / "base" / "versions.env").read_text()
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_overlay_objects(overlay):
+    namespace, account = OVERLAYS[overlay]
+    objs = render(overlay)
+    kinds = {(o["apiVersion"], o["kind"]) for o in objs}
+    assert {("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("v1", "ConfigMap"), ("batch/v1", "CronJob"),
+            ("pipelines.kubeflow.org/v2beta1", "Pipeline"), ("pipelines.kubeflow.org/v2beta1", "PipelineVersion")} == kinds
+    assert all(o["metadata"]["namespace"] == namespace for o in objs)
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
+    sa = by[("ServiceAccount", "bqx-pipelines")]
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(f"arn:aws:iam::{account}:role/")
+
+    # each PipelineVersion embeds the current compiled spec, under the name the CronJob will use
+    expected = {o["metadata"]["name"]: o for o in pipeline_objects(ROOT) if o["kind"] == "PipelineVersion"}
+    versions = [o for o in objs if o["kind"] == "PipelineVersion"]
+    assert {v["metadata"]["name"] for v in versions} == set(expected)
+    for v in versions:
+        compiled = ROOT / ("pipelines/bqx_pipeline.yaml" if v["spec"]["pipelineName"] == "bqx-train"
+                           else "pipelines/bqx_drift_pipeline.yaml")
+        assert v["spec"]["pipelineSpec"] == yaml.safe_load(compiled.read_text())
+
+    # the CronJob's command, with its env expanded from the rendered ConfigMaps, is a valid `bqx schedule`
+    cron = by[("CronJob", "bqx-reconcile-recurring-run")]
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {}
+    for ref in container["envFrom"]:
+        env.update(next(o for o in objs if o["metadata"]["name"] == ref["configMapRef"]["name"])["data"])
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+    parsed = build_parser().parse_args(args)
+    assert container["command"] == ["bqx"] and parsed.command == "schedule"
+    train_version = next(n for n, o in expected.items() if o["spec"]["pipelineName"] == "bqx-train")
+    assert parsed.version == train_version and parsed.pipeline == "bqx-train"
+    assert len(parsed.cron.split()) == 6 and parsed.source.startswith("s3://")
+    assert pod["serviceAccountName"] == "bqx-pipelines" and pod["securityContext"]["runAsNonRoot"]
+    settings_map = next(o for o in objs if o["metadata"]["name"] == pod["volumes"][0]["configMap"]["name"])
+    Settings.from_json(settings_map["data"]["settings.json"])  # the mounted settings are valid
