@@ -37,9 +37,10 @@ def test_overlay_objects(overlay):
     namespace, account = OVERLAYS[overlay]
     objs = render(overlay)
     kinds = {(o["apiVersion"], o["kind"]) for o in objs}
+    kfp_api = "pipelines.kubeflow.org/v2beta1"
     assert {("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"),
             ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("v1", "ConfigMap"), ("batch/v1", "CronJob"),
-            ("pipelines.kubeflow.org/v2beta1", "Pipeline"), ("pipelines.kubeflow.org/v2beta1", "PipelineVersion")} == kinds
+            (kfp_api, "Pipeline"), (kfp_api, "PipelineVersion")} == kinds
     assert all(o["metadata"]["namespace"] == namespace for o in objs)
     assert not [o for o in objs if o["kind"] == "Secret"]
     by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
