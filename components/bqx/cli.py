@@ -163,12 +163,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from bqx.compile import DRIFT_PATH, compile_pipeline
+    from bqx.compile import DEFAULT_PATH, DRIFT_PATH, compile_pipeline
 
     path = compile_pipeline(args.out, "train", args.registry, args.tag)
     print(f"wrote {path}")
     drift = compile_pipeline(Path(args.out).with_name(DRIFT_PATH.name), "drift", args.registry, args.tag)
     print(f"wrote {drift}")
+    if Path(args.out) == DEFAULT_PATH and Path("manifests/base").is_dir():  # keep the GitOps objects in step
+        from bqx.manifests import write_pipeline_objects
+
+        print(f"wrote {write_pipeline_objects()}")
     return 0
 
 
