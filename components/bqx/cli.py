@@ -145,6 +145,29 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_images(args: argparse.Namespace) -> int:
+    from bqx.ship import build_and_push, image_plan
+
+    if args.dry_run:
+        for b in image_plan(Path("."), args.registry, args.tag):
+            print(f"{b.ref}  <- {b.dockerfile}")
+        return 0
+    refs = build_and_push(Path("."), args.registry, args.tag, push=not args.no_push)
+    print(f"{'built' if args.no_push else 'pushed'} {len(refs)} images; compile with "
+          f"`bqx compile --registry {args.registry} --tag {args.tag}`")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from bqx.schedule import params_from
+    from bqx.ship import submit
+
+    run_id = submit(args.host, Path(args.package), args.pipeline, args.version, args.experiment, args.run_name,
+                    params_from(args.settings, args.source))
+    print(f"submitted run {run_id}")
+    return 0
+
+
 def cmd_manifests(args: argparse.Namespace) -> int:
     from bqx.manifests import write_pipeline_objects
 
@@ -241,6 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="bars location passed to the pipeline")
     p.add_argument("--settings", help="settings JSON file passed as settings_json")
     p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("images", help="build and push every stage image with one tag (docker SDK)")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--tag", required=True)
+    p.add_argument("--no-push", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print what would be built")
+    p.set_defaults(func=cmd_images)
+
+    p = sub.add_parser("submit", help="upload the compiled pipeline as a new version and start a run (kfp Client)")
+    p.add_argument("--host", required=True, help="KFP API endpoint")
+    p.add_argument("--package", default="pipelines/bqx_pipeline.yaml")
+    p.add_argument("--pipeline", default="bqx-train")
+    p.add_argument("--version", required=True, help="name of the new pipeline version")
+    p.add_argument("--experiment", default="bqx")
+    p.add_argument("--run-name", default="bqx-train")
+    p.add_argument("--source", required=True, help="bars location passed to the pipeline")
+    p.add_argument("--settings", help="settings JSON file passed as settings_json")
+    p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("manifests", help="write the Pipeline/PipelineVersion objects for manifests/")
     p.add_argument("--out", default="manifests/base/pipelines.yaml")
