@@ -7,6 +7,7 @@ stage as it starts and ends, and at the end where every output went.
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 import re
@@ -127,6 +128,7 @@ def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase |
     log_path = out / "run.log"
     before = set(root.iterdir())
     t0 = time.perf_counter()
+    real_print = builtins.print  # kfp.local swaps print for an indenting one and may leave it behind
     with open(log_path, "w") as log:
         tee = _ProgressTee(log, term, t0)
         with warnings.catch_warnings(), redirect_stdout(tee):
@@ -135,7 +137,10 @@ def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase |
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
             runner = local.SubprocessRunner(use_venv=False)
             local.init(runner=runner, pipeline_root=str(root), raise_on_error=False)
-            pipeline(**arguments)  # type: ignore[operator]
+            try:
+                pipeline(**arguments)  # type: ignore[operator]
+            finally:
+                builtins.print = real_print
     seconds = time.perf_counter() - t0
     new_runs = sorted((p for p in set(root.iterdir()) - before if p.name.startswith(name)),
                       key=lambda p: p.stat().st_mtime)

@@ -2,8 +2,9 @@
 
 The model package carries its reference: a sample of the training rows with the model's predictions.
 Fresh bars go through the same extract stage; the model's selected columns are built for every fresh
-row (lags included), the model predicts, and reference and fresh data are compared feature by
-feature per domain, plus the target (where fresh rows already have one) and the predictions.
+row (lags included), and reference and fresh data are compared feature by feature per domain, plus
+the target (where fresh rows already have one) and the predictions: the ones the server logged when
+a prediction log is given, else the model's predictions of the fresh rows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from bqx.config import Settings
@@ -18,21 +20,50 @@ from bqx.drift import alert, run_drift
 from bqx.lagging import materialise, max_lag
 from bqx.model_package import load_tarball
 
+PREDICTION_LOG_COLUMNS = ("ts_utc", "pair", "prediction")
+
+
+def read_prediction_log(log_dir: str | Path, pair: str) -> pd.DataFrame:
+    """Predictions the server logged: Parquet files under ``log_dir`` with at least ``ts_utc`` (the bar
+    the prediction was made at), ``pair`` and ``prediction``; the last prediction per bar wins."""
+    files = sorted(Path(log_dir).glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no prediction log files (*.parquet) in {log_dir}")
+    frames = []
+    for f in files:
+        df = pd.read_parquet(f)
+        missing = [c for c in PREDICTION_LOG_COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"prediction log {f} lacks column(s) {missing}")
+        frames.append(df[list(PREDICTION_LOG_COLUMNS)])
+    log = pd.concat(frames, ignore_index=True)
+    log = log[log["pair"] == pair].drop_duplicates("ts_utc", keep="last")
+    return log.set_index("ts_utc")["prediction"]
+
 
 def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str, settings: Settings,
-                 html_path: str | Path | None = None) -> dict:
+                 html_path: str | Path | None = None, prediction_log: str | Path | None = None) -> dict:
+    """With ``prediction_log`` (the server's logged predictions), prediction drift is measured on what
+    was actually served, on the fresh bars the log covers; otherwise on the model's predictions of them."""
     loaded = load_tarball(model_tarball)
     if loaded.reference is None:
         raise ValueError(f"model {model_tarball} carries no reference.parquet: retrain it with this version")
     fpath = Path(features_dir) / "features.parquet"
     target = loaded.selection["target"]
-    head = pq.read_table(fpath, columns=[target]).to_pandas()
+    head = pq.read_table(fpath, columns=["ts_utc", target]).to_pandas()
     rows = np.arange(max_lag(settings), len(head))
     if len(rows) < 100:
         raise ValueError(f"pair {pair}: {len(rows)} fresh rows after warm-up and lags; need at least 100")
     current = materialise(fpath, loaded.features, rows)
-    current["prediction"] = loaded.predict(current[loaded.features])
     current["target"] = head[target].to_numpy()[rows]
+    if prediction_log:
+        logged = read_prediction_log(prediction_log, pair)
+        current["prediction"] = logged.reindex(head["ts_utc"].to_numpy()[rows]).to_numpy()
+        current = current[current["prediction"].notna()].reset_index(drop=True)
+        if len(current) < 100:
+            raise ValueError(f"pair {pair}: the prediction log covers {len(current)} fresh rows; need at least 100")
+    else:
+        current["prediction"] = loaded.predict(current[loaded.features])
     reference = loaded.reference.rename(columns={target: "target"})
     known = current["target"].notna()
     if known.sum() >= 100:  # the target exists H rows after the fact: compare on rows that have it
@@ -40,7 +71,8 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
                             outputs=["target", "prediction"])
     else:
         summary = run_drift(reference, current, loaded.features, settings, html_path, outputs=["prediction"])
-    summary.update({"pair": pair, "fresh_rows": int(len(rows)), "model_catalog": loaded.meta.get("catalog_version"),
+    summary.update({"pair": pair, "fresh_rows": int(len(current)), "predictions": "logged" if prediction_log
+                    else "recomputed", "model_catalog": loaded.meta.get("catalog_version"),
                     "alert_message_id": alert(summary, pair, settings)})
     return summary
 
@@ -50,8 +82,6 @@ def training_drift(dataset_dir: str | Path, model_tarball: str | Path | None, pa
     """The training run's drift: training rows (reference) vs test rows (current) of the selected
     features, plus the target and, when the pair has a model, its predictions; alerts when critical."""
     import json
-
-    import pandas as pd
 
     d = Path(dataset_dir)
     selection = json.loads((d / "selection.json").read_text())

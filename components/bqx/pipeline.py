@@ -67,9 +67,11 @@ def bqx_drift_pipeline(
     model_repository: str,
     pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
     settings_json: str = "{}",
+    prediction_log: str = "",
 ) -> None:
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
         extract = _extract(ingest, panel, pair, settings_json)
-        stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository, pair=pair,
-                             settings_json=settings_json).set_display_name("drift")
+        stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
+                             prediction_log=prediction_log, pair=pair, settings_json=settings_json
+                             ).set_display_name("drift")

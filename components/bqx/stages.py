@@ -169,8 +169,8 @@ def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settin
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)
-def monitor_drift(features: Input[Dataset], model_repository: str, pair: str, settings_json: str,
-                  report: Output[HTML], summary: Output[Dataset], metrics: Output[Metrics],
+def monitor_drift(features: Input[Dataset], model_repository: str, prediction_log: str, pair: str,
+                  settings_json: str, report: Output[HTML], summary: Output[Dataset], metrics: Output[Metrics],
                   status: Output[Markdown]) -> None:
     """Recurring monitoring: a deployed pair's reference (packaged with its model) vs fresh bars."""
     import os
@@ -180,5 +180,5 @@ def monitor_drift(features: Input[Dataset], model_repository: str, pair: str, se
     from bqx.progress import say
 
     result = monitor_pair(features.path, os.path.join(model_repository, f"{pair}.tar.gz"), pair,
-                          Settings.from_json(settings_json), report.path)
+                          Settings.from_json(settings_json), report.path, prediction_log or None)
     say("drift", pair, record(result, summary, metrics, status.path))

@@ -100,3 +100,24 @@ def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
         assert "| rate_idx |" in status and "| BQX |" in status
         html = Path(task.artifacts["report"]["uri"]).read_text()
         assert "<h2>rate_idx features</h2>" in html and "<h2>target and prediction features</h2>" in html
+        if task.pair == "eurusd":
+            check_logged_predictions(task, result, repo, tmp_path)
+
+
+def check_logged_predictions(task, result, repo, tmp_path):
+    """Drift of the predictions the server logged (its log format: ts_utc, pair, prediction)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from bqx.monitor import monitor_pair
+
+    features = next(t for t in result.find("extract-features") if t.pair == "eurusd").artifacts["features"]["uri"]
+    ts = pq.read_table(Path(features) / "features.parquet", columns=["ts_utc"]).to_pandas()["ts_utc"]
+    served = ts.iloc[-3000:]
+    log = pd.DataFrame({"ts_utc": served.to_numpy(), "pair": "eurusd", "prediction": np.full(len(served), 5.0)})
+    (tmp_path / "predlog").mkdir()
+    log.to_parquet(tmp_path / "predlog" / "part-0.parquet")
+    summary = monitor_pair(features, repo / "eurusd.tar.gz", "eurusd", Settings(), prediction_log=tmp_path / "predlog")
+    assert summary["predictions"] == "logged"
+    assert summary["domains"]["output"]["drifted_features"][-1] == "prediction"
+    assert summary["fresh_rows"] <= 3000
