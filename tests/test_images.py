@@ -45,3 +45,24 @@ def test_image_plan_builds_base_then_every_stage_with_one_tag():
     assert all(b.ref.endswith(":2026.11.24") and b.buildargs == {"BASE_IMAGE": plan[0].ref} for b in plan[1:])
     for b in plan[1:]:
         assert "ARG BASE_IMAGE" in b.dockerfile.read_text()
+
+
+def test_images_install_exact_pinned_versions():
+    """The base image resolves bqx-ml[aws] against images/constraints.txt: every line an exact pin, the
+    core dependencies included, each within pyproject's ranges."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "images" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert name and version and "*" not in version, line
+            pins[name] = version
+    assert "--constraint constraints.txt" in (ROOT / "images" / "base" / "Dockerfile").read_text()
+    for req in map(Requirement, requires("bqx-ml") or []):
+        if req.marker is None or req.marker.evaluate({"extra": "aws"}):
+            name = req.name.lower()
+            assert name in pins, f"{name} is not pinned for the images"
+            assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} outside {req.specifier}"
