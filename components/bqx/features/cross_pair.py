@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bqx.features.rolling import fast_rolling_corr, fast_rolling_sum, safe_div
+from bqx.features.rolling import fast_rolling_corr, fast_rolling_cov, fast_rolling_sum, safe_div
 from bqx.pairs import CURRENCIES, split_pair
 from bqx.panel import Panel
 
@@ -27,8 +27,7 @@ def names() -> list[str]:
 
 
 def _rolling_var(x: np.ndarray, w: int) -> np.ndarray:
-    s, ss = fast_rolling_sum(x, w), fast_rolling_sum(x * x, w)
-    return np.maximum(ss - s * s / w, 0.0) / (w - 1)
+    return np.maximum(fast_rolling_cov(x, x, w, ddof=1), 0.0)
 
 
 def compute(panel: Panel, pair: str) -> dict[str, np.ndarray]:
@@ -44,9 +43,9 @@ def compute(panel: Panel, pair: str) -> dict[str, np.ndarray]:
         ranks = np.argsort(np.argsort(-np.where(finite, sums, -np.inf), axis=1), axis=1) + 1.0
         ranks[~finite] = np.nan
         bs, qs = sums[:, bi], sums[:, qi]
-        sr, sbasket = fast_rolling_sum(r, w), fast_rolling_sum(basket, w)
-        cov = fast_rolling_sum(r * basket, w) - sr * sbasket / w
-        var_b = np.maximum(fast_rolling_sum(basket * basket, w) - sbasket * sbasket / w, 0.0)
+        sr = fast_rolling_sum(r, w)
+        cov = fast_rolling_cov(r, basket, w)
+        var_b = np.maximum(fast_rolling_cov(basket, basket, w), 0.0)
         out[f"base_str{w}"], out[f"quote_str{w}"] = bs, qs
         out[f"basket_diff{w}"] = bs - qs
         out[f"resid{w}"] = sr - (bs - qs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bqx.features.rolling import fast_rolling_sum, safe_div, shift
+from bqx.features.rolling import fast_rolling_cov, fast_rolling_sum, safe_div, shift
 from bqx.pairs import split_pair
 from bqx.panel import Panel
 
@@ -37,20 +37,17 @@ def _centre(x: np.ndarray) -> np.ndarray:
     return x - (x[finite[0]] if finite.size else 0.0)
 
 
-def _cov(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
-    return (fast_rolling_sum(a * b, w) - fast_rolling_sum(a, w) * fast_rolling_sum(b, w) / w) / w
-
-
 def leg_features(y: np.ndarray, x: np.ndarray, w: int) -> dict[str, np.ndarray]:
     y, x = _centre(y), _centre(x)
-    vx, vy, cxy = _cov(x, x, w), _cov(y, y, w), _cov(x, y, w)
+    vx, vy, cxy = fast_rolling_cov(x, x, w), fast_rolling_cov(y, y, w), fast_rolling_cov(x, y, w)
     beta = safe_div(cxy, vx)
     alpha = fast_rolling_sum(y, w) / w - beta * fast_rolling_sum(x, w) / w
     resid = y - alpha - beta * x
     sse = np.maximum(vy - beta * cxy, 0.0) * w
     dy, dx, y1, x1 = y - shift(y, 1), x - shift(x, 1), shift(y, 1), shift(x, 1)
-    cov_de_e1 = _cov(dy, y1, w) - beta * _cov(dy, x1, w) - beta * _cov(dx, y1, w) + beta**2 * _cov(dx, x1, w)
-    var_e1 = _cov(y1, y1, w) - 2 * beta * _cov(y1, x1, w) + beta**2 * _cov(x1, x1, w)
+    cov = fast_rolling_cov
+    cov_de_e1 = cov(dy, y1, w) - beta * cov(dy, x1, w) - beta * cov(dx, y1, w) + beta**2 * cov(dx, x1, w)
+    var_e1 = cov(y1, y1, w) - 2 * beta * cov(y1, x1, w) + beta**2 * cov(x1, x1, w)
     phi = safe_div(cov_de_e1, var_e1)
     with np.errstate(divide="ignore", invalid="ignore"):
         hl = np.where((phi > -1) & (phi < 0), -np.log(2) / np.log1p(phi), 10.0 * w)

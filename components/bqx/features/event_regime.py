@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.features.rolling import (
+    keep_nan,
     rolling_max,
     rolling_mean,
     rolling_min,
@@ -44,10 +45,6 @@ def names() -> list[str]:
     return list(NAMES)
 
 
-def _keep_nan(values: np.ndarray, like: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(like), np.nan, values)
-
-
 def _session_keys(ts: pd.DatetimeIndex, zone: str, start_hour: int) -> np.ndarray:
     local = ts.tz_convert(zone).tz_localize(None)
     return ((local - pd.Timedelta(hours=start_hour)).floor("D")).asi8
@@ -57,14 +54,14 @@ def compute(ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: 
     ts = pd.DatetimeIndex(ts_ns.astype("datetime64[ns]"), tz="UTC")
     r = np.log(c / shift(c, 1))
     z = safe_div(r, shift(rolling_std(r, 240), 1))
-    flag = _keep_nan((np.abs(z) > SHOCK_Z).astype(np.float64), z)
+    flag = keep_nan((np.abs(z) > SHOCK_Z).astype(np.float64), z)
     out: dict[str, np.ndarray] = {"shock_z": z, "shock_flag": flag, "shocks60": rolling_sum(flag, 60),
                                   "shocks240": rolling_sum(flag, 240)}
     out["rows_since_shock"] = rows_since(flag == 1)
     out["shock_sign_sum60"] = rolling_sum(flag * np.sign(r), 60)
     for w in (60, 240, 1440):
-        up = _keep_nan((c > shift(rolling_max(h, w), 1)).astype(np.float64), shift(h, w))
-        down = _keep_nan((c < shift(rolling_min(lo, w), 1)).astype(np.float64), shift(lo, w))
+        up = keep_nan((c > shift(rolling_max(h, w), 1)).astype(np.float64), shift(h, w))
+        down = keep_nan((c < shift(rolling_min(lo, w), 1)).astype(np.float64), shift(lo, w))
         out[f"breakout_up{w}"], out[f"breakout_down{w}"] = up, down
         if w == 240:
             out["rows_since_breakout_up240"] = rows_since(up == 1)

@@ -14,7 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from bqx.features.rolling import diff, ema, rolling_corr, rolling_mean, rolling_std, rolling_sum, safe_div, shift
+from bqx.features.rolling import (
+    diff,
+    ema,
+    keep_nan,
+    rolling_corr,
+    rolling_mean,
+    rolling_std,
+    rolling_sum,
+    safe_div,
+    shift,
+)
 
 WINDOWS: tuple[int, ...] = (15, 30, 60, 120, 240)
 
@@ -29,8 +39,8 @@ def names() -> list[str]:
 def _mfi(tp: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     flow = tp * v
     d = diff(tp)
-    pos = rolling_sum(np.where(d > 0, flow, 0.0) + 0 * d, n)
-    neg = rolling_sum(np.where(d < 0, flow, 0.0) + 0 * d, n)
+    pos = rolling_sum(keep_nan(np.where(d > 0, flow, 0.0), d), n)
+    neg = rolling_sum(keep_nan(np.where(d < 0, flow, 0.0), d), n)
     return 100.0 * safe_div(pos, pos + neg)
 
 
@@ -54,8 +64,8 @@ def compute(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict
     for w in (60, 240):
         out[f"pv_corr{w}"] = rolling_corr(np.abs(r), v, w)
     for w in (60, 240):
-        up = np.where(r > 0, v, 0.0) + 0 * r
-        out[f"up_volume_share{w}"] = safe_div(rolling_sum(up, w), rolling_sum(v + 0 * r, w))
+        up = keep_nan(np.where(r > 0, v, 0.0), r)
+        out[f"up_volume_share{w}"] = safe_div(rolling_sum(up, w), rolling_sum(keep_nan(v, r), w))
     out["mfi14"], out["mfi60"] = _mfi(tp, v, 14), _mfi(tp, v, 60)
     out["force13"] = ema(r * v, 13)
     mid = (h + lo) / 2.0
