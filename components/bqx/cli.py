@@ -7,6 +7,7 @@
     bqx plan                 feature counts from the catalog and the settings
     bqx compile              write the pipeline's KFP IR YAML
     bqx train                the SageMaker training entrypoint (reads /opt/ml)
+    bqx serve                the inference server (SageMaker single- and multi-model contracts, port 8080)
 """
 
 from __future__ import annotations
@@ -205,6 +206,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main()
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bqx.serving.config import ServeConfig
+    from bqx.serving.server import serve
+
+    config = ServeConfig.from_env()
+    flags = {"host": args.host, "port": args.port, "models": args.models, "log_dir": args.log_dir,
+             "signal_threshold": args.signal_threshold,
+             "budget_bytes": int(args.memory_mb * 1024 * 1024) if args.memory_mb is not None else None,
+             "access_log": True if args.access_log else None}
+    return serve(dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bqx", description="bqx-ml: FX forecasting pipeline (KFP v2, SageMaker)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,6 +307,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "/opt/ml (or BQX_OPT_ML), writes the model to /opt/ml/model, a failure reason "
                                    "to /opt/ml/output/failure.")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="run the inference server (SageMaker multi-model container contract)",
+                       description="Serve models over HTTP: /ping, /invocations and the SageMaker multi-model API "
+                                   "(/models). Flags override BQX_SERVE_* environment variables.")
+    p.add_argument("--host", help="interface to bind (default 0.0.0.0; BQX_SERVE_HOST)")
+    p.add_argument("--port", type=int, help="port (default 8080; SAGEMAKER_BIND_TO_PORT or BQX_SERVE_PORT)")
+    p.add_argument("--models", help="preload every model.tar.gz or model directory in this directory "
+                                    "(BQX_SERVE_MODELS); /opt/ml/model is loaded as 'default' when present")
+    p.add_argument("--memory-mb", type=float, help="model memory budget; least recently used models are evicted "
+                                                   "beyond it (default: 75%% of the container's memory)")
+    p.add_argument("--signal-threshold", type=float, help="|predicted BQX| that trades (default: the model's "
+                                                          "eval_cost_bps / 100)")
+    p.add_argument("--log-dir", help="write the prediction log (Parquet) here; bqx monitor reads it")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

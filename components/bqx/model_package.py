@@ -35,7 +35,7 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_dir(model_dir: str | Path) -> LoadedModel:
+def load_dir(model_dir: str | Path, with_reference: bool = True) -> LoadedModel:
     from catboost import CatBoostRegressor
 
     d = Path(model_dir)
@@ -49,7 +49,7 @@ def load_dir(model_dir: str | Path) -> LoadedModel:
     if list(model.feature_names_) != selection["features"]:
         raise ValueError(f"model at {d}: feature names differ from selection.json")
     reference = None
-    if (d / "reference.parquet").exists():
+    if with_reference and (d / "reference.parquet").exists():
         import pandas as pd
 
         reference = pd.read_parquet(d / "reference.parquet")

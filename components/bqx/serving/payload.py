@@ -1,0 +1,108 @@
+"""Invocation payloads: parse JSON, validate rows of named features against a model's feature list.
+
+Two request forms (``Content-Type: application/json``)::
+
+    {"rows": [{"<feature>": 1.0, ...}, ...]}      # or one row: {"features": {...}}
+    {"bars": [{"ts_utc": "...", "open": ..., "high": ..., "low": ..., "close": ...}, ...]}
+
+Every problem raises :class:`PayloadError` with the HTTP status and a message naming the row and
+fields, so a client can fix the request without reading server logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_ROWS = 10_000
+SHOW = 8  # names listed per problem; the count says how many more
+
+
+class PayloadError(Exception):
+    """A request the server refuses: ``status`` is the HTTP code (4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:SHOW])
+    return shown + (f" (+{len(names) - SHOW} more)" if len(names) > SHOW else "")
+
+
+def parse_json(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The request object; 415 for other media types, 400 for malformed JSON or a non-object."""
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    if media not in ("application/json", "application/jsonlines", "*/*", ""):
+        raise PayloadError(415, f"Content-Type {media!r} is not supported: send application/json")
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise PayloadError(400, "request body must be a JSON object with 'rows', 'features' or 'bars'")
+    return obj
+
+
+def request_rows(obj: dict[str, Any]) -> list[Any] | None:
+    """The feature rows of a request, or None when it is a raw-bars request."""
+    forms = [k for k in ("rows", "features", "bars") if k in obj]
+    if len(forms) != 1:
+        raise PayloadError(400, "request must have exactly one of 'rows' (list of objects), 'features' (one object) "
+                                f"or 'bars' (list of bars); got {sorted(obj) or 'none'}")
+    if forms[0] == "bars":
+        return None
+    rows = obj["rows"] if forms[0] == "rows" else [obj["features"]]
+    if not isinstance(rows, list) or not rows:
+        raise PayloadError(400, "'rows' must be a non-empty list of objects {feature: value}")
+    if len(rows) > MAX_ROWS:
+        raise PayloadError(413, f"{len(rows):,} rows in one request; the limit is {MAX_ROWS:,}")
+    return rows
+
+
+def _finite(value: Any) -> bool:
+    if type(value) is not float and type(value) is not int:
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def rows_matrix(rows: list[Any], features: list[str]) -> np.ndarray:
+    """(rows, features) float64 in the model's column order; 400 naming the row and the missing, extra
+    or non-finite fields of the first bad row."""
+    wanted = set(features)
+    out = np.empty((len(rows), len(features)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise PayloadError(400, f"row {i}: expected an object {{feature: value}}, got {type(row).__name__}")
+        if len(row) != len(features) or row.keys() != wanted:
+            missing = [f for f in features if f not in row]
+            extra = sorted(str(k) for k in row if k not in wanted)
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} feature(s): {_names(missing)}")
+            if extra:
+                parts.append(f"unknown {len(extra)} field(s): {_names(extra)}")
+            raise PayloadError(400, f"row {i}: " + "; ".join(parts))
+        values = [row[f] for f in features]
+        ok = all(type(v) is float or type(v) is int for v in values)  # not bool, str, None, list
+        if ok:
+            try:
+                out[i] = values
+            except OverflowError:  # an int beyond float range
+                ok = False
+            ok = ok and bool(np.isfinite(out[i]).all())
+        if not ok:
+            bad = [f for f in features if not _finite(row[f])]
+            raise PayloadError(400, f"row {i}: {len(bad)} field(s) are not finite numbers: {_names(bad)}")
+    return out

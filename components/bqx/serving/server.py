@@ -1,0 +1,255 @@
+"""``bqx serve``: the inference container's HTTP server (SageMaker single- and multi-model contracts).
+
+Routes (JSON in, JSON out):
+
+    GET    /ping                       health: 200 once the server accepts requests
+    POST   /invocations                invoke the single model (/opt/ml/model, or the only one loaded)
+    GET    /models                     list loaded models (?next_page_token=&max_results=)
+    POST   /models                     load {"model_name": ..., "url": ...}; 409 if loaded, 507 if too big
+    GET    /models/<name>              describe one loaded model
+    DELETE /models/<name>              unload it
+    POST   /models/<name>/invoke       invoke it
+
+Errors are JSON ``{"error": ...}`` with a 4xx status that names the problem; a 500 is a bug.
+:class:`App` holds the logic without HTTP so it is tested directly; :func:`serve` wraps it in a
+threading HTTP/1.1 server (keep-alive, one thread per connection).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from bqx.serving.config import SINGLE_MODEL_DIR, ServeConfig
+from bqx.serving.models import ModelStore, ServedModel, predict
+from bqx.serving.payload import PayloadError, parse_json, request_rows, rows_matrix
+from bqx.serving.prediction_log import PredictionLog
+from bqx.serving.respond import SignalRule, response
+
+DEFAULT_MODEL = "default"
+MAX_PAGE = 1000
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    return parse_json(body, "application/json")
+
+
+class App:
+    """Routing and invocation logic, independent of the HTTP transport."""
+
+    def __init__(self, config: ServeConfig, store: ModelStore | None = None) -> None:
+        self.config = config
+        self.store = store or ModelStore(config.effective_budget())
+        self.log = PredictionLog(config.log_dir) if config.log_dir else None
+        self._rules: dict[str, SignalRule] = {}
+        self._online = None  # bqx.serving.online.OnlineRegistry, created on the first raw-bars request
+        self._online_lock = threading.Lock()
+
+    # -- model management --------------------------------------------------------------------------
+    def preload(self) -> list[str]:
+        """Load /opt/ml/model (single-model endpoint) and every model under ``config.models``."""
+        loaded = []
+        if Path(SINGLE_MODEL_DIR, "model.cbm").exists():
+            self.store.load(DEFAULT_MODEL, SINGLE_MODEL_DIR)
+            loaded.append(DEFAULT_MODEL)
+        if self.config.models:
+            root = Path(self.config.models)
+            for item in sorted(root.iterdir()) if root.is_dir() else []:
+                name = item.name.removesuffix(".tar.gz").removesuffix(".tgz")
+                if (item.is_dir() and (item / "model.cbm").exists()) or item.name.endswith((".tar.gz", ".tgz")):
+                    self.store.load(name, str(item))
+                    loaded.append(name)
+        return loaded
+
+    def _rule(self, model: ServedModel) -> SignalRule:
+        key = f"{model.name}@{model.version}"
+        if key not in self._rules:
+            self._rules[key] = SignalRule.for_model(model.loaded.selection, self.config.signal_threshold)
+        return self._rules[key]
+
+    # -- invocation ----------------------------------------------------------------------------------
+    def invoke(self, name: str, body: bytes, content_type: str | None) -> dict:
+        obj = parse_json(body, content_type)
+        rows = request_rows(obj)
+        model = self.store.get(name)
+        if rows is None:
+            matrix, ts = self._online_rows(model, obj)
+        else:
+            matrix = rows_matrix(rows, model.features)
+            ts = _row_times(obj, len(rows))
+        preds = predict(model, matrix)
+        ts_text = [t.isoformat() for t in ts] if ts is not None else None
+        if self.log is not None:
+            when = ts if ts is not None else [pd.Timestamp.now(tz="UTC")] * len(preds)
+            self.log.append(when, model.pair, preds.tolist(), model.name, model.version)
+        return response(preds, self._rule(model), model.loaded.meta, model.version, model.name, ts_text)
+
+    def _online_rows(self, model: ServedModel, obj: dict) -> tuple[np.ndarray, list[pd.Timestamp]]:
+        from bqx.serving.online import OnlineRegistry
+
+        with self._online_lock:
+            if self._online is None:
+                self._online = OnlineRegistry()
+        return self._online.features_for(model, obj["bars"])
+
+    def single_model_name(self, target: str | None) -> str:
+        names = self.store.names()
+        if target and target in names:
+            return target
+        if DEFAULT_MODEL in names:
+            return DEFAULT_MODEL
+        if len(names) == 1:
+            return names[0]
+        raise PayloadError(404, "POST /invocations needs one model: none or several are loaded "
+                                f"({len(names)}); use POST /models/<name>/invoke")
+
+    # -- routing -------------------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
+        url = urlsplit(target)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        ctype = headers.get("content-type")
+        if parts == ["ping"] and method in ("GET", "HEAD"):
+            return 200, {"status": "healthy", "models": len(self.store.names())}
+        if parts == ["invocations"] and method == "POST":
+            name = self.single_model_name(headers.get("x-amzn-sagemaker-target-model"))
+            return 200, self.invoke(name, body, ctype)
+        if parts[:1] == ["models"]:
+            if len(parts) == 1 and method == "GET":
+                q = parse_qs(url.query)
+                try:
+                    size = int(q.get("max_results", [str(MAX_PAGE)])[0])
+                except ValueError:
+                    raise PayloadError(400, "max_results must be an integer") from None
+                if not 1 <= size <= MAX_PAGE:
+                    raise PayloadError(400, f"max_results must be between 1 and {MAX_PAGE}")
+                return 200, self.store.page(q.get("next_page_token", [None])[0], size)
+            if len(parts) == 1 and method == "POST":
+                obj = _json_body(body)
+                name, path = obj.get("model_name"), obj.get("url")
+                if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
+                    raise PayloadError(400, "load needs {\"model_name\": <non-empty string>, \"url\": <path>}")
+                model = self.store.load(name, path)
+                return 200, {"status": f"model {name!r} loaded", **model.describe()}
+            if len(parts) == 2 and method == "GET":
+                return 200, self.store.describe(parts[1])
+            if len(parts) == 2 and method == "DELETE":
+                self.store.unload(parts[1])
+                return 200, {"status": f"model {parts[1]!r} unloaded"}
+            if len(parts) == 3 and parts[2] == "invoke" and method == "POST":
+                return 200, self.invoke(parts[1], body, ctype)
+        known = parts in (["ping"], ["invocations"]) or (parts[:1] == ["models"] and len(parts) <= 3)
+        if known:
+            raise PayloadError(405, f"{method} is not allowed on {url.path}")
+        raise PayloadError(404, f"no route {method} {url.path}")
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.flush()
+
+
+def _row_times(obj: dict, n: int) -> list[pd.Timestamp] | None:
+    """Optional top-level ``ts_utc``: one time for all rows or a list with one per row."""
+    if "ts_utc" not in obj:
+        return None
+    raw = obj["ts_utc"]
+    values = raw if isinstance(raw, list) else [raw] * n
+    if len(values) != n:
+        raise PayloadError(400, f"'ts_utc' has {len(values)} value(s) for {n} row(s)")
+    try:
+        return [_utc(v) for v in values]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadError(400, f"'ts_utc': not a time ({exc})") from None
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    t = pd.Timestamp(value)
+    if t is pd.NaT:
+        raise ValueError(f"{value!r}")
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "bqx-serve"
+    app: App  # set on the subclass made by make_server
+
+    def _dispatch(self) -> None:
+        status: int
+        payload: dict
+        try:
+            length = self.headers.get("Content-Length")
+            if length is None and self.command in ("POST", "PUT"):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    raise PayloadError(411, "chunked bodies are not supported: send Content-Length")
+                body = b""
+            else:
+                try:
+                    n = int(length or 0)
+                except ValueError:
+                    raise PayloadError(400, f"bad Content-Length {length!r}") from None
+                if n < 0 or n > 64 * 1024 * 1024:
+                    raise PayloadError(413, f"Content-Length {n} is out of range")
+                body = self.rfile.read(n)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, payload = self.app.handle(self.command, self.path, headers, body)
+        except PayloadError as exc:
+            status, payload = exc.status, {"error": exc.message}
+        except Exception as exc:  # a bug: say so, keep serving
+            status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
+            print(f"[bqx serve] 500 on {self.command} {self.path}: {exc!r}", file=sys.stderr)
+        data = json.dumps(payload, allow_nan=False, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _dispatch  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.app.config.access_log:
+            super().log_message(format, *args)
+
+
+def make_server(app: App) -> ThreadingHTTPServer:
+    handler = type("Handler", (_Handler,), {"app": app})
+    server = ThreadingHTTPServer((app.config.host, app.config.port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve(config: ServeConfig) -> int:
+    """Run until SIGTERM/SIGINT; flush the prediction log on the way out."""
+    app = App(config)
+    t0 = time.perf_counter()
+    loaded = app.preload()
+    server = make_server(app)
+    host, port = server.server_address[:2]
+    print(f"[bqx serve] listening on http://{host}:{port} with {len(loaded)} model(s) preloaded in "
+          f"{time.perf_counter() - t0:.1f} s; memory budget {app.store.budget / 2**20:,.0f} MiB", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        app.close()
+        print("[bqx serve] stopped", flush=True)
+    return 0

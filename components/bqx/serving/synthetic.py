@@ -1,0 +1,46 @@
+"""Real model packages on synthetic rows, for the serving tests and bench/serve.py.
+
+The model is trained by the real training entrypoint (``bqx.training.local.train_local``), so the
+tarball has exactly what a pipeline run produces: model.cbm, selection.json, meta.json, reference.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.training.local import train_local
+
+
+def feature_names(n: int) -> list[str]:
+    """``n`` names in the catalog's ``{table}.{feature}`` form, half rate_idx, half BQX."""
+    return [f"technical_idx.f{i:03d}" if i % 2 == 0 else f"technical_bqx.f{i:03d}" for i in range(n)]
+
+
+def synthetic_model(out_tarball: str | Path, pair: str, features: list[str], rows: int = 2000,
+                    iterations: int = 100, depth: int = 6, seed: int = 0) -> Path:
+    """Train on y = a few features + noise and write ``out_tarball``."""
+    rng = np.random.default_rng(seed)
+    settings = Settings()
+    target = settings.target_name
+    selection = {"pair": pair, "features": features, "target": target, "catalog_version": "synthetic",
+                 "settings_hash": settings.settings_hash(), "settings": settings.to_dict()}
+    hp = {"iterations": str(iterations), "depth": str(depth), "learning_rate": "0.2", "thread_count": "1",
+          "random_seed": str(seed)}
+    with tempfile.TemporaryDirectory(prefix="bqx-synth-") as tmp:
+        channels = {}
+        for ch in ("train", "validation"):
+            x = rng.standard_normal((rows, len(features))).astype(np.float32)
+            df = pd.DataFrame(x, columns=features)
+            df[target] = 0.05 * x[:, 0] - 0.03 * x[:, 1] + 0.01 * rng.standard_normal(rows)
+            (Path(tmp) / ch).mkdir()
+            df.to_parquet(Path(tmp) / ch / f"{ch}.parquet")
+            channels[ch] = Path(tmp) / ch
+        (channels["train"] / "selection.json").write_text(json.dumps(selection))
+        train_local(channels, hp, Path(out_tarball))
+    return Path(out_tarball)

@@ -1,0 +1,241 @@
+"""The inference server, started for real (``bqx serve`` as a subprocess on 127.0.0.1) and driven over HTTP."""
+
+import hashlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bqx.model_package import load_tarball
+from bqx.monitor import read_prediction_log
+from bqx.serving.config import ServeConfig
+from bqx.serving.models import ModelStore
+from bqx.serving.payload import PayloadError
+from bqx.serving.server import App
+from bqx.serving.synthetic import feature_names, synthetic_model
+
+FEATURES = feature_names(12)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {p: synthetic_model(root / f"{p}.tar.gz", p, FEATURES, rows=600, iterations=30, seed=i)
+            for i, p in enumerate(("eurusd", "gbpusd", "usdjpy"))}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``bqx serve`` in a subprocess, as the image's entrypoint runs it; yields (base url, log dir)."""
+    log_dir = tmp_path_factory.mktemp("predlog")
+    port = _free_port()
+    env = {**os.environ, "BQX_SERVE_LOG_DIR": str(log_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(url + "/ping", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"bqx serve did not start: {proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.2)
+    yield url, log_dir, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def _row(rng: np.random.Generator) -> dict[str, float]:
+    return {f: float(v) for f, v in zip(FEATURES, rng.standard_normal(len(FEATURES)), strict=True)}
+
+
+def test_load_list_describe_invoke_unload(server, models):
+    url, _, _ = server
+    with httpx.Client(base_url=url, timeout=30) as c:
+        assert c.get("/ping").json()["status"] == "healthy"
+        for pair, path in models.items():
+            r = c.post("/models", json={"model_name": pair, "url": str(path)})
+            assert r.status_code == 200, r.text
+        again = c.post("/models", json={"model_name": "eurusd", "url": str(models["eurusd"])})
+        assert again.status_code == 409 and "already loaded" in again.json()["error"]
+
+        first = c.get("/models", params={"max_results": 2}).json()
+        assert [m["modelName"] for m in first["models"]] == ["eurusd", "gbpusd"]
+        rest = c.get("/models", params={"max_results": 2, "next_page_token": first["nextPageToken"]}).json()
+        assert [m["modelName"] for m in rest["models"]] == ["usdjpy"] and "nextPageToken" not in rest
+
+        desc = c.get("/models/eurusd").json()
+        with tarfile.open(models["eurusd"]) as tar:
+            cbm = next(m for m in tar.getmembers() if m.name.endswith("model.cbm"))
+            version = hashlib.sha256(tar.extractfile(cbm).read()).hexdigest()[:12]
+        assert desc["modelUrl"] == str(models["eurusd"]) and desc["modelVersion"] == version
+        assert desc["features"] == len(FEATURES) and desc["memoryBytes"] > 0
+
+        rng = np.random.default_rng(3)
+        rows = [_row(rng) for _ in range(5)]
+        out = c.post("/models/eurusd/invoke", json={"rows": rows, "ts_utc": "2024-07-03T10:00:00Z"}).json()
+        local = load_tarball(models["eurusd"])
+        expected = local.predict(np.array([[r[f] for f in FEATURES] for r in rows]))
+        got = [p["prediction"] for p in out["predictions"]]
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        q = local.meta["validation_residual_quantiles"]
+        for p in out["predictions"]:
+            assert p["signal"] in ("BUY", "SELL", "HOLD")
+            assert math.isclose(p["interval"]["lower"], p["prediction"] + q["0.05"])
+            assert math.isclose(p["interval"]["upper"], p["prediction"] + q["0.95"])
+            # BQX v1: a high predicted value means a falling price
+            expected_signal = ("HOLD" if abs(p["prediction"]) <= out["signal_threshold"]
+                               else "SELL" if p["prediction"] > 0 else "BUY")
+            assert p["signal"] == expected_signal
+        assert out["model_version"] == version and out["pair"] == "eurusd"
+
+        one = c.post("/models/gbpusd/invoke", json={"features": rows[0]},
+                     headers={"X-Amzn-SageMaker-Target-Model": "gbpusd.tar.gz"})
+        assert one.status_code == 200 and len(one.json()["predictions"]) == 1
+
+        assert c.delete("/models/usdjpy").status_code == 200
+        assert c.get("/models/usdjpy").status_code == 404
+        gone = c.post("/models/usdjpy/invoke", json={"rows": rows})
+        assert gone.status_code == 404 and "usdjpy" in gone.json()["error"]
+        assert c.delete("/models/usdjpy").status_code == 404
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"rows": [{f: 1.0 for f in FEATURES[1:]}]}, 400, ["row 0", "missing 1", FEATURES[0]]),
+    ({"rows": [{**{f: 1.0 for f in FEATURES}, "bogus": 2.0}]}, 400, ["unknown 1", "bogus"]),
+    ({"rows": [{f: 1.0 for f in FEATURES}, {**{f: 1.0 for f in FEATURES}, FEATURES[3]: "x"}]}, 400,
+     ["row 1", FEATURES[3], "not finite"]),
+    ({"rows": [{**{f: 1.0 for f in FEATURES}, FEATURES[2]: None}]}, 400, [FEATURES[2]]),
+    ({"rows": [{**{f: 1.0 for f in FEATURES}, FEATURES[5]: True}]}, 400, [FEATURES[5]]),
+    ({"rows": []}, 400, ["non-empty"]),
+    ({"rows": [1, 2]}, 400, ["row 0", "object"]),
+    ({"rows": [{f: 1.0 for f in FEATURES}], "ts_utc": "yesterday"}, 400, ["ts_utc"]),
+    ({}, 400, ["exactly one of"]),
+    ({"rows": [], "bars": []}, 400, ["exactly one of"]),
+])
+def test_invalid_payloads_are_4xx_naming_the_fields(server, models, body, status, words):
+    url, _, _ = server
+    with httpx.Client(base_url=url, timeout=30) as c:
+        c.post("/models", json={"model_name": "eurusd", "url": str(models["eurusd"])})
+        r = c.post("/models/eurusd/invoke", json=body)
+        assert r.status_code == status, r.text
+        for w in words:
+            assert w in r.json()["error"]
+
+
+def test_non_finite_json_tokens_bad_json_and_routes(server, models):
+    url, _, _ = server
+    with httpx.Client(base_url=url, timeout=30) as c:
+        c.post("/models", json={"model_name": "eurusd", "url": str(models["eurusd"])})
+        row = json.dumps({f: 1.0 for f in FEATURES}).replace("1.0", "NaN", 1)
+        r = c.post("/models/eurusd/invoke", content='{"rows": [' + row + "]}",
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and FEATURES[0] in r.json()["error"]
+        assert c.post("/models/eurusd/invoke", content=b"{not json").status_code == 400
+        assert c.post("/models/eurusd/invoke", content=b"a,b", headers={"Content-Type": "text/csv"}).status_code == 415
+        assert c.get("/nowhere").status_code == 404
+        assert c.put("/models/eurusd").status_code == 405
+        assert c.post("/models", json={"model_name": "x", "url": "/no/such/model"}).status_code == 404
+        assert c.post("/models", json={"model_name": 3}).status_code == 400
+        assert c.get("/models", params={"max_results": "lots"}).status_code == 400
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=12)
+ROWS = st.dictionaries(st.sampled_from([*FEATURES, "extra", ""]),
+                       st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.none() | st.text(max_size=3),
+                       max_size=len(FEATURES) + 1)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(JSON.map(lambda v: json.dumps(v).encode()), st.binary(max_size=64),
+                      st.fixed_dictionaries({"rows": st.lists(ROWS, max_size=3)}).map(lambda v: json.dumps(v).encode()),
+                      st.fixed_dictionaries({"bars": JSON}).map(lambda v: json.dumps(v).encode())),
+       path=st.sampled_from(["/models/eurusd/invoke", "/invocations", "/models", "/models/eurusd", "/ping",
+                             "/models/%00/invoke", "/models/eurusd/invoke/x"]),
+       method=st.sampled_from(["GET", "POST", "DELETE"]))
+def test_fuzzed_requests_never_get_a_500(server, models, body, path, method):
+    url, _, proc = server
+    if method == "DELETE" and path.startswith("/models/eurusd"):
+        method = "GET"  # keep the model loaded for the other examples
+    with httpx.Client(base_url=url, timeout=30) as c:
+        if c.get("/models/eurusd").status_code == 404:
+            c.post("/models", json={"model_name": "eurusd", "url": str(models["eurusd"])})
+        r = c.request(method, path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, (method, path, body, r.text)
+    assert "error" in r.json() or r.status_code == 200
+
+
+def test_lru_eviction_reload_and_507(models):
+    probe = ModelStore()
+    size = probe.load("probe", str(models["eurusd"])).bytes
+    store = ModelStore(budget_bytes=int(2.5 * size))
+    app = App(ServeConfig(), store)
+    for pair, path in models.items():
+        store.load(pair, str(path))
+    assert store.names() == ["gbpusd", "usdjpy"] and store.evictions == 1  # eurusd was least recently used
+    body = json.dumps({"rows": [{f: 0.0 for f in FEATURES}]}).encode()
+    app.invoke("gbpusd", body, "application/json")  # gbpusd becomes most recently used
+    app.invoke("eurusd", body, "application/json")  # evicted models reload on demand, evicting usdjpy
+    assert store.names() == ["eurusd", "gbpusd"] and store.reloads == 1 and store.evictions == 2
+    assert store.used_bytes <= store.budget
+    with pytest.raises(PayloadError) as err:
+        ModelStore(budget_bytes=size // 2).load("eurusd", str(models["eurusd"]))
+    assert err.value.status == 507
+
+
+def test_invocations_route_and_prediction_log_flushed_on_sigterm(models, tmp_path):
+    log_dir = tmp_path / "log"
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--log-dir", str(log_dir), "--models", str(models["eurusd"].parent)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert sorted(m["modelName"] for m in c.get("/models").json()["models"]) == ["eurusd", "gbpusd", "usdjpy"]
+            several = c.post("/invocations", json={"features": {f: 0.1 for f in FEATURES}})
+            assert several.status_code == 404 and "several" in several.json()["error"]
+            ts = ["2024-07-03T10:00:00Z", "2024-07-03T10:01:00Z"]
+            rows = [{f: 0.1 for f in FEATURES}, {f: -0.2 for f in FEATURES}]
+            r = c.post("/invocations", json={"rows": rows, "ts_utc": ts},
+                       headers={"X-Amzn-SageMaker-Target-Model": "gbpusd"})
+            assert r.status_code == 200
+            preds = [p["prediction"] for p in r.json()["predictions"]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "stopped" in out
+    logged = read_prediction_log(log_dir, "gbpusd")
+    assert [str(t) for t in logged.index] == ["2024-07-03 10:00:00+00:00", "2024-07-03 10:01:00+00:00"]
+    np.testing.assert_allclose(logged.to_numpy(), preds)
