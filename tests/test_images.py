@@ -35,13 +35,22 @@ def test_train_image_runs_the_training_entrypoint():
     assert proc.returncode == 0 and "SageMaker training entrypoint" in proc.stdout
 
 
+def test_serve_image_runs_the_serving_entrypoint():
+    """SageMaker starts inference containers as `<image> serve`; the MME capability label is set."""
+    text = (ROOT / "images" / "serve" / "Dockerfile").read_text()
+    assert 'CMD ["serve"]' in text and "EXPOSE 8080" in text
+    assert 'com.amazonaws.sagemaker.capabilities.multi-models="true"' in text
+    proc = subprocess.run([sys.executable, "-m", "bqx.cli", "serve", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "multi-model" in proc.stdout
+
+
 def test_image_plan_builds_base_then_every_stage_with_one_tag():
-    from bqx.images import STAGES
+    from bqx.images import IMAGES
     from bqx.ship import image_plan
 
     plan = image_plan(ROOT, "registry.example/ml", "2026.11.24")
     assert plan[0].stage == "base" and plan[0].ref == "registry.example/ml/bqx-base:2026.11.24"
-    assert [b.stage for b in plan[1:]] == list(STAGES)
+    assert [b.stage for b in plan[1:]] == list(IMAGES) and IMAGES[-1] == "serve"
     assert all(b.ref.endswith(":2026.11.24") and b.buildargs == {"BASE_IMAGE": plan[0].ref} for b in plan[1:])
     for b in plan[1:]:
         assert "ARG BASE_IMAGE" in b.dockerfile.read_text()

@@ -7,9 +7,11 @@ from bqx import __version__
 REGISTRY = "ghcr.io/bqx-ml"
 TAG = __version__
 STAGES: tuple[str, ...] = ("ingest", "panel", "extract", "lag", "select", "train", "deploy", "drift")
+# Every image `bqx images` builds: the pipeline stages plus the inference container (not a pipeline step).
+IMAGES: tuple[str, ...] = (*STAGES, "serve")
 
 
 def image(stage: str, registry: str = REGISTRY, tag: str = TAG) -> str:
-    if stage not in STAGES and stage != "serve":
+    if stage not in IMAGES:
         raise ValueError(f"no image for stage {stage!r}")
     return f"{registry}/bqx-{stage}:{tag}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bqx.images import STAGES, image
+from bqx.images import IMAGES, image
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ def image_plan(root: Path, registry: str, tag: str) -> list[ImageBuild]:
     """The base image first, then every stage image built on it, all with one tag."""
     base = f"{registry}/bqx-base:{tag}"
     plan = [ImageBuild("base", root / "images" / "base" / "Dockerfile", base, {})]
-    for stage in STAGES:
+    for stage in IMAGES:
         plan.append(ImageBuild(stage, root / "images" / stage / "Dockerfile", image(stage, registry, tag),
                                {"BASE_IMAGE": base}))
     missing = [str(b.dockerfile) for b in plan if not b.dockerfile.exists()]

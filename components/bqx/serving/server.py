@@ -182,6 +182,7 @@ def _utc(value: Any) -> pd.Timestamp:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stalls
     server_version = "bqx-serve"
     app: App  # set on the subclass made by make_server
 
@@ -226,7 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def make_server(app: App) -> ThreadingHTTPServer:
     handler = type("Handler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((app.config.host, app.config.port), handler)
+    # a deep accept backlog: with the default of 5, a burst of new connections waits out a 1 s SYN retry
+    server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256})
+    server = server_class((app.config.host, app.config.port), handler)
     server.daemon_threads = True
     return server
 

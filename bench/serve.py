@@ -1,0 +1,147 @@
+"""Serving: 1-row invocations of a 250-feature model over HTTP at a fixed rate, model memory, and the
+online feature engine's update time per bar.
+
+Starts ``bqx serve`` as a subprocess on 127.0.0.1 (as the image runs it), loads 28 real CatBoost models
+(250 features, 300 trees of depth 6, trained by the training entrypoint on synthetic rows), and drives
+it with an open-loop async client: requests start on a fixed 200/s schedule whatever the latency, so
+queueing shows up in the tail. Reference in the same run: the same prediction through a one-row pandas
+DataFrame (the plain-pandas way) versus the server's numpy row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from bqx.model_package import load_tarball
+from bqx.pairs import PAIRS
+from bqx.serving.synthetic import feature_names, synthetic_model
+
+FEATURES = 250
+RATE = 200.0  # requests per second
+SECONDS = 15.0
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def load_test(url: str, bodies: list[bytes], names: list[str]) -> tuple[np.ndarray, float, int]:
+    lat: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        async def one(i: int) -> None:
+            nonlocal errors
+            t = time.perf_counter()
+            r = await client.post(f"/models/{names[i % len(names)]}/invoke", content=bodies[i % len(bodies)],
+                                  headers={"Content-Type": "application/json"})
+            lat.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors += 1
+                if errors <= 3:
+                    print(f"error {r.status_code}: {r.text[:200]}", file=sys.stderr)
+
+        for i in range(50):  # warm the connections and each model once
+            await one(i)
+        lat.clear()
+        n = int(RATE * SECONDS)
+        start = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            delay = start + i / RATE - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    return np.array(lat) * 1e3, n / wall, errors
+
+
+def main() -> None:
+    names = feature_names(FEATURES)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="bqx-bench-serve-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        first = synthetic_model(root / "models" / "eurusd.tar.gz", "eurusd", names, rows=3000, iterations=300)
+        for pair in (p for p in PAIRS if p != "eurusd"):  # the same trees under 28 names: memory and latency are what is measured
+            (root / "models" / f"{pair}.tar.gz").write_bytes(first.read_bytes())
+        print(f"model build: {time.perf_counter() - t0:.1f} s")
+
+        local = load_tarball(first)
+        row = rng.standard_normal(FEATURES)
+        frame = pd.DataFrame([row], columns=names)
+        for _ in range(50):
+            local.model.predict(row.reshape(1, -1))
+            local.model.predict(frame)
+        t_np, t_pd = [], []
+        for _ in range(500):
+            t = time.perf_counter()
+            local.model.predict(row.reshape(1, -1))
+            t_np.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            local.model.predict(pd.DataFrame([dict(zip(names, row, strict=True))]))
+            t_pd.append(time.perf_counter() - t)
+        print(f"in-process predict p50 (numpy row): {np.median(t_np) * 1e3:.3f} ms")
+        print(f"in-process predict p50 (pandas one-row frame, reference): {np.median(t_pd) * 1e3:.3f} ms")
+        print(f"predict speed ratio (pandas / numpy): {np.median(t_pd) / np.median(t_np):.1f} x")
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    httpx.get(url + "/ping", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            before = rss_bytes(proc.pid)
+            model_names = list(PAIRS)
+            with httpx.Client(base_url=url, timeout=60) as c:
+                t = time.perf_counter()
+                for p in model_names:
+                    c.post("/models", json={"model_name": p, "url": str(root / "models" / f"{p}.tar.gz")})
+                load_s = time.perf_counter() - t
+                accounted = c.get("/models/eurusd").json()["memoryBytes"]
+            after = rss_bytes(proc.pid)
+            print(f"model load (28 models): {load_s / len(model_names) * 1e3:.1f} ms per model")
+            print(f"server RSS with 28 models: {after / 1e6:.1f} MB")
+            print(f"measured bytes per loaded model: {(after - before) / len(model_names) / 1e6:.2f} MB")
+            print(f"accounted bytes per loaded model: {accounted / 1e6:.2f} MB")
+
+            import json
+
+            bodies = [json.dumps({"features": dict(zip(names, rng.standard_normal(FEATURES).tolist(),
+                                                       strict=True))}).encode() for _ in range(64)]
+            lat, rate, errors = asyncio.run(load_test(url, bodies, model_names))
+            print(f"invoke requests: {len(lat)} count")
+            print(f"invoke errors: {errors} count")
+            print(f"invoke throughput: {rate:.1f} req/s")
+            print(f"invoke p50: {np.percentile(lat, 50):.2f} ms")
+            print(f"invoke p99: {np.percentile(lat, 99):.2f} ms")
+            print(f"invoke max: {lat.max():.2f} ms")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
