@@ -114,6 +114,7 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             before = rss_bytes(proc.pid)
+            print(f"server RSS before models: {before / 1e6:.1f} MB")
             model_names = list(PAIRS)
             with httpx.Client(base_url=url, timeout=60) as c:
                 t = time.perf_counter()

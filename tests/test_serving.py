@@ -239,3 +239,20 @@ def test_invocations_route_and_prediction_log_flushed_on_sigterm(models, tmp_pat
     logged = read_prediction_log(log_dir, "gbpusd")
     assert [str(t) for t in logged.index] == ["2024-07-03 10:00:00+00:00", "2024-07-03 10:01:00+00:00"]
     np.testing.assert_allclose(logged.to_numpy(), preds)
+
+
+def test_plan_sizes_the_endpoint_from_the_model_memory(models, capsys):
+    from bqx.cli import main
+    from bqx.config import Settings
+    from bqx.plan import model_bytes_estimate
+    from bqx.serving.models import load_model
+
+    measured = load_model("m", str(models["eurusd"])).bytes
+    assert main(["plan", "--model", str(models["eurusd"])]) == 0
+    out = capsys.readouterr().out
+    assert f"per model {measured / 2**20:,.2f} MiB (measured on" in out and "multi-model endpoint (28 models" in out
+    # the estimate for the default settings is near what a 300-tree depth-6 model really occupies (2.2 MB,
+    # bench/serve.py); the 30-tree test model is smaller than the estimate for 30 trees plus 250 names
+    est = model_bytes_estimate(Settings())
+    assert 2.0e6 < est < 2.6e6
+    assert measured <= model_bytes_estimate(Settings().replace(train=Settings().train.__class__(iterations=30)))

@@ -180,7 +180,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from bqx.plan import compare_text, plan_text
 
     settings = _settings(args.settings).replace(profile=args.profile)
-    print(plan_text(settings, args.prices))
+    print(plan_text(settings, args.prices, args.model))
     if args.profile == "base":
         print(compare_text(settings))
     return 0
@@ -261,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("full", "base"), default="full",
                    help="'base' leaves out the advanced tables and prints both plans side by side")
     p.add_argument("--prices", help="instance price CSV (default: the bundled, dated file)")
+    p.add_argument("--model", help="a model.tar.gz (or model directory) whose loaded size sizes the endpoint "
+                                   "(default: estimated from the training settings)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")

@@ -79,6 +79,24 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
     return Sizes(bars, panel, features, candidates, selected, {k: PROCESS_BASE + v for k, v in working.items()})
 
 
+SERVE_PROCESS_BASE = 180 * 10**6  # bqx serve before any model: interpreter, numpy, pandas, catboost (bench/serve.py)
+
+
+def model_bytes_estimate(settings: Settings) -> int:
+    """Memory charged to one loaded model (:func:`bqx.serving.models.accounted_bytes`) before one exists:
+    the .cbm holds a leaf value per leaf and a split per level for every tree, plus the feature names."""
+    from bqx.serving.models import MODEL_OVERHEAD_BYTES
+
+    t = settings.train
+    cbm = t.iterations * (2**t.depth * F64 + t.depth * 16) + settings.n_select * 64
+    return cbm + 64 * settings.n_select + MODEL_OVERHEAD_BYTES
+
+
+def endpoint_memory(settings: Settings, per_model: int, n_models: int = len(PAIRS)) -> int:
+    """One multi-model endpoint instance holding every pair's model at once."""
+    return SERVE_PROCESS_BASE + n_models * per_model
+
+
 def recommend(working_set: int, prices: list[Instance]) -> Instance | None:
     fits = [p for p in prices if p.memory_gib * GIB >= HEADROOM * working_set]
     return min(fits, key=lambda p: (p.usd_per_hour, p.memory_gib)) if fits else None
@@ -88,7 +106,7 @@ def _gib(n: int) -> str:
     return f"{n / GIB:,.2f} GiB"
 
 
-def plan_text(settings: Settings, prices_path: str | None = None) -> str:
+def plan_text(settings: Settings, prices_path: str | None = None, model_path: str | None = None) -> str:
     cat = Catalog(settings)
     planned = cat.planned_counts()
     lines = [f"bqx plan (profile {settings.profile}, BQX {settings.bqx_version}, catalog {cat.version()})", "",
@@ -121,7 +139,28 @@ def plan_text(settings: Settings, prices_path: str | None = None) -> str:
         lines.append(f"  recommended instance: {pick.name} ({pick.vcpu} vCPU, {pick.memory_gib:g} GiB; heaviest task "
                      f"{heaviest} needs {_gib(int(HEADROOM * sz.working_set[heaviest]))} with headroom), "
                      f"${pick.usd_per_hour}/h in {pick.region} as of {pick.as_of} [{pick.source}]")
+    lines += _endpoint_lines(settings, prices, model_path)
     return "\n".join(lines)
+
+
+def _endpoint_lines(settings: Settings, prices: list[Instance], model_path: str | None) -> list[str]:
+    if model_path:
+        from bqx.serving.models import load_model
+
+        per_model, source = load_model("plan", model_path).bytes, f"measured on {model_path}"
+    else:
+        per_model = model_bytes_estimate(settings)
+        source = f"estimated for {settings.train.iterations} trees of depth {settings.train.depth}"
+    need = endpoint_memory(settings, per_model)
+    lines = ["", f"multi-model endpoint ({len(PAIRS)} models on one instance):",
+             f"  per model {per_model / 2**20:,.2f} MiB ({source}); server base {SERVE_PROCESS_BASE / 2**20:,.0f} MiB; "
+             f"all loaded {_gib(need)}"]
+    pick = recommend(need, prices)
+    if pick is not None:
+        lines.append(f"  smallest instance holding them with {HEADROOM}x headroom: {pick.name} "
+                     f"({pick.memory_gib:g} GiB), ${pick.usd_per_hour}/h; set the serve memory budget "
+                     f"(--memory-mb / BQX_SERVE_MEMORY_MB) below {pick.memory_gib * 1024 * 0.75:,.0f} MiB")
+    return lines
 
 
 def compare_text(settings: Settings) -> str:
