@@ -1,0 +1,123 @@
+"""The online feature engine equals the batch engine, bar by bar, and serves raw-bars requests."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bqx.config import Settings
+from bqx.extract import pair_inputs
+from bqx.features.registry import FAMILIES
+from bqx.model_package import load_tarball
+from bqx.sample import generate
+from bqx.serving.config import ServeConfig
+from bqx.serving.models import ModelStore
+from bqx.serving.online import NOT_ONLINE, PairEngine, split_feature
+from bqx.serving.payload import PayloadError
+from bqx.serving.server import App
+from bqx.serving.synthetic import synthetic_model
+
+ONLINE = [t for t in FAMILIES if t not in NOT_ONLINE]
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return generate(["eurusd"], days=6, seed=11)["eurusd"]
+
+
+@pytest.fixture(scope="module")
+def batch(bars):
+    settings = Settings()
+    _, inp = pair_inputs(bars, settings, "eurusd")
+    return {f"{t}.{k}": v for t in ONLINE for k, v in FAMILIES[t].compute(inp, settings).items()}
+
+
+def _bar(row) -> dict[str, float]:
+    return {k: float(row[k]) for k in row.index if k != "ts_utc"}
+
+
+def test_every_online_feature_equals_the_batch_engine_bar_by_bar(bars, batch):
+    n = len(bars)
+    n0 = n - STEPS
+    engine = PairEngine("eurusd", bars.iloc[:n0], ONLINE, Settings(), max_lag=240)
+    assert set(engine.history) == set(batch) and len(batch) > 750
+    for i in range(n0, n):
+        engine.update(_bar(bars.iloc[i]), int(bars["ts_utc"].iloc[i].value))
+        got = np.array([engine.history[name][-1] for name in batch])
+        want = np.array([batch[name][i] for name in batch])
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True,
+                                   err_msg=f"row {i}: " + ", ".join(
+                                       name for name, g, w in zip(batch, got, want, strict=True)
+                                       if not np.isclose(g, w, rtol=1e-6, atol=1e-9, equal_nan=True))[:500])
+        # lags are read from the kept history: the value 60 bars back is the batch value there
+        assert engine.row(["technical_idx.rsi_14_lag60"])[0] == pytest.approx(batch["technical_idx.rsi_14"][i - 60],
+                                                                               rel=1e-6, nan_ok=True)
+    assert np.isfinite(got).mean() > 0.95
+
+
+def test_recursive_state_is_carried_not_recomputed_from_the_tail(bars, batch):
+    """EMA-based features need the whole history; the tail alone (without the carried state) is wrong."""
+    n = len(bars)
+    settings = Settings()
+    tail = bars.iloc[n - PairEngine("eurusd", bars.iloc[: n - 1], ["moving_avg_idx"], settings, 0).tails[
+        "moving_avg_idx"]:]
+    _, inp = pair_inputs(tail, settings, "eurusd")
+    name = next(k for k in FAMILIES["moving_avg_idx"].compute(inp, settings) if k.startswith("ema"))
+    engine = PairEngine("eurusd", bars.iloc[: n - 1], ["moving_avg_idx"], settings, 0)
+    engine.update(_bar(bars.iloc[n - 1]), int(bars["ts_utc"].iloc[n - 1].value))
+    assert engine.history[f"moving_avg_idx.{name}"][-1] == pytest.approx(batch[f"moving_avg_idx.{name}"][n - 1],
+                                                                        rel=1e-9)
+
+
+def _bars_json(frame) -> list[dict]:
+    out = frame.assign(ts_utc=frame["ts_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return json.loads(out.to_json(orient="records"))
+
+
+def test_raw_bars_requests_predict_from_online_features(bars, batch, tmp_path):
+    names = ["technical_idx.rsi_14", "technical_bqx.rsi_14_lag60", "moving_avg_idx.ema60_dist",
+             "event_regime.rows_since_shock", "statistics_bqx.w60_skew", "bqx.w15_bqx_return_lag61"]
+    names = [n for n in names if split_feature(n)[1] in batch]
+    assert len(names) >= 5
+    path = synthetic_model(tmp_path / "eurusd.tar.gz", "eurusd", names, rows=400, iterations=20)
+    app = App(ServeConfig(), ModelStore())
+    app.store.load("eurusd", str(path))
+    n = len(bars)
+    first = app.invoke("eurusd", json.dumps({"bars": _bars_json(bars.iloc[: n - 3])}).encode(), "application/json")
+    model = load_tarball(path)
+    for step, i in enumerate(range(n - 3, n)):
+        out = first if step == 0 else app.invoke(
+            "eurusd", json.dumps({"bars": _bars_json(bars.iloc[i - 5: i])}).encode(), "application/json")
+        row = n - 4 + step  # the latest bar the request carried
+        x = [batch[split_feature(f)[1]][row - split_feature(f)[2]] for f in names]
+        assert out["predictions"][0]["ts_utc"].startswith(str(bars["ts_utc"].iloc[row])[:19].replace(" ", "T"))
+        assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], rel=1e-9)
+
+
+def test_raw_bars_errors_name_the_problem(bars, tmp_path):
+    app = App(ServeConfig(), ModelStore())
+    online = synthetic_model(tmp_path / "a.tar.gz", "eurusd", ["technical_idx.rsi_14", "reg_idx.w60_r2"], rows=300,
+                             iterations=10)
+    panel = synthetic_model(tmp_path / "b.tar.gz", "eurusd", ["cross_pair.f0", "hmm_regime.p_high"], rows=300,
+                            iterations=10)
+    app.store.load("a", str(online))
+    app.store.load("b", str(panel))
+    few = json.dumps({"bars": _bars_json(bars.iloc[:50])}).encode()
+    with pytest.raises(PayloadError) as err:
+        app.invoke("a", few, "application/json")
+    assert err.value.status == 400 and "at least" in err.value.message and "got 50" in err.value.message
+    broken = _bars_json(bars.iloc[:3000])
+    broken[7]["high"] = broken[7]["low"] / 2
+    with pytest.raises(PayloadError) as err:
+        app.invoke("a", json.dumps({"bars": broken}).encode(), "application/json")
+    assert err.value.status == 400 and "row 7" in err.value.message and "high" in err.value.message
+    with pytest.raises(PayloadError) as err:
+        app.invoke("b", few, "application/json")
+    assert err.value.status == 422 and "cross_pair.f0" in err.value.message
+    made_up = synthetic_model(tmp_path / "c.tar.gz", "eurusd", ["technical_idx.f000", "technical_idx.rsi_14"],
+                              rows=300, iterations=10)
+    app.store.load("c", str(made_up))
+    with pytest.raises(PayloadError) as err:
+        app.invoke("c", json.dumps({"bars": _bars_json(bars.iloc[:3000])}).encode(), "application/json")
+    assert err.value.status == 422 and "technical_idx.f000" in err.value.message
