@@ -71,7 +71,40 @@ async def load_test(url: str, bodies: list[bytes], names: list[str]) -> tuple[np
     return np.array(lat) * 1e3, n / wall, errors
 
 
+def online_updates(steps: int = 500) -> None:
+    """Update time per bar of one pair's online state for every table computed online (796 features),
+    seeded with 10 trading days; reference: recomputing those tables over the same 10 days with the
+    batch engine for each new bar (what a server without state would do)."""
+    from bqx.config import Settings
+    from bqx.extract import pair_inputs
+    from bqx.features.registry import FAMILIES
+    from bqx.sample import generate
+    from bqx.serving.online import NOT_ONLINE, PairEngine
+
+    settings = Settings()
+    tables = [t for t in FAMILIES if t not in NOT_ONLINE]
+    bars = generate(["eurusd"], days=12, seed=5)["eurusd"]
+    n0 = len(bars) - steps
+    t = time.perf_counter()
+    engine = PairEngine("eurusd", bars.iloc[:n0], tables, settings, max_lag=240)
+    print(f"online seed ({n0} bars, {len(engine.history)} features): {time.perf_counter() - t:.2f} s")
+    for i in range(n0, len(bars)):
+        row = bars.iloc[i]
+        engine.update({k: float(row[k]) for k in bars.columns if k != "ts_utc"}, int(row["ts_utc"].value))
+    u = np.array(engine.update_seconds) * 1e3
+    print(f"feature update p50: {np.percentile(u, 50):.2f} ms")
+    print(f"feature update p99: {np.percentile(u, 99):.2f} ms")
+    t = time.perf_counter()
+    _, inp = pair_inputs(bars.iloc[:n0], settings, "eurusd")
+    for key in tables:
+        FAMILIES[key].compute(inp, settings)
+    full = (time.perf_counter() - t) * 1e3
+    print(f"batch recompute per bar (reference, {n0} bars): {full:.1f} ms")
+    print(f"update speed ratio (batch recompute / online p50): {full / np.percentile(u, 50):.1f} x")
+
+
 def main() -> None:
+    online_updates()
     names = feature_names(FEATURES)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="bqx-bench-serve-") as tmp:
