@@ -8,6 +8,8 @@ import hashlib
 import json
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +58,16 @@ def load_dir(model_dir: str | Path, with_reference: bool = True) -> LoadedModel:
     return LoadedModel(model, list(selection["features"]), selection, meta, reference)
 
 
-def load_tarball(path: str | Path) -> LoadedModel:
-    """Unpack model.tar.gz into a temp dir and load it (only regular files at the archive root)."""
+@contextmanager
+def unpacked(path: str | Path) -> Iterator[Path]:
+    """model.tar.gz unpacked into a temp dir (only regular files at the archive root), removed on exit."""
     with tarfile.open(path, "r:gz") as tar, tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:
         members = [m for m in tar.getmembers() if m.isfile() and "/" not in m.name.strip("./")]
         tar.extractall(tmp, members=members, filter="data")
-        return load_dir(tmp)
+        yield Path(tmp)
+
+
+def load_tarball(path: str | Path) -> LoadedModel:
+    """Unpack model.tar.gz into a temp dir and load it."""
+    with unpacked(path) as d:
+        return load_dir(d)

@@ -83,13 +83,13 @@ SERVE_PROCESS_BASE = 180 * 10**6  # bqx serve before any model: interpreter, num
 
 
 def model_bytes_estimate(settings: Settings) -> int:
-    """Memory charged to one loaded model (:func:`bqx.serving.models.accounted_bytes`) before one exists:
+    """Memory charged to one loaded model (:func:`bqx.serving.models.charged_bytes`) before one exists:
     the .cbm holds a leaf value per leaf and a split per level for every tree, plus the feature names."""
-    from bqx.serving.models import MODEL_OVERHEAD_BYTES
+    from bqx.serving.models import charged_bytes
 
     t = settings.train
     cbm = t.iterations * (2**t.depth * F64 + t.depth * 16) + settings.n_select * 64
-    return cbm + 64 * settings.n_select + MODEL_OVERHEAD_BYTES
+    return charged_bytes(cbm, settings.n_select)
 
 
 def endpoint_memory(settings: Settings, per_model: int, n_models: int = len(PAIRS)) -> int:

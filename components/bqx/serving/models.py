@@ -8,9 +8,6 @@ refused with 507, which is what SageMaker's multi-model contract expects when me
 
 from __future__ import annotations
 
-import hashlib
-import tarfile
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bqx.model_package import LoadedModel, load_dir
+from bqx.model_package import LoadedModel, load_dir, sha256_of, unpacked
 from bqx.serving.payload import PayloadError
 
 # A loaded CatBoost model holds its flat model (about the .cbm size) plus a fixed cost for the Python
@@ -52,13 +49,9 @@ class ServedModel:
                 "memoryBytes": self.bytes, "invocations": self.invocations}
 
 
-def accounted_bytes(model_dir: Path, n_features: int) -> int:
+def charged_bytes(cbm_bytes: int, n_features: int) -> int:
     """Memory charged to a loaded model: its .cbm size, the feature names and a fixed overhead."""
-    return (model_dir / "model.cbm").stat().st_size + 64 * n_features + MODEL_OVERHEAD_BYTES
-
-
-def _version(model_dir: Path) -> str:
-    return hashlib.sha256((model_dir / "model.cbm").read_bytes()).hexdigest()[:12]
+    return cbm_bytes + 64 * n_features + MODEL_OVERHEAD_BYTES
 
 
 def load_model(name: str, url: str) -> ServedModel:
@@ -67,10 +60,8 @@ def load_model(name: str, url: str) -> ServedModel:
     if path.is_dir():
         return _from_dir(name, url, path)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(path, "r:gz") as tar, tempfile.TemporaryDirectory(prefix="bqx-serve-") as tmp:
-            members = [m for m in tar.getmembers() if m.isfile() and "/" not in m.name.removeprefix("./")]
-            tar.extractall(tmp, members=members, filter="data")
-            return _from_dir(name, url, Path(tmp))
+        with unpacked(path) as d:
+            return _from_dir(name, url, d)
     raise PayloadError(404, f"model {name!r}: nothing to load at {url!r} (expected a model directory or model.tar.gz)")
 
 
@@ -79,7 +70,8 @@ def _from_dir(name: str, url: str, d: Path) -> ServedModel:
         loaded = load_dir(d, with_reference=False)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise PayloadError(400, f"model {name!r} at {url!r} cannot be loaded: {exc}") from None
-    return ServedModel(name, url, loaded, _version(d), accounted_bytes(d, len(loaded.features)))
+    cbm = d / "model.cbm"
+    return ServedModel(name, url, loaded, sha256_of(cbm)[:12], charged_bytes(cbm.stat().st_size, len(loaded.features)))
 
 
 class ModelStore:

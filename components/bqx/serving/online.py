@@ -72,9 +72,10 @@ class PairEngine:
             raise ValueError(f"table(s) {refused} are not computed online yet")
         self.pair, self.settings, self.tables = pair, settings, list(tables)
         self.tails = {t: tail_length(t, settings) for t in tables}
-        self.keep = max(max(self.tails.values(), default=1), settings.target_window + 1)
+        self.bqx_tail = bqx_core.primary_warmup(settings) + 2  # rows the newest primary BQX value needs
+        self.keep = max([*self.tails.values(), self.bqx_tail])
         self.hist_len = max_lag + 1
-        b, inp = pair_inputs(bars, settings, pair)
+        _, inp = pair_inputs(bars, settings, pair)
         self.base_close = float(inp.close[0])
         self.buffers = {k: np.asarray(getattr(inp, k), dtype=np.float64 if k != "ts_ns" else np.int64)[-self.keep:]
                         for k in SERIES}
@@ -90,7 +91,6 @@ class PairEngine:
                 tail = np.asarray(values, dtype=np.float64)[-self.hist_len:]
                 h[self.hist_len - len(tail):] = tail
                 self.history[f"{t}.{name}"] = h
-        self.rows = len(b)
         self.last_ts = int(self.buffers["ts_ns"][-1])
         self.update_seconds: list[float] = []
 
@@ -108,8 +108,7 @@ class PairEngine:
         scale = 100.0 / self.base_close
         for src, dst in (("close", "idx"), ("open", "idx_open"), ("high", "idx_high"), ("low", "idx_low")):
             self._append(dst, bar[src] * scale)
-        w = bqx_core.primary_warmup(self.settings) + 2
-        self._append("bqx", float(bqx_core.primary_bqx(self.buffers["idx"][-w:], self.settings)[-1]))
+        self._append("bqx", float(bqx_core.primary_bqx(self.buffers["idx"][-self.bqx_tail:], self.settings)[-1]))
         for t in self.tables:
             n = self.tails[t]
             inp = PairInputs(**{k: self.buffers[k][-n:] for k in SERIES}, pair=self.pair,
@@ -120,7 +119,6 @@ class PairEngine:
                 h = self.history[f"{t}.{name}"]
                 h[:-1] = h[1:]
                 h[-1] = values[-1]
-        self.rows += 1
         self.last_ts = ts_ns
         self.update_seconds.append(time.perf_counter() - t0)
 
@@ -163,19 +161,20 @@ class OnlineRegistry:
                                     f"(cross-pair panel, hmm_regime, multi_scale), e.g. {', '.join(refused[:5])}: "
                                     "send feature rows instead")
         bars = parse_bars(raw_bars, pair)
-        settings = self.settings or Settings.from_dict(_model_settings(model))
         key = (pair, tuple(tables_for(features)))
         with self._lock:
             lock = self._locks.setdefault(pair, threading.Lock())
         with lock:
             engine = self.engines.get(key)
             if engine is None:
+                settings = self.settings or Settings.from_dict(_model_settings(model))
+                max_lag = max(lag_of(f) for f in features)
                 # every table past its warm-up at the oldest lagged row a model input reads
-                need = max(tail_length(t, settings) for t in key[1]) + max(lag_of(f) for f in features) + 1
+                need = max(tail_length(t, settings) for t in key[1]) + max_lag + 1
                 if len(bars) < need:
                     raise PayloadError(400, f"pair {pair}: the online state starts from history; send at least "
                                             f"{need} bars in the first request (got {len(bars)})")
-                engine = PairEngine(pair, bars, list(key[1]), settings, max(lag_of(f) for f in features))
+                engine = PairEngine(pair, bars, list(key[1]), settings, max_lag)
                 unknown = [f for f in features if split_feature(f)[1] not in engine.history]
                 if unknown:
                     raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
