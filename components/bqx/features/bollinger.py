@@ -9,7 +9,9 @@ so widths are absolute, not relative), ``bb{W}_pctb`` = (x - lower) / (upper - l
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import diff, rolling_mean, rolling_std, safe_div
 
 WINDOWS: tuple[int, ...] = (20, 30, 60, 120)
@@ -31,3 +33,19 @@ def compute(x: np.ndarray) -> dict[str, np.ndarray]:
         out[f"bb{w}_pctb"] = safe_div(x - lower, upper - lower)
         out[f"bb{w}_slope"] = diff(mid)
     return out
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+
+
+@njit(cache=True)
+def online_step(t: int, x: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    for i, w in enumerate(WINDOWS):
+        mid, sd = lt.wmean(x, t, w), lt.wstd(x, t, w, 0)
+        upper, lower = mid + K * sd, mid - K * sd
+        out[5 * i] = upper
+        out[5 * i + 1] = lower
+        out[5 * i + 2] = upper - lower
+        out[5 * i + 3] = lt.sdiv(x[t] - lower, upper - lower)
+        out[5 * i + 4] = mid - lt.wmean(x, t - 1, w)
+    return 0

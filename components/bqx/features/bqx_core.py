@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from bqx.config import Settings
+from bqx.features import latest as lt
 from bqx.features.rolling import rolling_max, rolling_mean, rolling_min, rolling_std, rolling_sum, safe_div, shift
 
 STATS: tuple[str, ...] = ("return", "max", "min", "avg", "stdev", "endpoint")
@@ -109,3 +111,60 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     out["core_idx_ret_1"] = (idx - shift(idx, 1)) / shift(idx, 1)
     out["core_bqx_primary_d1"] = primary - shift(primary, 1)
     return out
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+
+
+@njit(cache=True)
+def bqx_point(idx: np.ndarray, t: int, window: int, v1: bool) -> float:
+    """The BQX series of rate_idx at row t (v1 or v3, as :func:`bqx_series`)."""
+    if v1:
+        return (lt.wsum(idx, t - 1, window) - window * idx[t]) / idx[t]
+    past = lt.lag(idx, t, window)
+    return (idx[t] - past) / past * 100.0
+
+
+def online_params(settings: Settings) -> tuple:
+    v3 = np.asarray(settings.bqx_v3_windows if settings.bqx_version == "v3" else (), dtype=np.int64)
+    return (np.asarray(settings.bqx_windows, dtype=np.int64), settings.bqx_agg_window, v3,
+            settings.target_window, settings.bqx_version == "v1")
+
+
+@njit(cache=True)
+def online_step(t: int, idx: np.ndarray, windows: np.ndarray, agg: int, v3_windows: np.ndarray, target: int,
+                v1: bool, state: np.ndarray, out: np.ndarray) -> int:
+    """Row t of the core table in :func:`names` order (stateless)."""
+    x = idx[t]
+    j = 0
+    momentum = 0.0
+    for w in windows:
+        ret = (lt.wsum(idx, t - 1, w) - w * x) / x
+        momentum += ret / w
+        out[j] = ret
+        out[j + 1] = (lt.wmax(idx, t - 1, w) - x) / x
+        out[j + 2] = (lt.wmin(idx, t - 1, w) - x) / x
+        out[j + 3] = ret / w
+        out[j + 4] = lt.wstd(idx, t - 1, w, 1) / x
+        out[j + 5] = (lt.lag(idx, t, w) - x) / x
+        j += 6
+    if v1:
+        hi, lo = lt.wmax(idx, t - 1, agg), lt.wmin(idx, t - 1, agg)
+        mean, sd = lt.wmean(idx, t - 1, agg), lt.wstd(idx, t - 1, agg, 1)
+        out[j] = (hi - x) / x
+        out[j + 1] = (lo - x) / x
+        out[j + 2] = (hi - lo) / x
+        out[j + 3] = sd / x
+        out[j + 4] = momentum / len(windows)
+        out[j + 5] = lt.sdiv(x - lo, hi - lo)
+        out[j + 6] = lt.sdiv(x - mean, sd)
+        j += 7
+    else:
+        for n in v3_windows:
+            out[j] = bqx_point(idx, t, n, False)
+            j += 1
+    prev = lt.lag(idx, t, 1)
+    out[j] = x
+    out[j + 1] = (x - prev) / prev
+    out[j + 2] = bqx_point(idx, t, target, v1) - (bqx_point(idx, t - 1, target, v1) if t >= 1 else np.nan)
+    return 0

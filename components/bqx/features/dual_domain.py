@@ -10,7 +10,9 @@ the W-row move of idx in units of its own volatility (sum r / (sd(r) sqrt W)) mi
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import (
     diff,
     rolling_corr,
@@ -49,3 +51,35 @@ def compute(idx: np.ndarray, bqx: np.ndarray) -> dict[str, np.ndarray]:
         out[f"vol_ratio{w}"] = safe_div(sd_q, sd_r)
         out[f"lead_corr{w}"] = rolling_corr(shift(r, 1), q, w)
     return {k: out[k] for k in names()}
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+SPAN = max(WINDOWS) + 1
+
+
+@njit(cache=True)
+def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    # the last SPAN rows, newest last: r, q, r one row earlier, sign agreement, idx, bqx
+    s = np.full((6, SPAN), np.nan)
+    for k in range(min(SPAN, t + 1)):
+        i, col = t - k, SPAN - 1 - k
+        r = np.log(idx[i] / lt.lag(idx, i, 1))
+        q = bqx[i] - lt.lag(bqx, i, 1)
+        s[0, col], s[1, col], s[4, col], s[5, col] = r, q, idx[i], bqx[i]
+        s[3, col] = (1.0 if np.sign(r) == np.sign(q) else 0.0) if (np.isfinite(r) and np.isfinite(q)) else np.nan
+    s[2, 1:] = s[0, :-1]
+    last = SPAN - 1
+    for i, w in enumerate(WINDOWS):
+        r, q = s[0], s[1]
+        sd_r, sd_q = lt.wstd(r, last, w, 1), lt.wstd(q, last, w, 1)
+        z_i = lt.sdiv(idx[t] - lt.wmean(s[4], last, w), lt.wstd(s[4], last, w, 1))
+        z_b = lt.sdiv(bqx[t] - lt.wmean(s[5], last, w), lt.wstd(s[5], last, w, 1))
+        j = len(FIELDS) * i
+        out[j] = lt.wcorr(r, q, last, w)
+        out[j + 1] = lt.sdiv(lt.wcov(r, q, last, w, 0), lt.wvar(r, last, w, 0))
+        out[j + 2] = z_i - z_b
+        out[j + 3] = lt.wmean(s[3], last, w)
+        out[j + 4] = lt.sdiv(lt.wsum(r, last, w), sd_r * np.sqrt(w)) - lt.sdiv(lt.wsum(q, last, w), sd_q * np.sqrt(w))
+        out[j + 5] = lt.sdiv(sd_q, sd_r)
+        out[j + 6] = lt.wcorr(s[2], q, last, w)
+    return 0

@@ -10,7 +10,9 @@ the high is more recent than the low (an up-swing being retraced), -1 otherwise.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import rolling_max, rolling_min, safe_div
 from bqx.features.windows import window_reduce
 
@@ -53,3 +55,34 @@ def compute(x: np.ndarray) -> dict[str, np.ndarray]:
         out[f"w{w}_swing_range"] = span
         out[f"w{w}_direction"] = window_reduce(x, w, _direction)["direction"]
     return {k: out[k] for k in names()}
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+
+RATIO_ARRAY = np.asarray(RATIOS)
+
+
+@njit(cache=True)
+def online_step(t: int, x: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    j = 0
+    for w in WINDOWS:
+        hi, lo = lt.wmax(x, t, w), lt.wmin(x, t, w)
+        span = hi - lo
+        ok = True
+        best, nearest = np.inf, 0
+        for k in range(len(RATIO_ARRAY)):
+            d = lt.sdiv(x[t] - (hi - RATIO_ARRAY[k] * span), span)
+            out[j + k] = d
+            if np.isnan(d):
+                ok = False
+            elif abs(d) < best:
+                best, nearest = abs(d), k
+        j += len(RATIO_ARRAY)
+        out[j] = lt.sdiv(x[t] - lo, span)
+        out[j + 1] = RATIO_ARRAY[nearest] if ok else np.nan
+        out[j + 2] = best if ok else np.nan
+        out[j + 3] = span
+        since_hi, since_lo = lt.rows_since_extreme(x, t, w, True), lt.rows_since_extreme(x, t, w, False)
+        out[j + 4] = np.nan if np.isnan(since_hi) else (1.0 if since_hi < since_lo else -1.0)
+        j += 5
+    return 0

@@ -8,7 +8,9 @@ sits in that range, 0 (low) to 1 (high).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import rolling_max, rolling_min, safe_div, shift
 
 HORIZONS: tuple[int, ...] = (1, 5, 15, 30, 60, 120, 240, 480, 960, 1440)
@@ -26,3 +28,17 @@ def compute(idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray) -> dict[
         out[f"range{k}"] = (hi - lo) / idx * 1e4
         out[f"pos{k}"] = safe_div(idx - lo, hi - lo)
     return out
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+
+
+@njit(cache=True)
+def online_step(t: int, idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray, state: np.ndarray,
+                out: np.ndarray) -> int:
+    for i, k in enumerate(HORIZONS):
+        hi, lo = lt.wmax(idx_high, t, k), lt.wmin(idx_low, t, k)
+        out[3 * i] = np.log(idx[t] / lt.lag(idx, t, k)) * 1e4
+        out[3 * i + 1] = (hi - lo) / idx[t] * 1e4
+        out[3 * i + 2] = lt.sdiv(idx[t] - lo, hi - lo)
+    return 0

@@ -12,6 +12,7 @@ From the rate_idx and BQX quadratic fits of :mod:`bqx.features.reg` at the six R
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from bqx.features import reg
 
@@ -54,3 +55,42 @@ def compute(idx: np.ndarray, bqx: np.ndarray, windows: tuple[int, ...]) -> dict[
             for f, v in _compare(fits[d][w1], fits[d][w2]).items():
                 out[f"{d}_w{w1}_w{w2}_{f}"] = v
     return {k: out[k] for k in names(windows)}
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+A, B, R2, QN, LN, RN = 0, 1, 5, 8, 9, 11  # positions of the fit fields used here in reg.FIELDS
+
+
+@njit(cache=True)
+def _compare_at(p: np.ndarray, q: np.ndarray, out: np.ndarray, j: int) -> None:
+    out[j] = p[QN] - q[QN]
+    out[j + 1] = p[LN] - q[LN]
+    out[j + 2] = p[R2] - q[R2]
+    out[j + 3] = p[RN] - q[RN]
+    out[j + 4] = np.sign(p[A]) * np.sign(q[A])
+    out[j + 5] = np.sign(p[B]) * np.sign(q[B])
+
+
+@njit(cache=True)
+def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, windows: np.ndarray, state: np.ndarray,
+                out: np.ndarray) -> int:
+    n = len(windows)
+    fits = np.empty((2, n, 12))
+    for i in range(n):
+        reg.fit_at(idx, t, windows[i], fits[0, i], 0)
+        reg.fit_at(bqx, t, windows[i], fits[1, i], 0)
+    j = 0
+    for i in range(n):
+        a, b = fits[0, i], fits[1, i]
+        _compare_at(a, b, out, j)
+        out[j + 6] = a[QN] * b[QN]
+        out[j + 7] = a[LN] * b[LN]
+        out[j + 8] = min(a[R2], b[R2]) if not (np.isnan(a[R2]) or np.isnan(b[R2])) else np.nan
+        out[j + 9] = max(a[R2], b[R2]) if not (np.isnan(a[R2]) or np.isnan(b[R2])) else np.nan
+        out[j + 10] = a[RN] + b[RN]
+        j += 11
+    for d in range(2):
+        for i in range(n - 1):
+            _compare_at(fits[d, i], fits[d, i + 1], out, j)
+            j += 6
+    return 0

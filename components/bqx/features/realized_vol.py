@@ -17,7 +17,9 @@ For each window W in (15, 30, 60, 120, 240), as per-bar volatilities (square roo
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import rolling_mean, rolling_var, safe_div, shift
 
 WINDOWS: tuple[int, ...] = (15, 30, 60, 120, 240)
@@ -68,3 +70,53 @@ def compute(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict
         out[f"downside_share{w}"] = np.where(rv > 0, safe_div(rolling_mean(down, w), rv),
                                              np.where(np.isnan(rv), np.nan, 0.0))
     return out
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+SPAN = max(WINDOWS) + 1  # rows of per-bar terms a step reads
+
+
+@njit(cache=True)
+def online_step(t: int, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, state: np.ndarray,
+                out: np.ndarray) -> int:
+    # per-bar terms of the last SPAN rows, newest last (NaN before row 0): r, parkinson, gk, rs, jump, oc, bp, down
+    terms = np.full((8, SPAN), np.nan)
+    ln2 = np.log(2.0)
+    for k in range(min(SPAN, t + 1)):
+        i, col = t - k, SPAN - 1 - k
+        hl, co = np.log(h[i] / lo[i]), np.log(c[i] / o[i])
+        prev = lt.lag(c, i, 1)
+        r = np.log(c[i] / prev)
+        terms[0, col] = r
+        terms[1, col] = hl**2 / (4.0 * ln2)
+        terms[2, col] = 0.5 * hl**2 - (2.0 * ln2 - 1.0) * co**2
+        terms[3, col] = np.log(h[i] / c[i]) * np.log(h[i] / o[i]) + np.log(lo[i] / c[i]) * np.log(lo[i] / o[i])
+        terms[4, col] = np.log(o[i] / prev)
+        terms[5, col] = co
+        terms[7, col] = np.nan if np.isnan(r) else (r * r if r < 0 else 0.0)
+    for col in range(1, SPAN):
+        terms[6, col] = abs(terms[0, col]) * abs(terms[0, col - 1])
+    r2 = terms[0] ** 2
+    last = SPAN - 1
+    for i, w in enumerate(WINDOWS):
+        rv = lt.wmean(r2, last, w)
+        rs = lt.wmean(terms[3], last, w)
+        k = 0.34 / (1.34 + (w + 1) / (w - 1))
+        yz = lt.wvar(terms[4], last, w, 1) + k * lt.wvar(terms[5], last, w, 1) + (1 - k) * rs
+        bv = (np.pi / 2.0) * lt.wmean(terms[6], last, w)
+        j = len(FIELDS) * i
+        out[j] = np.sqrt(rv)
+        out[j + 1] = np.sqrt(lt.wmean(terms[1], last, w))
+        gk = lt.wmean(terms[2], last, w)
+        out[j + 2] = np.sqrt(max(gk, 0.0)) if np.isfinite(gk) else np.nan
+        out[j + 3] = np.sqrt(max(rs, 0.0)) if np.isfinite(rs) else np.nan
+        out[j + 4] = np.sqrt(max(yz, 0.0)) if np.isfinite(yz) else np.nan
+        out[j + 5] = np.sqrt(bv)
+        if np.isnan(rv):
+            out[j + 6] = out[j + 7] = np.nan
+        elif rv > 0:
+            out[j + 6] = lt.sdiv(max(rv - bv, 0.0) if np.isfinite(bv) else np.nan, rv)
+            out[j + 7] = lt.sdiv(lt.wmean(terms[7], last, w), rv)
+        else:
+            out[j + 6] = out[j + 7] = 0.0
+    return 0

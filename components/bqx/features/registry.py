@@ -71,61 +71,101 @@ def _on_pair_rows(inp: PairInputs, block: dict[str, np.ndarray]) -> dict[str, np
 
 
 @dataclass(frozen=True)
+class Online:
+    """A table computed one row at a time by the serving engine (:mod:`bqx.serving.online`).
+
+    ``step(t, *series, *params(settings), state, out)`` writes row t of every feature, in the
+    table's name order, into ``out`` from the named :class:`PairInputs` series up to row t and the
+    carried ``state`` (``state_size(settings)`` float64 slots, ``init`` fills them before row 0),
+    and returns the number of state slots it used. Stateless steps only read a trailing window, so
+    seeding runs them on the last rows alone; stateful ones run over the whole history once, with
+    ``warm`` (same signature; only the state must be right) on rows whose outputs are not kept.
+    """
+
+    series: tuple[str, ...]
+    step: Callable[..., int]
+    params: Callable[[Settings], tuple] = lambda s: ()
+    state_size: Callable[[Settings], int] = lambda s: 0
+    init: Callable[[np.ndarray], None] = lambda state: None
+    warm: Callable[..., int] | None = None  # default: step
+
+
+@dataclass(frozen=True)
 class Family:
     names: Callable[[Settings], list[str]]
     compute: Callable[[PairInputs, Settings], dict[str, np.ndarray]]
     warmup: Callable[[Settings], int]
+    online: Online | None = None
 
 
 FAMILIES: dict[str, Family] = {
-    "bqx": Family(bqx_core.names, lambda inp, s: bqx_core.compute(inp.idx, s), bqx_core.warmup),
+    "bqx": Family(bqx_core.names, lambda inp, s: bqx_core.compute(inp.idx, s), bqx_core.warmup,
+                  Online(("idx",), bqx_core.online_step, bqx_core.online_params)),
     "reg_idx": Family(
         lambda s: reg.names(s.reg_windows),
         lambda inp, s: reg.compute(inp.idx, s.reg_windows),
         lambda s: reg.warmup(s.reg_windows),
+        Online(("idx",), reg.online_step, lambda s: reg.online_params(s.reg_windows)),
     ),
     "reg_bqx": Family(
         lambda s: reg.names(s.reg_windows),
         lambda inp, s: reg.compute(inp.bqx, s.reg_windows),
         lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.reg_windows),
+        Online(("bqx",), reg.online_step, lambda s: reg.online_params(s.reg_windows)),
     ),
     "technical_idx": Family(
-        lambda s: technical.names(), lambda inp, s: technical.compute(inp.idx), lambda s: technical.WARMUP
+        lambda s: technical.names(), lambda inp, s: technical.compute(inp.idx), lambda s: technical.WARMUP,
+        Online(("idx",), technical.online_step, state_size=lambda s: technical.ONLINE_STATE),
     ),
     "technical_bqx": Family(
         lambda s: technical.names(),
         lambda inp, s: technical.compute(inp.bqx),
         lambda s: bqx_core.primary_warmup(s) + technical.WARMUP,
+        Online(("bqx",), technical.online_step, state_size=lambda s: technical.ONLINE_STATE),
     ),
     "moving_avg_idx": Family(lambda s: moving_avg.names(), lambda inp, s: moving_avg.compute(inp.idx),
-                             lambda s: moving_avg.WARMUP),
+                             lambda s: moving_avg.WARMUP,
+                             Online(("idx",), moving_avg.online_step, state_size=lambda s: moving_avg.ONLINE_STATE)),
     "bollinger_bqx": Family(lambda s: bollinger.names(), lambda inp, s: bollinger.compute(inp.bqx),
-                            lambda s: bqx_core.primary_warmup(s) + max(bollinger.WINDOWS)),
+                            lambda s: bqx_core.primary_warmup(s) + max(bollinger.WINDOWS),
+                            Online(("bqx",), bollinger.online_step)),
     "statistics_bqx": Family(lambda s: statistics.names(), lambda inp, s: statistics.compute(inp.bqx),
-                             lambda s: bqx_core.primary_warmup(s) + max(statistics.WINDOWS)),
+                             lambda s: bqx_core.primary_warmup(s) + max(statistics.WINDOWS),
+                             Online(("bqx",), statistics.online_step)),
     "fibonacci_bqx": Family(lambda s: fibonacci.names(), lambda inp, s: fibonacci.compute(inp.bqx),
-                            lambda s: bqx_core.primary_warmup(s) + max(fibonacci.WINDOWS)),
+                            lambda s: bqx_core.primary_warmup(s) + max(fibonacci.WINDOWS),
+                            Online(("bqx",), fibonacci.online_step)),
     "realized_vol": Family(lambda s: realized_vol.names(),
                            lambda inp, s: realized_vol.compute(inp.open, inp.high, inp.low, inp.close),
-                           lambda s: max(realized_vol.WINDOWS) + 1),
+                           lambda s: realized_vol.SPAN,
+                           Online(("open", "high", "low", "close"), realized_vol.online_step)),
     "time_features": Family(lambda s: time_features.names(), lambda inp, s: time_features.compute(inp.ts_ns),
-                            lambda s: 1),
+                            lambda s: 1, Online(("ts_ns",), time_features.online_step)),
     "spread_features": Family(lambda s: spread.names(),
                               lambda inp, s: spread.compute(inp.high, inp.low, inp.close, inp.bid, inp.ask),
-                              lambda s: 60),
+                              lambda s: spread.WINDOW,
+                              Online(("high", "low", "close", "bid", "ask"), spread.online_step)),
     "volume_features": Family(lambda s: volume.names(),
                               lambda inp, s: volume.compute(inp.high, inp.low, inp.close, inp.volume),
-                              lambda s: 241),
+                              lambda s: volume.SPAN,
+                              Online(("high", "low", "close", "volume"), volume.online_step,
+                                     state_size=lambda s: volume.ONLINE_STATE)),
     "multi_resolution_idx": Family(lambda s: multi_resolution.names(),
                                    lambda inp, s: multi_resolution.compute(inp.idx, inp.idx_high, inp.idx_low),
-                                   lambda s: max(multi_resolution.HORIZONS)),
+                                   lambda s: max(multi_resolution.HORIZONS),
+                                   Online(("idx", "idx_high", "idx_low"), multi_resolution.online_step)),
     "dual_domain": Family(lambda s: dual_domain.names(), lambda inp, s: dual_domain.compute(inp.idx, inp.bqx),
-                          lambda s: bqx_core.primary_warmup(s) + 1 + max(dual_domain.WINDOWS)),
+                          lambda s: bqx_core.primary_warmup(s) + dual_domain.SPAN,
+                          Online(("idx", "bqx"), dual_domain.online_step)),
     "event_regime": Family(lambda s: event_regime.names(),
                            lambda inp, s: event_regime.compute(inp.ts_ns, inp.open, inp.high, inp.low, inp.close),
-                           lambda s: 1441),
+                           lambda s: event_regime.LONGEST + 1,
+                           Online(("ts_ns", "open", "high", "low", "close"), event_regime.online_step,
+                                  state_size=lambda s: event_regime.ONLINE_STATE, init=event_regime.online_init)),
     "spectral_features": Family(lambda s: spectral.names(), lambda inp, s: spectral.compute(inp.idx, inp.bqx),
-                                lambda s: bqx_core.primary_warmup(s) + spectral.warmup()),
+                                lambda s: bqx_core.primary_warmup(s) + spectral.warmup(),
+                                Online(("idx", "bqx"), spectral.online_step, state_size=lambda s: spectral.ONLINE_STATE,
+                                       init=spectral.online_init, warm=spectral.online_warm)),
     "hmm_regime": Family(lambda s: hmm_regime.names(), lambda inp, s: hmm_regime.compute(inp.idx, s.hmm_fit_rows),
                          lambda s: hmm_regime.warmup(s.hmm_fit_rows)),
     "multi_scale": Family(lambda s: multi_scale.names(),
@@ -149,5 +189,6 @@ FAMILIES: dict[str, Family] = {
                                lambda s: max(error_correction.WINDOWS) + 1),
     "parabolic": Family(lambda s: parabolic.names(s.reg_windows),
                         lambda inp, s: parabolic.compute(inp.idx, inp.bqx, s.reg_windows),
-                        lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.reg_windows)),
+                        lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.reg_windows),
+                        Online(("idx", "bqx"), parabolic.online_step, lambda s: reg.online_params(s.reg_windows))),
 }

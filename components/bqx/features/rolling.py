@@ -13,8 +13,6 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import lfilter
 
-from bqx.features import stream
-
 FloatArray = np.ndarray
 
 
@@ -83,24 +81,14 @@ def rolling_min(x: FloatArray, window: int) -> FloatArray:
 
 def ewm(x: FloatArray, alpha: float) -> FloatArray:
     """Recursive exponential average y_t = alpha x_t + (1 - alpha) y_{t-1}, started at the first valid x
-    (a NaN after the start propagates, as in the recursion). Carries its state in a feature stream."""
-
-    def batch() -> FloatArray:
-        out = np.full(len(x), np.nan)
-        start = first_valid(x)
-        seg = x[start:]
-        if len(seg):
-            zi = np.array([(1 - alpha) * seg[0]])
-            out[start:], _ = lfilter([alpha], [1.0, -(1 - alpha)], seg, zi=zi)
-        return out
-
-    def step(slot: stream.Slot, xs: FloatArray) -> float:
-        if not slot.started:
-            slot.started = bool(np.isfinite(xs[-1]))
-            return float(xs[-1]) if slot.started else np.nan
-        return alpha * float(xs[-1]) + (1 - alpha) * float(slot.history[-1])
-
-    return stream.stateful("ewm", x, batch, step)
+    (a NaN after the start propagates, as in the recursion)."""
+    out = np.full(len(x), np.nan)
+    start = first_valid(x)
+    seg = x[start:]
+    if len(seg):
+        zi = np.array([(1 - alpha) * seg[0]])
+        out[start:], _ = lfilter([alpha], [1.0, -(1 - alpha)], seg, zi=zi)
+    return out
 
 
 def ema(x: FloatArray, span: int) -> FloatArray:
@@ -147,19 +135,12 @@ def rolling_corr(x: FloatArray, y: FloatArray, window: int) -> FloatArray:
 
 def rows_since(event: np.ndarray) -> FloatArray:
     """Rows since the event last held (0 on an event row; NaN before the first event)."""
-
-    def batch() -> FloatArray:
-        n = len(event)
-        idx = np.arange(n)
-        last = np.maximum.accumulate(np.where(event, idx, -1))
-        out = (idx - last).astype(np.float64)
-        out[last < 0] = np.nan
-        return out
-
-    def step(slot: stream.Slot, ev: np.ndarray) -> float:
-        return 0.0 if ev[-1] > 0 else float(slot.history[-1]) + 1.0  # NaN stays NaN before the first event
-
-    return stream.stateful("rows_since", np.asarray(event, dtype=np.float64), batch, step)
+    n = len(event)
+    idx = np.arange(n)
+    last = np.maximum.accumulate(np.where(event, idx, -1))
+    out = (idx - last).astype(np.float64)
+    out[last < 0] = np.nan
+    return out
 
 
 def fast_rolling_sum(x: FloatArray, window: int) -> FloatArray:

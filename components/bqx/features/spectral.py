@@ -17,7 +17,9 @@ over W in (64, 256) and ``db4_d{j}_share{W}`` = that energy over the sum of the 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import rolling_mean, safe_div, shift
 from bqx.features.windows import window_reduce
 
@@ -105,3 +107,94 @@ def compute(idx: np.ndarray, bqx: np.ndarray) -> dict[str, np.ndarray]:
                 out[f"{s}_db4_d{j}_energy{w}"] = e
                 out[f"{s}_db4_d{j}_share{w}"] = safe_div(e, total)
     return {k: out[k] for k in names()}
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+# state per series: a ring of the input (RING_X rows, also the FFT windows), rings of the approximations
+# of levels 1..3 (RING_A rows, longer than the widest dilated filter) and of the details of levels 1..4.
+RING_X = max(max(FFT_WINDOWS), max(WAVELET_WINDOWS))
+RING_A = 64
+RING_D = max(WAVELET_WINDOWS)
+_PER_SERIES = RING_X + 3 * RING_A + len(LEVELS) * RING_D
+_ROWS = len(SERIES) * _PER_SERIES  # rows seen: ring positions count rows, not buffer indices
+ONLINE_STATE = _ROWS + 1
+_REDUCERS = {w: _fft_reducer(w) for w in FFT_WINDOWS}
+_FFT_OUT = len(SERIES) * len(FFT_WINDOWS) * len(FFT_FIELDS)
+
+
+def online_init(state: np.ndarray) -> None:
+    state[:] = np.nan
+    state[_ROWS] = 0.0
+
+
+@njit(cache=True)
+def _ring_get(state: np.ndarray, base: int, size: int, n: int, back: int) -> float:
+    u = n - back
+    return state[base + u % size] if u >= 0 else np.nan
+
+
+@njit(cache=True)
+def _wavelets(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray,
+              windows: np.ndarray) -> None:
+    """Advance the rings by row t, write the wavelet features, and copy each series' last RING_X inputs
+    (oldest first) into ``windows`` for the FFT features."""
+    n = int(state[_ROWS])
+    state[_ROWS] = n + 1
+    j = _FFT_OUT
+    for si in range(2):
+        base = si * _PER_SERIES
+        x = np.log(idx[t] / lt.lag(idx, t, 1)) * 1e4 if si == 0 else bqx[t] - lt.lag(bqx, t, 1)
+        state[base + n % RING_X] = x
+        prev_base, prev_size = base, RING_X
+        for level in range(1, len(LEVELS) + 1):
+            dil = 2 ** (level - 1)
+            hi = lo = 0.0
+            for m in range(len(DB4_LOW)):
+                v = _ring_get(state, prev_base, prev_size, n, m * dil)
+                hi += DB4_HIGH[m] * v
+                lo += DB4_LOW[m] * v
+            d_base = base + RING_X + 3 * RING_A + (level - 1) * RING_D
+            state[d_base + n % RING_D] = hi
+            if level < len(LEVELS):
+                a_base = base + RING_X + (level - 1) * RING_A
+                state[a_base + n % RING_A] = lo
+                prev_base, prev_size = a_base, RING_A
+        energies = np.empty((len(LEVELS), len(WAVELET_WINDOWS)))
+        for li in range(len(LEVELS)):
+            d_base = base + RING_X + 3 * RING_A + li * RING_D
+            for wi in range(len(WAVELET_WINDOWS)):
+                w = WAVELET_WINDOWS[wi]
+                e = 0.0
+                for back in range(w):
+                    v = _ring_get(state, d_base, RING_D, n, back)
+                    e += v * v
+                energies[li, wi] = e / w
+        for li in range(len(LEVELS)):
+            for wi in range(len(WAVELET_WINDOWS)):
+                out[j + wi] = energies[li, wi]
+                out[j + len(WAVELET_WINDOWS) + wi] = lt.sdiv(energies[li, wi], energies[:, wi].sum())
+            j += 2 * len(WAVELET_WINDOWS)
+        for back in range(RING_X):
+            windows[si, RING_X - 1 - back] = _ring_get(state, base, RING_X, n, back)
+
+
+def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    windows = np.empty((len(SERIES), RING_X))
+    _wavelets(t, idx, bqx, state, out, windows)
+    j = 0
+    for si in range(len(SERIES)):
+        for w in FFT_WINDOWS:
+            block = windows[si, RING_X - w:][None, :]
+            if np.isnan(block).any():
+                out[j:j + len(FFT_FIELDS)] = np.nan
+            else:
+                res = _REDUCERS[w](block)
+                out[j:j + len(FFT_FIELDS)] = [res[f][0] for f in FFT_FIELDS]
+            j += len(FFT_FIELDS)
+    return ONLINE_STATE
+
+
+def online_warm(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    """Advance the rings only (the FFT features carry no state): seeding uses it for early rows."""
+    _wavelets(t, idx, bqx, state, out, np.empty((len(SERIES), RING_X)))
+    return ONLINE_STATE

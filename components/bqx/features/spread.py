@@ -9,7 +9,9 @@ the bar's range in bps (an upper bound of the effective spread; ``is_quoted`` sa
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import rolling_max, rolling_mean, rolling_std, safe_div
 
 NAMES: tuple[str, ...] = ("spread_bps", "spread_bps_ma60", "spread_bps_max60", "spread_z60", "hl_range_bps",
@@ -31,3 +33,32 @@ def compute(h: np.ndarray, lo: np.ndarray, c: np.ndarray, bid: np.ndarray, ask: 
         "spread_z60": safe_div(spread - ma, rolling_std(spread, 60)), "hl_range_bps": hl,
         "is_quoted": quoted.astype(np.float64),
     }
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+
+WINDOW = 60
+
+
+@njit(cache=True)
+def _spread_at(h: np.ndarray, lo: np.ndarray, c: np.ndarray, bid: np.ndarray, ask: np.ndarray, i: int) -> float:
+    if np.isfinite(bid[i]) and np.isfinite(ask[i]):
+        return (ask[i] - bid[i]) / ((bid[i] + ask[i]) / 2) * 1e4
+    return (h[i] - lo[i]) / c[i] * 1e4 / 2
+
+
+@njit(cache=True)
+def online_step(t: int, h: np.ndarray, lo: np.ndarray, c: np.ndarray, bid: np.ndarray, ask: np.ndarray,
+                state: np.ndarray, out: np.ndarray) -> int:
+    recent = np.full(WINDOW, np.nan)
+    for k in range(min(WINDOW, t + 1)):
+        recent[WINDOW - 1 - k] = _spread_at(h, lo, c, bid, ask, t - k)
+    last = WINDOW - 1
+    ma, sd, mx = lt.wmean(recent, last, WINDOW), lt.wstd(recent, last, WINDOW, 1), lt.wmax(recent, last, WINDOW)
+    out[0] = recent[last]
+    out[1] = ma
+    out[2] = mx
+    out[3] = lt.sdiv(recent[last] - ma, sd)
+    out[4] = (h[t] - lo[t]) / c[t] * 1e4
+    out[5] = 1.0 if (np.isfinite(bid[t]) and np.isfinite(ask[t])) else 0.0
+    return 0

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import (
     diff,
     ema,
@@ -174,3 +176,117 @@ def compute(x: np.ndarray) -> Block:
             raise AssertionError(f"technical spec {spec_names} produced {tuple(block)}")
         out.update(block)
     return out
+
+
+# --- online: the same indicators at one row (see bqx.features.latest), for the serving engine ---
+ONLINE_STATE = 68  # two slots per recursive average, in the order the step below uses them
+
+
+@njit(cache=True)
+def online_step(t: int, x: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    """Row t of every indicator, in :func:`names` order; ``state`` carries the recursive averages.
+    Returns the number of state slots used (tests check it fits ``ONLINE_STATE``)."""
+    d = lt.diff(x, t, 1)
+    up_in, down_in = max(d, 0.0) if np.isfinite(d) else d, max(-d, 0.0) if np.isfinite(d) else d
+    j = 0
+    s = 0
+    for n in (7, 14, 21, 28):  # rsi
+        up, down = lt.wilder(state, s, up_in, n), lt.wilder(state, s + 2, down_in, n)
+        out[j] = 100.0 * lt.sdiv(up, up + down)
+        j += 1
+        s += 4
+    for fast, slow, sig in ((12, 26, 9), (5, 35, 5)):  # macd
+        line = lt.ema(state, s, x[t], fast) - lt.ema(state, s + 2, x[t], slow)
+        signal = lt.ema(state, s + 4, line, sig)
+        out[j], out[j + 1], out[j + 2] = line, signal, line - signal
+        j += 3
+        s += 6
+    for n in (14, 28, 56):  # stoch k and its 3-row mean
+        ks = 0.0
+        for back in range(3):
+            u = t - back
+            hi, lo = lt.wmax(x, u, n), lt.wmin(x, u, n)
+            k = 100.0 * lt.sdiv(x[u] - lo, hi - lo) if u >= 0 else np.nan
+            if back == 0:
+                out[j] = k
+            ks += k
+        out[j + 1] = ks / 3.0 if t >= 2 else np.nan
+        j += 2
+    for n in (20, 40):  # cci
+        m = lt.wmean(x, t, n)
+        mad = 0.0
+        if np.isfinite(m):
+            for i in range(t - n + 1, t + 1):
+                mad += abs(x[i] - m)
+        out[j] = lt.sdiv(x[t] - m, 0.015 * mad / n) if np.isfinite(m) else np.nan
+        j += 1
+    for n in (14, 28):  # williams %R
+        hi, lo = lt.wmax(x, t, n), lt.wmin(x, t, n)
+        out[j] = -100.0 * lt.sdiv(hi - x[t], hi - lo)
+        j += 1
+    for n in (5, 10, 20, 60):  # roc
+        out[j] = lt.diff(x, t, n)
+        j += 1
+    absd = abs(d)
+    for n in (14, 28):  # atr
+        out[j] = lt.wilder(state, s, absd, n)
+        j += 1
+        s += 2
+    for n in (14, 28):  # adx, +DI, -DI
+        tr = lt.wilder(state, s, absd, n)
+        plus = 100.0 * lt.sdiv(lt.wilder(state, s + 2, up_in, n), tr)
+        minus = 100.0 * lt.sdiv(lt.wilder(state, s + 4, down_in, n), tr)
+        dx = 100.0 * lt.sdiv(abs(plus - minus), plus + minus)
+        out[j], out[j + 1], out[j + 2] = lt.wilder(state, s + 6, dx, n), plus, minus
+        j += 3
+        s += 8
+    for n in (10, 20, 50, 100):  # ema distance
+        out[j] = x[t] - lt.ema(state, s, x[t], n)
+        j += 1
+        s += 2
+    for n in (10, 20, 50, 100):  # sma distance
+        out[j] = x[t] - lt.wmean(x, t, n)
+        j += 1
+    for n in (10, 30):  # momentum
+        out[j] = lt.diff(x, t, n)
+        j += 1
+    prev = lt.ewm_value(state, s + 4)  # trix: one-row change of the triple EMA
+    e3 = lt.ema(state, s + 4, lt.ema(state, s + 2, lt.ema(state, s, x[t], 15), 15), 15)
+    out[j] = e3 - prev
+    j += 1
+    s += 6
+    for n in (20, 60):  # z-score
+        out[j] = lt.sdiv(x[t] - lt.wmean(x, t, n), lt.wstd(x, t, n, 1))
+        j += 1
+    since_hi, since_lo = lt.rows_since_extreme(x, t, 26, True), lt.rows_since_extreme(x, t, 26, False)
+    out[j], out[j + 1] = 100.0 * (25 - since_hi) / 25, 100.0 * (25 - since_lo) / 25
+    out[j + 2] = out[j] - out[j + 1]
+    j += 3
+    out[j] = x[t] - (lt.wmean(x, t - 11, 20) if t >= 11 else np.nan)  # dpo_20
+    j += 1
+    ups = downs = 0.0  # cmo_14
+    for i in range(t - 13, t + 1):
+        di = lt.diff(x, i, 1) if i >= 0 else np.nan
+        ups += max(di, 0.0) if np.isfinite(di) else di
+        downs += max(-di, 0.0) if np.isfinite(di) else di
+    out[j] = 100.0 * lt.sdiv(ups - downs, ups + downs)
+    j += 1
+    e12, e26 = lt.ema(state, s, x[t], 12), lt.ema(state, s + 2, x[t], 26)  # ppo_12_26
+    out[j] = lt.sdiv(e12 - e26, abs(e26)) * 100.0
+    j += 1
+    s += 4
+    path = 0.0  # er_10
+    for i in range(t - 9, t + 1):
+        path += abs(lt.diff(x, i, 1)) if i >= 0 else np.nan
+    out[j] = lt.sdiv(abs(lt.diff(x, t, 10)), path)
+    j += 1
+    mid, sd = lt.wmean(x, t, 20), lt.wstd(x, t, 20, 0)  # bollinger 20
+    out[j], out[j + 1] = lt.sdiv(x[t] - (mid - 2 * sd), 4 * sd), 4 * sd
+    j += 2
+    hi, lo = lt.wmax(x, t, 20), lt.wmin(x, t, 20)
+    out[j] = lt.sdiv(x[t] - lo, hi - lo)  # donchian position
+    j += 1
+    prev = lt.ewm_value(state, s)
+    out[j] = lt.ema(state, s, x[t], 20) - prev  # ema_slope_20 (NaN until the average has a previous value)
+    s += 2
+    return s

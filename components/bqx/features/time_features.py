@@ -27,6 +27,12 @@ def names() -> list[str]:
     return list(NAMES)
 
 
+def session_keys(ts: pd.DatetimeIndex, zone: str, start_hour: int) -> np.ndarray:
+    """Per bar, the local calendar day of the latest session start (``start_hour`` in ``zone``), as ns."""
+    local = ts.tz_convert(zone).tz_localize(None)
+    return ((local - pd.Timedelta(hours=start_hour)).floor("D")).asi8
+
+
 def _cyc(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
     ang = 2 * np.pi * values / period
     return np.sin(ang), np.cos(ang)
@@ -60,3 +66,47 @@ def compute(ts_ns: np.ndarray) -> dict[str, np.ndarray]:
     gap[1:] = np.diff(ts_ns) / 60e9 - 1
     out["gap_minutes"] = gap
     return {k: out[k] for k in NAMES}
+
+
+# --- online: the calendar depends on the bar time alone, so it is computed a day of minutes at a time ---
+MINUTE_NS = 60_000_000_000
+KEY_STARTS: tuple[tuple[str, int], ...] = (*((zone, start) for zone, start, _ in SESSIONS.values()),
+                                           ("America/New_York", 17))  # session opens, then the FX day
+
+
+def calendar(ts_ns: np.ndarray) -> np.ndarray:
+    """(n, 19 + 4): every feature but ``gap_minutes``, then the session-open and FX-day keys."""
+    block = compute(np.asarray(ts_ns, dtype=np.int64))
+    ts = pd.DatetimeIndex(np.asarray(ts_ns, dtype=np.int64).astype("datetime64[ns]"), tz="UTC")
+    cols = [block[k] for k in NAMES[:-1]] + [session_keys(ts, z, h).astype(np.float64) for z, h in KEY_STARTS]
+    return np.column_stack(cols)
+
+
+class Calendar:
+    """Calendar rows by bar time, computed for a day of minutes at once (one pandas pass per day)."""
+
+    BLOCK = 1440
+
+    def __init__(self) -> None:
+        self._block: tuple[int, np.ndarray] = (0, np.empty((0, len(NAMES) - 1 + len(KEY_STARTS))))
+
+    def row(self, ts_ns: int) -> np.ndarray:
+        if ts_ns % MINUTE_NS:
+            return calendar(np.array([ts_ns]))[0]
+        start, table = self._block
+        k = (ts_ns - start) // MINUTE_NS
+        if not 0 <= k < len(table):
+            start = ts_ns
+            table = calendar(start + MINUTE_NS * np.arange(self.BLOCK, dtype=np.int64))
+            self._block = (start, table)  # one assignment: threads see an old or a new block, never half
+            k = 0
+        return table[k]
+
+
+CALENDAR = Calendar()
+
+
+def online_step(t: int, ts_ns: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    out[:-1] = CALENDAR.row(int(ts_ns[t]))[: len(NAMES) - 1]
+    out[-1] = (ts_ns[t] - ts_ns[t - 1]) / 60e9 - 1 if t >= 1 else np.nan
+    return 0

@@ -13,7 +13,9 @@ stdev / mean of v over 60.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import (
     diff,
     ema,
@@ -72,3 +74,54 @@ def compute(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict
     out["eom14"] = rolling_mean(safe_div(diff(mid) * (h - lo), v) / c * 1e4, 14)
     out["vol_cv60"] = safe_div(rolling_std(v, 60), rolling_mean(v, 60))
     return {k: out[k] for k in names()}
+
+
+# --- online: one row at a time (see bqx.features.latest) ---
+SPAN = max(WINDOWS) + 1
+ONLINE_STATE = 2  # force13's EMA
+
+
+@njit(cache=True)
+def online_step(t: int, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, state: np.ndarray,
+                out: np.ndarray) -> int:
+    # the last SPAN rows, newest last: v, tp v, sign(r) v, |r|, up volume, v where r is known,
+    # money flow in (tp rising / falling), ease-of-movement term
+    s = np.full((9, SPAN), np.nan)
+    for k in range(min(SPAN, t + 1)):
+        i, col = t - k, SPAN - 1 - k
+        tp = (h[i] + lo[i] + c[i]) / 3.0
+        r = np.log(c[i] / lt.lag(c, i, 1))
+        s[0, col], s[1, col], s[2, col], s[3, col] = v[i], tp * v[i], np.sign(r) * v[i], abs(r)
+        s[4, col] = np.nan if np.isnan(r) else (v[i] if r > 0 else 0.0)
+        s[5, col] = np.nan if np.isnan(r) else v[i]
+        if i >= 1:
+            dtp = tp - (h[i - 1] + lo[i - 1] + c[i - 1]) / 3.0
+            s[6, col] = np.nan if np.isnan(dtp) else (tp * v[i] if dtp > 0 else 0.0)
+            s[7, col] = np.nan if np.isnan(dtp) else (tp * v[i] if dtp < 0 else 0.0)
+            dmid = (h[i] + lo[i]) / 2.0 - (h[i - 1] + lo[i - 1]) / 2.0
+            s[8, col] = lt.sdiv(dmid * (h[i] - lo[i]), v[i]) / c[i] * 1e4
+    last = SPAN - 1
+    vol, flow, signed = s[0], s[1], s[2]
+    for i, w in enumerate(WINDOWS):
+        mean, vsum = lt.wmean(vol, last, w), lt.wsum(vol, last, w)
+        vwap = lt.sdiv(lt.wsum(flow, last, w), vsum)
+        out[4 * i] = lt.sdiv(v[t], mean)
+        out[4 * i + 1] = lt.sdiv(v[t] - mean, lt.wstd(vol, last, w, 1))
+        out[4 * i + 2] = lt.sdiv(c[t] - vwap, vwap) * 1e4
+        out[4 * i + 3] = lt.sdiv(lt.wsum(signed, last, w), vsum)
+    j = 4 * len(WINDOWS)
+    out[j] = np.log1p(v[t])
+    for k, n in enumerate((15, 60)):
+        out[j + 1 + k] = lt.sdiv(lt.wmean(vol, last, n), lt.wmean(vol, last - n, n)) - 1.0
+    for k, w in enumerate((60, 240)):
+        out[j + 3 + k] = lt.wcorr(s[3], vol, last, w)
+    for k, w in enumerate((60, 240)):
+        out[j + 5 + k] = lt.sdiv(lt.wsum(s[4], last, w), lt.wsum(s[5], last, w))
+    for k, n in enumerate((14, 60)):
+        pos, neg = lt.wsum(s[6], last, n), lt.wsum(s[7], last, n)
+        out[j + 7 + k] = 100.0 * lt.sdiv(pos, pos + neg)
+    r = np.log(c[t] / lt.lag(c, t, 1))
+    out[j + 9] = lt.ema(state, 0, r * v[t], 13)
+    out[j + 10] = lt.wmean(s[8], last, 14)
+    out[j + 11] = lt.sdiv(lt.wstd(vol, last, 60, 1), lt.wmean(vol, last, 60))
+    return ONLINE_STATE

@@ -1,17 +1,18 @@
 """The online feature engine: per-pair state that advances one bar at a time and yields the same
 values as the batch engine (``bqx.extract``) on the same bars.
 
-Seeding runs the batch family functions once over the pair's history inside a recording
-:class:`bqx.features.stream.Stream` per table; after that each new bar costs one run of each needed
-table on its tail (the table's warm-up rows plus a margin), in which the recursive primitives continue
-from their carried state (see :mod:`bqx.features.stream`). Lagged model inputs (``..._lag60``) are
-read from a short history kept per base feature. The rate_idx baseline is the first seeded bar at or
-after the settings' baseline date, exactly as in extract.
+Each per-pair table has a compiled one-row kernel next to its batch function (``online_step`` in
+its family module, registered as :class:`bqx.features.registry.Online`): it reads the pair's recent
+bars from fixed buffers and carries its recursive state (averages, rows-since counters, rings) in a
+float64 vector. Seeding runs the stateful kernels over the whole history once, so their state is the
+batch engine's; stateless kernels only run on the rows the lag history needs. Each new bar then
+costs one kernel call per table. Every model input is read from a ring of each table's recent rows
+(``..._lag60`` is the row 60 bars back). The rate_idx baseline is the first seeded bar at or after
+the settings' baseline date, exactly as in extract.
 
-Tables computed from the cross-pair panel, and two tables with history-dependent state the stream
-does not carry yet (``hmm_regime``: parameters fitted on the leading rows; ``multi_scale``: recursive
-averages over time buckets), are not online yet: a model that selected one of their features is served
-from feature rows, and a raw-bars request for it is refused naming those features.
+Tables computed from the cross-pair panel, ``hmm_regime`` and ``multi_scale`` have no kernel yet:
+a model that selected one of their features is served from feature rows, and a raw-bars request
+for it is refused naming those features.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,17 +30,17 @@ from bqx.bars import BarValidationError, validate_bars
 from bqx.config import Settings
 from bqx.extract import pair_inputs
 from bqx.features import bqx_core
-from bqx.features.registry import FAMILIES, PairInputs
-from bqx.features.stream import Stream, running
+from bqx.features.registry import FAMILIES
 from bqx.lagging import lag_of
 from bqx.serving.payload import PayloadError
 
-PANEL_TABLES = frozenset({"correlation_idx", "correlation_bqx", "cross_sectional_panel", "cross_pair",
-                          "error_correction"})
-NOT_ONLINE = PANEL_TABLES | {"hmm_regime", "multi_scale"}
+NOT_ONLINE = frozenset(t for t, fam in FAMILIES.items() if fam.online is None)
 TAIL_MARGIN = 4
+COMPACT_EVERY = 4096  # buffers hold keep + this many rows before the newest keep rows move to the front
 SERIES = ("ts_ns", "open", "high", "low", "close", "volume", "bid", "ask", "idx", "idx_open", "idx_high",
           "idx_low", "bqx")
+RAW = ("open", "high", "low", "close", "volume", "bid", "ask")
+ON_IDX_SCALE = (("close", "idx"), ("open", "idx_open"), ("high", "idx_high"), ("low", "idx_low"))
 
 
 def split_feature(name: str) -> tuple[str, str, int]:
@@ -57,7 +59,38 @@ def not_online(features: Iterable[str]) -> list[str]:
 
 
 def tail_length(table: str, settings: Settings) -> int:
+    """Rows of history a table's kernel reads (its warm-up plus a margin)."""
     return FAMILIES[table].warmup(settings) + TAIL_MARGIN
+
+
+class _Table:
+    """One table's kernel, its state and a ring of its last rows (for lagged inputs)."""
+
+    def __init__(self, key: str, settings: Settings, hist_len: int) -> None:
+        online = FAMILIES[key].online
+        assert online is not None
+        self.key, self.online = key, online
+        self.names = FAMILIES[key].names(settings)
+        self.col = {name: i for i, name in enumerate(self.names)}
+        self.params = online.params(settings)
+        self.state = np.zeros(online.state_size(settings))
+        online.init(self.state)
+        self.ring = np.full((hist_len, len(self.names)), np.nan)
+        self.pos = 0  # ring row the next step writes
+
+    def bind(self, series: dict[str, np.ndarray]) -> None:
+        """Read from these buffers from now on (the argument tuple is built once, not per bar)."""
+        self.args = (*(series[k] for k in self.online.series), *self.params, self.state)
+
+    def step(self, t: int, warm: bool = False) -> None:
+        fn = (self.online.warm or self.online.step) if warm else self.online.step
+        used = fn(t, *self.args, self.ring[self.pos])
+        if used > len(self.state):  # a kernel that outgrew its state would corrupt memory: stop at once
+            raise RuntimeError(f"{self.key}: online kernel used {used} state slots, {len(self.state)} allocated")
+        self.pos = (self.pos + 1) % len(self.ring)
+
+    def value(self, col: int, lag: int) -> float:
+        return float(self.ring[(self.pos - 1 - lag) % len(self.ring), col])
 
 
 class PairEngine:
@@ -71,54 +104,63 @@ class PairEngine:
         if refused:
             raise ValueError(f"table(s) {refused} are not computed online yet")
         self.pair, self.settings, self.tables = pair, settings, list(tables)
-        self.tails = {t: tail_length(t, settings) for t in tables}
-        self.bqx_tail = bqx_core.primary_warmup(settings) + 2  # rows the newest primary BQX value needs
-        self.keep = max([*self.tails.values(), self.bqx_tail])
+        self.target, self.v1 = settings.target_window, settings.bqx_version == "v1"
+        self.keep = max([*(tail_length(t, settings) for t in tables), self.target + 2])
         self.hist_len = max_lag + 1
         _, inp = pair_inputs(bars, settings, pair)
         self.base_close = float(inp.close[0])
-        self.buffers = {k: np.asarray(getattr(inp, k), dtype=np.float64 if k != "ts_ns" else np.int64)[-self.keep:]
-                        for k in SERIES}
-        self.streams: dict[str, Stream] = {}
-        self.history: dict[str, np.ndarray] = {}
-        for t in tables:
-            stream = Stream(self.tails[t])
-            with running(stream):
-                block = FAMILIES[t].compute(inp, settings)
-            self.streams[t] = stream
-            for name, values in block.items():
-                h = np.full(self.hist_len, np.nan)
-                tail = np.asarray(values, dtype=np.float64)[-self.hist_len:]
-                h[self.hist_len - len(tail):] = tail
-                self.history[f"{t}.{name}"] = h
-        self.last_ts = int(self.buffers["ts_ns"][-1])
-        self.update_seconds: list[float] = []
+        full = {k: np.asarray(getattr(inp, k), dtype=np.int64 if k == "ts_ns" else np.float64) for k in SERIES}
+        n = len(full["ts_ns"])
+        self._tables = [_Table(t, settings, self.hist_len) for t in tables]
+        for table in self._tables:
+            table.bind(full)
+            kept = max(0, n - self.hist_len)
+            if len(table.state):  # stateful: the whole history once; rows not kept only advance the state
+                for t in range(kept):
+                    table.step(t, warm=True)
+            for t in range(kept, n):
+                table.step(t)
+        self.columns = {f"{table.key}.{name}": (table, col)
+                        for table in self._tables for name, col in table.col.items()}
+        cap = self.keep + COMPACT_EVERY
+        self.series = {k: np.zeros(cap, dtype=v.dtype) for k, v in full.items()}
+        self.n = min(n, self.keep)
+        for k, v in full.items():
+            self.series[k][: self.n] = v[n - self.n:]
+        for table in self._tables:
+            table.bind(self.series)
+        self.last_ts = int(self.series["ts_ns"][self.n - 1])
+        self.update_seconds: deque[float] = deque(maxlen=100_000)
 
-    def _append(self, key: str, value: float) -> None:
-        buf = self.buffers[key]
-        buf[:-1] = buf[1:]
-        buf[-1] = value
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """Each base feature's kept rows, oldest first (the last is the latest bar)."""
+        out = {}
+        for table in self._tables:
+            order = np.roll(np.arange(len(table.ring)), -table.pos)
+            for name, col in table.col.items():
+                out[f"{table.key}.{name}"] = table.ring[order, col]
+        return out
 
     def update(self, bar: dict[str, float], ts_ns: int) -> None:
         """Advance by one bar (already validated and later than every bar seen)."""
         t0 = time.perf_counter()
-        self._append("ts_ns", ts_ns)
-        for k in ("open", "high", "low", "close", "volume", "bid", "ask"):
-            self._append(k, bar.get(k, np.nan))
+        s = self.series
+        if self.n == len(s["ts_ns"]):  # full: keep the newest rows, in place (the kernels hold no views)
+            for v in s.values():
+                v[: self.keep] = v[self.n - self.keep: self.n]
+            self.n = self.keep
+        t = self.n
+        s["ts_ns"][t] = ts_ns
+        for k in RAW:
+            s[k][t] = bar.get(k, np.nan)
         scale = 100.0 / self.base_close
-        for src, dst in (("close", "idx"), ("open", "idx_open"), ("high", "idx_high"), ("low", "idx_low")):
-            self._append(dst, bar[src] * scale)
-        self._append("bqx", float(bqx_core.primary_bqx(self.buffers["idx"][-self.bqx_tail:], self.settings)[-1]))
-        for t in self.tables:
-            n = self.tails[t]
-            inp = PairInputs(**{k: self.buffers[k][-n:] for k in SERIES}, pair=self.pair,
-                             panel=None, panel_rows=np.arange(n))  # type: ignore[arg-type]
-            with running(self.streams[t]):
-                block = FAMILIES[t].compute(inp, self.settings)
-            for name, values in block.items():
-                h = self.history[f"{t}.{name}"]
-                h[:-1] = h[1:]
-                h[-1] = values[-1]
+        for src, dst in ON_IDX_SCALE:
+            s[dst][t] = bar[src] * scale
+        s["bqx"][t] = bqx_core.bqx_point(s["idx"], t, self.target, self.v1)
+        self.n += 1
+        for table in self._tables:
+            table.step(t)
         self.last_ts = ts_ns
         self.update_seconds.append(time.perf_counter() - t0)
 
@@ -127,7 +169,8 @@ class PairEngine:
         out = np.empty(len(features))
         for i, f in enumerate(features):
             _, base, lag = split_feature(f)
-            out[i] = self.history[base][-1 - lag]
+            table, col = self.columns[base]
+            out[i] = table.value(col, lag)
         return out
 
 
@@ -175,7 +218,7 @@ class OnlineRegistry:
                     raise PayloadError(400, f"pair {pair}: the online state starts from history; send at least "
                                             f"{need} bars in the first request (got {len(bars)})")
                 engine = PairEngine(pair, bars, list(key[1]), settings, max_lag)
-                unknown = [f for f in features if split_feature(f)[1] not in engine.history]
+                unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
                 if unknown:
                     raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
                                             f"feature catalog, e.g. {', '.join(unknown[:5])}: send feature rows")
