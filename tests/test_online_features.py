@@ -12,7 +12,7 @@ from bqx.model_package import load_tarball
 from bqx.sample import generate
 from bqx.serving.config import ServeConfig
 from bqx.serving.models import ModelStore
-from bqx.serving.online import NOT_ONLINE, PairEngine, split_feature
+from bqx.serving.online import NOT_ONLINE, SERIES, PairEngine, split_feature
 from bqx.serving.payload import PayloadError
 from bqx.serving.server import App
 from bqx.serving.synthetic import synthetic_model
@@ -45,7 +45,9 @@ def test_each_kernel_equals_its_batch_family_on_every_row(bars, batch, table):
     _, inp = pair_inputs(bars, settings, "eurusd")
     online = FAMILIES[table].online
     names = FAMILIES[table].names(settings)
-    series, params = [getattr(inp, k) for k in online.series], online.params(settings)
+    series = [getattr(inp, k) for k in online.series]
+    fitted = online.fit({k: getattr(inp, k) for k in SERIES}, settings) if online.fit else ()
+    params = online.params(settings) + fitted
     state = np.zeros(online.state_size(settings))
     online.init(state)
     got = np.empty((len(inp.idx), len(names)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import ema, rolling_mean, rolling_sum, rows_since
 
 STATES = 3
@@ -180,3 +181,87 @@ def compute(idx: np.ndarray, fit_rows: int) -> dict[str, np.ndarray]:
     for name, v in values.items():
         out[name][live] = v
     return out
+
+
+# --- online: the forward filter one row at a time (see bqx.features.latest) ---
+RING = 240
+# state: filtered probabilities (3), argmax, rows since it changed, CUSUM (pos, neg), rows since alarm,
+# three EMA30 slots (2 each), live rows seen, then rings of p_high and of argmax changes.
+_ALPHA, _STATE, _DUR, _CUSUM, _ALARM, _EMA, _ROWS = 0, 3, 4, 5, 7, 8, 14
+_P_HIGH = _ROWS + 1
+_CHANGE = _P_HIGH + RING
+ONLINE_STATE = _CHANGE + RING
+
+
+def online_fit(series: dict[str, np.ndarray], fit_rows: int) -> tuple:
+    """The batch fit on the history's first ``fit_rows`` rows: parameters, the prior the filter starts
+    from, and the fit window's stdev (CUSUM scale). Too short a history gives NaN parameters (no output)."""
+    idx = series["idx"]
+    if len(idx) <= fit_rows or fit_rows < 100:
+        nan = np.full(STATES, np.nan)
+        return (fit_rows, nan, np.full((STATES, STATES), np.nan), nan, nan, np.nan)
+    r = np.log(idx[1:fit_rows] / idx[: fit_rows - 1]) * 1e4
+    start, trans, mu, var = fit(r)
+    alpha_fit, _ = forward_filter(np.ascontiguousarray(r), start, trans, mu, var)
+    return (fit_rows, alpha_fit[-1] @ trans, trans, mu, var, float(np.std(r)))
+
+
+@njit(cache=True)
+def online_step(t: int, idx: np.ndarray, fit_rows: int, init: np.ndarray, trans: np.ndarray, mu: np.ndarray,
+                var: np.ndarray, sd: float, state: np.ndarray, out: np.ndarray) -> int:
+    out[:] = np.nan
+    n = int(state[_ROWS])  # live rows before this one (the filter starts at row fit_rows)
+    if n == 0 and (t < fit_rows or np.isnan(sd)):
+        return ONLINE_STATE
+    state[_ROWS] = n + 1
+    obs = np.log(idx[t] / idx[t - 1]) * 1e4
+    prior = init.copy() if n == 0 else state[_ALPHA:_ALPHA + STATES] @ trans
+    prev = state[_ALPHA:_ALPHA + STATES].copy()
+    joint = prior * _density(obs, mu, var)
+    c = joint.sum()
+    if c <= 0 or not np.isfinite(c):
+        alpha, loglik = prior, -np.inf
+    else:
+        alpha, loglik = joint / c, np.log(c)
+    state[_ALPHA:_ALPHA + STATES] = alpha
+    st = int(np.argmax(alpha))
+    change = n == 0 or st != int(state[_STATE])
+    state[_STATE] = st
+    duration = lt.rows_since(state, _DUR, 1.0 if change else 0.0)
+    sp = max(0.0, (state[_CUSUM] if n else 0.0) + obs / sd - CUSUM_K)
+    sn = max(0.0, (state[_CUSUM + 1] if n else 0.0) - obs / sd - CUSUM_K)
+    alarm = 1.0 if (sp > CUSUM_H or sn > CUSUM_H) else 0.0
+    state[_CUSUM], state[_CUSUM + 1] = (0.0, 0.0) if alarm else (sp, sn)
+    state[_P_HIGH + n % RING] = alpha[2]
+    state[_CHANGE + n % RING] = 1.0 if change else 0.0
+    pred_mean = (prior * mu).sum()
+    pred_var = (prior * (var + mu**2)).sum() - pred_mean**2
+    ent = 0.0
+    for p in alpha:
+        if p > 0:
+            ent -= p * np.log(p)
+    out[0], out[1], out[2], out[3], out[4] = alpha[0], alpha[1], alpha[2], float(st), duration
+    for j in range(STATES):
+        out[5 + j] = alpha[j] - prev[j] if n else np.nan
+        out[8 + j] = lt.ema(state, _EMA + 2 * j, alpha[j], 30)
+    out[11], out[12] = (alpha * var).sum(), (alpha * mu).sum()
+    out[13], out[14] = ent / np.log(STATES), trans[st, st]
+    out[15], out[16], out[17] = sp, sn, alarm
+    out[18] = lt.rows_since(state, _ALARM, 1.0 if (alarm > 0 or n == 0) else 0.0)
+    for k, w in enumerate((60, 240)):
+        if n + 1 >= w:
+            total = 0.0
+            for back in range(w):
+                total += state[_P_HIGH + (n - back) % RING]
+            out[19 + k] = total / w
+    out[21] = duration if st == 2 else 0.0
+    if n + 1 >= RING:
+        out[22] = state[_CHANGE:_CHANGE + RING].sum()
+    out[23] = loglik
+    out[24] = (obs - pred_mean) / np.sqrt(pred_var)
+    return ONLINE_STATE
+
+
+def online_init(state: np.ndarray) -> None:
+    state[:] = 0.0
+    state[_DUR] = state[_ALARM] = np.nan

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features import reg, technical
 from bqx.features.rolling import ema, rolling_max, rolling_mean, rolling_min, rolling_std, safe_div, shift, wilder
 
@@ -132,3 +134,136 @@ def compute(ts_ns: np.ndarray, idx_open: np.ndarray, idx_high: np.ndarray, idx_l
         part_lo = pd.Series(idx_low).groupby(bucket).cummin().to_numpy()
         out[f"m{m}_partial_range"] = (part_hi - part_lo) / idx * 1e4
     return {k: out[k] for k in names()}
+
+
+# --- online: buckets completed one at a time (see bqx.features.latest) ---
+RING = 64  # completed buckets kept (the longest window is LONGEST_WINDOW)
+_CUR = 0  # current bucket: id, open, high, low, close, volume, sum of r^2, already completed by the clock
+_BUCKETS = 8  # ring of completed buckets: open, high, low, close, volume, rv, id (RING each)
+_COUNT = _BUCKETS + 7 * RING  # completed buckets
+_EMA = _COUNT + 1  # recursive averages over buckets, 2 slots each
+_N_EMA = 12
+_SEEN = _EMA + 2 * _N_EMA  # the latest visible bucket: its features, then high, low, close, id
+PER_SCALE = _SEEN + len(BUCKET_FIELDS) + 4
+ONLINE_STATE = len(SCALES) * PER_SCALE
+
+
+def online_init(state: np.ndarray) -> None:
+    state[:] = 0.0
+    for i in range(len(SCALES)):
+        state[i * PER_SCALE + _CUR] = np.nan  # no bucket yet
+        state[i * PER_SCALE + _SEEN: (i + 1) * PER_SCALE] = np.nan
+
+
+@njit(cache=True)
+def _fmax(a: float, b: float) -> float:
+    if np.isnan(a):
+        return b
+    if np.isnan(b):
+        return a
+    return max(a, b)
+
+
+@njit(cache=True)
+def _complete(st: np.ndarray) -> None:
+    """Close the current bucket: push it to the ring and compute its features (as bucket_features)."""
+    count = int(st[_COUNT])
+    slot = count % RING
+    for f in range(6):  # open high low close volume rv
+        value = st[_CUR + 1 + f] if f < 5 else np.sqrt(st[_CUR + 6]) * 1e4
+        st[_BUCKETS + f * RING + slot] = value
+    st[_BUCKETS + 6 * RING + slot] = st[_CUR]
+    st[_COUNT] = count + 1
+    # the completed buckets in order, oldest first, NaN where there were none yet
+    b = np.full((6, RING), np.nan)
+    for back in range(min(count + 1, RING)):
+        for f in range(6):
+            b[f, RING - 1 - back] = st[_BUCKETS + f * RING + (count - back) % RING]
+    o, h, lo, c, v, rv = b[0], b[1], b[2], b[3], b[4], b[5]
+    t = RING - 1
+    e = _EMA
+    out = st[_SEEN:_SEEN + len(BUCKET_FIELDS)]
+    lc = np.log(c)
+    for k, n in enumerate((1, 3, 6)):
+        out[k] = (lc[t] - lt.lag(lc, t, n)) * 1e4
+    out[3] = (h[t] - lo[t]) / c[t] * 1e4
+    out[4] = lt.sdiv(c[t] - o[t], h[t] - lo[t])
+    d = lt.diff(c, t, 1)
+    up = lt.wilder(st, e, max(d, 0.0) if np.isfinite(d) else d, 14)
+    down = lt.wilder(st, e + 2, max(-d, 0.0) if np.isfinite(d) else d, 14)
+    out[5] = 100.0 * lt.sdiv(up, up + down)
+    macd = lt.ema(st, e + 4, c[t], 12) - lt.ema(st, e + 6, c[t], 26)
+    out[6] = (macd - lt.ema(st, e + 8, macd, 9)) / c[t] * 1e4
+    prev_c = lt.lag(c, t, 1)
+    tr = _fmax(h[t] - lo[t], _fmax(abs(h[t] - prev_c), abs(lo[t] - prev_c)))
+    out[7] = lt.wilder(st, e + 10, tr, 14) / c[t] * 1e4
+    out[8] = lt.sdiv(c[t] - lt.wmean(c, t, 20), lt.wstd(c, t, 20, 1))
+    hh, ll = lt.wmax(h, t, 14), lt.wmin(lo, t, 14)
+    out[9] = 100.0 * lt.sdiv(c[t] - ll, hh - ll)
+    mid, sd = lt.wmean(c, t, 20), lt.wstd(c, t, 20, 0)
+    out[10] = lt.sdiv(c[t] - (mid - 2 * sd), 4 * sd)
+    out[11] = 4 * sd / mid * 1e4
+    for k, n in enumerate((10, 20)):
+        avg = lt.ema(st, e + 12 + 2 * k, c[t], n)
+        out[12 + k] = (c[t] - avg) / avg * 1e4
+    sma = lt.wmean(c, t, 50)
+    out[14] = (c[t] - sma) / sma * 1e4
+    out[15] = (c[t] / lt.lag(c, t, 12) - 1) * 1e4
+    fit = np.empty(12)
+    reg.fit_at(c, t, 20, fit, 0)
+    out[16], out[17], out[18] = fit[9], fit[8], fit[5]  # lin_norm, quad_norm, r2
+    out[19] = rv[t]
+    out[20] = lt.sdiv(rv[t], lt.wmean(rv, t, 10))
+    out[21] = lt.sdiv(v[t], lt.wmean(v, t, 20))
+    past = 0.0
+    for i in range(1, 6):
+        past += lt.lag(c, t, i)
+    out[22] = (past - 5 * c[t]) / c[t]
+    up_move, down_move = h[t] - lt.lag(h, t, 1), lt.lag(lo, t, 1) - lo[t]
+    plus = up_move if (up_move > down_move and up_move > 0) else 0.0
+    minus = down_move if (down_move > up_move and down_move > 0) else 0.0
+    atr = lt.wilder(st, e + 16, tr, 14)
+    pdi = 100 * lt.sdiv(lt.wilder(st, e + 18, plus, 14), atr)
+    mdi = 100 * lt.sdiv(lt.wilder(st, e + 20, minus, 14), atr)
+    out[23] = lt.wilder(st, e + 22, 100 * lt.sdiv(abs(pdi - mdi), pdi + mdi), 14)
+    out[24] = -100 * lt.sdiv(hh - c[t], hh - ll)
+    tp = (h + lo + c) / 3
+    m = lt.wmean(tp, t, 20)
+    mad = 0.0
+    for i in range(t - 19, t + 1):
+        mad += abs(tp[i] - m)
+    out[25] = lt.sdiv(tp[t] - m, 0.015 * mad / 20)
+    seen = _SEEN + len(BUCKET_FIELDS)
+    st[seen], st[seen + 1], st[seen + 2], st[seen + 3] = h[t], lo[t], c[t], st[_CUR]
+
+
+@njit(cache=True)
+def online_step(t: int, ts_ns: np.ndarray, idx_open: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray,
+                idx: np.ndarray, volume: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    r2 = np.log(idx[t] / idx[t - 1]) ** 2 if t > 0 else 0.0
+    per = len(BUCKET_FIELDS) + len(ROW_FIELDS)
+    for i in range(len(SCALES)):
+        minutes = SCALES[i]
+        st = state[i * PER_SCALE:(i + 1) * PER_SCALE]
+        bucket = float(ts_ns[t] // (minutes * MINUTE_NS))
+        if st[_CUR] != bucket:  # a new bucket (or the first): the previous one completes now if the clock did not
+            if not np.isnan(st[_CUR]) and st[_CUR + 7] == 0.0:
+                _complete(st)
+            st[_CUR], st[_CUR + 1], st[_CUR + 2], st[_CUR + 3] = bucket, idx_open[t], idx_high[t], idx_low[t]
+            st[_CUR + 4], st[_CUR + 5], st[_CUR + 6], st[_CUR + 7] = idx[t], volume[t], r2, 0.0
+        else:
+            st[_CUR + 2], st[_CUR + 3] = max(st[_CUR + 2], idx_high[t]), min(st[_CUR + 3], idx_low[t])
+            st[_CUR + 4], st[_CUR + 5], st[_CUR + 6] = idx[t], st[_CUR + 5] + volume[t], st[_CUR + 6] + r2
+        if (ts_ns[t] // MINUTE_NS) % minutes == minutes - 1:  # the clock closes the bucket at its last minute
+            _complete(st)
+            st[_CUR + 7] = 1.0
+        o = out[i * per:(i + 1) * per]
+        seen = _SEEN + len(BUCKET_FIELDS)
+        o[:len(BUCKET_FIELDS)] = st[_SEEN:seen]
+        hi, lo, close, last_id = st[seen], st[seen + 1], st[seen + 2], st[seen + 3]
+        j = len(BUCKET_FIELDS)
+        o[j] = lt.sdiv(idx[t] - lo, hi - lo)
+        o[j + 1] = (ts_ns[t] - (last_id + 1) * minutes * MINUTE_NS) / MINUTE_NS + 1
+        o[j + 2] = np.log(idx[t] / close) * 1e4
+        o[j + 3] = (st[_CUR + 2] - st[_CUR + 3]) / idx[t] * 1e4
+    return ONLINE_STATE

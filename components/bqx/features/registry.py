@@ -80,6 +80,7 @@ class Online:
     and returns the number of state slots it used. Stateless steps only read a trailing window, so
     seeding runs them on the last rows alone; stateful ones run over the whole history once, with
     ``warm`` (same signature; only the state must be right) on rows whose outputs are not kept.
+    ``fit`` derives parameters from the seed history itself (the HMM fit), as the batch function does.
     """
 
     series: tuple[str, ...]
@@ -88,6 +89,7 @@ class Online:
     state_size: Callable[[Settings], int] = lambda s: 0
     init: Callable[[np.ndarray], None] = lambda state: None
     warm: Callable[..., int] | None = None  # default: step
+    fit: Callable[[dict[str, np.ndarray], Settings], tuple] | None = None  # data-fitted params, after params
 
 
 @dataclass(frozen=True)
@@ -167,11 +169,16 @@ FAMILIES: dict[str, Family] = {
                                 Online(("idx", "bqx"), spectral.online_step, state_size=lambda s: spectral.ONLINE_STATE,
                                        init=spectral.online_init, warm=spectral.online_warm)),
     "hmm_regime": Family(lambda s: hmm_regime.names(), lambda inp, s: hmm_regime.compute(inp.idx, s.hmm_fit_rows),
-                         lambda s: hmm_regime.warmup(s.hmm_fit_rows)),
+                         lambda s: hmm_regime.warmup(s.hmm_fit_rows),
+                         Online(("idx",), hmm_regime.online_step, state_size=lambda s: hmm_regime.ONLINE_STATE,
+                                init=hmm_regime.online_init,
+                                fit=lambda series, s: hmm_regime.online_fit(series, s.hmm_fit_rows))),
     "multi_scale": Family(lambda s: multi_scale.names(),
                           lambda inp, s: multi_scale.compute(inp.ts_ns, inp.idx_open, inp.idx_high, inp.idx_low,
                                                              inp.idx, inp.volume),
-                          lambda s: multi_scale.warmup()),
+                          lambda s: multi_scale.warmup(),
+                          Online(("ts_ns", "idx_open", "idx_high", "idx_low", "idx", "volume"), multi_scale.online_step,
+                                 state_size=lambda s: multi_scale.ONLINE_STATE, init=multi_scale.online_init)),
     "correlation_idx": Family(lambda s: correlation.names(),
                               lambda inp, s: _on_pair_rows(inp, correlation.compute(inp.panel, inp.pair, "idx")),
                               lambda s: max(correlation.WINDOWS) + 1),

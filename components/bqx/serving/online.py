@@ -66,13 +66,13 @@ def tail_length(table: str, settings: Settings) -> int:
 class _Table:
     """One table's kernel, its state and a ring of its last rows (for lagged inputs)."""
 
-    def __init__(self, key: str, settings: Settings, hist_len: int) -> None:
+    def __init__(self, key: str, settings: Settings, hist_len: int, history: dict[str, np.ndarray]) -> None:
         online = FAMILIES[key].online
         assert online is not None
         self.key, self.online = key, online
         self.names = FAMILIES[key].names(settings)
         self.col = {name: i for i, name in enumerate(self.names)}
-        self.params = online.params(settings)
+        self.params = online.params(settings) + (online.fit(history, settings) if online.fit else ())
         self.state = np.zeros(online.state_size(settings))
         online.init(self.state)
         self.ring = np.full((hist_len, len(self.names)), np.nan)
@@ -111,7 +111,7 @@ class PairEngine:
         self.base_close = float(inp.close[0])
         full = {k: np.asarray(getattr(inp, k), dtype=np.int64 if k == "ts_ns" else np.float64) for k in SERIES}
         n = len(full["ts_ns"])
-        self._tables = [_Table(t, settings, self.hist_len) for t in tables]
+        self._tables = [_Table(t, settings, self.hist_len, full) for t in tables]
         for table in self._tables:
             table.bind(full)
             kept = max(0, n - self.hist_len)
