@@ -7,17 +7,22 @@ import pytest
 
 from bqx.config import Settings
 from bqx.extract import pair_inputs
-from bqx.features.registry import FAMILIES
+from bqx.features.registry import FAMILIES, PairInputs
 from bqx.model_package import load_tarball
+from bqx.pairs import PAIRS
+from bqx.panel import build_panel
 from bqx.sample import generate
 from bqx.serving.config import ServeConfig
+from bqx.serving.market import Market
 from bqx.serving.models import ModelStore
-from bqx.serving.online import NOT_ONLINE, SERIES, PairEngine, split_feature
+from bqx.serving.online import NOT_ONLINE, SERIES, PairEngine, market_keep, split_feature
 from bqx.serving.payload import PayloadError
 from bqx.serving.server import App
 from bqx.serving.synthetic import synthetic_model
 
 ONLINE = [t for t in FAMILIES if t not in NOT_ONLINE]
+PER_PAIR = [t for t in ONLINE if not FAMILIES[t].online.panel]
+PANEL = [t for t in ONLINE if FAMILIES[t].online.panel]
 STEPS = 40
 
 
@@ -30,14 +35,24 @@ def bars():
 def batch(bars):
     settings = Settings()
     _, inp = pair_inputs(bars, settings, "eurusd")
-    return {f"{t}.{k}": v for t in ONLINE for k, v in FAMILIES[t].compute(inp, settings).items()}
+    return {f"{t}.{k}": v for t in PER_PAIR for k, v in FAMILIES[t].compute(inp, settings).items()}
+
+
+@pytest.fixture(scope="module")
+def market_bars():
+    return generate(list(PAIRS), days=3, seed=12)
+
+
+@pytest.fixture(scope="module")
+def panel(market_bars):
+    return build_panel(market_bars, Settings())
 
 
 def _bar(row) -> dict[str, float]:
     return {k: float(row[k]) for k in row.index if k != "ts_utc"}
 
 
-@pytest.mark.parametrize("table", ONLINE)
+@pytest.mark.parametrize("table", PER_PAIR)
 def test_each_kernel_equals_its_batch_family_on_every_row(bars, batch, table):
     """The one-row kernel, run over the whole history, reproduces the batch table row for row, and
     never reads a row after the one it computes."""
@@ -71,13 +86,78 @@ def test_each_kernel_equals_its_batch_family_on_every_row(bars, batch, table):
     assert np.isfinite(got[FAMILIES[table].warmup(settings) + 1:]).mean() > 0.9 or table == "volume_features"
 
 
+@pytest.mark.parametrize("table", PANEL)
+@pytest.mark.parametrize("pair", ["eurusd", "audnzd"])
+def test_each_cross_pair_kernel_equals_the_batch_table_on_every_grid_row(panel, table, pair):
+    """The cross-pair kernels over all 28 pairs' grid, row for row, for a USD pair and a cross; a
+    probe row is recomputed with every later grid row replaced by noise and must not move."""
+    settings = Settings()
+    n = len(panel.ts_ns)
+    empty = np.empty(0)
+    inp = PairInputs(ts_ns=panel.ts_ns, open=empty, high=empty, low=empty, close=empty, volume=empty, bid=empty,
+                     ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty, pair=pair,
+                     panel=panel, panel_rows=np.arange(n))
+    names = FAMILIES[table].names(settings)
+    batch_block = FAMILIES[table].compute(inp, settings)
+    want = np.column_stack([batch_block[k] for k in names])
+    online = FAMILIES[table].online
+    arrays = [np.ascontiguousarray(getattr(panel, k)) for k in online.series]
+    params = online.params(settings) + online.pair_params(pair, panel.pairs)
+    got = np.empty((n, len(names)))
+    for k in range(n):
+        online.step(k, *arrays, *params, np.zeros(0), got[k])
+    close = np.isclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+    bad = [f"{names[j]} (row {np.flatnonzero(~close[:, j])[0]})" for j in np.flatnonzero(~close.all(axis=0))]
+    assert not bad, f"{table} for {pair}: {len(bad)} feature(s) differ from the batch table: {', '.join(bad[:8])}"
+    assert np.isfinite(got[FAMILIES[table].warmup(settings):]).mean() > 0.9
+    k = n - 500
+    rng = np.random.default_rng(5)
+    noisy = [a.copy() for a in arrays]
+    for a in noisy:
+        a[k + 1:] += rng.standard_normal(a[k + 1:].shape)
+    probe = np.empty(len(names))
+    online.step(k, *noisy, *params, np.zeros(0), probe)
+    np.testing.assert_array_equal(probe, got[k], err_msg=f"{table}: grid row {k} moved with later rows")
+
+
+def test_market_and_engine_with_every_table_follow_the_batch_engine(market_bars, panel, monkeypatch):
+    """All 25 tables for one pair, the market advanced minute by minute from every pair's bars (with
+    its buffers compacting on the way), equal extract's tables on the same bars."""
+    monkeypatch.setattr("bqx.serving.online.COMPACT_EVERY", 16)
+    monkeypatch.setattr("bqx.serving.market.COMPACT_EVERY", 16)
+    settings = Settings()
+    _, inp = pair_inputs(market_bars["eurusd"], settings, "eurusd", panel=panel)
+    want = {f"{t}.{k}": v for t in ONLINE for k, v in FAMILIES[t].compute(inp, settings).items()}
+    grid = panel.ts_ns
+    cut = grid[-25]
+    before = {p: b[b["ts_utc"].astype("int64") < cut] for p, b in market_bars.items()}
+    market = Market(before, settings, market_keep(settings))
+    engine = PairEngine("eurusd", before["eurusd"], ONLINE, settings, max_lag=61, market=market)
+    eur_ts = market_bars["eurusd"]["ts_utc"].astype("int64").to_numpy()
+    checked = 0
+    for t in grid[-25:]:
+        minute = {p: b[b["ts_utc"].astype("int64") == t] for p, b in market_bars.items()}
+        assert market.advance_bars(minute) == 1
+        if len(minute["eurusd"]):
+            engine.update(_bar(minute["eurusd"].iloc[0]), int(t))
+            row = int(np.searchsorted(eur_ts, t))
+            history = engine.history
+            got = np.array([history[k][-1] for k in want])
+            exp = np.array([want[k][row] for k in want])
+            close = np.isclose(got, exp, rtol=1e-6, atol=1e-9, equal_nan=True)
+            assert close.all(), [k for k, ok in zip(want, close, strict=True) if not ok][:8]
+            checked += 1
+    assert checked >= 20 and len(want) == 1080 and np.isfinite(got).mean() > 0.95
+    np.testing.assert_array_equal(market.ts[: market.n], grid[-market.n:])
+
+
 def test_engine_advances_bar_by_bar_through_buffer_compaction(bars, batch, monkeypatch):
     """Seeded from history, then one bar at a time; the buffers compact twice on the way (as they do
     every few thousand bars in a server), and every feature stays the batch value."""
     monkeypatch.setattr("bqx.serving.online.COMPACT_EVERY", 16)
     n = len(bars)
     n0 = n - STEPS
-    engine = PairEngine("eurusd", bars.iloc[:n0], ONLINE, Settings(), max_lag=240)
+    engine = PairEngine("eurusd", bars.iloc[:n0], PER_PAIR, Settings(), max_lag=240)
     assert set(engine.history) == set(batch) and len(batch) > 750
     for i in range(n0, n):
         engine.update(_bar(bars.iloc[i]), int(bars["ts_utc"].iloc[i].value))
@@ -117,6 +197,45 @@ def test_raw_bars_requests_predict_from_online_features(bars, batch, tmp_path):
         x = [batch[split_feature(f)[1]][row - split_feature(f)[2]] for f in names]
         assert out["predictions"][0]["ts_utc"].startswith(str(bars["ts_utc"].iloc[row])[:19].replace(" ", "T"))
         assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], rel=1e-9)
+
+
+def test_market_requests_predict_from_cross_pair_features(market_bars, panel, tmp_path):
+    """A model with cross-pair inputs: the first request carries every pair's history as {pair: [bars]},
+    each later one the new minute of every pair; predictions equal the model on extract's features
+    (scale-free ones here: the request's history starts later than the batch's, see the baseline note)."""
+    settings = Settings()
+    _, inp = pair_inputs(market_bars["gbpjpy"], settings, "gbpjpy", panel=panel)
+    names = ["correlation_idx.corr240_usd", "cross_sectional_panel.disp60_lag60", "cross_pair.beta60",
+             "error_correction.leg1_z240", "technical_bqx.rsi_14", "correlation_bqx.min_corr60_lag61"]
+    want = {n: FAMILIES[split_feature(n)[0]].compute(inp, settings)[split_feature(n)[1].split(".", 1)[1]]
+            for n in names}
+    path = synthetic_model(tmp_path / "gbpjpy.tar.gz", "gbpjpy", names, rows=400, iterations=20)
+    model = load_tarball(path)
+    app = App(ServeConfig(), ModelStore())
+    app.store.load("gbpjpy", str(path))
+    grid = panel.ts_ns
+    cut = grid[-4]
+    start = grid[-1700]  # enough history for every window (the request would exceed the size limit with all)
+    first = {p: _bars_json(b[(b["ts_utc"].astype("int64") >= start) & (b["ts_utc"].astype("int64") < cut)])
+             for p, b in market_bars.items()}
+    out = app.invoke("gbpjpy", json.dumps({"bars": first}).encode(), "application/json")
+    ts = market_bars["gbpjpy"]["ts_utc"].astype("int64").to_numpy()
+    for step, t in enumerate(grid[-4:]):
+        if step:
+            minute = {p: _bars_json(b[b["ts_utc"].astype("int64") == t]) for p, b in market_bars.items()}
+            out = app.invoke("gbpjpy", json.dumps({"bars": {p: v for p, v in minute.items() if v}}).encode(),
+                             "application/json")
+        row = int(np.searchsorted(ts, t if step else grid[-5], side="right")) - 1
+        x = [want[n][row - split_feature(n)[2]] for n in names]
+        assert np.isfinite(x).all()
+        assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], rel=1e-9)
+    with pytest.raises(PayloadError) as err:
+        app.invoke("gbpjpy", json.dumps({"bars": _bars_json(market_bars["gbpjpy"].iloc[-2:])}).encode(),
+                   "application/json")
+    assert err.value.status == 422 and "correlation_idx.corr240_usd" in err.value.message
+    with pytest.raises(PayloadError) as err:
+        app.invoke("gbpjpy", json.dumps({"bars": {"gbpjpy": [], "xxxyyy": []}}).encode(), "application/json")
+    assert err.value.status == 400
 
 
 def test_raw_bars_errors_name_the_problem(bars, tmp_path):

@@ -79,23 +79,33 @@ def strength_matrix(pairs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return full, covered
 
 
+def filled_closes(bars: dict[str, pd.DataFrame], pairs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The grid (union of the pairs' bar times) and each pair's close carried forward on it (n x P)."""
+    grid = np.unique(np.concatenate([pd.DatetimeIndex(bars[p]["ts_utc"]).asi8 for p in pairs]))
+    filled = np.full((len(grid), len(pairs)), np.nan)
+    for j, p in enumerate(pairs):
+        close = pd.Series(np.nan, index=grid)
+        close.iloc[np.searchsorted(grid, pd.DatetimeIndex(bars[p]["ts_utc"]).asi8)] = \
+            bars[p]["close"].to_numpy(dtype=np.float64)
+        filled[:, j] = close.ffill().to_numpy()
+    return grid, filled
+
+
+def grid_bqx(filled: np.ndarray, settings: Settings) -> np.ndarray:
+    """A pair's primary BQX series on the grid, from its carried-forward close indexed to its first."""
+    return bqx_core.primary_bqx(bqx_core.rate_idx(filled, filled[np.flatnonzero(np.isfinite(filled))[0]]), settings)
+
+
 def build_panel(bars: dict[str, pd.DataFrame], settings: Settings) -> Panel:
     pairs = tuple(p for p in PAIRS if p in bars)
     if not pairs:
         raise ValueError("the panel needs at least one pair")
-    grid = np.unique(np.concatenate([pd.DatetimeIndex(bars[p]["ts_utc"]).asi8 for p in pairs]))
+    grid, filled = filled_closes(bars, pairs)
     n = len(grid)
-    logp = np.full((n, len(pairs)), np.nan)
+    logp = np.log(filled)
     dbqx = np.full((n, len(pairs)), np.nan)
-    for j, p in enumerate(pairs):
-        ts = pd.DatetimeIndex(bars[p]["ts_utc"]).asi8
-        close = pd.Series(np.nan, index=grid)
-        close.iloc[np.searchsorted(grid, ts)] = bars[p]["close"].to_numpy(dtype=np.float64)
-        filled = close.ffill().to_numpy()
-        logp[:, j] = np.log(filled)
-        idx = bqx_core.rate_idx(filled, filled[np.flatnonzero(np.isfinite(filled))[0]])
-        series = bqx_core.primary_bqx(idx, settings)
-        dbqx[1:, j] = np.diff(series)
+    for j in range(len(pairs)):
+        dbqx[1:, j] = np.diff(grid_bqx(filled[:, j], settings))
     r = np.full_like(logp, np.nan)
     r[1:] = np.diff(logp, axis=0) * 1e4
     proj, covered = strength_matrix(pairs)

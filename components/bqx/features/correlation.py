@@ -12,7 +12,9 @@ the panel are NaN.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
 from bqx.features.rolling import fast_rolling_corr
 from bqx.pairs import CURRENCIES, split_pair
 from bqx.panel import Panel
@@ -64,3 +66,78 @@ def compute(panel: Panel, pair: str, domain: str) -> dict[str, np.ndarray]:
             for f in ("mean_abs_corr", "max_abs_corr", "min_corr", "share_above_half"):
                 out[f"{f}{w}"] = np.full(n, np.nan)
     return {k: out[k] for k in names()}
+
+
+# --- online: one grid row at a time (see bqx.serving.market) ---
+
+def online_params(pair: str, pairs: tuple[str, ...]) -> tuple:
+    """This pair's column and each pair's group: -1 itself, 0 shares the base, 1 the quote, 2 neither."""
+    base, quote = split_pair(pair)
+    groups = np.empty(len(pairs), dtype=np.int64)
+    for k, other in enumerate(pairs):
+        ob, oq = split_pair(other)
+        groups[k] = -1 if other == pair else 0 if base in (ob, oq) else 1 if quote in (ob, oq) else 2
+    return pairs.index(pair), groups
+
+
+@njit(cache=True)
+def online_step(k: int, series: np.ndarray, strength: np.ndarray, col: int, groups: np.ndarray,
+                state: np.ndarray, out: np.ndarray) -> int:
+    """Row k of the table for this pair: one backward pass accumulates the window sums of x against
+    every currency strength and every pair, read off at each window length (the nested windows)."""
+    n_cur, n_pairs = strength.shape[1], series.shape[1]
+    sy, syy, sxy = np.zeros(n_cur + n_pairs), np.zeros(n_cur + n_pairs), np.zeros(n_cur + n_pairs)
+    sx = sxx = 0.0
+    corr = np.empty(n_cur + n_pairs)
+    rows = 0
+    out[:] = np.nan
+    for wi in range(len(WINDOWS)):
+        w = WINDOWS[wi]
+        if k - w + 1 < 0:
+            break
+        while rows < w:
+            i = k - rows
+            x = series[i, col]
+            sx += x
+            sxx += x * x
+            for c in range(n_cur + n_pairs):
+                y = strength[i, c] if c < n_cur else series[i, c - n_cur]
+                sy[c] += y
+                syy[c] += y * y
+                sxy[c] += x * y
+            rows += 1
+        vx = max(sxx - sx * sx / w, 0.0)
+        for c in range(n_cur + n_pairs):
+            cov = sxy[c] - sx * sy[c] / w
+            vy = max(syy[c] - sy[c] * sy[c] / w, 0.0)
+            q = lt.sdiv(cov, np.sqrt(vx * vy))
+            corr[c] = min(max(q, -1.0), 1.0) if np.isfinite(q) else np.nan
+        for c in range(n_cur):
+            out[wi * n_cur + c] = corr[c]
+        j = len(WINDOWS) * n_cur + wi * len(SUMMARY)
+        for g in range(3):  # mean correlation per group (NaN for an empty group)
+            total, count = 0.0, 0
+            for p in range(n_pairs):
+                if groups[p] == g:
+                    total += corr[n_cur + p]
+                    count += 1
+            out[j + g] = total / count if count else np.nan
+        others = 0
+        total_abs, top, low, above, any_nan = 0.0, -np.inf, np.inf, 0.0, False
+        for p in range(n_pairs):
+            if groups[p] < 0:
+                continue
+            v = corr[n_cur + p]
+            others += 1
+            if np.isnan(v):
+                any_nan = True
+                continue
+            total_abs += abs(v)
+            top = max(top, abs(v))
+            low = min(low, v)
+            above += 1.0 if v > 0.5 else 0.0
+        if others and not any_nan:
+            out[j + 3], out[j + 4], out[j + 5], out[j + 6] = total_abs / others, top, low, above / others
+        elif others:
+            out[j + 6] = np.nan
+    return 0

@@ -12,7 +12,10 @@ and ``rank_gap{W}`` = quote_rank - base_rank.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from bqx.features import latest as lt
+from bqx.features.cross_sectional import _ranks
 from bqx.features.rolling import fast_rolling_corr, fast_rolling_cov, fast_rolling_sum, safe_div
 from bqx.pairs import CURRENCIES, split_pair
 from bqx.panel import Panel
@@ -56,3 +59,54 @@ def compute(panel: Panel, pair: str) -> dict[str, np.ndarray]:
         out[f"base_rank{w}"], out[f"quote_rank{w}"] = ranks[:, bi], ranks[:, qi]
         out[f"rank_gap{w}"] = ranks[:, qi] - ranks[:, bi]
     return {k: out[k] for k in names()}
+
+
+# --- online: one grid row at a time (see bqx.serving.market) ---
+
+def online_params(pair: str, pairs: tuple[str, ...]) -> tuple:
+    base, quote = split_pair(pair)
+    return pairs.index(pair), CURRENCIES.index(base), CURRENCIES.index(quote)
+
+
+@njit(cache=True)
+def online_step(k: int, r: np.ndarray, g: np.ndarray, col: int, bi: int, qi: int, state: np.ndarray,
+                out: np.ndarray) -> int:
+    n_cur = g.shape[1]
+    sums = np.zeros(n_cur)
+    ranks = np.empty(n_cur)
+    s = np.zeros(7)  # r, basket, r^2, basket^2, r basket, idio, idio^2
+    rows = 0
+    out[:] = np.nan
+    for wi in range(len(WINDOWS)):
+        w = WINDOWS[wi]
+        if k - w + 1 < 0:
+            break
+        while rows < w:
+            i = k - rows
+            x, b = r[i, col], g[i, bi] - g[i, qi]
+            e = x - b
+            sums += g[i]
+            s[0] += x
+            s[1] += b
+            s[2] += x * x
+            s[3] += b * b
+            s[4] += x * b
+            s[5] += e
+            s[6] += e * e
+            rows += 1
+        _ranks(sums, ranks)
+        bs, qs = sums[bi], sums[qi]
+        cov = (s[4] - s[0] * s[1] / w) / w
+        var_b = max((s[3] - s[1] * s[1] / w) / w, 0.0)
+        vx, vb = max(s[2] - s[0] * s[0] / w, 0.0), max(s[3] - s[1] * s[1] / w, 0.0)
+        corr = lt.sdiv(s[4] - s[0] * s[1] / w, np.sqrt(vx * vb))
+        var_e = max((s[6] - s[5] * s[5] / w) / (w - 1), 0.0)
+        var_r = max((s[2] - s[0] * s[0] / w) / (w - 1), 0.0)
+        j = wi * len(FIELDS)
+        out[j], out[j + 1], out[j + 2], out[j + 3] = bs, qs, bs - qs, s[0] - (bs - qs)
+        out[j + 4] = lt.sdiv(cov, var_b)
+        out[j + 5] = min(max(corr, -1.0), 1.0) if np.isfinite(corr) else np.nan
+        out[j + 6] = lt.sdiv(abs(bs), abs(bs) + abs(qs))
+        out[j + 7] = lt.sdiv(np.sqrt(var_e), np.sqrt(var_r))
+        out[j + 8], out[j + 9], out[j + 10] = ranks[bi], ranks[qi], ranks[qi] - ranks[bi]
+    return 0

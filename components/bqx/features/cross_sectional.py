@@ -11,6 +11,7 @@ quotes are asynchronous or stale).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from bqx.features.rolling import fast_rolling_sum
 from bqx.pairs import CURRENCIES
@@ -54,3 +55,94 @@ def compute(panel: Panel) -> dict[str, np.ndarray]:
     present = [x for x in resid if np.isfinite(x).any()]
     out["tri_mean_abs"] = np.mean(present, axis=0) if present else np.full(n, np.nan)
     return {k: out[k] for k in names()}
+
+
+# --- online: one grid row at a time (see bqx.serving.market) ---
+
+def online_params(pair: str, pairs: tuple[str, ...]) -> tuple:
+    """Each triangle's legs as (column, sign) rows, -1 for a leg not in the panel; named ones first."""
+    def legs(t: tuple[str, str, str]) -> list[tuple[int, float]]:
+        out = []
+        for a, b in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2])):
+            name, inverse = (a + b).lower(), (b + a).lower()
+            out.append((pairs.index(name), 1.0) if name in pairs else (pairs.index(inverse), -1.0)
+                       if inverse in pairs else (-1, 0.0))
+        return out
+
+    every = [legs(t) for t in (*NAMED_TRIANGLES, *all_triangles())]
+    cols = np.array([[c for c, _ in t] for t in every], dtype=np.int64)
+    signs = np.array([[s for _, s in t] for t in every])
+    return cols, signs, len(NAMED_TRIANGLES)
+
+
+@njit(cache=True)
+def _ranks(values: np.ndarray, out: np.ndarray) -> None:
+    """1 = largest; NaN where not finite (ties in order of position)."""
+    for j in range(len(values)):
+        if not np.isfinite(values[j]):
+            out[j] = np.nan
+            continue
+        rank = 1
+        for i in range(len(values)):
+            v = values[i]
+            if np.isfinite(v) and (v > values[j] or (v == values[j] and i < j)):
+                rank += 1
+        out[j] = rank
+
+
+@njit(cache=True)
+def _std1(x: np.ndarray) -> float:
+    n = len(x)
+    if n < 2:
+        return np.nan
+    m = x.mean()
+    return np.sqrt(((x - m) ** 2).sum() / (n - 1))
+
+
+@njit(cache=True)
+def _triangle(logp: np.ndarray, k: int, cols: np.ndarray, signs: np.ndarray, t: int) -> float:
+    v = 0.0
+    for leg, weight in ((0, 1.0), (1, 1.0), (2, -1.0)):
+        c = cols[t, leg]
+        if c < 0:
+            return np.nan
+        v += weight * signs[t, leg] * logp[k, c]
+    return v * 1e4
+
+
+@njit(cache=True)
+def online_step(k: int, r: np.ndarray, g: np.ndarray, logp: np.ndarray, cols: np.ndarray, signs: np.ndarray,
+                named: int, state: np.ndarray, out: np.ndarray) -> int:
+    n_cur, n_pairs = g.shape[1], r.shape[1]
+    out[:] = np.nan
+    g60, g240 = np.zeros(n_cur), np.zeros(n_cur)
+    r60, r240 = np.zeros(n_pairs), np.zeros(n_pairs)
+    for back in range(240):
+        i = k - back
+        if i < 0:
+            g240[:], r240[:] = np.nan, np.nan
+            if back < 60:
+                g60[:], r60[:] = np.nan, np.nan
+            break
+        g240 += g[i]
+        r240 += r[i]
+        if back < 60:
+            g60 += g[i]
+            r60 += r[i]
+    out[:n_cur] = g60
+    out[n_cur:2 * n_cur] = g240
+    _ranks(g240, out[2 * n_cur:3 * n_cur])
+    j = 3 * n_cur
+    if n_pairs > 1:
+        out[j], out[j + 1], out[j + 2] = _std1(r[k]), _std1(r60), _std1(r240)
+    out[j + 3] = np.abs(r60).mean()
+    j += 4
+    for t in range(named):
+        out[j + t] = _triangle(logp, k, cols, signs, t)
+    total, count = 0.0, 0
+    for t in range(named, cols.shape[0]):
+        if cols[t, 0] >= 0 and cols[t, 1] >= 0 and cols[t, 2] >= 0:
+            total += abs(_triangle(logp, k, cols, signs, t))
+            count += 1
+    out[j + named] = total / count if count else np.nan
+    return 0

@@ -90,6 +90,10 @@ class Online:
     init: Callable[[np.ndarray], None] = lambda state: None
     warm: Callable[..., int] | None = None  # default: step
     fit: Callable[[dict[str, np.ndarray], Settings], tuple] | None = None  # data-fitted params, after params
+    # cross-pair tables: ``t`` is a market grid row, ``series`` name market columns (bqx.serving.market),
+    # and ``pair_params(pair, panel pairs)`` follow ``params``
+    panel: bool = False
+    pair_params: Callable[[str, tuple[str, ...]], tuple] = lambda pair, pairs: ()
 
 
 @dataclass(frozen=True)
@@ -181,19 +185,28 @@ FAMILIES: dict[str, Family] = {
                                  state_size=lambda s: multi_scale.ONLINE_STATE, init=multi_scale.online_init)),
     "correlation_idx": Family(lambda s: correlation.names(),
                               lambda inp, s: _on_pair_rows(inp, correlation.compute(inp.panel, inp.pair, "idx")),
-                              lambda s: max(correlation.WINDOWS) + 1),
+                              lambda s: max(correlation.WINDOWS) + 1,
+                              Online(("r", "g"), correlation.online_step, panel=True,
+                                     pair_params=correlation.online_params)),
     "correlation_bqx": Family(lambda s: correlation.names(),
                               lambda inp, s: _on_pair_rows(inp, correlation.compute(inp.panel, inp.pair, "bqx")),
-                              lambda s: bqx_core.primary_warmup(s) + max(correlation.WINDOWS) + 1),
+                              lambda s: bqx_core.primary_warmup(s) + max(correlation.WINDOWS) + 1,
+                              Online(("dbqx", "gb"), correlation.online_step, panel=True,
+                                     pair_params=correlation.online_params)),
     "cross_sectional_panel": Family(lambda s: cross_sectional.names(),
                                     lambda inp, s: _on_pair_rows(inp, cross_sectional.compute(inp.panel)),
-                                    lambda s: 241),
+                                    lambda s: 241,
+                                    Online(("r", "g", "logp"), cross_sectional.online_step, panel=True,
+                                           pair_params=cross_sectional.online_params)),
     "cross_pair": Family(lambda s: cross_pair.names(),
                          lambda inp, s: _on_pair_rows(inp, cross_pair.compute(inp.panel, inp.pair)),
-                         lambda s: max(cross_pair.WINDOWS) + 1),
+                         lambda s: max(cross_pair.WINDOWS) + 1,
+                         Online(("r", "g"), cross_pair.online_step, panel=True, pair_params=cross_pair.online_params)),
     "error_correction": Family(lambda s: error_correction.names(),
                                lambda inp, s: _on_pair_rows(inp, error_correction.compute(inp.panel, inp.pair)),
-                               lambda s: max(error_correction.WINDOWS) + 1),
+                               lambda s: max(error_correction.WINDOWS) + 1,
+                               Online(("logp",), error_correction.online_step, panel=True,
+                                      pair_params=error_correction.online_params)),
     "parabolic": Family(lambda s: parabolic.names(s.reg_windows),
                         lambda inp, s: parabolic.compute(inp.idx, inp.bqx, s.reg_windows),
                         lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.reg_windows),

@@ -32,6 +32,8 @@ from bqx.extract import pair_inputs
 from bqx.features import bqx_core
 from bqx.features.registry import FAMILIES
 from bqx.lagging import lag_of
+from bqx.pairs import PAIRS
+from bqx.serving.market import Market, MarketGapError
 from bqx.serving.payload import PayloadError
 
 NOT_ONLINE = frozenset(t for t, fam in FAMILIES.items() if fam.online is None)
@@ -63,24 +65,38 @@ def tail_length(table: str, settings: Settings) -> int:
     return FAMILIES[table].warmup(settings) + TAIL_MARGIN
 
 
+def market_keep(settings: Settings) -> int:
+    """Grid rows a market keeps: the longest cross-pair window, plus room for a pair seeded later to
+    read its lagged rows (twice the longest lag, as the pair's rows are a subset of the grid's)."""
+    panel = [t for t, fam in FAMILIES.items() if fam.online is not None and fam.online.panel]
+    return max(tail_length(t, settings) for t in panel) + 2 * (max(*settings.lags, settings.causality_lag) + 1)
+
+
 class _Table:
     """One table's kernel, its state and a ring of its last rows (for lagged inputs)."""
 
-    def __init__(self, key: str, settings: Settings, hist_len: int, history: dict[str, np.ndarray]) -> None:
+    def __init__(self, key: str, settings: Settings, hist_len: int, history: dict[str, np.ndarray], pair: str,
+                 market: Market | None) -> None:
         online = FAMILIES[key].online
         assert online is not None
-        self.key, self.online = key, online
+        self.key, self.online, self.panel = key, online, online.panel
         self.names = FAMILIES[key].names(settings)
         self.col = {name: i for i, name in enumerate(self.names)}
         self.params = online.params(settings) + (online.fit(history, settings) if online.fit else ())
+        if self.panel:
+            if market is None:
+                raise ValueError(f"{key} is computed from every pair's bars: the engine needs the market")
+            self.params += online.pair_params(pair, market.pairs)
         self.state = np.zeros(online.state_size(settings))
         online.init(self.state)
         self.ring = np.full((hist_len, len(self.names)), np.nan)
         self.pos = 0  # ring row the next step writes
 
-    def bind(self, series: dict[str, np.ndarray]) -> None:
+    def bind(self, series: dict[str, np.ndarray] | Market) -> None:
         """Read from these buffers from now on (the argument tuple is built once, not per bar)."""
-        self.args = (*(series[k] for k in self.online.series), *self.params, self.state)
+        arrays = series.arrays(self.online.series) if isinstance(series, Market) else \
+            tuple(series[k] for k in self.online.series)
+        self.args = (*arrays, *self.params, self.state)
 
     def step(self, t: int, warm: bool = False) -> None:
         fn = (self.online.warm or self.online.step) if warm else self.online.step
@@ -96,7 +112,8 @@ class _Table:
 class PairEngine:
     """One pair's online state for a set of tables."""
 
-    def __init__(self, pair: str, bars: pd.DataFrame, tables: list[str], settings: Settings, max_lag: int) -> None:
+    def __init__(self, pair: str, bars: pd.DataFrame, tables: list[str], settings: Settings, max_lag: int,
+                 market: Market | None = None) -> None:
         unknown = [t for t in tables if t not in FAMILIES]
         if unknown:
             raise ValueError(f"no feature family computes table(s) {unknown}")
@@ -111,10 +128,17 @@ class PairEngine:
         self.base_close = float(inp.close[0])
         full = {k: np.asarray(getattr(inp, k), dtype=np.int64 if k == "ts_ns" else np.float64) for k in SERIES}
         n = len(full["ts_ns"])
-        self._tables = [_Table(t, settings, self.hist_len, full) for t in tables]
+        self.market = market
+        self._tables = [_Table(t, settings, self.hist_len, full, pair, market) for t in tables]
+        kept = max(0, n - self.hist_len)
         for table in self._tables:
+            if table.panel:  # stateless, on the market grid: the kept rows only
+                assert market is not None
+                table.bind(market)
+                for t in range(kept, n):
+                    table.step(market.row_of(int(full["ts_ns"][t])))
+                continue
             table.bind(full)
-            kept = max(0, n - self.hist_len)
             if len(table.state):  # stateful: the whole history once; rows not kept only advance the state
                 for t in range(kept):
                     table.step(t, warm=True)
@@ -128,7 +152,8 @@ class PairEngine:
         for k, v in full.items():
             self.series[k][: self.n] = v[n - self.n:]
         for table in self._tables:
-            table.bind(self.series)
+            if not table.panel:
+                table.bind(self.series)
         self.last_ts = int(self.series["ts_ns"][self.n - 1])
         self.update_seconds: deque[float] = deque(maxlen=100_000)
 
@@ -159,8 +184,9 @@ class PairEngine:
             s[dst][t] = bar[src] * scale
         s["bqx"][t] = bqx_core.bqx_point(s["idx"], t, self.target, self.v1)
         self.n += 1
+        k = self.market.row_of(ts_ns) if self.market is not None else -1
         for table in self._tables:
-            table.step(t)
+            table.step(k if table.panel else t)
         self.last_ts = ts_ns
         self.update_seconds.append(time.perf_counter() - t0)
 
@@ -187,47 +213,105 @@ def parse_bars(raw: object, pair: str) -> pd.DataFrame:
 
 
 class OnlineRegistry:
-    """Per-pair engines shared by the server's threads; one lock per pair keeps bar order."""
+    """Per-pair engines and per-panel markets shared by the server's threads.
+
+    A raw-bars request sends ``bars`` as a list (the model's pair) or as ``{pair: [bars]}``. Models that
+    use cross-pair features need the object form with every pair of their panel (the run's pairs):
+    the market advances by every grid time in the request, then the pair's engine by its own bars.
+    One lock per pair keeps bar order; market-mode requests also hold the market lock, so no request
+    reads a market while another appends to (or compacts) it.
+    """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
         self.engines: dict[tuple[str, tuple[str, ...]], PairEngine] = {}
+        self.markets: dict[tuple, Market] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._market_lock = threading.Lock()
 
     def features_for(self, model: object, raw_bars: object) -> tuple[np.ndarray, list[pd.Timestamp]]:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
+        name: str = model.name  # type: ignore[attr-defined]
+        unknown = sorted({split_feature(f)[0] for f in features} - set(FAMILIES))
+        if unknown:
+            raise PayloadError(422, f"model {name!r}: no feature family computes table(s) {', '.join(unknown[:5])}: "
+                                    "send feature rows")
         refused = not_online(features)
         if refused:
-            raise PayloadError(422, f"model {model.name!r} uses {len(refused)} feature(s) not computed online yet "  # type: ignore[attr-defined]
-                                    f"(cross-pair panel, hmm_regime, multi_scale), e.g. {', '.join(refused[:5])}: "
-                                    "send feature rows instead")
-        bars = parse_bars(raw_bars, pair)
-        key = (pair, tuple(tables_for(features)))
+            raise PayloadError(422, f"model {name!r} uses {len(refused)} feature(s) not computed online, e.g. "
+                                    f"{', '.join(refused[:5])}: send feature rows instead")
+        tables = tuple(tables_for(features))
+        panel = [t for t in tables if FAMILIES[t].online.panel]  # type: ignore[union-attr]
+        settings = self.settings or Settings.from_dict(_model_settings(model))
+        frames = self._frames(raw_bars, pair)
+        if panel and (not isinstance(raw_bars, dict) or any(p not in frames for p in settings.pairs)):
+            missing = [p for p in settings.pairs if p not in frames]
+            cross = [f for f in features if split_feature(f)[0] in panel]
+            raise PayloadError(422, f"model {name!r} uses {len(cross)} cross-pair feature(s) (e.g. "
+                                    f"{', '.join(cross[:3])}): send 'bars' as {{pair: [bars]}} with every pair of "
+                                    f"its panel; missing: {', '.join(missing)}")
         with self._lock:
             lock = self._locks.setdefault(pair, threading.Lock())
         with lock:
-            engine = self.engines.get(key)
-            if engine is None:
-                settings = self.settings or Settings.from_dict(_model_settings(model))
-                max_lag = max(lag_of(f) for f in features)
-                # every table past its warm-up at the oldest lagged row a model input reads
-                need = max(tail_length(t, settings) for t in key[1]) + max_lag + 1
-                if len(bars) < need:
-                    raise PayloadError(400, f"pair {pair}: the online state starts from history; send at least "
-                                            f"{need} bars in the first request (got {len(bars)})")
-                engine = PairEngine(pair, bars, list(key[1]), settings, max_lag)
-                unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
-                if unknown:
-                    raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
-                                            f"feature catalog, e.g. {', '.join(unknown[:5])}: send feature rows")
-                self.engines[key] = engine
-            else:
-                ts = pd.DatetimeIndex(bars["ts_utc"]).asi8
-                for i in np.flatnonzero(ts > engine.last_ts):
-                    engine.update({k: float(bars[k].iloc[i]) for k in bars.columns if k != "ts_utc"}, int(ts[i]))
-            return engine.row(features)[None, :], [pd.Timestamp(engine.last_ts, tz="UTC")]
+            if not panel:
+                return self._advance(model, settings, tables, frames[pair], None)
+            with self._market_lock:
+                mkey = (tuple(settings.pairs), settings.target_window, settings.bqx_version)
+                market = self.markets.get(mkey)
+                if market is None:
+                    self._check_history(pair, tables, features, settings, frames[pair])
+                    market = Market({p: frames[p] for p in settings.pairs}, settings, market_keep(settings))
+                    self.markets[mkey] = market
+                else:
+                    market.advance_bars(frames)
+                try:
+                    return self._advance(model, settings, tables, frames[pair], market)
+                except MarketGapError as exc:
+                    raise PayloadError(400, f"pair {pair}: {exc}") from None
+
+    @staticmethod
+    def _frames(raw_bars: object, pair: str) -> dict[str, pd.DataFrame]:
+        if not isinstance(raw_bars, dict):
+            return {pair: parse_bars(raw_bars, pair)}
+        frames = {}
+        for p, raw in raw_bars.items():
+            if p not in PAIRS:
+                raise PayloadError(400, f"bars: {p!r} is not one of the 28 pairs")
+            frames[p] = parse_bars(raw, p)
+        if pair not in frames:
+            raise PayloadError(400, f"bars: no bars of the model's pair {pair}")
+        return frames
+
+    @staticmethod
+    def _check_history(pair: str, tables: tuple[str, ...], features: list[str], settings: Settings,
+                       bars: pd.DataFrame) -> None:
+        # every table past its warm-up at the oldest lagged row a model input reads
+        need = max(tail_length(t, settings) for t in tables) + max(lag_of(f) for f in features) + 1
+        if len(bars) < need:
+            raise PayloadError(400, f"pair {pair}: the online state starts from history; send at least "
+                                    f"{need} bars in the first request (got {len(bars)})")
+
+    def _advance(self, model: object, settings: Settings, tables: tuple[str, ...], bars: pd.DataFrame,
+                 market: Market | None) -> tuple[np.ndarray, list[pd.Timestamp]]:
+        features: list[str] = model.features  # type: ignore[attr-defined]
+        pair: str = model.pair  # type: ignore[attr-defined]
+        key = (pair, tables)
+        engine = self.engines.get(key)
+        if engine is None:
+            self._check_history(pair, tables, features, settings, bars)
+            engine = PairEngine(pair, bars, list(tables), settings, max(lag_of(f) for f in features), market)
+            unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
+            if unknown:
+                raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
+                                        f"feature catalog, e.g. {', '.join(unknown[:5])}: send feature rows")
+            self.engines[key] = engine
+        else:
+            ts = pd.DatetimeIndex(bars["ts_utc"]).asi8
+            for i in np.flatnonzero(ts > engine.last_ts):
+                engine.update({k: float(bars[k].iloc[i]) for k in bars.columns if k != "ts_utc"}, int(ts[i]))
+        return engine.row(features)[None, :], [pd.Timestamp(engine.last_ts, tz="UTC")]
 
 
 def _model_settings(model: object) -> dict:

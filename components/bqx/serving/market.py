@@ -1,0 +1,118 @@
+"""The market the cross-pair tables are computed on, advanced one grid time at a time.
+
+The same columns as :func:`bqx.panel.build_panel` (carried-forward log closes, one-row returns in bps,
+one-row changes of each pair's primary BQX series, currency strengths), kept in fixed buffers that
+compact in place. Seeding builds the panel from history with the batch function; each later grid
+time (a minute at which any pair has a bar) appends one row: pairs without a bar at that minute carry
+their last close, exactly as the batch grid does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.features import bqx_core
+from bqx.pairs import CURRENCIES, PAIRS
+from bqx.panel import build_panel, filled_closes, grid_bqx, strength_matrix
+
+COMPACT_EVERY = 4096
+
+
+class MarketGapError(ValueError):
+    """A requested grid time is older than the rows the market still keeps."""
+
+
+class Market:
+    """Every pair of a panel on one grid; ``keep`` rows stay available behind the newest one."""
+
+    def __init__(self, bars: dict[str, pd.DataFrame], settings: Settings, keep: int) -> None:
+        self.pairs = tuple(p for p in PAIRS if p in bars)
+        self.keep = keep
+        self.target, self.v1 = settings.target_window, settings.bqx_version == "v1"
+        panel = build_panel(bars, settings)
+        grid, filled = filled_closes(bars, self.pairs)
+        n, n_pairs = len(grid), len(self.pairs)
+        proj, covered = strength_matrix(self.pairs)
+        self.proj, self.covered = np.where(covered[:, None], proj, 0.0), covered
+        cap = max(n, keep) + COMPACT_EVERY
+        self.ts = np.zeros(cap, dtype=np.int64)
+        self.logp, self.r, self.dbqx = (np.full((cap, n_pairs), np.nan) for _ in range(3))
+        self.g, self.gb = (np.full((cap, len(CURRENCIES)), np.nan) for _ in range(2))
+        self.idx, self.bqx = (np.full((n_pairs, cap), np.nan) for _ in range(2))  # per pair, contiguous rows
+        self.ts[:n] = grid
+        for name in ("logp", "r", "dbqx", "g", "gb"):
+            getattr(self, name)[:n] = getattr(panel, name)
+        self.close = filled[-1].copy()
+        self.base = np.full(n_pairs, np.nan)
+        for j in range(n_pairs):
+            seen = np.flatnonzero(np.isfinite(filled[:, j]))
+            if seen.size:
+                self.base[j] = filled[seen[0], j]
+                self.idx[j, :n] = bqx_core.rate_idx(filled[:, j], self.base[j])
+                self.bqx[j, :n] = grid_bqx(filled[:, j], settings)
+        self.n = n
+
+    @property
+    def last_ts(self) -> int:
+        return int(self.ts[self.n - 1])
+
+    def arrays(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, k) for k in names)
+
+    def _compact(self) -> None:
+        lo = self.n - self.keep
+        for name in ("ts", "logp", "r", "dbqx", "g", "gb"):
+            buf = getattr(self, name)
+            buf[: self.keep] = buf[lo: self.n]
+        for buf in (self.idx, self.bqx):
+            buf[:, : self.keep] = buf[:, lo: self.n]
+        self.n = self.keep
+
+    def advance(self, ts_ns: int, closes: dict[str, float]) -> None:
+        """Append the grid row at ``ts_ns`` (later than every row), given the pairs that have a bar then."""
+        if self.n == len(self.ts):
+            self._compact()
+        k = self.n
+        for j, p in enumerate(self.pairs):
+            if p in closes:
+                self.close[j] = closes[p]
+                if np.isnan(self.base[j]):
+                    self.base[j] = closes[p]
+        self.ts[k] = ts_ns
+        self.logp[k] = np.log(self.close)
+        self.r[k] = (self.logp[k] - self.logp[k - 1]) * 1e4
+        self.idx[:, k] = self.close / self.base * 100.0
+        for j in range(len(self.pairs)):
+            self.bqx[j, k] = bqx_core.bqx_point(self.idx[j], k, self.target, self.v1)
+        self.dbqx[k] = self.bqx[:, k] - self.bqx[:, k - 1]
+        self.g[k] = self.proj @ self.r[k]
+        self.gb[k] = self.proj @ self.dbqx[k]
+        self.g[k, ~self.covered] = np.nan
+        self.gb[k, ~self.covered] = np.nan
+        self.n = k + 1
+
+    def advance_bars(self, bars: dict[str, pd.DataFrame]) -> int:
+        """Append every grid time in ``bars`` later than the newest row; returns how many."""
+        times: dict[int, dict[str, float]] = {}
+        for p, frame in bars.items():
+            if p not in self.pairs:
+                continue
+            ts = pd.DatetimeIndex(frame["ts_utc"]).asi8
+            closes = frame["close"].to_numpy(dtype=np.float64)
+            for i in np.flatnonzero(ts > self.last_ts):
+                times.setdefault(int(ts[i]), {})[p] = float(closes[i])
+        for t in sorted(times):
+            self.advance(t, times[t])
+        return len(times)
+
+    def row_of(self, ts_ns: int) -> int:
+        """The buffer row of a grid time."""
+        k = int(np.searchsorted(self.ts[: self.n], ts_ns))
+        if k >= self.n or self.ts[k] != ts_ns:
+            if self.n and ts_ns < self.ts[0]:
+                raise MarketGapError(f"bar time {pd.Timestamp(ts_ns, tz='UTC')} is older than the market keeps "
+                                     f"(from {pd.Timestamp(int(self.ts[0]), tz='UTC')})")
+            raise ValueError(f"bar time {pd.Timestamp(ts_ns, tz='UTC')} is not on the market grid")
+        return k
