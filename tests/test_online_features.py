@@ -3,8 +3,10 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from bqx.bars import validate_bars
 from bqx.config import Settings
 from bqx.extract import pair_inputs
 from bqx.features.registry import FAMILIES, PairInputs
@@ -15,7 +17,7 @@ from bqx.sample import generate
 from bqx.serving.config import ServeConfig
 from bqx.serving.market import Market
 from bqx.serving.models import ModelStore
-from bqx.serving.online import NOT_ONLINE, SERIES, PairEngine, market_keep, split_feature
+from bqx.serving.online import NOT_ONLINE, SERIES, PairEngine, market_keep, parse_bars, split_feature
 from bqx.serving.payload import PayloadError
 from bqx.serving.server import App
 from bqx.serving.synthetic import synthetic_model
@@ -236,6 +238,28 @@ def test_market_requests_predict_from_cross_pair_features(market_bars, panel, tm
     with pytest.raises(PayloadError) as err:
         app.invoke("gbpjpy", json.dumps({"bars": {"gbpjpy": [], "xxxyyy": []}}).encode(), "application/json")
     assert err.value.status == 400
+
+
+def test_request_bars_fast_path_matches_the_file_rules(bars):
+    """Well-formed requests skip pandas; the result equals validate_bars', and anything unusual falls
+    back to it so the messages are the bar files' messages."""
+    raw = _bars_json(bars.iloc[:50])
+    fast = parse_bars(raw, "eurusd")
+    slow = validate_bars(pd.DataFrame(raw), "request", "eurusd")
+    np.testing.assert_array_equal(fast.ns, pd.DatetimeIndex(slow["ts_utc"]).asi8)
+    for col, values in fast.values.items():
+        np.testing.assert_array_equal(values, slow[col].to_numpy())
+    cases = [({"close": "abc"}, "close", "'abc' is not a finite number"),
+             ({"ts_utc": "2024-01-02T00:03:00"}, "ts_utc", "no UTC offset"),
+             ({"ts_utc": "2024-01-02T00:03:30Z"}, "ts_utc", "not on a whole minute"),
+             ({"low": 0.0}, "low", "must be > 0")]
+    for change, field, text in cases:
+        broken = [dict(b) for b in raw]
+        broken[3].update(change)
+        with pytest.raises(PayloadError) as err:
+            parse_bars(broken, "eurusd")
+        assert err.value.status == 400 and "row 3" in err.value.message and field in err.value.message
+        assert text in err.value.message, err.value.message
 
 
 def test_raw_bars_errors_name_the_problem(bars, tmp_path):

@@ -12,7 +12,7 @@ offending row, so a bad file in a run of 28 pairs is found in one step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,32 +125,48 @@ def validate_bars(df: pd.DataFrame, path: str | Path, pair: str) -> pd.DataFrame
             raise BarValidationError(path, pair, None, col, f"required column missing (have: {list(df.columns)})")
     ts = _parse_ts(df["ts_utc"].reset_index(drop=True), path, pair)
     ns = pd.DatetimeIndex(ts).asi8
+    values = {col: pd.to_numeric(df[col].reset_index(drop=True), errors="coerce").to_numpy(dtype=np.float64)
+              for col in (*PRICE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in df.columns))}
+    check_rows(ns, values, path, pair, raw=lambda col, row: df[col].iloc[row])
+    out = pd.DataFrame({"ts_utc": ts})
+    for col, v in values.items():
+        out[col] = v
+    return out
+
+
+def check_rows(ns: np.ndarray, values: dict[str, np.ndarray], path: str | Path, pair: str,
+               raw: Callable[[str, int], object] | None = None) -> None:
+    """The row rules on parsed bars (UTC ns times and float columns): whole minutes, strictly increasing,
+    finite positive prices (volume >= 0 or all missing), low <= open/close <= high. ``raw`` gives the
+    value as written, for the message."""
+    path = Path(path)
+
+    def when(row: int) -> pd.Timestamp:
+        return pd.Timestamp(int(ns[row]), tz="UTC")
+
     bad = _first_bad(ns % 60_000_000_000 != 0)
     if bad is not None:
-        raise BarValidationError(path, pair, bad, "ts_utc", f"{ts.iloc[bad]} is not on a whole minute")
+        raise BarValidationError(path, pair, bad, "ts_utc", f"{when(bad)} is not on a whole minute")
     step = np.diff(ns)
     bad = _first_bad(step == 0)
     if bad is not None:
-        raise BarValidationError(path, pair, bad + 1, "ts_utc", f"duplicate timestamp {ts.iloc[bad + 1]}")
+        raise BarValidationError(path, pair, bad + 1, "ts_utc", f"duplicate timestamp {when(bad + 1)}")
     bad = _first_bad(step < 0)
     if bad is not None:
         raise BarValidationError(
-            path, pair, bad + 1, "ts_utc", f"timestamp {ts.iloc[bad + 1]} is earlier than the row before (unsorted)"
+            path, pair, bad + 1, "ts_utc", f"timestamp {when(bad + 1)} is earlier than the row before (unsorted)"
         )
-    out = pd.DataFrame({"ts_utc": ts})
-    present_optional = [c for c in OPTIONAL_COLUMNS if c in df.columns]
-    for col in (*PRICE_COLUMNS, *present_optional):
-        values = pd.to_numeric(df[col].reset_index(drop=True), errors="coerce").to_numpy(dtype=np.float64)
-        bad = _first_bad(~np.isfinite(values))
-        if bad is not None and not (col == "volume" and np.isnan(values).all()):
-            raise BarValidationError(path, pair, bad, col, f"value {df[col].iloc[bad]!r} is not a finite number")
-        floor_ok = values >= 0 if col == "volume" else values > 0
-        bad = _first_bad(~floor_ok & np.isfinite(values))
+    for col, v in values.items():
+        bad = _first_bad(~np.isfinite(v))
+        if bad is not None and not (col == "volume" and np.isnan(v).all()):
+            shown = raw(col, bad) if raw is not None else v[bad]
+            raise BarValidationError(path, pair, bad, col, f"value {shown!r} is not a finite number")
+        floor_ok = v >= 0 if col == "volume" else v > 0
+        bad = _first_bad(~floor_ok & np.isfinite(v))
         if bad is not None:
             need = ">= 0" if col == "volume" else "> 0"
-            raise BarValidationError(path, pair, bad, col, f"value {values[bad]!r} must be {need}")
-        out[col] = values
-    o, h, lo, c = (out[k].to_numpy() for k in PRICE_COLUMNS)
+            raise BarValidationError(path, pair, bad, col, f"value {v[bad]!r} must be {need}")
+    o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
     for col, mask, rule in (
         ("high", h < lo, "high < low"),
         ("low", lo > np.minimum(o, c), "low above open or close"),
@@ -161,7 +177,6 @@ def validate_bars(df: pd.DataFrame, path: str | Path, pair: str) -> pd.DataFrame
             raise BarValidationError(
                 path, pair, bad, col, f"{rule} (open={o[bad]}, high={h[bad]}, low={lo[bad]}, close={c[bad]})"
             )
-    return out
 
 
 def read_bars(path: str | Path, pair: str | None = None) -> pd.DataFrame:

@@ -9,6 +9,8 @@ their last close, exactly as the batch grid does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,9 @@ from bqx.config import Settings
 from bqx.features import bqx_core
 from bqx.pairs import CURRENCIES, PAIRS
 from bqx.panel import build_panel, filled_closes, grid_bqx, strength_matrix
+
+if TYPE_CHECKING:
+    from bqx.serving.online import RequestBars
 
 COMPACT_EVERY = 4096
 
@@ -93,14 +98,16 @@ class Market:
         self.gb[k, ~self.covered] = np.nan
         self.n = k + 1
 
-    def advance_bars(self, bars: dict[str, pd.DataFrame]) -> int:
+    def advance_bars(self, bars: dict[str, pd.DataFrame] | dict[str, RequestBars]) -> int:
         """Append every grid time in ``bars`` later than the newest row; returns how many."""
         times: dict[int, dict[str, float]] = {}
         for p, frame in bars.items():
             if p not in self.pairs:
                 continue
-            ts = pd.DatetimeIndex(frame["ts_utc"]).asi8
-            closes = frame["close"].to_numpy(dtype=np.float64)
+            if isinstance(frame, pd.DataFrame):
+                ts, closes = pd.DatetimeIndex(frame["ts_utc"]).asi8, frame["close"].to_numpy(dtype=np.float64)
+            else:
+                ts, closes = frame.ns, frame.values["close"]
             for i in np.flatnonzero(ts > self.last_ts):
                 times.setdefault(int(ts[i]), {})[p] = float(closes[i])
         for t in sorted(times):

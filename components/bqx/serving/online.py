@@ -22,11 +22,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from bqx.bars import BarValidationError, validate_bars
+from bqx.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, BarValidationError, check_rows, validate_bars
 from bqx.config import Settings
 from bqx.extract import pair_inputs
 from bqx.features import bqx_core
@@ -200,18 +202,70 @@ class PairEngine:
         return out
 
 
-def parse_bars(raw: object, pair: str) -> pd.DataFrame:
-    """The request's bars as a validated frame; 400 naming the row and field of the first problem."""
+@dataclass(frozen=True)
+class RequestBars:
+    """One pair's bars from a request, validated: UTC ns times and float columns."""
+
+    ns: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ns)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"ts_utc": pd.DatetimeIndex(self.ns.astype("datetime64[ns]"), tz="UTC"), **self.values})
+
+    def bar(self, i: int) -> dict[str, float]:
+        return {k: float(v[i]) for k, v in self.values.items()}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _plain_bars(raw: list[dict]) -> RequestBars | None:
+    """The common case parsed without pandas: ISO 8601 strings with an offset, numbers for every column,
+    the same columns in every bar. None for anything else (the pandas path then names the problem)."""
+    cols = [c for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS) if c in raw[0]]
+    ns = np.empty(len(raw), dtype=np.int64)
+    values = {c: np.empty(len(raw)) for c in cols}
+    for i, b in enumerate(raw):
+        ts = b.get("ts_utc")
+        if not isinstance(ts, str) or any(c not in b for c in PRICE_COLUMNS) or \
+                sum(c in b for c in OPTIONAL_COLUMNS) != len(cols) - len(PRICE_COLUMNS):
+            return None
+        try:
+            when = datetime.fromisoformat(ts)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None
+        delta = when - _EPOCH
+        ns[i] = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+        for c in cols:
+            v = b[c]
+            if type(v) not in (int, float):
+                return None
+            values[c][i] = v
+    return RequestBars(ns, values)
+
+
+def parse_bars(raw: object, pair: str) -> RequestBars:
+    """The request's bars, validated by the same rules as bar files; 400 naming the row and field of the
+    first problem."""
     if not isinstance(raw, list) or not raw or not all(isinstance(b, dict) for b in raw):
         raise PayloadError(400, "'bars' must be a non-empty list of objects {ts_utc, open, high, low, close[, volume]}")
     try:
-        return validate_bars(pd.DataFrame(raw), "request", pair)
+        plain = _plain_bars(raw)
+        if plain is not None:
+            check_rows(plain.ns, plain.values, "request", pair)
+            return plain
+        frame = validate_bars(pd.DataFrame(raw), "request", pair)
     except BarValidationError as exc:
         raise PayloadError(400, f"bars: {exc}") from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise PayloadError(400, f"bars: {exc}") from None
-
-
+    return RequestBars(pd.DatetimeIndex(frame["ts_utc"]).asi8,
+                       {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c != "ts_utc"})
 class OnlineRegistry:
     """Per-pair engines and per-panel markets shared by the server's threads.
 
@@ -262,7 +316,7 @@ class OnlineRegistry:
                 market = self.markets.get(mkey)
                 if market is None:
                     self._check_history(pair, tables, features, settings, frames[pair])
-                    market = Market({p: frames[p] for p in settings.pairs}, settings, market_keep(settings))
+                    market = Market({p: frames[p].frame() for p in settings.pairs}, settings, market_keep(settings))
                     self.markets[mkey] = market
                 else:
                     market.advance_bars(frames)
@@ -272,7 +326,7 @@ class OnlineRegistry:
                     raise PayloadError(400, f"pair {pair}: {exc}") from None
 
     @staticmethod
-    def _frames(raw_bars: object, pair: str) -> dict[str, pd.DataFrame]:
+    def _frames(raw_bars: object, pair: str) -> dict[str, RequestBars]:
         if not isinstance(raw_bars, dict):
             return {pair: parse_bars(raw_bars, pair)}
         frames = {}
@@ -286,14 +340,14 @@ class OnlineRegistry:
 
     @staticmethod
     def _check_history(pair: str, tables: tuple[str, ...], features: list[str], settings: Settings,
-                       bars: pd.DataFrame) -> None:
+                       bars: RequestBars) -> None:
         # every table past its warm-up at the oldest lagged row a model input reads
         need = max(tail_length(t, settings) for t in tables) + max(lag_of(f) for f in features) + 1
         if len(bars) < need:
             raise PayloadError(400, f"pair {pair}: the online state starts from history; send at least "
                                     f"{need} bars in the first request (got {len(bars)})")
 
-    def _advance(self, model: object, settings: Settings, tables: tuple[str, ...], bars: pd.DataFrame,
+    def _advance(self, model: object, settings: Settings, tables: tuple[str, ...], bars: RequestBars,
                  market: Market | None) -> tuple[np.ndarray, list[pd.Timestamp]]:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
@@ -301,16 +355,15 @@ class OnlineRegistry:
         engine = self.engines.get(key)
         if engine is None:
             self._check_history(pair, tables, features, settings, bars)
-            engine = PairEngine(pair, bars, list(tables), settings, max(lag_of(f) for f in features), market)
+            engine = PairEngine(pair, bars.frame(), list(tables), settings, max(lag_of(f) for f in features), market)
             unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
             if unknown:
                 raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
                                         f"feature catalog, e.g. {', '.join(unknown[:5])}: send feature rows")
             self.engines[key] = engine
         else:
-            ts = pd.DatetimeIndex(bars["ts_utc"]).asi8
-            for i in np.flatnonzero(ts > engine.last_ts):
-                engine.update({k: float(bars[k].iloc[i]) for k in bars.columns if k != "ts_utc"}, int(ts[i]))
+            for i in np.flatnonzero(bars.ns > engine.last_ts):
+                engine.update(bars.bar(i), int(bars.ns[i]))
         return engine.row(features)[None, :], [pd.Timestamp(engine.last_ts, tz="UTC")]
 
 
