@@ -11,6 +11,7 @@ DataFrame (the plain-pandas way) versus the server's numpy row.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -129,6 +130,62 @@ def online_updates(steps: int = 500) -> None:
     print(f"update speed ratio (batch recompute / online p50): {full / np.percentile(u, 50):.0f} x")
 
 
+def raw_bars_invocations(url: str, root: Path, minutes: int = 300) -> None:
+    """End to end with raw bars: a 250-feature model drawing on all 25 tables (cross-pair ones too),
+    seeded by one request with every pair's recent history, then one request per minute carrying the
+    new bar of every pair, sent one after another; latency includes parsing, validation, the market
+    advance, the pair's feature update and the prediction."""
+    from bqx.config import Settings
+    from bqx.features.registry import FAMILIES
+    from bqx.sample import generate
+
+    every = [f"{t}.{n}" for t, fam in FAMILIES.items() for n in fam.names(Settings())]
+    names = [n if i % 2 else f"{n}_lag60" for i, n in enumerate(every[::4][:FEATURES])]
+    path = synthetic_model(root / "raw.tar.gz", "eurusd", names, rows=2000, iterations=300)
+    bars = generate(list(PAIRS), days=4, seed=9)
+    grid = np.unique(np.concatenate([b["ts_utc"].astype("int64").to_numpy() for b in bars.values()]))
+    start, cut = grid[-(3200 + minutes)], grid[-minutes]
+
+    def records(frame: pd.DataFrame) -> list[dict]:
+        out = frame.assign(ts_utc=frame["ts_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return out.to_dict(orient="records")
+
+    ts_of = {p: b["ts_utc"].astype("int64").to_numpy() for p, b in bars.items()}
+    first = {p: records(b[(ts_of[p] >= start) & (ts_of[p] < cut)]) for p, b in bars.items()}
+    later = []
+    for t in grid[-minutes:]:
+        minute = {p: records(b[ts_of[p] == t]) for p, b in bars.items()}
+        later.append(json.dumps({"bars": {p: v for p, v in minute.items() if v}}).encode())
+    with httpx.Client(base_url=url, timeout=120) as c:
+        c.post("/models", json={"model_name": "eurusd-raw", "url": str(path)}).raise_for_status()
+        # history in pieces under SageMaker's ~6 MB request limit; 202 until the state can start
+        chunk, sizes, statuses = 800, [], []
+        t0 = time.perf_counter()
+        for lo in range(0, len(first["eurusd"]), chunk):
+            body = json.dumps({"bars": {p: v[lo:lo + chunk] for p, v in first.items()}}).encode()
+            r = c.post("/models/eurusd-raw/invoke", content=body, headers={"Content-Type": "application/json"})
+            sizes.append(len(body))
+            statuses.append(r.status_code)
+            if r.status_code not in (200, 202):
+                raise SystemExit(f"seed request failed: {r.status_code} {r.text[:300]}")
+        if statuses[-1] != 200:
+            raise SystemExit(f"still warming up after the history: {r.text[:300]}")
+        print(f"raw-bars warm-up: {len(sizes)} requests of at most {max(sizes) / 1e6:.1f} MB "
+              f"({statuses.count(202)} answered 202), seeded in {time.perf_counter() - t0:.2f} s")
+        lat = []
+        for b in later:
+            t0 = time.perf_counter()
+            r = c.post("/models/eurusd-raw/invoke", content=b, headers={"Content-Type": "application/json"})
+            lat.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise SystemExit(f"request failed: {r.status_code} {r.text[:300]}")
+    ms = np.array(lat) * 1e3
+    print(f"raw-bars invoke p50 (28 pairs' new minute, {FEATURES} features from 25 tables): "
+          f"{np.percentile(ms, 50):.2f} ms")
+    print(f"raw-bars invoke p99 (28 pairs' new minute, {FEATURES} features from 25 tables): "
+          f"{np.percentile(ms, 99):.2f} ms")
+
+
 def main() -> None:
     online_updates()
     names = feature_names(FEATURES)
@@ -187,8 +244,6 @@ def main() -> None:
             print(f"measured bytes per loaded model: {(after - before) / len(model_names) / 1e6:.2f} MB")
             print(f"accounted bytes per loaded model: {accounted / 1e6:.2f} MB")
 
-            import json
-
             bodies = [json.dumps({"features": dict(zip(names, rng.standard_normal(FEATURES).tolist(),
                                                        strict=True))}).encode() for _ in range(64)]
             lat, rate, errors = asyncio.run(load_test(url, bodies, model_names))
@@ -198,6 +253,7 @@ def main() -> None:
             print(f"invoke p50: {np.percentile(lat, 50):.2f} ms")
             print(f"invoke p99: {np.percentile(lat, 99):.2f} ms")
             print(f"invoke max: {lat.max():.2f} ms")
+            raw_bars_invocations(url, root)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)

@@ -36,7 +36,7 @@ from bqx.features.registry import FAMILIES
 from bqx.lagging import lag_of
 from bqx.pairs import PAIRS
 from bqx.serving.market import Market, MarketGapError
-from bqx.serving.payload import PayloadError
+from bqx.serving.payload import PayloadError, WarmingUp
 
 NOT_ONLINE = frozenset(t for t, fam in FAMILIES.items() if fam.online is None)
 TAIL_MARGIN = 4
@@ -218,6 +218,16 @@ class RequestBars:
     def bar(self, i: int) -> dict[str, float]:
         return {k: float(v[i]) for k, v in self.values.items()}
 
+    def then(self, later: RequestBars, keep: int) -> RequestBars:
+        """These bars followed by the rows of ``later`` after them, the newest ``keep`` rows at most."""
+        new = later.ns > self.ns[-1]
+        cols = sorted(set(self.values) | set(later.values))
+        ns = np.concatenate([self.ns, later.ns[new]])[-keep:]
+        values = {c: np.concatenate([self.values.get(c, np.full(len(self.ns), np.nan)),
+                                     later.values.get(c, np.full(len(later.ns), np.nan))[new]])[-keep:]
+                  for c in cols}
+        return RequestBars(ns, values)
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -280,6 +290,7 @@ class OnlineRegistry:
         self.settings = settings
         self.engines: dict[tuple[str, tuple[str, ...]], PairEngine] = {}
         self.markets: dict[tuple, Market] = {}
+        self.pending: dict[tuple, dict[str, RequestBars]] = {}  # history accepted before a state is seeded
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._market_lock = threading.Lock()
@@ -312,10 +323,14 @@ class OnlineRegistry:
             if not panel:
                 return self._advance(model, settings, tables, frames[pair], None)
             with self._market_lock:
-                mkey = (tuple(settings.pairs), settings.target_window, settings.bqx_version)
+                mkey = ("market", tuple(settings.pairs), settings.target_window, settings.bqx_version)
                 market = self.markets.get(mkey)
                 if market is None:
-                    self._check_history(pair, tables, features, settings, frames[pair])
+                    need = self._need(tables, features, settings)
+                    frames = self._history(mkey, frames, 2 * need)
+                    if len(frames[pair]) < need:
+                        raise WarmingUp(name, pair, len(frames[pair]), need)
+                    del self.pending[mkey]
                     market = Market({p: frames[p].frame() for p in settings.pairs}, settings, market_keep(settings))
                     self.markets[mkey] = market
                 else:
@@ -324,6 +339,14 @@ class OnlineRegistry:
                     return self._advance(model, settings, tables, frames[pair], market)
                 except MarketGapError as exc:
                     raise PayloadError(400, f"pair {pair}: {exc}") from None
+
+    def _history(self, key: tuple, frames: dict[str, RequestBars], keep: int) -> dict[str, RequestBars]:
+        """Bars accepted earlier under ``key`` followed by this request's (kept for the next request)."""
+        held = self.pending.get(key, {})
+        joined = {p: held[p].then(b, keep) if p in held else b for p, b in frames.items()}
+        joined.update({p: b for p, b in held.items() if p not in joined})
+        self.pending[key] = joined
+        return joined
 
     @staticmethod
     def _frames(raw_bars: object, pair: str) -> dict[str, RequestBars]:
@@ -339,13 +362,10 @@ class OnlineRegistry:
         return frames
 
     @staticmethod
-    def _check_history(pair: str, tables: tuple[str, ...], features: list[str], settings: Settings,
-                       bars: RequestBars) -> None:
-        # every table past its warm-up at the oldest lagged row a model input reads
-        need = max(tail_length(t, settings) for t in tables) + max(lag_of(f) for f in features) + 1
-        if len(bars) < need:
-            raise PayloadError(400, f"pair {pair}: the online state starts from history; send at least "
-                                    f"{need} bars in the first request (got {len(bars)})")
+    def _need(tables: tuple[str, ...], features: list[str], settings: Settings) -> int:
+        """Bars of history a pair's state starts from: every table past its warm-up at the oldest
+        lagged row a model input reads."""
+        return max(tail_length(t, settings) for t in tables) + max(lag_of(f) for f in features) + 1
 
     def _advance(self, model: object, settings: Settings, tables: tuple[str, ...], bars: RequestBars,
                  market: Market | None) -> tuple[np.ndarray, list[pd.Timestamp]]:
@@ -354,7 +374,11 @@ class OnlineRegistry:
         key = (pair, tables)
         engine = self.engines.get(key)
         if engine is None:
-            self._check_history(pair, tables, features, settings, bars)
+            need = self._need(tables, features, settings)
+            bars = self._history(key, {pair: bars}, 2 * need)[pair]
+            if len(bars) < need:
+                raise WarmingUp(model.name, pair, len(bars), need)  # type: ignore[attr-defined]
+            del self.pending[key]
             engine = PairEngine(pair, bars.frame(), list(tables), settings, max(lag_of(f) for f in features), market)
             unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
             if unknown:

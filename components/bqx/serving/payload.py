@@ -31,6 +31,17 @@ class PayloadError(Exception):
         self.message = message
 
 
+class WarmingUp(Exception):
+    """Raw bars were accepted into a pair's history, which is still too short to seed its online
+    state: the server answers 202 with how many bars it has and needs (no prediction yet)."""
+
+    def __init__(self, model: str, pair: str, have: int, need: int) -> None:
+        super().__init__(f"pair {pair}: {have} of {need} bars of history so far")
+        self.body = {"status": "warming up", "model": model, "pair": pair, "bars": have, "needed": need,
+                     "message": f"pair {pair}: {have} of the {need} bars of history the online state starts from; "
+                                "keep sending bars (oldest first): predictions start once it is seeded"}
+
+
 def _names(names: list[str]) -> str:
     shown = ", ".join(names[:SHOW])
     return shown + (f" (+{len(names) - SHOW} more)" if len(names) > SHOW else "")

@@ -32,7 +32,7 @@ import pandas as pd
 
 from bqx.serving.config import SINGLE_MODEL_DIR, ServeConfig
 from bqx.serving.models import ModelStore, ServedModel, predict
-from bqx.serving.payload import PayloadError, parse_json, request_rows, rows_matrix
+from bqx.serving.payload import PayloadError, WarmingUp, parse_json, request_rows, rows_matrix
 from bqx.serving.prediction_log import PredictionLog
 from bqx.serving.respond import SignalRule, response
 
@@ -94,6 +94,12 @@ class App:
             self.log.append(when, model.pair, preds.tolist(), model.name, model.version)
         return response(preds, self._rule(model), model.loaded.meta, model.version, model.name, ts_text)
 
+    def _invoke(self, name: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
+        try:
+            return 200, self.invoke(name, body, content_type)
+        except WarmingUp as warming:
+            return 202, warming.body
+
     def _online_rows(self, model: ServedModel, obj: dict) -> tuple[np.ndarray, list[pd.Timestamp]]:
         from bqx.serving.online import OnlineRegistry
 
@@ -122,7 +128,7 @@ class App:
             return 200, {"status": "healthy", "models": len(self.store.names())}
         if parts == ["invocations"] and method == "POST":
             name = self.single_model_name(headers.get("x-amzn-sagemaker-target-model"))
-            return 200, self.invoke(name, body, ctype)
+            return self._invoke(name, body, ctype)
         if parts[:1] == ["models"]:
             if len(parts) == 1 and method == "GET":
                 q = parse_qs(url.query)
@@ -146,7 +152,7 @@ class App:
                 self.store.unload(parts[1])
                 return 200, {"status": f"model {parts[1]!r} unloaded"}
             if len(parts) == 3 and parts[2] == "invoke" and method == "POST":
-                return 200, self.invoke(parts[1], body, ctype)
+                return self._invoke(parts[1], body, ctype)
         known = parts in (["ping"], ["invocations"]) or (parts[:1] == ["models"] and len(parts) <= 3)
         if known:
             raise PayloadError(405, f"{method} is not allowed on {url.path}")
