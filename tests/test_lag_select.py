@@ -134,3 +134,21 @@ def test_no_training_target_window_reaches_validation_or_test(staged):
     assert va0 - tr1 >= max(s.horizon, max(s.lags)) and te0 - va1 >= max(s.horizon, max(s.lags))
     counts = staged[3]["domain_counts"]
     assert counts["idx"] >= 100 and counts["bqx"] >= 100 and sum(counts.values()) == 250
+
+
+def test_selection_carries_extracts_online_state(staged):
+    """The serving engine's baseline close and HMM fit travel from extract through selection.json."""
+    import json
+
+    from bqx.features.hmm_regime import STATES
+    from bqx.sample import generate
+
+    s, root, _, result = staged
+    state = json.loads((root / "features" / "online_state.json").read_text())
+    assert result["online_state"] == state
+    bars = generate(["usdjpy"], days=5, seed=3)["usdjpy"]
+    assert state["baseline_close"] == float(bars["close"].iloc[0]) and state["baseline_ts"].startswith(
+        str(bars["ts_utc"].iloc[0].date()))
+    hmm = state["hmm"]
+    assert hmm["fit_rows"] == s.hmm_fit_rows and np.allclose(np.sum(hmm["trans"], axis=1), 1.0)
+    assert len(hmm["mu"]) == STATES and hmm["var"] == sorted(hmm["var"]) and hmm["sd"] > 0

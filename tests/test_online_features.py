@@ -8,7 +8,7 @@ import pytest
 
 from bqx.bars import validate_bars
 from bqx.config import Settings
-from bqx.extract import pair_inputs
+from bqx.extract import online_state, pair_inputs
 from bqx.features.registry import FAMILIES, PairInputs
 from bqx.model_package import load_tarball
 from bqx.pairs import PAIRS
@@ -283,6 +283,34 @@ def test_history_accumulates_across_requests_until_the_state_can_start(bars, tmp
     status, one = whole.handle("POST", "/models/m/invoke", {"content-type": "application/json"},
                                json.dumps({"bars": _bars_json(bars.iloc[: n - 1])}).encode())
     assert status == 200 and body["predictions"] == one["predictions"]
+
+
+def test_model_package_snapshot_serves_level_and_regime_features_from_a_short_late_history(bars, tmp_path):
+    """Served from the last 3,300 bars only, a model whose package carries extract's online_state
+    (baseline close, HMM fit) gets the values the batch engine computes over the whole history, level
+    features (on the training rate_idx scale) and regime probabilities included; without it they differ."""
+    settings = Settings()
+    b, inp = pair_inputs(bars, settings, "eurusd")
+    state = json.loads(json.dumps(online_state(b, inp, settings)))
+    names = ["technical_idx.macd_12_26_9", "reg_idx.w60_c_coef", "bqx.core_rate_idx_lag60", "hmm_regime.p_high",
+             "hmm_regime.exp_var_lag60", "moving_avg_idx.ema60_dist"]
+    want = {n: FAMILIES[split_feature(n)[0]].compute(inp, settings)[split_feature(n)[1].split(".", 1)[1]]
+            for n in names}
+    row = len(bars) - 1
+    x = np.array([want[n][row - split_feature(n)[2]] for n in names])
+    late = json.dumps({"bars": _bars_json(bars.iloc[-3300:])}).encode()
+    results = {}
+    for label, snap in (("with", state), ("without", None)):
+        path = synthetic_model(tmp_path / f"{label}.tar.gz", "eurusd", names, rows=300, iterations=10,
+                               online_state=snap)
+        app = App(ServeConfig(), ModelStore())
+        app.store.load("m", str(path))
+        app.invoke("m", late, "application/json")
+        engine = next(iter(app._online.engines.values()))
+        results[label] = engine.row(names)
+    np.testing.assert_allclose(results["with"], x, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(results["without"][:3], x[:3], rtol=1e-6)  # levels on another baseline
+    assert state["hmm"]["fit_rows"] == settings.hmm_fit_rows and len(state["hmm"]["trans"]) == 3
 
 
 def test_raw_bars_errors_name_the_problem(bars, tmp_path):

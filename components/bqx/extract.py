@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 from bqx import targets
 from bqx.catalog import Catalog
 from bqx.config import Settings
-from bqx.features import bqx_core
+from bqx.features import bqx_core, hmm_regime
 from bqx.features.registry import FAMILIES, PairInputs
-from bqx.io import atomic_path
+from bqx.io import atomic_path, write_json
 from bqx.panel import Panel, build_panel, load_panel
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,17 @@ def _col(b: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(b), np.nan)
 
 
-def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str,
-                panel: Panel | None = None) -> tuple[pd.DataFrame, PairInputs]:
+def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel | None = None,
+                base_close: float | None = None) -> tuple[pd.DataFrame, PairInputs]:
     """Bars from the baseline row on, and the series the tables are computed from. Without a panel the
-    cross-pair tables see this pair alone (the other pairs' columns are NaN)."""
+    cross-pair tables see this pair alone (the other pairs' columns are NaN). ``base_close`` indexes
+    rate_idx to a known baseline close (the server's, from the model package) instead of the first bar's."""
     start = bqx_core.baseline_row(bars["ts_utc"], settings.baseline_date)
     if start:
         log.info("dropping %d bars before the baseline date %s", start, settings.baseline_date)
     b = bars.iloc[start:].reset_index(drop=True)
     close = _col(b, "close")
-    base = close[0]
+    base = close[0] if base_close is None else base_close
     idx = bqx_core.rate_idx(close, base)
     o, h, lo = _col(b, "open"), _col(b, "high"), _col(b, "low")
     ts_ns = pd.DatetimeIndex(b["ts_utc"]).asi8
@@ -146,7 +147,15 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
         raise AssertionError(f"computed columns differ from the catalog ({len(names)} vs {len(expected)})")
     path = out / "features.parquet"
     _assemble_wide(head, files, path)
+    write_json(online_state(b, inputs, settings), out / "online_state.json")
     return Extracted(path, len(ts_arrow), seconds)
+
+
+def online_state(b: pd.DataFrame, inputs: PairInputs, settings: Settings) -> dict:
+    """What the serving engine cannot learn from a short request history: the rate_idx baseline and
+    the HMM fit. Selection copies it into selection.json, so it ships in model.tar.gz."""
+    return {"baseline_ts": pd.Timestamp(b["ts_utc"].iloc[0]).isoformat(), "baseline_close": float(inputs.close[0]),
+            "hmm": hmm_regime.snapshot(inputs.idx, settings.hmm_fit_rows)}
 
 
 def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path,

@@ -79,7 +79,8 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
     return Sizes(bars, panel, features, candidates, selected, {k: PROCESS_BASE + v for k, v in working.items()})
 
 
-SERVE_PROCESS_BASE = 180 * 10**6  # bqx serve before any model: interpreter, numpy, pandas, catboost (bench/serve.py)
+# bqx serve before any model: interpreter, numpy, pandas, catboost, numba (bench/serve.py)
+SERVE_PROCESS_BASE = 240 * 10**6
 
 
 def model_bytes_estimate(settings: Settings) -> int:

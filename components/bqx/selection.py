@@ -124,5 +124,8 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
         part = part[part[result["target"]].notna()].reset_index(drop=True)
         write_parquet(part, out / f"{name}.parquet")
         result["rows"][name] = len(part)
+    state = Path(features_dir) / "online_state.json"
+    if state.exists():  # the serving engine's baseline and HMM fit travel with the model
+        result["online_state"] = read_json(state)
     write_json(result, out / "selection.json")
     return result

@@ -265,3 +265,25 @@ def online_step(t: int, idx: np.ndarray, fit_rows: int, init: np.ndarray, trans:
 def online_init(state: np.ndarray) -> None:
     state[:] = 0.0
     state[_DUR] = state[_ALARM] = np.nan
+
+
+# --- the training fit, shipped in the model package so the server does not refit on request history ---
+SNAPSHOT_SETTLE = 240  # rows the filter runs before its values are used: it forgets its start geometrically
+
+
+def snapshot(idx: np.ndarray, fit_rows: int) -> dict | None:
+    """The fit of the batch function on this history (JSON-able), or None when it is too short."""
+    fit_rows_, init, trans, mu, var, sd = online_fit({"idx": idx}, fit_rows)
+    if not np.isfinite(sd):
+        return None
+    return {"fit_rows": int(fit_rows_), "prior": init.tolist(), "trans": trans.tolist(), "mu": mu.tolist(),
+            "var": var.tolist(), "sd": sd}
+
+
+def from_snapshot(state: dict) -> tuple | None:
+    """Kernel parameters from a snapshot: the filter starts at the second seeded row from the fit's prior."""
+    fit = state.get("hmm")
+    if not fit:
+        return None
+    return (1, np.asarray(fit["prior"], dtype=np.float64), np.asarray(fit["trans"], dtype=np.float64),
+            np.asarray(fit["mu"], dtype=np.float64), np.asarray(fit["var"], dtype=np.float64), float(fit["sd"]))

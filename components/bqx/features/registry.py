@@ -94,6 +94,9 @@ class Online:
     # and ``pair_params(pair, panel pairs)`` follow ``params``
     panel: bool = False
     pair_params: Callable[[str, tuple[str, ...]], tuple] = lambda pair, pairs: ()
+    # a model package's ``online_state`` (fitted at extract) replaces ``fit``, and the warm-up shrinks
+    from_snapshot: Callable[[dict], tuple | None] | None = None
+    snapshot_warmup: Callable[[Settings], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,9 @@ FAMILIES: dict[str, Family] = {
                          lambda s: hmm_regime.warmup(s.hmm_fit_rows),
                          Online(("idx",), hmm_regime.online_step, state_size=lambda s: hmm_regime.ONLINE_STATE,
                                 init=hmm_regime.online_init,
-                                fit=lambda series, s: hmm_regime.online_fit(series, s.hmm_fit_rows))),
+                                fit=lambda series, s: hmm_regime.online_fit(series, s.hmm_fit_rows),
+                                from_snapshot=hmm_regime.from_snapshot,
+                                snapshot_warmup=lambda s: hmm_regime.warmup(hmm_regime.SNAPSHOT_SETTLE))),
     "multi_scale": Family(lambda s: multi_scale.names(),
                           lambda inp, s: multi_scale.compute(inp.ts_ns, inp.idx_open, inp.idx_high, inp.idx_low,
                                                              inp.idx, inp.volume),

@@ -18,6 +18,7 @@ for it is refused naming those features.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections import deque
@@ -62,8 +63,13 @@ def not_online(features: Iterable[str]) -> list[str]:
     return [f for f in features if split_feature(f)[0] in NOT_ONLINE]
 
 
-def tail_length(table: str, settings: Settings) -> int:
-    """Rows of history a table's kernel reads (its warm-up plus a margin)."""
+def tail_length(table: str, settings: Settings, snapshot: dict | None = None) -> int:
+    """Rows of history a table's kernel reads (its warm-up plus a margin); shorter for a table whose
+    fitted state comes from the model package's snapshot."""
+    online = FAMILIES[table].online
+    if snapshot and online is not None and online.snapshot_warmup is not None and online.from_snapshot is not None \
+            and online.from_snapshot(snapshot) is not None:
+        return online.snapshot_warmup(settings) + TAIL_MARGIN
     return FAMILIES[table].warmup(settings) + TAIL_MARGIN
 
 
@@ -78,13 +84,16 @@ class _Table:
     """One table's kernel, its state and a ring of its last rows (for lagged inputs)."""
 
     def __init__(self, key: str, settings: Settings, hist_len: int, history: dict[str, np.ndarray], pair: str,
-                 market: Market | None) -> None:
+                 market: Market | None, snapshot: dict | None) -> None:
         online = FAMILIES[key].online
         assert online is not None
         self.key, self.online, self.panel = key, online, online.panel
         self.names = FAMILIES[key].names(settings)
         self.col = {name: i for i, name in enumerate(self.names)}
-        self.params = online.params(settings) + (online.fit(history, settings) if online.fit else ())
+        fitted = online.from_snapshot(snapshot) if snapshot and online.from_snapshot else None
+        if fitted is None and online.fit is not None:
+            fitted = online.fit(history, settings)
+        self.params = online.params(settings) + (fitted or ())
         if self.panel:
             if market is None:
                 raise ValueError(f"{key} is computed from every pair's bars: the engine needs the market")
@@ -115,7 +124,9 @@ class PairEngine:
     """One pair's online state for a set of tables."""
 
     def __init__(self, pair: str, bars: pd.DataFrame, tables: list[str], settings: Settings, max_lag: int,
-                 market: Market | None = None) -> None:
+                 market: Market | None = None, snapshot: dict | None = None) -> None:
+        """``snapshot``: the model package's ``online_state`` (rate_idx baseline close, HMM fit); without
+        it both come from ``bars``, as the batch engine would compute them on those bars alone."""
         unknown = [t for t in tables if t not in FAMILIES]
         if unknown:
             raise ValueError(f"no feature family computes table(s) {unknown}")
@@ -124,14 +135,15 @@ class PairEngine:
             raise ValueError(f"table(s) {refused} are not computed online yet")
         self.pair, self.settings, self.tables = pair, settings, list(tables)
         self.target, self.v1 = settings.target_window, settings.bqx_version == "v1"
-        self.keep = max([*(tail_length(t, settings) for t in tables), self.target + 2])
+        self.keep = max([*(tail_length(t, settings, snapshot) for t in tables), self.target + 2])
         self.hist_len = max_lag + 1
-        _, inp = pair_inputs(bars, settings, pair)
+        base = float(snapshot["baseline_close"]) if snapshot and "baseline_close" in snapshot else None
+        _, inp = pair_inputs(bars, settings, pair, base_close=base)
         self.base_close = float(inp.close[0])
         full = {k: np.asarray(getattr(inp, k), dtype=np.int64 if k == "ts_ns" else np.float64) for k in SERIES}
         n = len(full["ts_ns"])
         self.market = market
-        self._tables = [_Table(t, settings, self.hist_len, full, pair, market) for t in tables]
+        self._tables = [_Table(t, settings, self.hist_len, full, pair, market, snapshot) for t in tables]
         kept = max(0, n - self.hist_len)
         for table in self._tables:
             if table.panel:  # stateless, on the market grid: the kept rows only
@@ -288,7 +300,7 @@ class OnlineRegistry:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
-        self.engines: dict[tuple[str, tuple[str, ...]], PairEngine] = {}
+        self.engines: dict[tuple[str, tuple[str, ...], str], PairEngine] = {}
         self.markets: dict[tuple, Market] = {}
         self.pending: dict[tuple, dict[str, RequestBars]] = {}  # history accepted before a state is seeded
         self._locks: dict[str, threading.Lock] = {}
@@ -326,7 +338,7 @@ class OnlineRegistry:
                 mkey = ("market", tuple(settings.pairs), settings.target_window, settings.bqx_version)
                 market = self.markets.get(mkey)
                 if market is None:
-                    need = self._need(tables, features, settings)
+                    need = self._need(tables, features, settings, _snapshot(model))
                     frames = self._history(mkey, frames, 2 * need)
                     if len(frames[pair]) < need:
                         raise WarmingUp(name, pair, len(frames[pair]), need)
@@ -362,24 +374,26 @@ class OnlineRegistry:
         return frames
 
     @staticmethod
-    def _need(tables: tuple[str, ...], features: list[str], settings: Settings) -> int:
+    def _need(tables: tuple[str, ...], features: list[str], settings: Settings, snapshot: dict | None) -> int:
         """Bars of history a pair's state starts from: every table past its warm-up at the oldest
         lagged row a model input reads."""
-        return max(tail_length(t, settings) for t in tables) + max(lag_of(f) for f in features) + 1
+        return max(tail_length(t, settings, snapshot) for t in tables) + max(lag_of(f) for f in features) + 1
 
     def _advance(self, model: object, settings: Settings, tables: tuple[str, ...], bars: RequestBars,
                  market: Market | None) -> tuple[np.ndarray, list[pd.Timestamp]]:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
-        key = (pair, tables)
+        snapshot = _snapshot(model)
+        key = (pair, tables, json.dumps(snapshot, sort_keys=True))
         engine = self.engines.get(key)
         if engine is None:
-            need = self._need(tables, features, settings)
+            need = self._need(tables, features, settings, snapshot)
             bars = self._history(key, {pair: bars}, 2 * need)[pair]
             if len(bars) < need:
                 raise WarmingUp(model.name, pair, len(bars), need)  # type: ignore[attr-defined]
             del self.pending[key]
-            engine = PairEngine(pair, bars.frame(), list(tables), settings, max(lag_of(f) for f in features), market)
+            engine = PairEngine(pair, bars.frame(), list(tables), settings, max(lag_of(f) for f in features), market,
+                                snapshot)
             unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
             if unknown:
                 raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
@@ -395,3 +409,9 @@ def _model_settings(model: object) -> dict:
     data = dict(model.loaded.selection.get("settings") or {})  # type: ignore[attr-defined]
     known = {f.name for f in dataclasses.fields(Settings)}
     return {k: v for k, v in data.items() if k in known}
+
+
+def _snapshot(model: object) -> dict | None:
+    """The model package's ``online_state`` (written by extract, carried by selection.json)."""
+    state = model.loaded.selection.get("online_state")  # type: ignore[attr-defined]
+    return state if isinstance(state, dict) else None

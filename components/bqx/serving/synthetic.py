@@ -23,13 +23,16 @@ def feature_names(n: int) -> list[str]:
 
 
 def synthetic_model(out_tarball: str | Path, pair: str, features: list[str], rows: int = 2000,
-                    iterations: int = 100, depth: int = 6, seed: int = 0) -> Path:
-    """Train on y = a few features + noise and write ``out_tarball``."""
+                    iterations: int = 100, depth: int = 6, seed: int = 0, online_state: dict | None = None) -> Path:
+    """Train on y = a few features + noise and write ``out_tarball`` (with extract's ``online_state``
+    in selection.json when given, as a pipeline-trained package has it)."""
     rng = np.random.default_rng(seed)
     settings = Settings()
     target = settings.target_name
     selection = {"pair": pair, "features": features, "target": target, "catalog_version": "synthetic",
                  "settings_hash": settings.settings_hash(), "settings": settings.to_dict()}
+    if online_state is not None:
+        selection["online_state"] = online_state
     hp = {"iterations": str(iterations), "depth": str(depth), "learning_rate": "0.2", "thread_count": "1",
           "random_seed": str(seed)}
     with tempfile.TemporaryDirectory(prefix="bqx-synth-") as tmp:
