@@ -17,7 +17,15 @@ from bqx.sample import generate
 from bqx.serving.config import ServeConfig
 from bqx.serving.market import Market
 from bqx.serving.models import ModelStore
-from bqx.serving.online import NOT_ONLINE, SERIES, PairEngine, market_keep, parse_bars, split_feature
+from bqx.serving.online import (
+    NOT_ONLINE,
+    SERIES,
+    PairEngine,
+    market_keep,
+    parse_bars,
+    split_feature,
+    state_bytes,
+)
 from bqx.serving.payload import PayloadError
 from bqx.serving.server import App
 from bqx.serving.synthetic import synthetic_model
@@ -151,6 +159,8 @@ def test_market_and_engine_with_every_table_follow_the_batch_engine(market_bars,
             checked += 1
     assert checked >= 20 and len(want) == 1080 and np.isfinite(got).mean() > 0.95
     np.testing.assert_array_equal(market.ts[: market.n], grid[-market.n:])
+    per_pair, market_bytes = state_bytes(settings, len(want), 61)  # what bqx plan charges the endpoint
+    assert engine.nbytes <= per_pair and market.nbytes <= market_bytes
 
 
 def test_engine_advances_bar_by_bar_through_buffer_compaction(bars, batch, monkeypatch):

@@ -93,9 +93,22 @@ def model_bytes_estimate(settings: Settings) -> int:
     return charged_bytes(cbm, settings.n_select)
 
 
+ONLINE_CODE = 20 * 10**6  # compiled online kernels, loaded on the first raw-bars request (measured)
+
+
+def online_memory(settings: Settings, n_pairs: int = len(PAIRS)) -> int:
+    """The online feature engine serving raw bars for ``n_pairs`` pairs: each pair's state, the market,
+    the compiled kernels (sizes from the catalog's feature count and the engine's own buffer rules)."""
+    from bqx.serving.online import state_bytes
+
+    longest_lag = max(*settings.lags, settings.causality_lag)
+    per_pair, market = state_bytes(settings, len(Catalog(settings).features), longest_lag)
+    return ONLINE_CODE + market + n_pairs * per_pair
+
+
 def endpoint_memory(settings: Settings, per_model: int, n_models: int = len(PAIRS)) -> int:
-    """One multi-model endpoint instance holding every pair's model at once."""
-    return SERVE_PROCESS_BASE + n_models * per_model
+    """One multi-model endpoint instance holding every pair's model at once, with raw-bars state."""
+    return SERVE_PROCESS_BASE + n_models * per_model + online_memory(settings, n_models)
 
 
 def recommend(working_set: int, prices: list[Instance]) -> Instance | None:
@@ -155,7 +168,7 @@ def _endpoint_lines(settings: Settings, prices: list[Instance], model_path: str 
     need = endpoint_memory(settings, per_model)
     lines = ["", f"multi-model endpoint ({len(PAIRS)} models on one instance):",
              f"  per model {per_model / 2**20:,.2f} MiB ({source}); server base {SERVE_PROCESS_BASE / 2**20:,.0f} MiB; "
-             f"all loaded {_gib(need)}"]
+             f"online features for raw bars {online_memory(settings) / 2**20:,.0f} MiB; all loaded {_gib(need)}"]
     pick = recommend(need, prices)
     if pick is not None:
         lines.append(f"  smallest instance holding them with {HEADROOM}x headroom: {pick.name} "

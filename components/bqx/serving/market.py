@@ -41,23 +41,28 @@ class Market:
         n, n_pairs = len(grid), len(self.pairs)
         proj, covered = strength_matrix(self.pairs)
         self.proj, self.covered = np.where(covered[:, None], proj, 0.0), covered
-        cap = max(n, keep) + COMPACT_EVERY
+        cap = keep + COMPACT_EVERY
+        lo = max(0, n - keep)  # only the newest ``keep`` rows are ever read
         self.ts = np.zeros(cap, dtype=np.int64)
         self.logp, self.r, self.dbqx = (np.full((cap, n_pairs), np.nan) for _ in range(3))
         self.g, self.gb = (np.full((cap, len(CURRENCIES)), np.nan) for _ in range(2))
         self.idx, self.bqx = (np.full((n_pairs, cap), np.nan) for _ in range(2))  # per pair, contiguous rows
-        self.ts[:n] = grid
+        self.n = n - lo
+        self.ts[: self.n] = grid[lo:]
         for name in ("logp", "r", "dbqx", "g", "gb"):
-            getattr(self, name)[:n] = getattr(panel, name)
+            getattr(self, name)[: self.n] = getattr(panel, name)[lo:]
         self.close = filled[-1].copy()
         self.base = np.full(n_pairs, np.nan)
         for j in range(n_pairs):
             seen = np.flatnonzero(np.isfinite(filled[:, j]))
             if seen.size:
                 self.base[j] = filled[seen[0], j]
-                self.idx[j, :n] = bqx_core.rate_idx(filled[:, j], self.base[j])
-                self.bqx[j, :n] = grid_bqx(filled[:, j], settings)
-        self.n = n
+                self.idx[j, : self.n] = bqx_core.rate_idx(filled[lo:, j], self.base[j])
+                self.bqx[j, : self.n] = grid_bqx(filled[:, j], settings)[lo:]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, k).nbytes for k in ("ts", "logp", "r", "dbqx", "g", "gb", "idx", "bqx"))
 
     @property
     def last_ts(self) -> int:

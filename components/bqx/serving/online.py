@@ -80,6 +80,21 @@ def market_keep(settings: Settings) -> int:
     return max(tail_length(t, settings) for t in panel) + 2 * (max(*settings.lags, settings.causality_lag) + 1)
 
 
+def state_bytes(settings: Settings, n_features: int, max_lag: int) -> tuple[int, int]:
+    """Upper bounds of one pair's state (every table) and of the shared market, from the same sizes
+    the engine allocates: buffers of ``keep + COMPACT_EVERY`` rows, a ring of ``max_lag + 1`` rows per
+    feature; the market keeps ``market_keep + COMPACT_EVERY`` grid rows."""
+    from bqx.serving import market
+
+    tables = list(FAMILIES)
+    keep = max(tail_length(t, settings) for t in tables)
+    pair = (len(SERIES) * (keep + COMPACT_EVERY) + (max_lag + 1) * n_features) * 8
+    pair += sum(FAMILIES[t].online.state_size(settings) for t in tables if FAMILIES[t].online) * 8  # type: ignore[union-attr]
+    rows = market_keep(settings) + market.COMPACT_EVERY
+    n_pairs = len(settings.pairs)
+    return pair, rows * (5 * n_pairs + 2 * 8 + 1) * 8
+
+
 class _Table:
     """One table's kernel, its state and a ring of its last rows (for lagged inputs)."""
 
@@ -170,6 +185,11 @@ class PairEngine:
                 table.bind(self.series)
         self.last_ts = int(self.series["ts_ns"][self.n - 1])
         self.update_seconds: deque[float] = deque(maxlen=100_000)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the pair's buffers, rings and state (the market is shared and counted apart)."""
+        return sum(v.nbytes for v in self.series.values()) + sum(t.ring.nbytes + t.state.nbytes for t in self._tables)
 
     @property
     def history(self) -> dict[str, np.ndarray]:
