@@ -42,6 +42,11 @@ def test_serve_image_runs_the_serving_entrypoint():
     assert 'com.amazonaws.sagemaker.capabilities.multi-models="true"' in text
     proc = subprocess.run([sys.executable, "-m", "bqx.cli", "serve", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "multi-model" in proc.stdout
+    # the build step that fills numba's cache, for a portable CPU target
+    assert "RUN bqx serve --compile-only" in text and "NUMBA_CPU_NAME=generic" in text
+    proc = subprocess.run([sys.executable, "-m", "bqx.cli", "serve", "--compile-only"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "kernels compiled" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_image_plan_builds_base_then_every_stage_with_one_tag():
