@@ -88,8 +88,9 @@ def _read_raw(path: Path) -> pd.DataFrame:
 
 
 def _first_bad(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if idx.size else None
+    if not mask.any():  # the common case, without building an index array
+        return None
+    return int(np.argmax(mask))
 
 
 def _parse_ts(raw: pd.Series, path: Path, pair: str) -> pd.Series:

@@ -185,6 +185,7 @@ class PairEngine:
                 table.bind(self.series)
         self.last_ts = int(self.series["ts_ns"][self.n - 1])
         self.update_seconds: deque[float] = deque(maxlen=100_000)
+        self._plans: dict[tuple[str, ...], list[tuple[_Table, int, int]]] = {}  # model inputs -> (table, col, lag)
 
     @property
     def nbytes(self) -> int:
@@ -226,11 +227,13 @@ class PairEngine:
 
     def row(self, features: list[str]) -> np.ndarray:
         """The model's inputs at the latest bar, in the model's order."""
-        out = np.empty(len(features))
-        for i, f in enumerate(features):
-            _, base, lag = split_feature(f)
-            table, col = self.columns[base]
-            out[i] = table.value(col, lag)
+        plan = self._plans.get(tuple(features))
+        if plan is None:
+            plan = [(*self.columns[split_feature(f)[1]], split_feature(f)[2]) for f in features]
+            self._plans[tuple(features)] = plan
+        out = np.empty(len(plan))
+        for i, (table, col, lag) in enumerate(plan):
+            out[i] = table.ring[(table.pos - 1 - lag) % len(table.ring), col]
         return out
 
 
@@ -323,6 +326,8 @@ class OnlineRegistry:
         self.engines: dict[tuple[str, tuple[str, ...], str], PairEngine] = {}
         self.markets: dict[tuple, Market] = {}
         self.pending: dict[tuple, dict[str, RequestBars]] = {}  # history accepted before a state is seeded
+        self._plans: dict[tuple[str, str], tuple[tuple[str, ...], list[str], Settings]] = {}
+        self._snapshots: dict[tuple[str, str], tuple[dict | None, str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._market_lock = threading.Lock()
@@ -331,17 +336,7 @@ class OnlineRegistry:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
         name: str = model.name  # type: ignore[attr-defined]
-        unknown = sorted({split_feature(f)[0] for f in features} - set(FAMILIES))
-        if unknown:
-            raise PayloadError(422, f"model {name!r}: no feature family computes table(s) {', '.join(unknown[:5])}: "
-                                    "send feature rows")
-        refused = not_online(features)
-        if refused:
-            raise PayloadError(422, f"model {name!r} uses {len(refused)} feature(s) not computed online, e.g. "
-                                    f"{', '.join(refused[:5])}: send feature rows instead")
-        tables = tuple(tables_for(features))
-        panel = [t for t in tables if FAMILIES[t].online.panel]  # type: ignore[union-attr]
-        settings = self.settings or Settings.from_dict(_model_settings(model))
+        tables, panel, settings = self._model_plan(model)
         frames = self._frames(raw_bars, pair)
         if panel and (not isinstance(raw_bars, dict) or any(p not in frames for p in settings.pairs)):
             missing = [p for p in settings.pairs if p not in frames]
@@ -358,7 +353,7 @@ class OnlineRegistry:
                 mkey = ("market", tuple(settings.pairs), settings.target_window, settings.bqx_version)
                 market = self.markets.get(mkey)
                 if market is None:
-                    need = self._need(tables, features, settings, _snapshot(model))
+                    need = self._need(tables, features, settings, self._snapshot(model)[0])
                     frames = self._history(mkey, frames, 2 * need)
                     if len(frames[pair]) < need:
                         raise WarmingUp(name, pair, len(frames[pair]), need)
@@ -371,6 +366,36 @@ class OnlineRegistry:
                     return self._advance(model, settings, tables, frames[pair], market)
                 except MarketGapError as exc:
                     raise PayloadError(400, f"pair {pair}: {exc}") from None
+
+    def _model_plan(self, model: object) -> tuple[tuple[str, ...], list[str], Settings]:
+        """The model's tables, its cross-pair ones and its settings (checked once per model version)."""
+        cache_key = (model.name, model.version)  # type: ignore[attr-defined]
+        plan = self._plans.get(cache_key)
+        if plan is not None:
+            return plan
+        features: list[str] = model.features  # type: ignore[attr-defined]
+        name: str = model.name  # type: ignore[attr-defined]
+        unknown = sorted({split_feature(f)[0] for f in features} - set(FAMILIES))
+        if unknown:
+            raise PayloadError(422, f"model {name!r}: no feature family computes table(s) {', '.join(unknown[:5])}: "
+                                    "send feature rows")
+        refused = not_online(features)
+        if refused:
+            raise PayloadError(422, f"model {name!r} uses {len(refused)} feature(s) not computed online, e.g. "
+                                    f"{', '.join(refused[:5])}: send feature rows instead")
+        tables = tuple(tables_for(features))
+        panel = [t for t in tables if FAMILIES[t].online.panel]  # type: ignore[union-attr]
+        settings = self.settings or Settings.from_dict(_model_settings(model))
+        self._plans[cache_key] = (tables, panel, settings)
+        return tables, panel, settings
+
+    def _snapshot(self, model: object) -> tuple[dict | None, str]:
+        """The package's online_state and a key for it (engines are shared only under the same one)."""
+        cache_key = (model.name, model.version)  # type: ignore[attr-defined]
+        if cache_key not in self._snapshots:
+            state = _snapshot(model)
+            self._snapshots[cache_key] = (state, json.dumps(state, sort_keys=True))
+        return self._snapshots[cache_key]
 
     def _history(self, key: tuple, frames: dict[str, RequestBars], keep: int) -> dict[str, RequestBars]:
         """Bars accepted earlier under ``key`` followed by this request's (kept for the next request)."""
@@ -403,8 +428,8 @@ class OnlineRegistry:
                  market: Market | None) -> tuple[np.ndarray, list[pd.Timestamp]]:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
-        snapshot = _snapshot(model)
-        key = (pair, tables, json.dumps(snapshot, sort_keys=True))
+        snapshot, snapshot_key = self._snapshot(model)
+        key = (pair, tables, snapshot_key)
         engine = self.engines.get(key)
         if engine is None:
             need = self._need(tables, features, settings, snapshot)
