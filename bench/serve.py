@@ -96,7 +96,7 @@ def online_updates(steps: int = 500) -> None:
     seeded_market = time.perf_counter() - t
     t = time.perf_counter()
     engine = PairEngine("eurusd", before["eurusd"], tables, settings, max_lag=240, market=market)
-    print(f"market seed (28 pairs, {market.n} grid rows): {seeded_market:.2f} s")
+    print(f"market seed (28 pairs, {len(grid) - steps} grid rows, {market.n} kept): {seeded_market:.2f} s")
     print(f"online seed ({len(before['eurusd'])} bars, {len(engine.columns)} features): "
           f"{time.perf_counter() - t:.2f} s")
     minutes: dict[int, dict[str, dict[str, float]]] = {}
