@@ -131,8 +131,6 @@ class _Table:
             raise RuntimeError(f"{self.key}: online kernel used {used} state slots, {len(self.state)} allocated")
         self.pos = (self.pos + 1) % len(self.ring)
 
-    def value(self, col: int, lag: int) -> float:
-        return float(self.ring[(self.pos - 1 - lag) % len(self.ring), col])
 
 
 class PairEngine:
