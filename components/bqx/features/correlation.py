@@ -106,12 +106,10 @@ def online_step(k: int, series: np.ndarray, strength: np.ndarray, col: int, grou
                 syy[c] += y * y
                 sxy[c] += x * y
             rows += 1
-        vx = max(sxx - sx * sx / w, 0.0)
+        vx = max(lt.comoment(sxx, sx, sx, w), 0.0)
         for c in range(n_cur + n_pairs):
-            cov = sxy[c] - sx * sy[c] / w
-            vy = max(syy[c] - sy[c] * sy[c] / w, 0.0)
-            q = lt.sdiv(cov, np.sqrt(vx * vy))
-            corr[c] = min(max(q, -1.0), 1.0) if np.isfinite(q) else np.nan
+            vy = max(lt.comoment(syy[c], sy[c], sy[c], w), 0.0)
+            corr[c] = lt.clip_corr(lt.comoment(sxy[c], sx, sy[c], w), vx, vy)
         for c in range(n_cur):
             out[wi * n_cur + c] = corr[c]
         j = len(WINDOWS) * n_cur + wi * len(SUMMARY)

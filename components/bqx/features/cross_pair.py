@@ -96,17 +96,14 @@ def online_step(k: int, r: np.ndarray, g: np.ndarray, col: int, bi: int, qi: int
             rows += 1
         _ranks(sums, ranks)
         bs, qs = sums[bi], sums[qi]
-        cov = (s[4] - s[0] * s[1] / w) / w
-        var_b = max((s[3] - s[1] * s[1] / w) / w, 0.0)
-        vx, vb = max(s[2] - s[0] * s[0] / w, 0.0), max(s[3] - s[1] * s[1] / w, 0.0)
-        corr = lt.sdiv(s[4] - s[0] * s[1] / w, np.sqrt(vx * vb))
-        var_e = max((s[6] - s[5] * s[5] / w) / (w - 1), 0.0)
-        var_r = max((s[2] - s[0] * s[0] / w) / (w - 1), 0.0)
+        m_rb = lt.comoment(s[4], s[0], s[1], w)
+        m_rr, m_bb = max(lt.comoment(s[2], s[0], s[0], w), 0.0), max(lt.comoment(s[3], s[1], s[1], w), 0.0)
+        m_ee = max(lt.comoment(s[6], s[5], s[5], w), 0.0)
         j = wi * len(FIELDS)
         out[j], out[j + 1], out[j + 2], out[j + 3] = bs, qs, bs - qs, s[0] - (bs - qs)
-        out[j + 4] = lt.sdiv(cov, var_b)
-        out[j + 5] = min(max(corr, -1.0), 1.0) if np.isfinite(corr) else np.nan
+        out[j + 4] = lt.sdiv(m_rb / w, m_bb / w)
+        out[j + 5] = lt.clip_corr(m_rb, m_rr, m_bb)
         out[j + 6] = lt.sdiv(abs(bs), abs(bs) + abs(qs))
-        out[j + 7] = lt.sdiv(np.sqrt(var_e), np.sqrt(var_r))
+        out[j + 7] = lt.sdiv(np.sqrt(m_ee / (w - 1)), np.sqrt(m_rr / (w - 1)))
         out[j + 8], out[j + 9], out[j + 10] = ranks[bi], ranks[qi], ranks[qi] - ranks[bi]
     return 0

@@ -91,7 +91,7 @@ def online_params(pair: str, pairs: tuple[str, ...]) -> tuple:
 
 @njit(cache=True)
 def _cov(s: np.ndarray, a: int, b: int, ab: int, w: int) -> float:
-    return (s[ab] - s[a] * s[b] / w) / w
+    return lt.comoment(s[ab], s[a], s[b], w) / w
 
 
 @njit(cache=True)

@@ -110,10 +110,22 @@ def wcov(x: np.ndarray, y: np.ndarray, t: int, w: int, ddof: int) -> float:
 
 
 @njit(cache=True)
+def comoment(sxy: float, sx: float, sy: float, w: int) -> float:
+    """sum (x - mean x)(y - mean y) over a window of w rows, from its sums (the running-sum tables' form)."""
+    return sxy - sx * sy / w
+
+
+@njit(cache=True)
+def clip_corr(cov: float, vx: float, vy: float) -> float:
+    """cov / sqrt(vx vy) clipped to [-1, 1]; NaN where either side is flat."""
+    c = sdiv(cov, np.sqrt(vx * vy))
+    return min(max(c, -1.0), 1.0) if np.isfinite(c) else NAN
+
+
+@njit(cache=True)
 def wcorr(x: np.ndarray, y: np.ndarray, t: int, w: int) -> float:
     """Pearson correlation over the trailing window, clipped to [-1, 1]; NaN where either side is flat."""
-    c = sdiv(wcov(x, y, t, w, 0), np.sqrt(wvar(x, t, w, 0) * wvar(y, t, w, 0)))
-    return min(max(c, -1.0), 1.0) if np.isfinite(c) else NAN
+    return clip_corr(wcov(x, y, t, w, 0), wvar(x, t, w, 0), wvar(y, t, w, 0))
 
 
 @njit(cache=True)
