@@ -101,11 +101,15 @@ def build_panel(bars: dict[str, pd.DataFrame], settings: Settings) -> Panel:
     if not pairs:
         raise ValueError("the panel needs at least one pair")
     grid, filled = filled_closes(bars, pairs)
-    n = len(grid)
+    bqx = np.column_stack([grid_bqx(filled[:, j], settings) for j in range(len(pairs))])
+    return panel_from(grid, pairs, filled, bqx)
+
+
+def panel_from(grid: np.ndarray, pairs: tuple[str, ...], filled: np.ndarray, bqx: np.ndarray) -> Panel:
+    """The panel's columns from each pair's carried-forward close and grid BQX series (n x P each)."""
     logp = np.log(filled)
-    dbqx = np.full((n, len(pairs)), np.nan)
-    for j in range(len(pairs)):
-        dbqx[1:, j] = np.diff(grid_bqx(filled[:, j], settings))
+    dbqx = np.full_like(bqx, np.nan)
+    dbqx[1:] = np.diff(bqx, axis=0)
     r = np.full_like(logp, np.nan)
     r[1:] = np.diff(logp, axis=0) * 1e4
     proj, covered = strength_matrix(pairs)

@@ -17,7 +17,7 @@ import pandas as pd
 from bqx.config import Settings
 from bqx.features import bqx_core
 from bqx.pairs import CURRENCIES, PAIRS
-from bqx.panel import build_panel, filled_closes, grid_bqx, strength_matrix
+from bqx.panel import filled_closes, grid_bqx, panel_from, strength_matrix
 
 if TYPE_CHECKING:
     from bqx.serving.online import RequestBars
@@ -36,8 +36,9 @@ class Market:
         self.pairs = tuple(p for p in PAIRS if p in bars)
         self.keep = keep
         self.target, self.v1 = settings.target_window, settings.bqx_version == "v1"
-        panel = build_panel(bars, settings)
         grid, filled = filled_closes(bars, self.pairs)
+        bqx = np.column_stack([grid_bqx(filled[:, j], settings) for j in range(len(self.pairs))])
+        panel = panel_from(grid, self.pairs, filled, bqx)
         n, n_pairs = len(grid), len(self.pairs)
         proj, covered = strength_matrix(self.pairs)
         self.proj, self.covered = np.where(covered[:, None], proj, 0.0), covered
@@ -52,13 +53,9 @@ class Market:
         for name in ("logp", "r", "dbqx", "g", "gb"):
             getattr(self, name)[: self.n] = getattr(panel, name)[lo:]
         self.close = filled[-1].copy()
-        self.base = np.full(n_pairs, np.nan)
-        for j in range(n_pairs):
-            seen = np.flatnonzero(np.isfinite(filled[:, j]))
-            if seen.size:
-                self.base[j] = filled[seen[0], j]
-                self.idx[j, : self.n] = bqx_core.rate_idx(filled[lo:, j], self.base[j])
-                self.bqx[j, : self.n] = grid_bqx(filled[:, j], settings)[lo:]
+        self.base = filled[np.argmax(np.isfinite(filled), axis=0), np.arange(n_pairs)]  # each pair's first close
+        self.idx[:, : self.n] = bqx_core.rate_idx(filled[lo:], self.base).T
+        self.bqx[:, : self.n] = bqx[lo:].T
 
     @property
     def nbytes(self) -> int:
