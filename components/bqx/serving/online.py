@@ -309,6 +309,21 @@ def parse_bars(raw: object, pair: str) -> RequestBars:
         raise PayloadError(400, f"bars: {exc}") from None
     return RequestBars(pd.DatetimeIndex(frame["ts_utc"]).asi8,
                        {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c != "ts_utc"})
+@dataclass(frozen=True)
+class _ModelPlan:
+    """A model's raw-bars serving needs: its tables (and the cross-pair ones), settings, the package's
+    ``online_state`` (written by extract; engines are shared only under the same one), and the bars
+    of history its state starts from."""
+
+    tables: tuple[str, ...]
+    panel: list[str]
+    settings: Settings
+    snapshot: dict | None
+    snapshot_key: str
+    max_lag: int
+    need: int
+
+
 class OnlineRegistry:
     """Per-pair engines and per-panel markets shared by the server's threads.
 
@@ -324,8 +339,7 @@ class OnlineRegistry:
         self.engines: dict[tuple[str, tuple[str, ...], str], PairEngine] = {}
         self.markets: dict[tuple, Market] = {}
         self.pending: dict[tuple, dict[str, RequestBars]] = {}  # history accepted before a state is seeded
-        self._plans: dict[tuple[str, str], tuple[tuple[str, ...], list[str], Settings]] = {}
-        self._snapshots: dict[tuple[str, str], tuple[dict | None, str]] = {}
+        self._plans: dict[tuple[str, str], _ModelPlan] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._market_lock = threading.Lock()
@@ -334,7 +348,8 @@ class OnlineRegistry:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
         name: str = model.name  # type: ignore[attr-defined]
-        tables, panel, settings = self._model_plan(model)
+        plan = self._model_plan(model)
+        panel, settings = plan.panel, plan.settings
         frames = self._frames(raw_bars, pair)
         if panel and (not isinstance(raw_bars, dict) or any(p not in frames for p in settings.pairs)):
             missing = [p for p in settings.pairs if p not in frames]
@@ -346,27 +361,26 @@ class OnlineRegistry:
             lock = self._locks.setdefault(pair, threading.Lock())
         with lock:
             if not panel:
-                return self._advance(model, settings, tables, frames[pair], None)
+                return self._advance(model, plan, frames[pair], None)
             with self._market_lock:
                 mkey = ("market", tuple(settings.pairs), settings.target_window, settings.bqx_version)
                 market = self.markets.get(mkey)
                 if market is None:
-                    need = self._need(tables, features, settings, self._snapshot(model)[0])
-                    frames = self._history(mkey, frames, 2 * need)
-                    if len(frames[pair]) < need:
-                        raise WarmingUp(name, pair, len(frames[pair]), need)
+                    frames = self._history(mkey, frames, 2 * plan.need)
+                    if len(frames[pair]) < plan.need:
+                        raise WarmingUp(name, pair, len(frames[pair]), plan.need)
                     del self.pending[mkey]
                     market = Market({p: frames[p].frame() for p in settings.pairs}, settings, market_keep(settings))
                     self.markets[mkey] = market
                 else:
                     market.advance_bars(frames)
                 try:
-                    return self._advance(model, settings, tables, frames[pair], market)
+                    return self._advance(model, plan, frames[pair], market)
                 except MarketGapError as exc:
                     raise PayloadError(400, f"pair {pair}: {exc}") from None
 
-    def _model_plan(self, model: object) -> tuple[tuple[str, ...], list[str], Settings]:
-        """The model's tables, its cross-pair ones and its settings (checked once per model version)."""
+    def _model_plan(self, model: object) -> _ModelPlan:
+        """What serving the model from raw bars needs, worked out once per model version."""
         cache_key = (model.name, model.version)  # type: ignore[attr-defined]
         plan = self._plans.get(cache_key)
         if plan is not None:
@@ -384,16 +398,14 @@ class OnlineRegistry:
         tables = tuple(tables_for(features))
         panel = [t for t in tables if FAMILIES[t].online.panel]  # type: ignore[union-attr]
         settings = self.settings or Settings.from_dict(_model_settings(model))
-        self._plans[cache_key] = (tables, panel, settings)
-        return tables, panel, settings
-
-    def _snapshot(self, model: object) -> tuple[dict | None, str]:
-        """The package's online_state and a key for it (engines are shared only under the same one)."""
-        cache_key = (model.name, model.version)  # type: ignore[attr-defined]
-        if cache_key not in self._snapshots:
-            state = _snapshot(model)
-            self._snapshots[cache_key] = (state, json.dumps(state, sort_keys=True))
-        return self._snapshots[cache_key]
+        state = model.loaded.selection.get("online_state")  # type: ignore[attr-defined]
+        snapshot = state if isinstance(state, dict) else None
+        max_lag = max(lag_of(f) for f in features)
+        # every table past its warm-up at the oldest lagged row a model input reads
+        need = max(tail_length(t, settings, snapshot) for t in tables) + max_lag + 1
+        plan = _ModelPlan(tables, panel, settings, snapshot, json.dumps(snapshot, sort_keys=True), max_lag, need)
+        self._plans[cache_key] = plan
+        return plan
 
     def _history(self, key: tuple, frames: dict[str, RequestBars], keep: int) -> dict[str, RequestBars]:
         """Bars accepted earlier under ``key`` followed by this request's (kept for the next request)."""
@@ -416,27 +428,19 @@ class OnlineRegistry:
             raise PayloadError(400, f"bars: no bars of the model's pair {pair}")
         return frames
 
-    @staticmethod
-    def _need(tables: tuple[str, ...], features: list[str], settings: Settings, snapshot: dict | None) -> int:
-        """Bars of history a pair's state starts from: every table past its warm-up at the oldest
-        lagged row a model input reads."""
-        return max(tail_length(t, settings, snapshot) for t in tables) + max(lag_of(f) for f in features) + 1
-
-    def _advance(self, model: object, settings: Settings, tables: tuple[str, ...], bars: RequestBars,
+    def _advance(self, model: object, plan: _ModelPlan, bars: RequestBars,
                  market: Market | None) -> tuple[np.ndarray, list[pd.Timestamp]]:
         features: list[str] = model.features  # type: ignore[attr-defined]
         pair: str = model.pair  # type: ignore[attr-defined]
-        snapshot, snapshot_key = self._snapshot(model)
-        key = (pair, tables, snapshot_key)
+        key = (pair, plan.tables, plan.snapshot_key)
         engine = self.engines.get(key)
         if engine is None:
-            need = self._need(tables, features, settings, snapshot)
-            bars = self._history(key, {pair: bars}, 2 * need)[pair]
-            if len(bars) < need:
-                raise WarmingUp(model.name, pair, len(bars), need)  # type: ignore[attr-defined]
+            bars = self._history(key, {pair: bars}, 2 * plan.need)[pair]
+            if len(bars) < plan.need:
+                raise WarmingUp(model.name, pair, len(bars), plan.need)  # type: ignore[attr-defined]
             del self.pending[key]
-            engine = PairEngine(pair, bars.frame(), list(tables), settings, max(lag_of(f) for f in features), market,
-                                snapshot)
+            engine = PairEngine(pair, bars.frame(), list(plan.tables), plan.settings, plan.max_lag, market,
+                                plan.snapshot)
             unknown = [f for f in features if split_feature(f)[1] not in engine.columns]
             if unknown:
                 raise PayloadError(422, f"model {model.name!r}: {len(unknown)} feature(s) are not in the "  # type: ignore[attr-defined]
@@ -452,12 +456,6 @@ def _model_settings(model: object) -> dict:
     data = dict(model.loaded.selection.get("settings") or {})  # type: ignore[attr-defined]
     known = {f.name for f in dataclasses.fields(Settings)}
     return {k: v for k, v in data.items() if k in known}
-
-
-def _snapshot(model: object) -> dict | None:
-    """The model package's ``online_state`` (written by extract, carried by selection.json)."""
-    state = model.loaded.selection.get("online_state")  # type: ignore[attr-defined]
-    return state if isinstance(state, dict) else None
 
 
 def compile_kernels() -> float:
