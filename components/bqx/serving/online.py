@@ -1,18 +1,16 @@
 """The online feature engine: per-pair state that advances one bar at a time and yields the same
 values as the batch engine (``bqx.extract``) on the same bars.
 
-Each per-pair table has a compiled one-row kernel next to its batch function (``online_step`` in
-its family module, registered as :class:`bqx.features.registry.Online`): it reads the pair's recent
-bars from fixed buffers and carries its recursive state (averages, rows-since counters, rings) in a
-float64 vector. Seeding runs the stateful kernels over the whole history once, so their state is the
-batch engine's; stateless kernels only run on the rows the lag history needs. Each new bar then
-costs one kernel call per table. Every model input is read from a ring of each table's recent rows
-(``..._lag60`` is the row 60 bars back). The rate_idx baseline is the first seeded bar at or after
-the settings' baseline date, exactly as in extract.
-
-Tables computed from the cross-pair panel, ``hmm_regime`` and ``multi_scale`` have no kernel yet:
-a model that selected one of their features is served from feature rows, and a raw-bars request
-for it is refused naming those features.
+Each table has a compiled one-row kernel next to its batch function (``online_step`` in its family
+module, registered as :class:`bqx.features.registry.Online`): it reads the pair's recent bars from
+fixed buffers (the cross-pair tables: the shared :class:`bqx.serving.market.Market`) and carries its
+recursive state (averages, rows-since counters, rings, the HMM filter, open buckets) in a float64
+vector. Seeding runs the stateful kernels over the whole history once, so their state is the batch
+engine's; stateless kernels only run on the rows the lag history needs. Each new bar then costs one
+kernel call per table. Every model input is read from a ring of each table's recent rows
+(``..._lag60`` is the row 60 bars back). The rate_idx baseline and the HMM fit come from the model
+package's ``online_state`` when it has one, else from the seeded bars exactly as extract would
+compute them on those bars.
 """
 
 from __future__ import annotations
@@ -67,8 +65,8 @@ def tail_length(table: str, settings: Settings, snapshot: dict | None = None) ->
     """Rows of history a table's kernel reads (its warm-up plus a margin); shorter for a table whose
     fitted state comes from the model package's snapshot."""
     online = FAMILIES[table].online
-    if snapshot and online is not None and online.snapshot_warmup is not None and online.from_snapshot is not None \
-            and online.from_snapshot(snapshot) is not None:
+    fitted = online.from_snapshot(snapshot) if snapshot and online and online.from_snapshot else None
+    if fitted is not None and online is not None and online.snapshot_warmup is not None:
         return online.snapshot_warmup(settings) + TAIL_MARGIN
     return FAMILIES[table].warmup(settings) + TAIL_MARGIN
 
@@ -130,7 +128,6 @@ class _Table:
         if used > len(self.state):  # a kernel that outgrew its state would corrupt memory: stop at once
             raise RuntimeError(f"{self.key}: online kernel used {used} state slots, {len(self.state)} allocated")
         self.pos = (self.pos + 1) % len(self.ring)
-
 
 
 class PairEngine:
@@ -309,6 +306,8 @@ def parse_bars(raw: object, pair: str) -> RequestBars:
         raise PayloadError(400, f"bars: {exc}") from None
     return RequestBars(pd.DatetimeIndex(frame["ts_utc"]).asi8,
                        {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c != "ts_utc"})
+
+
 @dataclass(frozen=True)
 class _ModelPlan:
     """A model's raw-bars serving needs: its tables (and the cross-pair ones), settings, the package's
