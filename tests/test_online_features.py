@@ -253,7 +253,7 @@ def test_market_requests_predict_from_cross_pair_features(market_bars, panel, tm
 def test_request_bars_fast_path_matches_the_file_rules(bars):
     """Well-formed requests skip pandas; the result equals validate_bars', and anything unusual falls
     back to it so the messages are the bar files' messages."""
-    raw = _bars_json(bars.iloc[:50])
+    raw = [{k: v for k, v in b.items() if k != "volume"} for b in _bars_json(bars.iloc[:50])]
     fast = parse_bars(raw, "eurusd")
     slow = validate_bars(pd.DataFrame(raw), "request", "eurusd")
     np.testing.assert_array_equal(fast.ns, pd.DatetimeIndex(slow["ts_utc"]).asi8)
@@ -270,6 +270,11 @@ def test_request_bars_fast_path_matches_the_file_rules(bars):
             parse_bars(broken, "eurusd")
         assert err.value.status == 400 and "row 3" in err.value.message and field in err.value.message
         assert text in err.value.message, err.value.message
+    mixed = [dict(b) for b in raw]
+    mixed[3]["volume"] = 1.0  # a column the other bars lack: the bars without it are the ones named
+    with pytest.raises(PayloadError) as err:
+        parse_bars(mixed, "eurusd")
+    assert err.value.status == 400 and "row 0" in err.value.message and "'volume'" in err.value.message
 
 
 def test_history_accumulates_across_requests_until_the_state_can_start(bars, tmp_path):

@@ -270,8 +270,7 @@ def _plain_bars(raw: list[dict]) -> RequestBars | None:
     values = {c: np.empty(len(raw)) for c in cols}
     for i, b in enumerate(raw):
         ts = b.get("ts_utc")
-        if not isinstance(ts, str) or any(c not in b for c in PRICE_COLUMNS) or \
-                sum(c in b for c in OPTIONAL_COLUMNS) != len(cols) - len(PRICE_COLUMNS):
+        if not isinstance(ts, str) or any((c in b) != (c in cols) for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS)):
             return None
         try:
             when = datetime.fromisoformat(ts)
