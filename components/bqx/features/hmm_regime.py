@@ -137,20 +137,29 @@ def _cusum(z: np.ndarray, k: float, h: float) -> tuple[np.ndarray, np.ndarray, n
     return pos, neg, alarm
 
 
+def fit_start(idx: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """The fit on the first ``fit_rows`` rows' returns, the prior the forward filter starts from (the
+    state distribution the fit window ended with, one step on) and the window's stdev (CUSUM scale);
+    None when the history is too short."""
+    if len(idx) <= fit_rows or fit_rows < 100:
+        return None
+    r = np.log(idx[1:fit_rows] / idx[: fit_rows - 1]) * 1e4
+    start, trans, mu, var = fit(r)
+    alpha_fit, _ = forward_filter(np.ascontiguousarray(r), start, trans, mu, var)
+    return alpha_fit[-1] @ trans, trans, mu, var, float(np.std(r))
+
+
 def compute(idx: np.ndarray, fit_rows: int) -> dict[str, np.ndarray]:
     n = len(idx)
     out = {name: np.full(n, np.nan) for name in NAMES}
     r = np.full(n, np.nan)
     r[1:] = np.log(idx[1:] / idx[:-1]) * 1e4
-    if n <= fit_rows or fit_rows < 100:
+    fitted = fit_start(idx, fit_rows)
+    if fitted is None:
         return out
-    start, trans, mu, var = fit(r[1:fit_rows])
-    sd = float(np.std(r[1:fit_rows]))
+    init, trans, mu, var, sd = fitted
     live = slice(fit_rows, n)
     obs = r[live]
-    # the filter starts in the state distribution the fit window ended with, then runs forward only
-    alpha_fit, _ = forward_filter(np.ascontiguousarray(r[1:fit_rows]), start, trans, mu, var)
-    init = alpha_fit[-1] @ trans
     alpha, loglik = forward_filter(np.ascontiguousarray(obs), init, trans, mu, var)
     prior = np.vstack([init[None, :], alpha[:-1] @ trans])
     m = len(obs)
@@ -196,14 +205,11 @@ ONLINE_STATE = _CHANGE + RING
 def online_fit(series: dict[str, np.ndarray], fit_rows: int) -> tuple:
     """The batch fit on the history's first ``fit_rows`` rows: parameters, the prior the filter starts
     from, and the fit window's stdev (CUSUM scale). Too short a history gives NaN parameters (no output)."""
-    idx = series["idx"]
-    if len(idx) <= fit_rows or fit_rows < 100:
+    fitted = fit_start(series["idx"], fit_rows)
+    if fitted is None:
         nan = np.full(STATES, np.nan)
         return (fit_rows, nan, np.full((STATES, STATES), np.nan), nan, nan, np.nan)
-    r = np.log(idx[1:fit_rows] / idx[: fit_rows - 1]) * 1e4
-    start, trans, mu, var = fit(r)
-    alpha_fit, _ = forward_filter(np.ascontiguousarray(r), start, trans, mu, var)
-    return (fit_rows, alpha_fit[-1] @ trans, trans, mu, var, float(np.std(r)))
+    return (fit_rows, *fitted)
 
 
 @njit(cache=True)
