@@ -129,18 +129,6 @@ def wcorr(x: np.ndarray, y: np.ndarray, t: int, w: int) -> float:
 
 
 @njit(cache=True)
-def wdot(x: np.ndarray, t: int, weights: np.ndarray) -> float:
-    """sum_j weights[j] x[t - W + 1 + j]."""
-    w = len(weights)
-    if t - w + 1 < 0:
-        return NAN
-    s = 0.0
-    for j in range(w):
-        s += weights[j] * x[t - w + 1 + j]
-    return s
-
-
-@njit(cache=True)
 def rows_since_extreme(x: np.ndarray, t: int, w: int, highest: bool) -> float:
     """Rows back from t to the most recent max (or min) of the trailing window; NaN with a NaN inside."""
     if t - w + 1 < 0:
@@ -195,8 +183,3 @@ def rows_since(state: np.ndarray, slot: int, event: float) -> float:
     else:
         state[slot] += 1.0
     return state[slot]
-
-
-def new_state(slots: int) -> np.ndarray:
-    """A state vector: averages not started (0), rows_since slots set by the caller."""
-    return np.zeros(slots)
