@@ -37,7 +37,7 @@ def test_bad_file_error_names_file_pair_row_field(sample_dir: Path, mutate, row,
         read_bars(path)
     err = info.value
     assert (err.file, err.pair, err.row, err.field) == (str(path), "eurusd", row, field)
-    assert str(path) in str(err) and f"row {row}" in str(err) and field in str(err) and words in str(err)
+    assert str(path) in str(err) and f"data row {row}," in str(err) and field in str(err) and words in str(err)
 
 
 def test_csv_rows_and_timezones(tmp_path: Path):
@@ -46,7 +46,7 @@ def test_csv_rows_and_timezones(tmp_path: Path):
     assert str(bars["ts_utc"].dtype) == "datetime64[ns, UTC]" and len(bars) == 1440
     text = (tmp_path / "usdjpy.csv").read_text().replace("T00:03:00Z", "T00:03:00", 1)
     (tmp_path / "usdjpy.csv").write_text(text)
-    with pytest.raises(BarValidationError, match=r"row 3, field 'ts_utc'.*no UTC offset"):
+    with pytest.raises(BarValidationError, match=r"data row 3 \(file line 5\), field 'ts_utc'.*no UTC offset"):
         read_bars(tmp_path / "usdjpy.csv")
 
 
@@ -103,5 +103,5 @@ def test_oanda_import_mid_bid_ask_and_incomplete(tmp_path: Path):
     assert bars["bid"].iloc[1] == pytest.approx(1.2709) and bars["ask"].iloc[1] == pytest.approx(1.2711)
     doc["candles"][0]["mid"]["h"] = "1.0"  # high below low
     path.write_text(json.dumps(doc))
-    with pytest.raises(BarValidationError, match=r"pair gbpusd, row 0, field 'high'"):
+    with pytest.raises(BarValidationError, match=r"pair gbpusd, data row 0, field 'high'"):
         read_oanda(path)

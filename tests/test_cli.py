@@ -9,10 +9,10 @@ from bqx.cli import main
 
 
 def test_sample_data_validate_and_plan(tmp_path: Path, capsys):
-    assert main(["sample-data", "--out", str(tmp_path / "b"), "--pairs", "EUR/USD,usdjpy", "--days", "1"]) == 0
+    assert main(["sample-data", "--out", str(tmp_path / "b"), "--pairs", "EUR/USD,usdjpy", "--days", "3"]) == 0
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["eurusd.parquet", "usdjpy.parquet"]
     assert main(["validate", str(tmp_path / "b")]) == 0
-    assert "eurusd: 1,440 bars" in capsys.readouterr().out
+    assert "eurusd: 4,320 bars of 1 min" in capsys.readouterr().out
     assert main(["plan"]) == 0
     out = capsys.readouterr().out
     assert "1,080 planned" in out and "2,640 planned" in out and ">= 100 idx and >= 100 bqx" in out
@@ -26,7 +26,8 @@ def test_validate_reports_bad_file_as_one_clear_error(tmp_path: Path):
     df.to_csv(path, index=False)
     proc = subprocess.run([sys.executable, "-m", "bqx.cli", "validate", str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == (f"bqx validate: error: invalid bars: file {path}, pair gbpusd, row 7, "
+    assert proc.stderr.strip() == (f"bqx validate: error: invalid bars: file {path}, pair gbpusd, data row 7 "
+                                   "(file line 9), "
                                    f"field 'high': high < low (open={df.loc[7, 'open']}, high={df.loc[7, 'high']}, "
                                    f"low={df.loc[7, 'low']}, close={df.loc[7, 'close']})")
     assert np.isfinite(df["close"]).all()

@@ -12,7 +12,7 @@ import pytest
 
 from bqx.deploy import ModelRef, deploy_local
 from bqx.model_package import load_tarball
-from bqx.training.evaluate import evaluate
+from bqx.training.evaluate import evaluate, sharpe_text, trading_metrics
 from bqx.training.local import TrainingFailed, train_local
 
 FEATURES = ["reg_idx.w60_r2", "bqx.w15_bqx_return", "technical_bqx.rsi_14"]
@@ -84,10 +84,31 @@ def test_evaluation_reports_every_metric_next_to_its_baselines():
     m = evaluate(y, y, bqx_now=np.roll(y, h), fwd_ret_bps=fwd, horizon=h, sign=-1, cost_bps=1.0)
     assert m["model_directional_accuracy"] > 0.95 and m["model_hit_rate"] > 0.8
     assert m["model_sharpe"] > 5 * abs(m["persistence_sharpe"])
-    assert m["zero_trades"] == 0 and m["zero_sharpe"] == 0 and m["zero_directional_accuracy"] == 0.5
+    # the zero forecast never trades: no Sharpe ratio, shown as n/a with its trade count
+    assert m["zero_trades"] == 0 and np.isnan(m["zero_sharpe"]) and m["zero_directional_accuracy"] == 0.5
+    assert sharpe_text(m, "zero") == "n/a (0 trades)" and "+-" in sharpe_text(m, "model")
     assert m["model_trades"] == len(range(0, n, h))
-    # costs are charged: the same forecast with a huge cost loses money
+    # a perfect forecast: gains everywhere, no drawdown, no losses to divide by
+    assert m["model_sortino"] > m["model_sharpe"] > 0 and m["model_max_drawdown_bps"] < 5
+    assert m["model_profit_factor"] > 20 or np.isnan(m["model_profit_factor"])
+    assert 0 < m["model_turnover"] <= 2 and m["model_avg_holding_bars"] >= h
+    # costs are charged per change of position: a huge cost loses money
     costly = evaluate(y, y, fwd_ret_bps=fwd, horizon=h, sign=-1, cost_bps=100.0)
     assert costly["model_sharpe"] < 0 and costly["model_pnl_per_trade_bps"] < 0
-    for name in ("rmse", "mae", "r2", "directional_accuracy", "sharpe"):
+    for name in ("rmse", "mae", "r2", "directional_accuracy", "sharpe", "sortino", "max_drawdown_bps",
+                 "profit_factor", "turnover", "avg_holding_bars"):
         assert {f"model_{name}", f"zero_{name}", f"persistence_{name}"} <= set(m)
+
+
+def test_position_costs_drawdown_and_holding_by_hand():
+    from bqx.training.evaluate import holding_periods, period_pnl
+
+    pos = np.array([1.0, 1.0, -1.0, 0.0, 1.0])
+    pnl = period_pnl(pos, np.array([10.0, -4.0, -6.0, 3.0, 2.0]), cost_bps=2.0)
+    # costs: enter 1 (1 bps), hold, flip (2 bps), exit (1 bps), enter (1 bps) and close at the end (1 bps)
+    np.testing.assert_allclose(pnl, [9.0, -4.0, 4.0, -1.0, 0.0])
+    np.testing.assert_array_equal(holding_periods(pos), [2, 1, 1])
+    m = trading_metrics(np.repeat(pos, 3), np.repeat([10.0, -4.0, -6.0, 3.0, 2.0], 3), 3, 1, 2.0)
+    assert m["max_drawdown_bps"] == pytest.approx(4.0)  # equity 9, 5, 9, 8, 8: the deepest fall is 9 -> 5
+    assert m["profit_factor"] == pytest.approx(13.0 / 5.0) and m["avg_holding_bars"] == pytest.approx(4.0)
+    assert m["trades"] == 4 and np.isnan(m["sharpe"])  # under 30 trades: no Sharpe

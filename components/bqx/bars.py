@@ -1,17 +1,21 @@
-"""Reading, validating and normalising 1-minute bars.
+"""Reading, validating and normalising bars (1-minute by design; any whole-minute spacing is accepted).
 
-Schema (one file per pair, named ``{pair}.parquet`` or ``{pair}.csv``):
+Schema (one file per pair, named ``{pair}.parquet`` or ``{pair}.csv``; CSV comma-separated with a
+``.`` decimal point):
 
 - ``ts_utc``: bar open time, timezone-aware UTC, whole minutes, strictly increasing
 - ``open high low close``: finite prices > 0 with ``low <= open, close <= high``
-- optional ``volume`` (finite, >= 0) and ``bid`` / ``ask`` (quotes at bar close, finite, > 0)
+- optional ``volume`` (finite, >= 0) and ``bid`` / ``ask`` (quotes at bar close, finite, > 0, bid <= ask)
 
 Every violation raises :class:`BarValidationError` naming the file, pair, row and field of the first
-offending row, so a bad file in a run of 28 pairs is found in one step.
+offending row, so a bad file in a run of 28 pairs is found in one step. Rows are 0-based data rows
+(the first bar is data row 0); for text files the message adds the file line (1-based, header
+included).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,21 +28,30 @@ from bqx.pairs import check_pair
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("volume", "bid", "ask")
 SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
+_COMMA_DECIMAL = re.compile(r"^-?\d+,\d+$")
 
 
 class BarValidationError(ValueError):
-    """A bar file broke the schema. Carries the file, pair, row (0-based data row) and field."""
+    """A bar file broke the schema. Carries the file, pair, row (0-based data row), the file line
+    (1-based, for text files) and the field."""
 
-    def __init__(self, file: str | Path, pair: str | None, row: int | None, field: str | None, problem: str):
+    def __init__(self, file: str | Path, pair: str | None, row: int | None, field: str | None, problem: str,
+                 line: int | None = None):
         self.file, self.pair, self.row, self.field, self.problem = str(file), pair, row, field, problem
+        self.line = line
         where = [f"file {self.file}"]
         if pair is not None:
             where.append(f"pair {pair}")
         if row is not None:
-            where.append(f"row {row}")
+            where.append(f"data row {row}" + (f" (file line {line})" if line is not None else ""))
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(f"invalid bars: {', '.join(where)}: {problem}")
+
+    def at_lines(self, first_line: int) -> BarValidationError:
+        """The same error with the file line added: data row 0 is on file line ``first_line``."""
+        line = None if self.row is None else self.row + first_line
+        return BarValidationError(self.file, self.pair, self.row, self.field, self.problem, line)
 
 
 @dataclass(frozen=True)
@@ -79,12 +92,35 @@ def discover(source: str | Path, pairs: Iterable[str] | None = None) -> list[Bar
     return [found[p] for p in wanted]
 
 
-def _read_raw(path: Path) -> pd.DataFrame:
+def _read_raw(path: Path, pair: str) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix == ".csv":
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+        if ";" in header and "," not in header:
+            raise BarValidationError(path, pair, None, None, "the CSV is ';'-separated (a spreadsheet export?): "
+                                     "write ',' between fields and '.' as the decimal point")
+        if "\t" in header and "," not in header:
+            raise BarValidationError(path, pair, None, None, "the CSV is tab-separated: write ',' between fields")
         return pd.read_csv(path, dtype={"ts_utc": str})
     raise BarValidationError(path, None, None, None, f"unsupported file type {path.suffix!r} (use .parquet or .csv)")
+
+
+def modal_interval_s(ts_ns: np.ndarray) -> int | None:
+    """The bar interval of a series of bar times: the most common spacing, in seconds (None below 2 bars)."""
+    if len(ts_ns) < 2:
+        return None
+    steps, counts = np.unique(np.diff(np.asarray(ts_ns, dtype=np.int64)), return_counts=True)
+    return int(steps[np.argmax(counts)] // 1_000_000_000)
+
+
+def describe_interval(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def _first_bad(mask: np.ndarray) -> int | None:
@@ -161,6 +197,11 @@ def check_rows(ns: np.ndarray, values: dict[str, np.ndarray], path: str | Path, 
         bad = _first_bad(~np.isfinite(v))
         if bad is not None and not (col == "volume" and np.isnan(v).all()):
             shown = raw(col, bad) if raw is not None else v[bad]
+            if isinstance(shown, float | np.floating):
+                shown = float(shown)
+            if isinstance(shown, str) and _COMMA_DECIMAL.match(shown.strip()):
+                raise BarValidationError(path, pair, bad, col, f"value {shown!r} uses ',' as the decimal point: "
+                                         "write '.' (e.g. 1.0523)")
             raise BarValidationError(path, pair, bad, col, f"value {shown!r} is not a finite number")
         floor_ok = v >= 0 if col == "volume" else v > 0
         bad = _first_bad(~floor_ok & np.isfinite(v))
@@ -178,6 +219,11 @@ def check_rows(ns: np.ndarray, values: dict[str, np.ndarray], path: str | Path, 
             raise BarValidationError(
                 path, pair, bad, col, f"{rule} (open={o[bad]}, high={h[bad]}, low={lo[bad]}, close={c[bad]})"
             )
+    if "bid" in values and "ask" in values:
+        bad = _first_bad(values["bid"] > values["ask"])
+        if bad is not None:
+            raise BarValidationError(path, pair, bad, "bid", f"crossed quote: bid {values['bid'][bad]} > ask "
+                                     f"{values['ask'][bad]}")
 
 
 def read_bars(path: str | Path, pair: str | None = None) -> pd.DataFrame:
@@ -185,9 +231,14 @@ def read_bars(path: str | Path, pair: str | None = None) -> pd.DataFrame:
     p = Path(path)
     pair = pair or pair_from_path(p)
     try:
-        raw = _read_raw(p)
+        raw = _read_raw(p, pair)
     except BarValidationError:
         raise
     except Exception as err:  # unreadable file: name it
         raise BarValidationError(p, pair, None, None, f"cannot read file: {err}") from err
-    return validate_bars(raw, p, pair)
+    try:
+        return validate_bars(raw, p, pair)
+    except BarValidationError as err:
+        if p.suffix == ".csv":  # data row 0 is line 2, under the header
+            raise err.at_lines(2) from None
+        raise

@@ -30,7 +30,23 @@ def _pairs(text: str | None, default: tuple[str, ...]) -> list[str]:
         return list(PAIRS)
     from bqx.pairs import normalise_pair
 
-    return [normalise_pair(p) for p in text.split(",") if p.strip()]
+    pairs = [normalise_pair(p) for p in text.split(",") if p.strip()]
+    twice = sorted({p for p in pairs if pairs.count(p) > 1})
+    if twice:
+        raise ValueError(f"--pairs lists {', '.join(twice)} twice")
+    return pairs
+
+
+def _interval(text: str) -> int:
+    import pandas as pd
+
+    try:
+        seconds = pd.Timedelta(text).total_seconds()
+    except ValueError:
+        raise ValueError(f"--bar-interval {text!r}: not a duration (write e.g. 1min, 5min, 1h)") from None
+    if seconds < 60 or seconds % 60:
+        raise ValueError(f"--bar-interval {text!r}: must be a whole number of minutes")
+    return int(seconds)
 
 
 def _settings(path: str | None) -> Settings:
@@ -48,11 +64,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bqx.ingest import load_pairs
+    from bqx.bars import describe_interval
+    from bqx.ingest import check_coverage, load_pairs
 
-    bars = load_pairs(args.path)
+    settings = _settings(args.settings)
+    if args.bar_interval:
+        settings = settings.replace(bar_interval_s=_interval(args.bar_interval))
+    pairs = _pairs(args.pairs, ()) or None
+    bars = load_pairs(args.path, pairs)
+    coverage = check_coverage(bars, settings)
     for pair, df in bars.items():
-        print(f"{pair}: {len(df):,} bars, {df['ts_utc'].iloc[0]} .. {df['ts_utc'].iloc[-1]}, ok")
+        interval = coverage[pair].interval_s
+        warn = "" if interval == 60 else " (the catalog is designed for 1-minute bars)"
+        print(f"{pair}: {len(df):,} bars of {describe_interval(interval)}{warn}, {df['ts_utc'].iloc[0]} .. "
+              f"{df['ts_utc'].iloc[-1]}, ok")
     return 0
 
 
@@ -64,6 +89,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("only the local backend runs from this command; submit to a cluster with the compiled YAML "
               "(see README). Running locally.", file=sys.stderr)
     settings = _settings(args.settings)
+    if args.bar_interval:
+        settings = settings.replace(bar_interval_s=_interval(args.bar_interval))
+    if args.days < 1:
+        raise ValueError(f"--days must be at least 1, got {args.days}")
     out = Path(args.out).resolve()
     if args.bars:
         source = args.bars if str(args.bars).startswith("s3://") else Path(args.bars)
@@ -97,7 +126,8 @@ def summary_text(result: object) -> str:
             by_pair.setdefault(task.pair, {})[task.task.rsplit("/", 1)[-1]] = task.artifacts
     shown = (("extract-features", "features", "features"), ("lag-features", "candidates", "candidates"),
              ("select-features", "dataset", "train/val/test"), ("train-model", "model", "model.tar.gz"),
-             ("train-model", "model_card", "model card"), ("drift-report", "report", "drift report (HTML)"),
+             ("train-model", "model_card", "model card"), ("train-model", "evaluation", "evaluation (HTML)"),
+             ("drift-report", "report", "drift report (HTML)"),
              ("drift-report", "summary", "drift summary"))
     for pair, tasks in sorted(by_pair.items()):
         lines.append(f"  {pair}")
@@ -106,14 +136,22 @@ def summary_text(result: object) -> str:
                 lines.append(f"    {label:<20} {rel(tasks[task_name][output]['uri'])}")
         m = tasks.get("train-model", {}).get("metrics", {}).get("metadata", {})
         if "model_rmse" in m:
-            lines.append(f"    test RMSE {m['model_rmse']:.4g} (zero {m['zero_rmse']:.4g}, persistence "
-                         f"{m['persistence_rmse']:.4g}); direction {m['model_directional_accuracy']:.1%}; Sharpe after "
-                         f"cost {m['model_sharpe']:.2f} (persistence {m['persistence_sharpe']:.2f})")
+            lines.append("    " + headline(m))
     deploy = result.find("deploy-models")
     if deploy:
         lines.append(f"  model repository       {rel(deploy[0].artifacts['repository']['uri'])}")
     lines.append(f"  log                    {result.log_path}")
     return "\n".join(lines)
+
+
+def headline(m: dict) -> str:
+    """One line of a model's evaluation: walk-forward figures when there are folds, else the test split."""
+    from bqx.training.evaluate import sharpe_text
+
+    p = "wf_" if "wf_model_rmse" in m else ""
+    return (f"{'walk-forward' if p else 'test'} RMSE {m[p + 'model_rmse']:.4g} (zero {m[p + 'zero_rmse']:.4g}, "
+            f"persistence {m[p + 'persistence_rmse']:.4g}); direction {m[p + 'model_directional_accuracy']:.1%}; "
+            f"Sharpe after cost {sharpe_text(m, 'model', p)} (persistence {sharpe_text(m, 'persistence', p)})")
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -238,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=DEFAULT_SAMPLE_DAYS, help="trading days of sample bars")
     p.add_argument("--out", default="bqx-out", help="output directory (default ./bqx-out)")
     p.add_argument("--settings", help="settings JSON file")
+    p.add_argument("--bar-interval", help="state the bar interval (e.g. 1min, 5min, 1h) instead of inferring it "
+                                          "from the data; ingest refuses bars of another spacing")
+    p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("monitor", help="run the recurring drift pipeline (bqx-drift) locally on fresh bars")
@@ -247,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", help="comma-separated pairs or 'all' (default: the settings' pairs)")
     p.add_argument("--out", default="bqx-drift-out")
     p.add_argument("--settings", help="settings JSON file")
+    p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("sample-data", help="write seeded synthetic 1-minute bars")
@@ -258,8 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("validate", help="validate bar files (Parquet, CSV, HistData, OANDA JSON)")
+    p = sub.add_parser("validate", help="validate bar files (Parquet, CSV, HistData, Dukascopy, OANDA JSON) and "
+                                        "check them against the settings")
     p.add_argument("path")
+    p.add_argument("--pairs", help="comma-separated pairs (default: every pair found)")
+    p.add_argument("--settings", help="settings JSON file (baseline date, bar interval, sizes)")
+    p.add_argument("--bar-interval", help="the bar interval the bars must have (e.g. 1min, 1h)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plan", help="feature counts from the catalog and settings")
@@ -341,7 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"bqx {args.command}: error: {err}", file=sys.stderr)
+        from bqx.local_run import StageFailed
+
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
+            if isinstance(err, StageFailed):
+                print(err.tail, file=sys.stderr)
+        where = f" (full log: {err.log_path})" if isinstance(err, StageFailed) else ""
+        print(f"bqx {args.command}: error: {err}{where}", file=sys.stderr)
         return 1
 
 

@@ -30,6 +30,9 @@ class TrainSettings:
     thread_count: int = 2
     early_stopping_rounds: int = 50
 
+    def __post_init__(self) -> None:
+        check_fields(self, "train.")
+
 
 @dataclass(frozen=True)
 class AwsSettings:
@@ -54,6 +57,9 @@ class AwsSettings:
     autoscale_max: int = 2
     autoscale_invocations_per_instance: float = 1000.0
 
+    def __post_init__(self) -> None:
+        check_fields(self, "aws.")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -61,8 +67,12 @@ class Settings:
 
     pairs: tuple[str, ...] = PAIRS
     profile: Profile = "full"
-    # rate_idx baseline: first close at or after this instant (or the first bar of the data).
-    baseline_date: str = "2024-07-01T00:00:00Z"
+    # rate_idx baseline: the pair's first bar (None), or its first close at or after this instant, which
+    # must lie inside the data (checked at ingest); earlier bars are dropped.
+    baseline_date: str | None = None
+    # Bar spacing in seconds: None infers it from the data (the modal spacing). The catalog's windows
+    # count bars and are designed for 60 (1-minute bars); other intervals run with a warning.
+    bar_interval_s: int | None = None
     # BQX definition: v1 (backward momentum, default) or v3 (percent change over N rows).
     bqx_version: BqxVersion = "v1"
     bqx_windows: tuple[int, ...] = (15, 30, 45, 60, 75)
@@ -87,6 +97,9 @@ class Settings:
     # Walk-forward split fractions (in time order); purge/embargo rows are derived in bqx.splits.
     train_fraction: float = 0.70
     val_fraction: float = 0.15
+    # Walk-forward evaluation: purged expanding-window folds over the validation and test span whose
+    # out-of-sample predictions are pooled (0 = the test split alone); see bqx.training.walk_forward.
+    walk_forward_folds: int = 3
     # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
     eval_cost_bps: float = 1.0
     # Drift: share of drifted features per domain that raises a warning / critical status.
@@ -106,16 +119,38 @@ class Settings:
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     def __post_init__(self) -> None:
+        check_fields(self, "")
         for pair in self.pairs:
             check_pair(pair)
+        twice = sorted({p for p in self.pairs if self.pairs.count(p) > 1})
+        if twice:
+            raise ValueError(f"settings field 'pairs': listed twice: {', '.join(twice)}")
+        if not self.pairs:
+            raise ValueError("settings field 'pairs': no pairs")
         if self.bqx_version not in ("v1", "v3"):
-            raise ValueError(f"bqx_version must be 'v1' or 'v3', got {self.bqx_version!r}")
+            raise ValueError(f"settings field 'bqx_version': must be 'v1' or 'v3', got {self.bqx_version!r}")
         if self.profile not in ("full", "base"):
-            raise ValueError(f"profile must be 'full' or 'base', got {self.profile!r}")
-        if not self.horizons or any(h <= 0 for h in self.horizons):
-            raise ValueError(f"horizons must be positive row counts, got {self.horizons!r}")
+            raise ValueError(f"settings field 'profile': must be 'full' or 'base', got {self.profile!r}")
+        if not self.horizons:
+            raise ValueError("settings field 'horizons': needs at least one horizon")
         if not 0 < self.train_fraction + self.val_fraction < 1:
-            raise ValueError("train_fraction + val_fraction must be between 0 and 1")
+            raise ValueError("settings fields 'train_fraction' + 'val_fraction': must add up to less than 1")
+        if self.min_idx + self.min_bqx > self.n_select:
+            raise ValueError(f"settings fields 'min_idx' + 'min_bqx' ({self.min_idx} + {self.min_bqx}): the domain "
+                             f"quotas exceed 'n_select' ({self.n_select})")
+        if self.drift_warning_share > self.drift_critical_share:
+            raise ValueError("settings field 'drift_warning_share': must not exceed 'drift_critical_share'")
+        if self.bar_interval_s is not None and self.bar_interval_s % 60:
+            raise ValueError(f"settings field 'bar_interval_s': must be a whole number of minutes in seconds "
+                             f"(60, 300, 3600, ...), got {self.bar_interval_s}")
+        if self.baseline_date is not None:
+            try:
+                import pandas as pd
+
+                pd.Timestamp(self.baseline_date)
+            except ValueError:
+                raise ValueError(f"settings field 'baseline_date': cannot parse {self.baseline_date!r} as a "
+                                 f"date (write e.g. 2024-07-01T00:00:00Z)") from None
 
     @property
     def horizon(self) -> int:
@@ -141,14 +176,18 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
+        if not isinstance(data, dict):
+            raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown settings field(s): {', '.join(unknown)}")
+            raise ValueError(f"unknown settings field(s): {', '.join(unknown)} (known: see bqx.config.Settings)")
         kwargs: dict[str, Any] = {}
         nested = {"train": TrainSettings, "aws": AwsSettings}
         for name, value in data.items():
             if name in nested:
+                if not isinstance(value, dict):
+                    raise ValueError(f"settings field {name!r}: must be an object, got {value!r}")
                 known_sub = {f.name for f in fields(nested[name])}
                 bad = sorted(set(value) - known_sub)
                 if bad:
@@ -166,7 +205,59 @@ class Settings:
 
     @classmethod
     def load(cls, path: str | Path) -> Settings:
-        return cls.from_json(Path(path).read_text())
+        """Settings from a JSON file; a bad file or field is one ValueError naming the file and the field."""
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ValueError(f"settings file {path}: cannot read it ({err.strerror})") from None
+        try:
+            return cls.from_json(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"settings file {path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"settings file {path}: {err}") from None
+
+
+# Lower bounds of numeric fields (inclusive unless noted); every other int field must be >= 1.
+_AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "drift_threshold",
+                  "walk_forward_folds"}
+_FRACTIONS = {"train_fraction", "val_fraction", "drift_warning_share", "drift_critical_share"}
+
+
+def check_fields(obj: object, prefix: str) -> None:
+    """Types and ranges of a settings dataclass's scalar and tuple fields: one ValueError naming the field."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        value, name, kind = getattr(obj, f.name), prefix + f.name, str(f.type)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("tuple[int"):
+            items = value if isinstance(value, tuple) else None
+            if items is None or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
+                raise ValueError(f"settings field {name!r}: must be a list of positive integers, got {value!r}")
+            if f.name != "horizons" and len(set(items)) != len(items):
+                raise ValueError(f"settings field {name!r}: lists a value twice ({value!r})")
+            continue
+        if kind.startswith("int"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"settings field {name!r}: must be an integer, got {value!r}")
+            floor = 0 if f.name in _AT_LEAST_ZERO else 1
+            if value < floor:
+                raise ValueError(f"settings field {name!r}: must be {'>= 0' if floor == 0 else 'a positive integer'}"
+                                 f", got {value}")
+        elif kind.startswith("float"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise ValueError(f"settings field {name!r}: must be a number, got {value!r}")
+            if f.name in _FRACTIONS and not 0 <= value <= 1:
+                raise ValueError(f"settings field {name!r}: must be between 0 and 1, got {value}")
+            if value < 0 or (value == 0 and f.name not in _AT_LEAST_ZERO | _FRACTIONS):
+                raise ValueError(f"settings field {name!r}: must be positive, got {value}")
+        elif kind.startswith("str") and not isinstance(value, str):
+            raise ValueError(f"settings field {name!r}: must be a string, got {value!r}")
+
+
+def interval_s(settings: Settings) -> int:
+    """The bar spacing the computation uses: the stated or inferred one, 1 minute when neither is known."""
+    return settings.bar_interval_s or 60
 
 
 def target_column(window: int, horizon: int) -> str:

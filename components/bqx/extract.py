@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bqx import targets
+from bqx.bars import modal_interval_s
 from bqx.catalog import Catalog
-from bqx.config import Settings
+from bqx.config import Settings, interval_s
 from bqx.features import bqx_core, hmm_regime
 from bqx.features.registry import FAMILIES, PairInputs
 from bqx.io import atomic_path, write_json
@@ -36,6 +37,14 @@ def _col(b: pd.DataFrame, name: str) -> np.ndarray:
     if name in b.columns:
         return b[name].to_numpy(dtype=np.float64)
     return np.full(len(b), np.nan)
+
+
+def settle_interval(settings: Settings, bars: pd.DataFrame) -> Settings:
+    """The settings with ``bar_interval_s`` resolved: as stated, else the bars' modal spacing."""
+    if settings.bar_interval_s is not None:
+        return settings
+    seen = modal_interval_s(pd.DatetimeIndex(bars["ts_utc"]).asi8)
+    return settings.replace(bar_interval_s=seen or 60)
 
 
 def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel | None = None,
@@ -119,6 +128,7 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
 
     One table is in memory at a time (float64 while computed, float32 when written); per-table files
     hold ``ts_utc`` and ``{table}.{feature}`` columns."""
+    settings = settle_interval(settings, bars)
     catalog = Catalog(settings)
     b, inputs = pair_inputs(bars, settings, pair, panel)
     warm = catalog.warmup_rows()
@@ -152,10 +162,10 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
 
 
 def online_state(b: pd.DataFrame, inputs: PairInputs, settings: Settings) -> dict:
-    """What the serving engine cannot learn from a short request history: the rate_idx baseline and
-    the HMM fit. Selection copies it into selection.json, so it ships in model.tar.gz."""
+    """What the serving engine cannot learn from a short request history: the rate_idx baseline, the bar
+    interval and the HMM fit. Selection copies it into selection.json, so it ships in model.tar.gz."""
     return {"baseline_ts": pd.Timestamp(b["ts_utc"].iloc[0]).isoformat(), "baseline_close": float(inputs.close[0]),
-            "hmm": hmm_regime.snapshot(inputs.idx, settings.hmm_fit_rows)}
+            "bar_interval_s": interval_s(settings), "hmm": hmm_regime.snapshot(inputs.idx, settings.hmm_fit_rows)}
 
 
 def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path,
@@ -166,4 +176,5 @@ def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path
     panel = load_panel(Path(panel_dir) / "panel.parquet") if panel_dir is not None else None
     catalog = Catalog(settings)
     rows = extract_pair(bars, pair, settings, out_dir, panel).rows
-    return {"pair": pair, "rows": rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows()}
+    return {"pair": pair, "rows": rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows(),
+            "bar_interval_s": interval_s(settle_interval(settings, bars))}

@@ -1,10 +1,14 @@
 """The ingest stage: find bar files, import, validate and normalise them, write one Parquet per pair.
 
 Accepted inputs (a directory or one file): canonical ``{pair}.parquet`` / ``{pair}.csv``, HistData
-ASCII M1 CSV (``;``-separated, sniffed) and OANDA v20 candles ``.json``. Several files of one pair
-(e.g. HistData's yearly files) are joined in time order and validated together. Everything is
-validated before anything is published: files are written to a staging dir and moved into place only
-when every pair passed, so a bad file leaves the output as it was.
+ASCII M1 CSV (``;``-separated, no header, sniffed), Dukascopy CSV exports (``Time,Open,...`` header,
+sniffed) and OANDA v20 candles ``.json``. Several files of one pair (e.g. HistData's yearly files) are
+joined in time order and validated together; files whose rows overlap are an error naming both.
+Against the settings, each pair must cover the configured baseline date, hold enough bars for the
+run (:func:`bqx.splits.bars_needed`) and have one bar interval shared by every pair (inferred as the
+modal spacing, or the stated ``bar_interval_s``). Everything is validated before anything is
+published: files are written to a staging dir and moved into place only when every pair passed, so a
+bad file leaves the output as it was.
 """
 
 from __future__ import annotations
@@ -14,33 +18,86 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from bqx.bars import BarValidationError, pair_from_path, read_bars, validate_bars
-from bqx.importers import read_histdata, read_oanda
+from bqx.bars import BarValidationError, describe_interval, modal_interval_s, pair_from_path, read_bars, validate_bars
+from bqx.config import Settings
+from bqx.importers import is_dukascopy_header, read_dukascopy, read_histdata, read_oanda
 from bqx.io import write_parquet
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".parquet", ".csv", ".json")
 
 
-def _is_histdata(path: Path) -> bool:
+def _first_line(path: Path) -> str:
     with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline()
-    return ";" in first and "ts_utc" not in first
+        return fh.readline()
+
+
+def _is_histdata(first: str) -> bool:
+    """HistData rows: ``20240102 000000;1.1;...`` (no header)."""
+    return ";" in first and first[:8].isdigit()
 
 
 def read_any(path: Path) -> tuple[str, pd.DataFrame]:
     """Read one file in any accepted format; returns (pair, validated bars)."""
     if path.suffix == ".json":
         bars = read_oanda(path)
-    elif path.suffix == ".csv" and _is_histdata(path):
+    elif path.suffix == ".csv" and _is_histdata(first := _first_line(path)):
         bars = read_histdata(path)
+    elif path.suffix == ".csv" and is_dukascopy_header(first):
+        bars = read_dukascopy(path)
     else:
         return pair_from_path(path), read_bars(path)
     return str(bars.attrs["pair"]), bars
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What ingest learned of one pair against the settings."""
+
+    rows: int
+    interval_s: int
+    baseline_row: int  # first bar the run uses (the baseline); earlier bars are dropped by extract
+
+
+def check_coverage(bars: dict[str, pd.DataFrame], settings: Settings, run_checks: bool = True) -> dict[str, Coverage]:
+    """Each pair against the settings: one shared bar interval (the stated one, if stated), the baseline
+    date inside the data and (``run_checks``) enough bars from the baseline on. Raises one ValueError
+    naming the pair and what is needed."""
+    from bqx.features.bqx_core import baseline_row
+    from bqx.splits import bars_needed, bars_needed_parts
+
+    out: dict[str, Coverage] = {}
+    for pair, df in bars.items():
+        ts = pd.DatetimeIndex(df["ts_utc"])
+        seen = modal_interval_s(ts.asi8) or settings.bar_interval_s or 60
+        if settings.bar_interval_s is not None and seen != settings.bar_interval_s:
+            raise ValueError(f"pair {pair}: bars are {describe_interval(seen)} apart (the most common spacing) but "
+                             f"bar_interval_s says {describe_interval(settings.bar_interval_s)}")
+        start = 0
+        if settings.baseline_date is not None:
+            when = pd.Timestamp(settings.baseline_date)
+            when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+            if not ts[0] <= when <= ts[-1]:
+                raise ValueError(f"pair {pair}: baseline_date {settings.baseline_date} is outside its data "
+                                 f"({ts[0]} .. {ts[-1]}); set a date inside it, or leave baseline_date unset to "
+                                 "index rate_idx to the first bar")
+            start = baseline_row(ts, settings.baseline_date)
+        need = bars_needed(settings)
+        if run_checks and len(ts) - start < need:
+            after = f" from the baseline date on ({start} earlier bars are dropped)" if start else ""
+            parts = ", ".join(f"{k} {v:,}" for k, v in bars_needed_parts(settings).items())
+            raise ValueError(f"pair {pair}: {len(ts) - start:,} bars{after}; a run needs at least {need:,} ({parts})")
+        out[pair] = Coverage(len(ts), seen, start)
+    intervals = {c.interval_s for c in out.values()}
+    if len(intervals) > 1:
+        shown = ", ".join(f"{p} {describe_interval(c.interval_s)}" for p, c in sorted(out.items()))
+        raise ValueError(f"pairs have different bar intervals ({shown}): give every pair bars of one interval")
+    return out
 
 
 def _files(source: Path) -> list[Path]:
@@ -92,6 +149,11 @@ def load_pairs(source: str | Path, pairs: Iterable[str] | None = None) -> dict[s
             out[pair] = chunks[0][1]
             continue
         chunks.sort(key=lambda fc: fc[1]["ts_utc"].iloc[0])
+        for (fa, a), (fb, b) in zip(chunks, chunks[1:], strict=False):
+            if b["ts_utc"].iloc[0] <= a["ts_utc"].iloc[-1]:
+                raise BarValidationError(fb, pair, None, "ts_utc", f"its bars overlap those of {fa.name}: "
+                                         f"{fa.name} runs {a['ts_utc'].iloc[0]} .. {a['ts_utc'].iloc[-1]}, "
+                                         f"{fb.name} starts {b['ts_utc'].iloc[0]}; keep one file per period")
         joined = pd.concat([c for _, c in chunks], ignore_index=True)
         names = ", ".join(f.name for f, _ in chunks)
         out[pair] = validate_bars(joined, f"{src} ({names})", pair)
@@ -120,9 +182,22 @@ def _load_s3(uri: str, pairs: Iterable[str] | None) -> dict[str, pd.DataFrame]:
                                      err.problem) from None
 
 
-def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None = None) -> dict[str, dict]:
-    """Validate all pairs, then publish ``{out_dir}/{pair}.parquet``; returns a per-pair summary."""
+def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None = None,
+           settings: Settings | None = None) -> dict[str, dict]:
+    """Validate all pairs, then publish ``{out_dir}/{pair}.parquet``; returns a per-pair summary with each
+    pair's bar interval. With ``settings`` (as the stage always passes) every pair is also checked against
+    them (:func:`check_coverage`): a run's inputs are refused here, not deep inside a later stage."""
+    if pairs is not None:
+        pairs = list(pairs)
+        twice = sorted({p for p in pairs if pairs.count(p) > 1})
+        if twice:
+            raise ValueError(f"pairs listed twice: {', '.join(twice)}")
     bars = load_pairs(source, pairs)
+    coverage = check_coverage(bars, settings or Settings(), run_checks=settings is not None)
+    for pair, cov in coverage.items():
+        if cov.interval_s != 60:
+            log.warning("pair %s: %s bars; the catalog's windows count bars and are designed for 1-minute bars",
+                        pair, describe_interval(cov.interval_s))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
@@ -135,7 +210,8 @@ def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None 
         shutil.rmtree(staging, ignore_errors=True)
     summary = {
         pair: {"rows": len(df), "first": str(df["ts_utc"].iloc[0]), "last": str(df["ts_utc"].iloc[-1]),
-               "columns": list(df.columns)}
+               "columns": list(df.columns), "bar_interval_s": coverage[pair].interval_s,
+               "baseline_row": coverage[pair].baseline_row}
         for pair, df in bars.items()
     }
     log.info("ingested %d pairs", len(summary))

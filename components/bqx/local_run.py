@@ -146,11 +146,34 @@ def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase |
                       key=lambda p: p.stat().st_mtime)
     if tee.failed or not new_runs:
         failed = ", ".join(tee.failed) or "the pipeline"
-        raise RuntimeError(f"{failed} failed; see {log_path} (last lines below)\n" + _tail(log_path))
+        text = _ANSI.sub("", log_path.read_text(errors="replace"))
+        cause = failure_cause(text)
+        raise StageFailed(f"{failed} failed: {cause or 'see the log'}", log_path, "\n".join(text.splitlines()[-40:]))
     run_dir = new_runs[-1]
     return LocalRunResult(run_dir, log_path, seconds, read_outputs(run_dir))
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    text = _ANSI.sub("", path.read_text(errors="replace")).splitlines()
-    return "\n".join(text[-lines:])
+class StageFailed(RuntimeError):
+    """A task of a local run failed: the message is its cause in one line; ``tail`` the log's last lines."""
+
+    def __init__(self, message: str, log_path: Path, tail: str) -> None:
+        super().__init__(message)
+        self.log_path, self.tail = log_path, tail
+
+
+_EXCEPTION = re.compile(r"^\s*(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Failed|Exit|Interrupt)):\s?(?P<msg>.*)$")
+
+
+def failure_cause(log_text: str) -> str | None:
+    """The exception that ended the first failed task: the last line of the traceback before the first
+    ``finished with status FAILURE`` line, without the exception's module path."""
+    lines = log_text.splitlines()
+    end = next((i for i, line in enumerate(lines) if "finished with status FAILURE" in line), len(lines))
+    for line in reversed(lines[:end]):
+        m = _EXCEPTION.match(line)
+        if m:
+            kind = m["type"].rsplit(".", 1)[-1]
+            msg = m["msg"].strip()
+            generic = kind in ("ValueError", "BarValidationError", "FileNotFoundError", "RuntimeError")
+            return msg if generic and msg else f"{kind}: {msg}"
+    return None

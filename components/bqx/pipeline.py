@@ -17,7 +17,7 @@ PARALLELISM = 8  # pairs processed at once on a cluster (kfp.local caps itself a
 
 def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
     """The shared head of both pipelines: validated bars and the cross-pair panel."""
-    ingest = stages.ingest_bars(source=source, pairs=pairs).set_display_name("ingest")
+    ingest = stages.ingest_bars(source=source, pairs=pairs, settings_json=settings_json).set_display_name("ingest")
     panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
     return ingest, panel.set_display_name("panel")
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 
 def ingest_markdown(summary: dict[str, dict]) -> str:
-    lines = ["# Ingested bars", "", "| pair | rows | first | last | columns |", "|---|---:|---|---|---|"]
+    from bqx.bars import describe_interval
+
+    lines = ["# Ingested bars", "", "| pair | rows | first | last | interval | columns |", "|---|---:|---|---|---|---|"]
     for pair, info in sorted(summary.items()):
-        lines.append(f"| {pair} | {info['rows']:,} | {info['first']} | {info['last']} | {', '.join(info['columns'])} |")
+        interval = describe_interval(info["bar_interval_s"]) if "bar_interval_s" in info else "?"
+        lines.append(f"| {pair} | {info['rows']:,} | {info['first']} | {info['last']} | {interval} | "
+                     f"{', '.join(info['columns'])} |")
     return "\n".join(lines) + "\n"
 
 

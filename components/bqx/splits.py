@@ -16,9 +16,24 @@ import pandas as pd
 from bqx.config import Settings
 from bqx.lagging import max_lag
 
+MIN_SPLIT_ROWS = 30  # usable rows, after both purge gaps, below which a pair cannot be split
+
 
 def purge_rows(settings: Settings) -> int:
     return max(max(settings.horizons), max_lag(settings))
+
+
+def bars_needed_parts(settings: Settings) -> dict[str, int]:
+    """What one pair's bars from the baseline on must cover: extract's warm-up (and one row past it),
+    the longest lag, the target's horizon, two purge gaps and the smallest split :func:`bounds` accepts."""
+    from bqx.catalog import Catalog
+
+    return {"warm-up": Catalog(settings).warmup_rows() + 1, "longest lag": max_lag(settings),
+            "horizon": max(settings.horizons), "purge gaps": 2 * purge_rows(settings), "splits": MIN_SPLIT_ROWS}
+
+
+def bars_needed(settings: Settings) -> int:
+    return sum(bars_needed_parts(settings).values())
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,7 @@ class SplitBounds:
 def bounds(n_rows: int, settings: Settings) -> SplitBounds:
     gap = purge_rows(settings)
     usable = n_rows - 2 * gap
-    if usable < 30:
+    if usable < MIN_SPLIT_ROWS:
         raise ValueError(f"{n_rows} rows are too few to split with a {gap}-row purge gap on both sides")
     n_train = int(usable * settings.train_fraction)
     n_val = int(usable * settings.val_fraction)

@@ -15,15 +15,25 @@ from bqx.images import image
 
 
 @dsl.component(base_image=image("ingest"), install_kfp_package=False)
-def ingest_bars(source: str, pairs: List[str], bars: Output[Dataset], report: Output[Markdown]) -> None:  # noqa: UP006
-    """Validate and normalise the bars of every pair (nothing is published if one file is bad)."""
+def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[Dataset],  # noqa: UP006
+                report: Output[Markdown]) -> None:
+    """Validate and normalise the bars of every pair and check them against the settings (baseline date,
+    bar interval, enough bars); nothing is published if one file is bad."""
+    from bqx.bars import describe_interval
+    from bqx.config import Settings
     from bqx.ingest import ingest
     from bqx.progress import say
     from bqx.reports import ingest_markdown
 
-    summary = ingest(source, bars.path, pairs)
+    summary = ingest(source, bars.path, pairs, Settings.from_json(settings_json))
     bars.metadata["pairs"] = sorted(summary)
-    say("ingest", "all", f"{len(summary)} pairs, {sum(v['rows'] for v in summary.values()):,} bars validated")
+    interval = next(iter(summary.values()))["bar_interval_s"]
+    bars.metadata["bar_interval_s"] = interval
+    say("ingest", "all", f"{len(summary)} pairs, {sum(v['rows'] for v in summary.values()):,} bars validated, "
+        f"{describe_interval(interval)} bars")
+    if interval != 60:
+        say("ingest", "all", f"WARNING: {describe_interval(interval)} bars: the catalog's windows count bars and "
+            "are designed for 1-minute bars (a 60-bar window spans {})".format(describe_interval(60 * interval)))
     with open(report.path, "w") as fh:
         fh.write(ingest_markdown(summary))
 
@@ -87,15 +97,18 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
 def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
-                metrics: Output[Metrics], model_card: Output[Markdown]) -> None:
-    """Train one pair's CatBoost model on the SageMaker training contract; evaluate on the test split.
+                metrics: Output[Metrics], model_card: Output[Markdown], evaluation: Output[HTML]) -> None:
+    """Train one pair's CatBoost model on the SageMaker training contract; evaluate it on the test split
+    and by walk-forward folds (model card and an HTML page with equity curves, scatter, importance).
 
     A failed training job is recorded (model metadata status=failed with the reason) instead of failing
     the run, so the other pairs still deploy; the deploy stage lists the failures."""
+    import math
     import os
 
     from bqx.config import Settings
     from bqx.progress import say
+    from bqx.training.evaluate import sharpe_text
     from bqx.training.local import TrainingFailed
     from bqx.training.run import train_pair
 
@@ -106,20 +119,25 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     except TrainingFailed as err:
         model.metadata.update({"pair": pair, "status": "failed", "reason": str(err)[:2000]})
         metrics.log_metric("failed", 1)
-        with open(model_card.path, "w") as fh:
-            fh.write(f"# Model card: {pair}\n\nTraining failed: {err}\n")
+        for path in (model_card.path, evaluation.path):
+            with open(path, "w") as fh:
+                fh.write(f"# Model card: {pair}\n\nTraining failed: {err}\n")
         say("train", pair, f"FAILED: {str(err)[:200]}")
         return
     model.metadata.update({"pair": pair, "status": "trained",
                            **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
                                                              "best_iteration")}})
     for name, value in result["metrics"].items():
-        metrics.log_metric(name, value)
+        if math.isfinite(value):  # undefined figures (a Sharpe ratio on too few trades) are left out
+            metrics.log_metric(name, value)
     with open(model_card.path, "w") as fh:
         fh.write(result["model_card"])
+    with open(evaluation.path, "w") as fh:
+        fh.write(result["evaluation_html"])
     m = result["metrics"]
-    say("train", pair, f"test RMSE {m['model_rmse']:.4g} (zero {m['zero_rmse']:.4g}, persistence "
-        f"{m['persistence_rmse']:.4g}); Sharpe {m['model_sharpe']:.2f} (persistence {m['persistence_sharpe']:.2f})")
+    p = "wf_" if "wf_rows" in m else ""
+    say("train", pair, f"{'walk-forward' if p else 'test'} RMSE {m[p + 'model_rmse']:.4g} (zero "
+        f"{m[p + 'zero_rmse']:.4g}, persistence {m[p + 'persistence_rmse']:.4g}); Sharpe {sharpe_text(m, 'model', p)}")
 
 
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)

@@ -27,10 +27,12 @@ V1_AGGREGATES: tuple[str, ...] = ("max", "min", "range", "volatility", "momentum
 CORE: tuple[str, ...] = ("rate_idx", "idx_ret_1", "bqx_primary_d1")
 
 
-def baseline_row(ts: pd.DatetimeIndex | pd.Series, baseline_date: str) -> int:
-    """Row of the baseline close: the first bar at or after ``baseline_date`` (or row 0 if the data
-    starts later). Rows before it are dropped by the extract stage: indexing them against a later
-    close would let the future into their level."""
+def baseline_row(ts: pd.DatetimeIndex | pd.Series, baseline_date: str | None) -> int:
+    """Row of the baseline close: row 0 without a date, else the first bar at or after ``baseline_date``
+    (row 0 if the data starts later; ingest refuses a date outside the data). Rows before it are dropped
+    by the extract stage: indexing them against a later close would let the future into their level."""
+    if baseline_date is None:
+        return 0
     when = pd.Timestamp(baseline_date)
     when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
     idx = np.flatnonzero(pd.DatetimeIndex(ts) >= when)

@@ -48,7 +48,14 @@ def names() -> list[str]:
     return list(NAMES)
 
 
-def compute(ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+def gap_thresholds(interval_s: int) -> tuple[float, float]:
+    """(gap, long gap) in ns: a gap is bars further apart than one bar interval; a long gap (a session
+    break) further apart than an hour, or than one interval when bars are an hour or longer."""
+    return float(interval_s) * 1e9, float(max(3600, interval_s)) * 1e9
+
+
+def compute(ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+            interval_s: int = 60) -> dict[str, np.ndarray]:
     ts = pd.DatetimeIndex(ts_ns.astype("datetime64[ns]"), tz="UTC")
     r = np.log(c / shift(c, 1))
     z = safe_div(r, shift(rolling_std(r, 240), 1))
@@ -68,12 +75,13 @@ def compute(ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: 
         keys = session_keys(ts, zone, start)
         first_open = pd.Series(o).groupby(keys).transform("first").to_numpy()
         out[f"ret_since_{name}_open"] = np.log(c / first_open) * 1e4
+    gap_ns, long_ns = gap_thresholds(interval_s)
     gap = np.zeros(len(c))
-    gap[1:] = np.diff(ts_ns) > 60e9
+    gap[1:] = np.diff(ts_ns) > gap_ns
     out["gap_return"] = np.where(gap > 0, np.log(o / shift(c, 1)) * 1e4, 0.0)
     out["gap_return"][0] = np.nan
     long_gap = np.ones(len(c), dtype=bool)  # the start of the data counts as a gap
-    long_gap[1:] = np.diff(ts_ns) > 3600e9
+    long_gap[1:] = np.diff(ts_ns) > long_ns
     out["rows_since_gap"] = rows_since(long_gap)
     rng = h - lo
     for w in (60, 240):
@@ -107,7 +115,7 @@ def online_init(state: np.ndarray) -> None:
 
 @njit(cache=True)
 def _step(t: int, ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-          keys: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+          gap_ns: float, long_ns: float, keys: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
     span = min(LONGEST + 1, t + 1)
     r = np.full(LONGEST + 1, np.nan)  # log returns of the last rows, newest last
     for k in range(span):
@@ -145,8 +153,8 @@ def _step(t: int, ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
             state[at], state[at + 1] = keys[s], o[t]
         out[14 + s] = np.log(c[t] / state[at + 1]) * 1e4
     gap = (ts_ns[t] - ts_ns[t - 1]) if t >= 1 else 0
-    out[17] = (np.log(o[t] / c[t - 1]) * 1e4 if gap > 60e9 else 0.0) if t >= 1 else np.nan
-    out[18] = lt.rows_since(state, 3, 1.0 if (t == 0 or gap > 3600e9) else 0.0)
+    out[17] = (np.log(o[t] / c[t - 1]) * 1e4 if gap > gap_ns else 0.0) if t >= 1 else np.nan
+    out[18] = lt.rows_since(state, 3, 1.0 if (t == 0 or gap > long_ns) else 0.0)
     for k, w in enumerate((60, 240)):
         total = 0.0
         for i in range(t - w + 1, t + 1):
@@ -167,6 +175,6 @@ def _step(t: int, ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarra
 
 
 def online_step(t: int, ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                state: np.ndarray, out: np.ndarray) -> int:
+                gap_ns: float, long_ns: float, state: np.ndarray, out: np.ndarray) -> int:
     keys = time_features.CALENDAR.row(int(ts_ns[t]))[-len(time_features.KEY_STARTS):]
-    return _step(t, ts_ns, o, h, lo, c, keys, state, out)
+    return _step(t, ts_ns, o, h, lo, c, gap_ns, long_ns, keys, state, out)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bqx.config import Settings
+from bqx.config import Settings, interval_s
 from bqx.features import (
     bollinger,
     bqx_core,
@@ -148,8 +148,10 @@ FAMILIES: dict[str, Family] = {
                            lambda inp, s: realized_vol.compute(inp.open, inp.high, inp.low, inp.close),
                            lambda s: realized_vol.SPAN,
                            Online(("open", "high", "low", "close"), realized_vol.online_step)),
-    "time_features": Family(lambda s: time_features.names(), lambda inp, s: time_features.compute(inp.ts_ns),
-                            lambda s: 1, Online(("ts_ns",), time_features.online_step)),
+    "time_features": Family(lambda s: time_features.names(),
+                            lambda inp, s: time_features.compute(inp.ts_ns, interval_s(s)),
+                            lambda s: 1, Online(("ts_ns",), time_features.online_step,
+                                                lambda s: (float(interval_s(s)) * 1e9,))),
     "spread_features": Family(lambda s: spread.names(),
                               lambda inp, s: spread.compute(inp.high, inp.low, inp.close, inp.bid, inp.ask),
                               lambda s: spread.WINDOW,
@@ -167,9 +169,11 @@ FAMILIES: dict[str, Family] = {
                           lambda s: bqx_core.primary_warmup(s) + dual_domain.SPAN,
                           Online(("idx", "bqx"), dual_domain.online_step)),
     "event_regime": Family(lambda s: event_regime.names(),
-                           lambda inp, s: event_regime.compute(inp.ts_ns, inp.open, inp.high, inp.low, inp.close),
+                           lambda inp, s: event_regime.compute(inp.ts_ns, inp.open, inp.high, inp.low, inp.close,
+                                                               interval_s(s)),
                            lambda s: event_regime.LONGEST + 1,
                            Online(("ts_ns", "open", "high", "low", "close"), event_regime.online_step,
+                                  lambda s: event_regime.gap_thresholds(interval_s(s)),
                                   state_size=lambda s: event_regime.ONLINE_STATE, init=event_regime.online_init)),
     "spectral_features": Family(lambda s: spectral.names(), lambda inp, s: spectral.compute(inp.idx, inp.bqx),
                                 lambda s: bqx_core.primary_warmup(s) + spectral.warmup(),

@@ -4,7 +4,8 @@ Cyclical encodings (sin, cos) of hour, minute of day, day of week, day of month 
 for the Tokyo (09:00-18:00 Asia/Tokyo), London (08:00-17:00 Europe/London) and New York (08:00-17:00
 America/New_York) sessions and the London/New York overlap, daylight saving included; minutes since
 each session last opened; minutes since the weekly open (Sunday 17:00 New York) and to the weekly
-close (Friday 17:00 New York); ``gap_minutes``: minutes since the previous bar minus one.
+close (Friday 17:00 New York); ``gap_minutes``: minutes since the previous bar beyond one bar interval
+(0 for consecutive bars of any interval).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _cyc(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
     return np.sin(ang), np.cos(ang)
 
 
-def compute(ts_ns: np.ndarray) -> dict[str, np.ndarray]:
+def compute(ts_ns: np.ndarray, interval_s: int = 60) -> dict[str, np.ndarray]:
     ts = pd.DatetimeIndex(ts_ns.astype("datetime64[ns]"), tz="UTC")
     out: dict[str, np.ndarray] = {}
     minute = (ts.hour * 60 + ts.minute).to_numpy(dtype=np.float64)
@@ -63,7 +64,7 @@ def compute(ts_ns: np.ndarray) -> dict[str, np.ndarray]:
     out["mins_since_week_open"] = np.mod(ny_week_min - week_open, 7 * 1440)
     out["mins_to_week_close"] = np.mod(week_close - ny_week_min, 7 * 1440)
     gap = np.full(len(ts_ns), np.nan)
-    gap[1:] = np.diff(ts_ns) / 60e9 - 1
+    gap[1:] = (np.diff(ts_ns) - interval_s * 1e9) / 60e9
     out["gap_minutes"] = gap
     return {k: out[k] for k in NAMES}
 
@@ -106,7 +107,7 @@ class Calendar:
 CALENDAR = Calendar()
 
 
-def online_step(t: int, ts_ns: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+def online_step(t: int, ts_ns: np.ndarray, interval_ns: float, state: np.ndarray, out: np.ndarray) -> int:
     out[:-1] = CALENDAR.row(int(ts_ns[t]))[: len(NAMES) - 1]
-    out[-1] = (ts_ns[t] - ts_ns[t - 1]) / 60e9 - 1 if t >= 1 else np.nan
+    out[-1] = (ts_ns[t] - ts_ns[t - 1] - interval_ns) / 60e9 if t >= 1 else np.nan
     return 0

@@ -398,6 +398,8 @@ class OnlineRegistry:
         settings = self.settings or Settings.from_dict(_model_settings(model))
         state = model.loaded.selection.get("online_state")  # type: ignore[attr-defined]
         snapshot = state if isinstance(state, dict) else None
+        if settings.bar_interval_s is None and snapshot and snapshot.get("bar_interval_s"):
+            settings = settings.replace(bar_interval_s=int(snapshot["bar_interval_s"]))
         max_lag = max(lag_of(f) for f in features)
         # every table past its warm-up at the oldest lagged row a model input reads
         need = max(tail_length(t, settings, snapshot) for t in tables) + max_lag + 1

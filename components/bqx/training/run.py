@@ -1,4 +1,5 @@
-"""The train stage for one pair: launch training on a backend, then evaluate on the test split."""
+"""The train stage for one pair: launch training on a backend, evaluate the model on the test split and
+walk forward over purged folds, and draw the evaluation page."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bqx.config import Settings
-from bqx.model_package import load_tarball
+from bqx.model_package import LoadedModel, load_tarball
 from bqx.targets import BQX_NOW, fwd_return_column, position_sign
 from bqx.training.evaluate import evaluate, model_card
 from bqx.training.local import hyperparameters_for, train_local
@@ -40,9 +41,51 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
             pair = json.loads((d / "selection.json").read_text()).get("pair", "pair")
             meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
     loaded = load_tarball(out_tarball)
-    test = pd.read_parquet(d / "test.parquet")
-    metrics = evaluate(test[loaded.selection["target"]].to_numpy(), loaded.predict(test[loaded.features]),
-                       test[BQX_NOW].to_numpy(), test[fwd_return_column(settings.horizon)].to_numpy(),
-                       settings.horizon, position_sign(settings.bqx_version), settings.eval_cost_bps)
+    frames = {name: pd.read_parquet(d / f"{name}.parquet") for name in ("train", "val", "test")}
+    metrics, page = evaluation(loaded, frames, settings)
     card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection, settings.eval_cost_bps)
-    return {"meta": meta, "metrics": metrics, "model_card": card}
+    return {"meta": meta, "metrics": metrics, "model_card": card, "evaluation_html": page}
+
+
+def evaluation(loaded: LoadedModel, frames: dict[str, pd.DataFrame], settings: Settings) -> tuple[dict, str]:
+    """Test-split metrics of the deployed model, walk-forward metrics (``wf_`` keys) pooled over the
+    folds, and the evaluation page drawn from the walk-forward rows (the test split without folds)."""
+    from bqx.catalog import Catalog
+    from bqx.config import interval_s
+    from bqx.training import report
+    from bqx.training.walk_forward import walk_forward
+
+    target, h = loaded.selection["target"], settings.horizon
+    fwd, sign = fwd_return_column(h), position_sign(settings.bqx_version)
+    state = loaded.selection.get("online_state") or {}
+    interval = int(state.get("bar_interval_s") or interval_s(settings))
+    test = frames["test"]
+
+    def scored(rows: pd.DataFrame, pred: object) -> dict[str, float]:
+        return evaluate(rows[target].to_numpy(), pred, rows[BQX_NOW].to_numpy(), rows[fwd].to_numpy(), h, sign,
+                        settings.eval_cost_bps, interval)
+
+    metrics = scored(test, loaded.predict(test[loaded.features]))
+    metrics["bar_interval_s"] = float(interval)
+    pooled = walk_forward([frames["train"], frames["val"], test], loaded.features, target, settings)
+    if len(pooled):
+        metrics.update({f"wf_{k}": v for k, v in scored(pooled, pooled["prediction"].to_numpy()).items()})
+        metrics["wf_folds"] = float(pooled["fold"].nunique())
+        shown, where = pooled, f"{metrics['wf_folds']:.0f} walk-forward folds"
+    else:
+        shown, where = test.assign(prediction=loaded.predict(test[loaded.features])), "the test split"
+    catalog = Catalog(settings)
+    raw = loaded.model.get_feature_importance()  # type: ignore[attr-defined]
+    importance = {f: float(v) for f, v in zip(loaded.features, raw, strict=True)}
+    pictures = {
+        f"Equity after cost, {where}": report.equity_curves(shown, h, sign, settings.eval_cost_bps, fwd, BQX_NOW),
+        f"Predicted vs realised BQX, {where}": report.scatter(shown[target].to_numpy(), shown["prediction"].to_numpy(),
+                                                               settings.seed),
+        "Feature importance of the deployed model": report.importance_chart(
+            importance, {f: catalog.domain_of(f) for f in loaded.features}),
+    }
+    notes = [f"One position per {h}-bar period from the sign of the forecast; half the {settings.eval_cost_bps} bps "
+             "round-trip cost per unit of position change. Sharpe ratios are annualised from the bar interval "
+             f"({interval} s) and need at least 30 trades."]
+    page = report.evaluation_page(str(loaded.selection.get("pair")), metrics, pictures, notes)
+    return metrics, page

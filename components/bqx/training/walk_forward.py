@@ -1,0 +1,69 @@
+"""Walk-forward evaluation: several purged, expanding-window folds whose out-of-sample rows are pooled.
+
+The rows are the select stage's train, validation and test splits in time order (already cut with
+purge gaps). The out-of-sample span (from the first validation row to the end) is cut into
+``walk_forward_folds`` consecutive blocks. Fold k trains a fresh CatBoost model, with the run's
+hyperparameters, on every row before block k less a purge gap, early-stopping on the last part of
+that window (the run's train/validation proportions, a purge gap between them), and predicts block k.
+So every pooled prediction is made by a model that saw nothing at or after its row, and the pooled
+rows are about twice the test split, which is what makes a Sharpe ratio's error readable.
+The folds run where the train stage runs (the pod or laptop), whatever the training backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bqx.config import Settings
+from bqx.splits import purge_rows
+
+
+@dataclass(frozen=True)
+class Fold:
+    fit: tuple[int, int]  # inner training rows
+    early: tuple[int, int]  # inner early-stopping rows
+    test: tuple[int, int]  # out-of-sample block
+
+
+def folds(n_rows: int, oos_start: int, settings: Settings) -> list[Fold]:
+    """Row ranges of each fold over ``n_rows`` time-ordered rows whose out-of-sample span starts at
+    ``oos_start``; folds whose training window is too short to split are left out."""
+    k, gap = settings.walk_forward_folds, purge_rows(settings)
+    if k <= 0 or oos_start >= n_rows:
+        return []
+    edges = np.linspace(oos_start, n_rows, k + 1).astype(int)
+    share = settings.train_fraction / (settings.train_fraction + settings.val_fraction)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        window = lo - gap  # rows [0, window) may train fold k
+        n_fit = int((window - gap) * share)
+        if hi <= lo or n_fit < 30 or window - (n_fit + gap) < 10:
+            continue
+        out.append(Fold((0, n_fit), (n_fit + gap, window), (lo, hi)))
+    return out
+
+
+def walk_forward(frames: list[pd.DataFrame], features: list[str], target: str, settings: Settings) -> pd.DataFrame:
+    """Pooled out-of-sample rows of every fold (the frames' columns plus ``prediction`` and ``fold``)."""
+    from catboost import CatBoostRegressor
+
+    rows = pd.concat(frames, ignore_index=True)
+    x, y = rows[features].to_numpy(dtype=np.float32), rows[target].to_numpy(dtype=np.float64)
+    parts = []
+    t = settings.train
+    for i, f in enumerate(folds(len(rows), len(frames[0]), settings)):
+        model = CatBoostRegressor(iterations=t.iterations, depth=t.depth, learning_rate=t.learning_rate,
+                                  loss_function=t.loss_function, thread_count=t.thread_count,
+                                  random_seed=settings.seed, verbose=False, allow_writing_files=False)
+        model.fit(x[slice(*f.fit)], y[slice(*f.fit)], eval_set=(x[slice(*f.early)], y[slice(*f.early)]),
+                  early_stopping_rounds=t.early_stopping_rounds, use_best_model=True)
+        block = rows.iloc[slice(*f.test)].copy()
+        block["prediction"] = model.predict(x[slice(*f.test)])
+        block["fold"] = i
+        parts.append(block)
+    if not parts:
+        return rows.iloc[:0].assign(prediction=np.zeros(0), fold=np.zeros(0, dtype=int))
+    return pd.concat(parts, ignore_index=True)
