@@ -147,7 +147,8 @@ def test_failure_cause_is_the_failed_tasks_exception_line():
         "23:41:45.865 - ERROR - Task 'ingest-bars' finished with status FAILURE",
         "    KeyError: 'later'"])
     assert failure_cause(log) == "invalid bars: file /b/usdjpy.parquet, pair usdjpy, data row 123"
-    assert failure_cause("    _catboost.CatBoostError: bad\nTask 't' finished with status FAILURE") == "CatBoostError: bad"
+    failed = "\nTask 't' finished with status FAILURE"
+    assert failure_cause("    _catboost.CatBoostError: bad" + failed) == "CatBoostError: bad"
     assert failure_cause("no exception here\nTask 't' finished with status FAILURE") is None
     assert failure_cause("    MemoryError: \nTask 't' finished with status FAILURE") == "MemoryError: "
 
