@@ -9,46 +9,63 @@ IDX = ["reg_idx.w60_r2", "reg_idx.w90_rmse", "technical_idx.rsi_14", "technical_
 BQX = ["bqx.w15_bqx_return", "bqx.w30_bqx_max", "technical_bqx.rsi_14", "reg_bqx.w60_r2"]
 
 
-def _frames(shift_domain: str):
+def _frames(shift_domain: str, kind: str = "mean", n: int = 4000):
+    """Autocorrelated features (AR(1), phi 0.99, as rolling features are): the reference's own windows
+    wander, so a fixed threshold would fire on unchanged data; the current gets a shift in one domain."""
     rng = np.random.default_rng(4)
-    ref = pd.DataFrame(rng.standard_normal((2000, 8)), columns=IDX + BQX)
-    cur = pd.DataFrame(rng.standard_normal((2000, 8)), columns=IDX + BQX)
-    cur[IDX if shift_domain == "idx" else BQX] += 1.5
+    x = np.zeros((2 * n, 8))
+    for t in range(1, 2 * n):
+        x[t] = 0.99 * x[t - 1] + rng.standard_normal(8)
+    ref = pd.DataFrame(x[:n], columns=IDX + BQX)
+    cur = pd.DataFrame(x[n + 500:], columns=IDX + BQX)
+    cols = IDX if shift_domain == "idx" else BQX if shift_domain == "bqx" else []
+    if kind == "mean":
+        cur[cols] += 2 * ref[cols].std()
+    elif cols:
+        cur[cols] = (cur[cols] - cur[cols].mean()) * 3 + cur[cols].mean()
     return ref, cur
 
 
-@pytest.mark.parametrize(("shifted", "still"), [("bqx", "idx"), ("idx", "bqx")])
-def test_drift_in_one_domain_is_flagged_there_only(shifted, still, tmp_path):
-    ref, cur = _frames(shifted)
+@pytest.mark.parametrize(("shifted", "still", "kind"), [("bqx", "idx", "mean"), ("idx", "bqx", "mean"),
+                                                        ("idx", "bqx", "vol")])
+def test_drift_in_one_domain_is_flagged_there_only(shifted, still, kind, tmp_path):
+    ref, cur = _frames(shifted, kind)
     out = run_drift(ref, cur, IDX + BQX, Settings(), tmp_path / "r.html")
     d = out["domains"]
-    assert d[shifted]["share"] == 1.0 and d[shifted]["status"] == "critical"
-    assert d[still]["share"] == 0.0 and d[still]["status"] == "ok"
+    assert d[shifted]["status"] == "critical" and d[shifted]["index"] >= 1.25
+    assert d[still]["status"] == "ok" and d[still]["index"] < 1.0
     assert {d["idx"]["title"], d["bqx"]["title"]} == {"rate_idx", "BQX"}
     html = (tmp_path / "r.html").read_text()
-    assert "<h2>rate_idx features</h2>" in html and "<h2>BQX features</h2>" in html
+    assert "<h2>rate_idx features</h2>" in html and "<h2>BQX features</h2>" in html and "Evidently" in html
     assert "bqx.w15_bqx_return" in html and "reg_idx.w60_r2" in html
 
 
-def test_configured_methods_kl_psi_and_per_feature_overrides():
+def test_unchanged_autocorrelated_data_does_not_alarm_where_a_fixed_threshold_does():
+    ref, cur = _frames("none")
+    out = run_drift(ref, cur, IDX + BQX, Settings())
+    assert {d["status"] for d in out["domains"].values()} == {"ok"}
+    # Evidently's default (normed Wasserstein >= 0.1) calls most of these unchanged features drifted
+    fixed = [f for f, v in out["features"].items() if v["location"] >= 0.1]
+    assert len(fixed) >= 4
+    f = out["features"]["reg_idx.w60_r2"]
+    assert f["location_threshold"] > 0.1 and f["score"] == pytest.approx(
+        max(f["location"] / f["location_threshold"], f["scale"] / f["scale_threshold"]))
+    assert out["calibration"]["windows"] >= 4
+
+
+def test_configured_evidently_method_is_used_in_the_html(tmp_path):
     ref, cur = _frames("bqx")
-    s = Settings(drift_method="kl_div", drift_feature_methods={"reg_idx.w60_r2": "psi"},
-                 drift_feature_thresholds={"reg_idx.w60_r2": 0.2})
-    out = run_drift(ref, cur, IDX + BQX, s)
-    f = out["features"]
-    assert f["bqx.w15_bqx_return"]["method"] == "kl_div" and f["bqx.w15_bqx_return"]["drift"]
-    assert f["reg_idx.w60_r2"]["method"] == "psi" and f["reg_idx.w60_r2"]["threshold"] == 0.2
-    assert not f["reg_idx.w60_r2"]["drift"]
-    ks = run_drift(ref, cur, IDX + BQX, Settings(drift_method="ks"))["features"]
-    assert ks["bqx.w30_bqx_max"]["drift"] and ks["bqx.w30_bqx_max"]["score"] < 0.05  # p-value: low = drift
-    assert not ks["technical_idx.rsi_14"]["drift"]
+    run_drift(ref, cur, IDX + BQX, Settings(drift_method="psi"), tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    evidently = text[text.index("<iframe"):]
+    assert "PSI" in evidently and "Wasserstein" not in evidently
 
 
 def test_target_and_prediction_drift_is_its_own_group():
     ref, cur = _frames("idx")
     rng = np.random.default_rng(9)
-    ref["target"], cur["target"] = rng.standard_normal(2000), rng.standard_normal(2000)
-    ref["prediction"], cur["prediction"] = rng.standard_normal(2000), rng.standard_normal(2000) + 2
+    ref["target"], cur["target"] = rng.standard_normal(len(ref)), rng.standard_normal(len(cur))
+    ref["prediction"], cur["prediction"] = rng.standard_normal(len(ref)), rng.standard_normal(len(cur)) + 2
     out = run_drift(ref, cur, IDX + BQX, Settings(), outputs=["target", "prediction"])
     group = out["domains"]["output"]
     assert group["title"] == "target and prediction" and group["drifted_features"] == ["prediction"]
@@ -71,6 +88,24 @@ def test_critical_drift_publishes_to_sns(moto_server):
     assert alert(summary, "eurusd", Settings(drift_sns_topic_arn=topic))
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
     assert len(messages) == 1
-    assert "Critical feature drift for eurusd" in messages[0]["Body"] and "BQX: 4 of 4" in messages[0]["Body"]
+    assert "Critical feature drift for eurusd" in messages[0]["Body"] and "BQX: drift index" in messages[0]["Body"]
     calm = run_drift(ref, ref, IDX + BQX, Settings())
     assert alert(calm, "eurusd", Settings(drift_sns_topic_arn=topic)) is None
+
+
+def test_drift_distances_by_hand_and_too_short_a_reference():
+    from bqx.drift_scores import calibrate, distances, quantiles
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((20_000, 2))
+    shifted = x + np.array([0.5, 0.0])
+    scaled = x * np.array([1.0, 2.0])
+    sd = x.std(axis=0)
+    loc = distances(quantiles(x), quantiles(shifted), sd)[0]
+    assert loc[0] == pytest.approx(0.5 / sd[0], rel=0.02) and loc[1] == 0
+    scale = distances(quantiles(x), quantiles(scaled), sd)[1]
+    assert scale[1] == pytest.approx(np.log(2), rel=1e-9) and scale[0] == 0
+    flat = distances(quantiles(np.ones((50, 1))), quantiles(np.ones((50, 1))), np.zeros(1))
+    assert np.isnan(flat).all()  # no spread: not scored
+    with pytest.raises(ValueError, match="too few to calibrate"):
+        calibrate(x[:20], 30, 10)

@@ -111,7 +111,7 @@ def test_run_checks_baseline_interval_and_bars_needed(tmp_path: Path):
     ({"train": {"depth": 0}}, "'train.depth': must be a positive integer, got 0"),
     ({"train_fraction": 0.9, "val_fraction": 0.2}, "'train_fraction' + 'val_fraction'"),
     ({"pairs": ["eurusd", "eurusd"]}, "'pairs': listed twice: eurusd"),
-    ({"drift_warning_share": 0.9}, "'drift_warning_share': must not exceed"),
+    ({"drift_warning_index": 2.0}, "'drift_warning_index': must not exceed"),
     ({"bar_interval_s": 90}, "'bar_interval_s': must be a whole number of minutes"),
     ({"baseline_date": "yesterday-ish"}, "'baseline_date': cannot parse"),
     ({"eval_cost_bps": "1"}, "'eval_cost_bps': must be a number"),

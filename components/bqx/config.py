@@ -102,12 +102,14 @@ class Settings:
     walk_forward_folds: int = 3
     # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
     eval_cost_bps: float = 1.0
-    # Drift: share of drifted features per domain that raises a warning / critical status.
-    drift_warning_share: float = 0.25
-    drift_critical_share: float = 0.5
+    # Drift: a domain's drift index (the mean of its features' scores, each its distance from the
+    # reference over the largest the reference showed by itself; bqx.drift_scores) that raises a
+    # warning / critical status. Rows are thinned so the reference keeps 4 x drift_sample_rows.
+    drift_warning_index: float = 1.0
+    drift_critical_index: float = 1.25
     drift_sample_rows: int = 5_000
-    # Per-feature drift test: Evidently's choice unless set (e.g. "wasserstein", "kl_div", "psi", "ks"),
-    # its threshold, and per-feature overrides {feature: method} / {feature: threshold}.
+    # The HTML's Evidently section: normed Wasserstein at the calibrated threshold unless set (e.g.
+    # "kl_div", "psi", "ks"), its threshold, and per-feature overrides {feature: method} / {feature: threshold}.
     drift_method: str | None = None
     drift_threshold: float | None = None
     drift_feature_methods: dict[str, str] = field(default_factory=dict)
@@ -138,8 +140,8 @@ class Settings:
         if self.min_idx + self.min_bqx > self.n_select:
             raise ValueError(f"settings fields 'min_idx' + 'min_bqx' ({self.min_idx} + {self.min_bqx}): the domain "
                              f"quotas exceed 'n_select' ({self.n_select})")
-        if self.drift_warning_share > self.drift_critical_share:
-            raise ValueError("settings field 'drift_warning_share': must not exceed 'drift_critical_share'")
+        if self.drift_warning_index > self.drift_critical_index:
+            raise ValueError("settings field 'drift_warning_index': must not exceed 'drift_critical_index'")
         if self.bar_interval_s is not None and self.bar_interval_s % 60:
             raise ValueError(f"settings field 'bar_interval_s': must be a whole number of minutes in seconds "
                              f"(60, 300, 3600, ...), got {self.bar_interval_s}")
@@ -221,7 +223,7 @@ class Settings:
 # Lower bounds of numeric fields (inclusive unless noted); every other int field must be >= 1.
 _AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "drift_threshold",
                   "walk_forward_folds"}
-_FRACTIONS = {"train_fraction", "val_fraction", "drift_warning_share", "drift_critical_share"}
+_FRACTIONS = {"train_fraction", "val_fraction"}
 
 
 def check_fields(obj: object, prefix: str) -> None:

@@ -65,12 +65,15 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
     else:
         current["prediction"] = loaded.predict(current[loaded.features])
     reference = loaded.reference.rename(columns={target: "target"})
+    # the packaged reference is every k-th training row in time order: thin the fresh rows alike
+    stride = int(loaded.meta.get("reference_stride") or 1)
     known = current["target"].notna()
     if known.sum() >= 100:  # the target exists H rows after the fact: compare on rows that have it
-        summary = run_drift(reference, current[known], loaded.features, settings, html_path,
-                            outputs=["target", "prediction"])
+        summary = run_drift(reference, current[known].iloc[::stride], loaded.features, settings, html_path,
+                            outputs=["target", "prediction"], stride=1)
     else:
-        summary = run_drift(reference, current, loaded.features, settings, html_path, outputs=["prediction"])
+        summary = run_drift(reference, current.iloc[::stride], loaded.features, settings, html_path,
+                            outputs=["prediction"], stride=1)
     summary.update({"pair": pair, "fresh_rows": int(len(current)), "predictions": "logged" if prediction_log
                     else "recomputed", "model_catalog": loaded.meta.get("catalog_version"),
                     "alert_message_id": alert(summary, pair, settings)})
@@ -106,19 +109,21 @@ def record(result: dict, summary: object, metrics: object, status_path: str) -> 
 
     write_json(result, summary.path)  # type: ignore[attr-defined]
     for domain, info in result["domains"].items():
+        metrics.log_metric(f"drift_index_{domain}", info["index"])  # type: ignore[attr-defined]
         metrics.log_metric(f"drift_share_{domain}", info["share"])  # type: ignore[attr-defined]
         metrics.log_metric(f"drifted_{domain}", info["drifted"])  # type: ignore[attr-defined]
         summary.metadata[f"status_{domain}"] = info["status"]  # type: ignore[attr-defined]
     summary.metadata["pair"] = result["pair"]  # type: ignore[attr-defined]
     Path(status_path).write_text(status_markdown(result))
-    return ", ".join(f"{i['title']} {i['share']:.0%} drifted ({i['status']})" for i in result["domains"].values())
+    return ", ".join(f"{i['title']} index {i['index']:.2f} ({i['status']})" for i in result["domains"].values())
 
 
 def status_markdown(summary: dict) -> str:
     lines = [f"# Drift status: {summary['pair']}", "", f"Reference {summary['reference_rows']} rows, current "
-             f"{summary['current_rows']} rows.", "", "| group | drifted | share | status |", "|---|---:|---:|---|"]
+             f"{summary['current_rows']} rows.", "", "| group | drift index | past threshold | status |",
+             "|---|---:|---:|---|"]
     for info in summary["domains"].values():
-        lines.append(f"| {info['title']} | {info['drifted']} of {info['features']} | {info['share']:.0%} | "
+        lines.append(f"| {info['title']} | {info['index']:.2f} | {info['drifted']} of {info['features']} | "
                      f"**{info['status']}** |")
     if summary.get("alert_message_id"):
         lines += ["", f"Alert published (SNS message {summary['alert_message_id']})."]

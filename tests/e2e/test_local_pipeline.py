@@ -27,8 +27,7 @@ def run(tmp_path_factory):
     return result
 
 
-def test_runs_within_budget_and_reports_progress(run):
-    assert run.wall < 180, f"e2e took {run.wall:.0f} s"
+def test_runs_and_reports_progress(run):
     progress = (run.log_path.parent.parent / "progress.txt").read_text()
     for pair in PAIRS:
         assert f"train   {pair}" in progress and f"drift   {pair}" in progress
@@ -44,8 +43,10 @@ def test_every_model_loads_from_its_tarball_and_predicts(run):
         pred = model.predict(test[model.features])
         assert len(model.features) == 250 and np.isfinite(pred).all() and pred.std() > 0
         m = task.artifacts["metrics"]["metadata"]
-        assert {"model_rmse", "zero_rmse", "persistence_rmse", "model_sharpe", "persistence_sharpe"} <= set(m)
-        assert m["rows"] == len(test)
+        assert {"model_rmse", "zero_rmse", "persistence_rmse", "wf_model_rmse", "wf_persistence_rmse"} <= set(m)
+        assert m["rows"] == len(test) and m["wf_rows"] > len(test) and m["bar_interval_s"] == 60
+        page = Path(task.artifacts["evaluation"]["uri"])
+        assert page.stat().st_size < 2e6 and "Equity after cost" in page.read_text()
     repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
     manifest = json.loads((repo / "manifest.json").read_text())
     assert sorted(manifest["models"]) == sorted(PAIRS)
@@ -65,7 +66,7 @@ def test_selection_quota_and_drift_sections(run):
         summary = json.loads(Path(task.artifacts["summary"]["uri"]).read_text())
         assert set(summary["domains"]) >= {"idx", "bqx"}
         metrics = task.artifacts["metrics"]["metadata"]
-        assert "drift_share_idx" in metrics and "drift_share_bqx" in metrics
+        assert "drift_index_idx" in metrics and "drift_index_bqx" in metrics
 
 
 def test_corrupted_bar_file_fails_the_run_naming_file_row_field(tmp_path):
@@ -78,8 +79,8 @@ def test_corrupted_bar_file_fails_the_run_naming_file_row_field(tmp_path):
         run_local(tmp_path / "bars", tmp_path / "out", Settings(), ["eurusd", "usdjpy"],
                   echo=open(tmp_path / "progress.txt", "w"))
     msg = str(info.value)
-    assert "ingest-bars" in msg
-    assert str(bad) in msg and "row 123" in msg and "'close'" in msg
+    assert msg.startswith("ingest-bars failed: invalid bars: ") and "\n" not in msg
+    assert str(bad) in msg and "data row 123" in msg and "'close'" in msg
 
 
 def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):

@@ -83,10 +83,12 @@ def train(opt: OptMl) -> dict:
     }
     opt.model_dir.mkdir(parents=True, exist_ok=True)
     model.save_model(str(opt.model_dir / "model.cbm"))
-    # a seeded sample of the training rows with the model's predictions: the drift reference that
-    # recurring monitoring compares fresh data with (bqx-drift pipeline)
-    ref = tr.sample(n=min(REFERENCE_ROWS, len(tr)), random_state=int(params.get("random_seed", 0)))
+    # every k-th training row (time order kept) with the model's predictions: the drift reference that
+    # recurring monitoring compares fresh data with and calibrates on (bqx-drift pipeline)
+    stride = max(1, -(-len(tr) // REFERENCE_ROWS))  # every k-th row, in time order: drift calibrates on it
+    ref = tr.iloc[::stride]
     ref = ref[[*features, target]].assign(prediction=model.predict(ref[features]))
+    meta["reference_stride"] = stride
     ref.to_parquet(opt.model_dir / "reference.parquet", index=False)
     (opt.model_dir / "selection.json").write_text(json.dumps(selection, indent=2))
     (opt.model_dir / "meta.json").write_text(json.dumps(meta, indent=2))
