@@ -351,3 +351,42 @@ def test_raw_bars_errors_name_the_problem(bars, tmp_path):
     with pytest.raises(PayloadError) as err:
         app.invoke("c", json.dumps({"bars": _bars_json(bars.iloc[:3000])}).encode(), "application/json")
     assert err.value.status == 422 and "technical_idx.f000" in err.value.message
+
+
+def test_a_subset_run_serves_exactly_its_pairs_and_equals_batch_minute_by_minute(market_bars, tmp_path):
+    """A model trained on a 3-pair panel: the package records the panel's pairs, requests carry exactly
+    those, and online predictions equal the model on extract's features of that panel, minute by minute."""
+    pairs = ["eurusd", "usdjpy", "eurjpy"]
+    subset = {p: market_bars[p] for p in pairs}
+    settings = Settings()
+    panel = build_panel(subset, settings)
+    b, inp = pair_inputs(subset["eurjpy"], settings, "eurjpy", panel=panel)
+    state = online_state(b, inp, settings)
+    assert sorted(state["pairs"]) == sorted(pairs)
+    names = ["correlation_idx.corr240_usd", "cross_sectional_panel.disp60_lag60", "cross_pair.beta60",
+             "error_correction.leg1_z240", "technical_bqx.rsi_14"]
+    want = {n: FAMILIES[split_feature(n)[0]].compute(inp, settings)[split_feature(n)[1].split(".", 1)[1]]
+            for n in names}
+    path = synthetic_model(tmp_path / "eurjpy.tar.gz", "eurjpy", names, rows=400, iterations=20,
+                           online_state=json.loads(json.dumps(state)))
+    model = load_tarball(path)
+    app = App(ServeConfig(), ModelStore())
+    app.store.load("eurjpy", str(path))
+    grid = panel.ts_ns
+    cut, start = grid[-6], grid[-1700]
+    first = {p: _bars_json(x[(x["ts_utc"].astype("int64") >= start) & (x["ts_utc"].astype("int64") < cut)])
+             for p, x in subset.items()}
+    out = app.invoke("eurjpy", json.dumps({"bars": first}).encode(), "application/json")  # 3 pairs: accepted
+    ts = subset["eurjpy"]["ts_utc"].astype("int64").to_numpy()
+    for t in [None, *grid[-6:]]:  # the seeding request's last minute, then every minute after it
+        if t is not None:
+            minute = {p: _bars_json(x[x["ts_utc"].astype("int64") == t]) for p, x in subset.items()}
+            out = app.invoke("eurjpy", json.dumps({"bars": {p: v for p, v in minute.items() if v}}).encode(),
+                             "application/json")
+        row = int(np.searchsorted(ts, grid[-7] if t is None else t, side="right")) - 1
+        x = [want[n][row - split_feature(n)[2]] for n in names]
+        assert np.isfinite(x).all()
+        assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], abs=1e-6)
+    with pytest.raises(PayloadError) as err:  # the package's pairs, not the 28 defaults, are what it needs
+        app.invoke("eurjpy", json.dumps({"bars": {"eurjpy": first["eurjpy"][-3:]}}).encode(), "application/json")
+    assert err.value.status == 422 and "eurusd" in err.value.message and "gbpusd" not in err.value.message

@@ -400,6 +400,8 @@ class OnlineRegistry:
         snapshot = state if isinstance(state, dict) else None
         if settings.bar_interval_s is None and snapshot and snapshot.get("bar_interval_s"):
             settings = settings.replace(bar_interval_s=int(snapshot["bar_interval_s"]))
+        if snapshot and snapshot.get("pairs"):  # the run's panel, which may be a subset of the 28 pairs
+            settings = settings.replace(pairs=tuple(snapshot["pairs"]))
         max_lag = max(lag_of(f) for f in features)
         # every table past its warm-up at the oldest lagged row a model input reads
         need = max(tail_length(t, settings, snapshot) for t in tables) + max_lag + 1
