@@ -163,7 +163,8 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
 
 def online_state(b: pd.DataFrame, inputs: PairInputs, settings: Settings) -> dict:
     """What the serving engine cannot learn from a short request history: the rate_idx baseline, the bar
-    interval, the pairs of the panel the cross-pair tables were computed on and the HMM fit. Selection copies it into selection.json, so it ships in model.tar.gz."""
+    interval, the pairs of the panel the cross-pair tables were computed on and the HMM fit. Selection
+    copies it into selection.json, so it ships in model.tar.gz."""
     return {"baseline_ts": pd.Timestamp(b["ts_utc"].iloc[0]).isoformat(), "baseline_close": float(inputs.close[0]),
             "bar_interval_s": interval_s(settings), "pairs": list(inputs.panel.pairs),
             "hmm": hmm_regime.snapshot(inputs.idx, settings.hmm_fit_rows)}
