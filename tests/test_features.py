@@ -67,6 +67,18 @@ def test_reg_matches_polyfit(idx):
     assert np.isnan(f["a_coef"][w - 2])
 
 
+def test_bounded_ppo_on_a_series_that_crosses_zero():
+    rng = np.random.default_rng(2)
+    x = np.cumsum(rng.standard_normal(5000)) * 1e-3
+    x -= x.mean()  # crosses zero many times, as BQX does
+    plain, bounded = technical.compute(x)["ppo_12_26"], technical.compute(x, bounded_ppo=True)["ppo_12_26"]
+    assert np.nanmax(np.abs(plain)) > 1e3  # the percent form explodes near zero
+    assert np.nanmax(np.abs(bounded)) < 10
+    e = pd.Series(x)
+    ref = (e.ewm(span=12, adjust=False).mean() - e.ewm(span=26, adjust=False).mean()) / e.rolling(100).std()
+    _close(bounded[99:], ref.to_numpy()[99:])
+
+
 def test_technical_matches_pandas_references(idx):
     x = pd.Series(idx)
     out = technical.compute(idx)

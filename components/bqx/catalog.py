@@ -47,7 +47,8 @@ def _t(key: str, domain: Domain, count: int, contents: str, *, laggable: bool = 
 TABLES: tuple[TableSpec, ...] = (
     _t("technical_idx", "idx", 56, "RSI, MACD, stochastic, CCI, Williams %R, ROC, ATR, ADX, ... on rate_idx",
        laggable=True),
-    _t("technical_bqx", "bqx", 56, "the same indicators on BQX", laggable=True),
+    _t("technical_bqx", "bqx", 56, "the same indicators on BQX (ppo_12_26 bounded: EMA12 - EMA26 over the "
+       "series' 100-row sd, since BQX crosses zero)", laggable=True),
     _t("statistics_bqx", "bqx", 48, "rolling moments, percentiles, IQR, MAD, entropy, autocorr, Jarque-Bera"),
     _t("bollinger_bqx", "bqx", 20, "bands, width, %B, slope over 20/30/60/120", laggable=True),
     _t("fibonacci_bqx", "bqx", 20, "retracement levels and distances over rolling swings"),

@@ -124,13 +124,13 @@ FAMILIES: dict[str, Family] = {
     ),
     "technical_idx": Family(
         lambda s: technical.names(), lambda inp, s: technical.compute(inp.idx), lambda s: technical.WARMUP,
-        Online(("idx",), technical.online_step, state_size=lambda s: technical.ONLINE_STATE),
+        Online(("idx",), technical.online_step, lambda s: (0.0,), state_size=lambda s: technical.ONLINE_STATE),
     ),
     "technical_bqx": Family(
         lambda s: technical.names(),
-        lambda inp, s: technical.compute(inp.bqx),
+        lambda inp, s: technical.compute(inp.bqx, bounded_ppo=True),
         lambda s: bqx_core.primary_warmup(s) + technical.WARMUP,
-        Online(("bqx",), technical.online_step, state_size=lambda s: technical.ONLINE_STATE),
+        Online(("bqx",), technical.online_step, lambda s: (1.0,), state_size=lambda s: technical.ONLINE_STATE),
     ),
     "moving_avg_idx": Family(lambda s: moving_avg.names(), lambda inp, s: moving_avg.compute(inp.idx),
                              lambda s: moving_avg.WARMUP,

@@ -5,6 +5,10 @@ keeps ``technical_idx`` and ``technical_bqx`` the same indicators: the true rang
 highs and lows are rolling max/min of the series, and directional movement is the positive and
 negative part of the one-row change. Smoothing follows the usual conventions: Wilder (alpha = 1/n) for
 RSI, ATR and ADX; EMA (alpha = 2/(n+1)) for MACD, PPO and TRIX; simple means elsewhere.
+
+PPO is (EMA12 - EMA26) / |EMA26| x 100 on rate_idx. BQX crosses zero, where that ratio explodes
+(1e4-1e5 was seen), so on BQX ``ppo_12_26`` is bounded: (EMA12 - EMA26) over the standard deviation
+of the last ``PPO_SCALE`` values of the series (``compute(x, bounded_ppo=True)``).
 """
 
 from __future__ import annotations
@@ -168,13 +172,18 @@ def names() -> list[str]:
     return [n for spec_names, _ in SPECS for n in spec_names]
 
 
-def compute(x: np.ndarray) -> Block:
+PPO_SCALE = EMA_SPANS_MAX  # rows of the standard deviation the bounded PPO divides by
+
+
+def compute(x: np.ndarray, bounded_ppo: bool = False) -> Block:
     out: Block = {}
     for spec_names, fn in SPECS:
         block = fn(x)
         if tuple(block) != spec_names:
             raise AssertionError(f"technical spec {spec_names} produced {tuple(block)}")
         out.update(block)
+    if bounded_ppo:
+        out["ppo_12_26"] = safe_div(ema(x, 12) - ema(x, 26), rolling_std(x, PPO_SCALE))
     return out
 
 
@@ -183,7 +192,7 @@ ONLINE_STATE = 68  # two slots per recursive average, in the order the step belo
 
 
 @njit(cache=True)
-def online_step(t: int, x: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+def online_step(t: int, x: np.ndarray, bounded_ppo: float, state: np.ndarray, out: np.ndarray) -> int:
     """Row t of every indicator, in :func:`names` order; ``state`` carries the recursive averages.
     Returns the number of state slots used (tests check it fits ``ONLINE_STATE``)."""
     d = lt.diff(x, t, 1)
@@ -272,7 +281,10 @@ def online_step(t: int, x: np.ndarray, state: np.ndarray, out: np.ndarray) -> in
     out[j] = 100.0 * lt.sdiv(ups - downs, ups + downs)
     j += 1
     e12, e26 = lt.ema(state, s, x[t], 12), lt.ema(state, s + 2, x[t], 26)  # ppo_12_26
-    out[j] = lt.sdiv(e12 - e26, abs(e26)) * 100.0
+    if bounded_ppo:
+        out[j] = lt.sdiv(e12 - e26, lt.wstd(x, t, PPO_SCALE, 1))
+    else:
+        out[j] = lt.sdiv(e12 - e26, abs(e26)) * 100.0
     j += 1
     s += 4
     path = 0.0  # er_10
