@@ -164,3 +164,17 @@ def test_annualisation_follows_the_bar_interval():
     assert minute["sharpe"] / hour["sharpe"] == pytest.approx(np.sqrt(60))
     few = trading_metrics(np.full(60 * 29, -1.0), fwd[: 60 * 29], 60, -1, 0.0)
     assert np.isnan(few["sharpe"]) and np.isnan(few["sharpe_se"]) and few["trades"] == 29
+
+
+def test_local_run_leaves_python3_in_arguments_alone():
+    """kfp.local replaced 'python3' in every argument, so a bars path under .../python3.11/... broke."""
+    from kfp.local import subprocess_task_handler as handler
+
+    from bqx.local_run import _python_in_command_only
+
+    cmd = ["sh", "-c", 'python3 -m kfp.dsl.executor_main "$program_path/ephemeral_component.py" "$@"', "code",
+           "--executor_input", '{"source": "/usr/lib/python3.11/data/bars.csv"}']
+    with _python_in_command_only():
+        out = handler.replace_python_executable(cmd, "/venv/bin/python")
+    assert out[2].startswith("/venv/bin/python -m kfp") and out[3:] == cmd[3:]
+    assert handler.replace_python_executable(cmd, "/x")[5] != cmd[5]  # kfp's own, outside our runs

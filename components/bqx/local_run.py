@@ -14,7 +14,8 @@ import re
 import sys
 import time
 import warnings
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,8 @@ def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase |
             runner = local.SubprocessRunner(use_venv=False)
             local.init(runner=runner, pipeline_root=str(root), raise_on_error=False)
             try:
-                pipeline(**arguments)  # type: ignore[operator]
+                with _python_in_command_only():
+                    pipeline(**arguments)  # type: ignore[operator]
             finally:
                 builtins.print = real_print
     seconds = time.perf_counter() - t0
@@ -151,6 +153,28 @@ def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase |
         raise StageFailed(f"{failed} failed: {cause or 'see the log'}", log_path, "\n".join(text.splitlines()[-40:]))
     run_dir = new_runs[-1]
     return LocalRunResult(run_dir, log_path, seconds, read_outputs(run_dir))
+
+
+@contextmanager
+def _python_in_command_only() -> Iterator[None]:
+    """kfp.local (2.17) swaps every 'python3' in a task's command line for this interpreter, arguments
+    included, so a bars path such as .../python3.11/site-packages/... reached ingest mangled. Swap it
+    in the launcher script only; the user code and the arguments that follow it are left as they are."""
+    from kfp.local import subprocess_task_handler as handler
+
+    def replace(full_command: list[str], new_executable: str) -> list[str]:
+        out, done = [], False
+        for el in full_command:
+            out.append(el if done else el.replace("python3", new_executable))
+            done = done or ('"$program_path/ephemeral_component.py"' in el and '"$@"' in el)
+        return out
+
+    original = handler.replace_python_executable
+    handler.replace_python_executable = replace
+    try:
+        yield
+    finally:
+        handler.replace_python_executable = original
 
 
 class StageFailed(RuntimeError):
