@@ -24,11 +24,10 @@ PAIRS = ("eurusd", "gbpusd", "usdjpy", "audusd")
 SCENARIOS = ("none", "idx_mean", "bqx_mean", "idx_vol", "bqx_vol")
 
 
-def pair_runs(seed: int) -> list[dict[str, dict[str, str]]]:
-    """Status per scenario and domain for each pair of one seeded sample."""
+def pair_runs(seed: int) -> list[dict[str, dict[str, float]]]:
+    """Drift index per scenario and domain for each pair of one seeded sample."""
     from bqx.catalog import Catalog
     from bqx.config import Settings
-    from bqx.drift import status_of
     from bqx.drift_scores import calibrate, scores, spread
     from bqx.extract import compute_tables, pair_inputs
     from bqx.panel import build_panel
@@ -64,7 +63,7 @@ def pair_runs(seed: int) -> list[dict[str, dict[str, str]]]:
                     centre = np.nanmean(cur[:, sel], axis=0)
                     cur[:, sel] = (cur[:, sel] - centre) * 2 + centre
             _, score = scores(ref, cur, cal)
-            result[scenario] = {d: status_of(float(np.nanmean(score[dom == d])), s) for d in ("idx", "bqx")}
+            result[scenario] = {d: float(np.nanmean(score[dom == d])) for d in ("idx", "bqx")}
         out.append(result)
     return out
 
@@ -77,11 +76,22 @@ def main() -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         runs = [r for batch in pool.map(pair_runs, range(args.seeds)) for r in batch]
+    from bqx.config import Settings
+    from bqx.drift import status_of
+
+    settings = Settings()
     print(f"pair-runs: {len(runs)} runs")
     for scenario in SCENARIOS:
         for d in ("idx", "bqx"):
-            share = np.mean([r[scenario][d] == "critical" for r in runs])
+            share = np.mean([status_of(r[scenario][d], settings) == "critical" for r in runs])
             print(f"critical {d} with {scenario}: {share:.1%} runs")
+    for d in ("idx", "bqx"):
+        calm = [r["none"][d] for r in runs]
+        print(f"{d} index on unchanged data, 95th percentile: {np.quantile(calm, 0.95):.2f} score")
+        print(f"{d} index on unchanged data, maximum: {max(calm):.2f} score")
+        for kind in ("mean", "vol"):
+            low = np.quantile([r[f"{d}_{kind}"][d] for r in runs], 0.05)
+            print(f"{d} index with {d}_{kind}, 5th percentile: {low:.2f} score")
     print(f"wall time: {time.perf_counter() - t0:.0f} s")
     print(f"peak RSS (largest worker): {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
 
