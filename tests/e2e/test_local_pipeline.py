@@ -101,8 +101,22 @@ def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
         assert "| rate_idx |" in status and "| BQX |" in status
         html = Path(task.artifacts["report"]["uri"]).read_text()
         assert "<h2>rate_idx features</h2>" in html and "<h2>target and prediction features</h2>" in html
+        assert len(html.encode()) < 5e6
         if task.pair == "eurusd":
+            check_opens_in_a_browser(html, tmp_path)
             check_logged_predictions(task, result, repo, tmp_path)
+
+
+def check_opens_in_a_browser(html: str, tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from browser import open_page
+
+    page = tmp_path / "monitor.html"
+    page.write_text(html)
+    opened = open_page(page)
+    assert opened.errors == [] and not opened.blank()
 
 
 def check_logged_predictions(task, result, repo, tmp_path):
