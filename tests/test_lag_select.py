@@ -46,7 +46,10 @@ def test_effective_quota_scales_to_what_exists():
     assert effective_quota({"idx": 640, "bqx": 880, "cross": 0}, s) == Quota(250, 100, 100)
     assert effective_quota({"idx": 40, "bqx": 500, "cross": 0}, s) == Quota(250, 40, 100)
     assert effective_quota({"idx": 90, "bqx": 90, "cross": 0}, s) == Quota(180, 90, 90)
-    q = effective_quota({"idx": 500, "bqx": 500}, s.replace(n_select=150))
+    # quotas above n_select are refused when the settings are made, naming the fields
+    with pytest.raises(ValueError, match="'min_idx' \\+ 'min_bqx' \\(100 \\+ 100\\).*'n_select' \\(150\\)"):
+        s.replace(n_select=150)
+    q = effective_quota({"idx": 500, "bqx": 500}, s.replace(n_select=150, min_idx=75, min_bqx=75))
     assert q.min_idx + q.min_bqx <= 150
 
 

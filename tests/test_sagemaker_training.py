@@ -102,5 +102,5 @@ def test_ingest_reads_s3_through_pyarrow_with_the_endpoint_override(tmp_path, aw
     bad.loc[9, "close"] = np.nan
     bad.to_parquet(tmp_path / "bad.parquet", index=False)
     s3.upload_file(str(tmp_path / "bad.parquet"), bucket, "bars/usdjpy.parquet")
-    with pytest.raises(BarValidationError, match=rf"file s3://{bucket}/bars/usdjpy.parquet, pair usdjpy, row 9"):
+    with pytest.raises(BarValidationError, match=rf"file s3://{bucket}/bars/usdjpy.parquet, pair usdjpy, data row 9"):
         ingest(f"s3://{bucket}/bars", tmp_path / "out2")
