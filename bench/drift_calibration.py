@@ -8,7 +8,7 @@ the current window, mean + 1 reference sd; or volatility x 2 (deviations from th
 doubled). Prints, per scenario and domain, the share of pair-runs whose status is critical. Goals:
 <= 5% with no change, >= 95% in the shifted domain, the other domain as with no change.
 
-    python bench/drift_calibration.py [--seeds 24] [--workers 2]
+    python bench/drift_calibration.py [--seeds 24] [--first-seed 0] [--workers 2]
 """
 
 from __future__ import annotations
@@ -72,10 +72,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=24)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     args = ap.parse_args()
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
-        runs = [r for batch in pool.map(pair_runs, range(args.seeds)) for r in batch]
+        runs = [r for batch in pool.map(pair_runs, range(args.first_seed, args.first_seed + args.seeds)) for r in batch]
     from bqx.config import Settings
     from bqx.drift import status_of
 

@@ -32,7 +32,7 @@ def test_drift_in_one_domain_is_flagged_there_only(shifted, still, kind, tmp_pat
     ref, cur = _frames(shifted, kind)
     out = run_drift(ref, cur, IDX + BQX, Settings(), tmp_path / "r.html")
     d = out["domains"]
-    assert d[shifted]["status"] == "critical" and d[shifted]["index"] >= 1.25
+    assert d[shifted]["status"] == "critical" and d[shifted]["index"] >= Settings().drift_critical_index
     assert d[still]["status"] == "ok" and d[still]["index"] < 1.0
     assert {d["idx"]["title"], d["bqx"]["title"]} == {"rate_idx", "BQX"}
     html = (tmp_path / "r.html").read_text()
