@@ -92,12 +92,17 @@ def discover(source: str | Path, pairs: Iterable[str] | None = None) -> list[Bar
     return [found[p] for p in wanted]
 
 
+def first_line(path: Path) -> str:
+    """A text file's first line (its header, or its first row), for sniffing the format."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.readline()
+
+
 def _read_raw(path: Path, pair: str) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
+        header = first_line(path)
         if ";" in header and "," not in header:
             raise BarValidationError(path, pair, None, None, "the CSV is ';'-separated (a spreadsheet export?): "
                                      "write ',' between fields and '.' as the decimal point")

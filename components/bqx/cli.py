@@ -28,10 +28,10 @@ def _pairs(text: str | None, default: tuple[str, ...]) -> list[str]:
         return list(default)
     if text == "all":
         return list(PAIRS)
-    from bqx.pairs import normalise_pair
+    from bqx.pairs import listed_twice, normalise_pair
 
     pairs = [normalise_pair(p) for p in text.split(",") if p.strip()]
-    twice = sorted({p for p in pairs if pairs.count(p) > 1})
+    twice = listed_twice(pairs)
     if twice:
         raise ValueError(f"--pairs lists {', '.join(twice)} twice")
     return pairs
@@ -49,8 +49,9 @@ def _interval(text: str) -> int:
     return int(seconds)
 
 
-def _settings(path: str | None) -> Settings:
-    return Settings.load(path) if path else Settings()
+def _settings(path: str | None, bar_interval: str | None = None) -> Settings:
+    settings = Settings.load(path) if path else Settings()
+    return settings.replace(bar_interval_s=_interval(bar_interval)) if bar_interval else settings
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -67,9 +68,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from bqx.bars import describe_interval
     from bqx.ingest import check_coverage, load_pairs
 
-    settings = _settings(args.settings)
-    if args.bar_interval:
-        settings = settings.replace(bar_interval_s=_interval(args.bar_interval))
+    settings = _settings(args.settings, args.bar_interval)
     pairs = _pairs(args.pairs, ()) or None
     bars = load_pairs(args.path, pairs)
     coverage = check_coverage(bars, settings)
@@ -88,9 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
         print("only the local backend runs from this command; submit to a cluster with the compiled YAML "
               "(see README). Running locally.", file=sys.stderr)
-    settings = _settings(args.settings)
-    if args.bar_interval:
-        settings = settings.replace(bar_interval_s=_interval(args.bar_interval))
+    settings = _settings(args.settings, args.bar_interval)
     if args.days < 1:
         raise ValueError(f"--days must be at least 1, got {args.days}")
     out = Path(args.out).resolve()
@@ -136,22 +133,14 @@ def summary_text(result: object) -> str:
                 lines.append(f"    {label:<20} {rel(tasks[task_name][output]['uri'])}")
         m = tasks.get("train-model", {}).get("metrics", {}).get("metadata", {})
         if "model_rmse" in m:
+            from bqx.training.evaluate import headline
+
             lines.append("    " + headline(m))
     deploy = result.find("deploy-models")
     if deploy:
         lines.append(f"  model repository       {rel(deploy[0].artifacts['repository']['uri'])}")
     lines.append(f"  log                    {result.log_path}")
     return "\n".join(lines)
-
-
-def headline(m: dict) -> str:
-    """One line of a model's evaluation: walk-forward figures when there are folds, else the test split."""
-    from bqx.training.evaluate import sharpe_text
-
-    p = "wf_" if "wf_model_rmse" in m else ""
-    return (f"{'walk-forward' if p else 'test'} RMSE {m[p + 'model_rmse']:.4g} (zero {m[p + 'zero_rmse']:.4g}, "
-            f"persistence {m[p + 'persistence_rmse']:.4g}); direction {m[p + 'model_directional_accuracy']:.1%}; "
-            f"Sharpe after cost {sharpe_text(m, 'model', p)} (persistence {sharpe_text(m, 'persistence', p)})")
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from bqx.pairs import PAIRS, check_pair
+from bqx.pairs import PAIRS, check_pair, listed_twice
 
 BqxVersion = Literal["v1", "v3"]
 Profile = Literal["full", "base"]
@@ -124,7 +124,7 @@ class Settings:
         check_fields(self, "")
         for pair in self.pairs:
             check_pair(pair)
-        twice = sorted({p for p in self.pairs if self.pairs.count(p) > 1})
+        twice = listed_twice(self.pairs)
         if twice:
             raise ValueError(f"settings field 'pairs': listed twice: {', '.join(twice)}")
         if not self.pairs:

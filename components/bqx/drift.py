@@ -12,9 +12,7 @@ most drifted features (its method Evidently's normed Wasserstein at the calibrat
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
 from bqx.drift_scores import calibrate, scores
 from bqx.io import write_text
+from bqx.pictures import png_uri, pyplot
 
 DOMAIN_TITLES = {"idx": "rate_idx", "bqx": "BQX", "cross": "cross", "output": "target and prediction"}
 
@@ -60,12 +59,7 @@ EVIDENTLY_TOP = 6  # most drifted features listed per group
 
 def _score_chart(domains: dict[str, dict], features: dict[str, dict]) -> str:
     """Every feature's calibrated score, a panel per domain, the line at 1 and the domain index."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(domains), figsize=(3.2 * len(domains), 3.0), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(domains), figsize=(3.2 * len(domains), 3.0), squeeze=False)
     for ax, info in zip(axes[0], domains.values(), strict=True):
         vals = sorted((features[f]["score"] for f in info["columns"] if math.isfinite(features[f]["score"])),
                       reverse=True)
@@ -77,10 +71,7 @@ def _score_chart(domains: dict[str, dict], features: dict[str, dict]) -> str:
         ax.set_xticks([])
     axes[0][0].set_ylabel("score (1 = reference's own range)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=70)
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return png_uri(fig, dpi=70)
 
 
 def _page(domains: dict[str, dict], features: dict[str, dict], evidently_html: str, calibration: dict) -> str:

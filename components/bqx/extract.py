@@ -94,6 +94,7 @@ class Extracted:
     path: Path  # features.parquet
     rows: int
     table_seconds: dict[str, float]
+    bar_interval_s: int  # as stated, or the bars' modal spacing
 
 
 def _write_table(columns: dict[str, object], path: Path) -> None:
@@ -158,7 +159,7 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     path = out / "features.parquet"
     _assemble_wide(head, files, path)
     write_json(online_state(b, inputs, settings), out / "online_state.json")
-    return Extracted(path, len(ts_arrow), seconds)
+    return Extracted(path, len(ts_arrow), seconds, interval_s(settings))
 
 
 def online_state(b: pd.DataFrame, inputs: PairInputs, settings: Settings) -> dict:
@@ -177,6 +178,6 @@ def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path
     bars = pd.read_parquet(Path(bars_dir) / f"{pair}.parquet")
     panel = load_panel(Path(panel_dir) / "panel.parquet") if panel_dir is not None else None
     catalog = Catalog(settings)
-    rows = extract_pair(bars, pair, settings, out_dir, panel).rows
-    return {"pair": pair, "rows": rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows(),
-            "bar_interval_s": interval_s(settle_interval(settings, bars))}
+    done = extract_pair(bars, pair, settings, out_dir, panel)
+    return {"pair": pair, "rows": done.rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows(),
+            "bar_interval_s": done.bar_interval_s}

@@ -23,18 +23,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from bqx.bars import BarValidationError, describe_interval, modal_interval_s, pair_from_path, read_bars, validate_bars
+from bqx.bars import (
+    BarValidationError,
+    describe_interval,
+    first_line,
+    modal_interval_s,
+    pair_from_path,
+    read_bars,
+    validate_bars,
+)
 from bqx.config import Settings
 from bqx.importers import is_dukascopy_header, read_dukascopy, read_histdata, read_oanda
 from bqx.io import write_parquet
+from bqx.pairs import listed_twice
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".parquet", ".csv", ".json")
-
-
-def _first_line(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return fh.readline()
 
 
 def _is_histdata(first: str) -> bool:
@@ -46,7 +50,7 @@ def read_any(path: Path) -> tuple[str, pd.DataFrame]:
     """Read one file in any accepted format; returns (pair, validated bars)."""
     if path.suffix == ".json":
         bars = read_oanda(path)
-    elif path.suffix == ".csv" and _is_histdata(first := _first_line(path)):
+    elif path.suffix == ".csv" and _is_histdata(first := first_line(path)):
         bars = read_histdata(path)
     elif path.suffix == ".csv" and is_dukascopy_header(first):
         bars = read_dukascopy(path)
@@ -59,7 +63,6 @@ def read_any(path: Path) -> tuple[str, pd.DataFrame]:
 class Coverage:
     """What ingest learned of one pair against the settings."""
 
-    rows: int
     interval_s: int
     baseline_row: int  # first bar the run uses (the baseline); earlier bars are dropped by extract
 
@@ -68,9 +71,10 @@ def check_coverage(bars: dict[str, pd.DataFrame], settings: Settings, run_checks
     """Each pair against the settings: one shared bar interval (the stated one, if stated), the baseline
     date inside the data and (``run_checks``) enough bars from the baseline on. Raises one ValueError
     naming the pair and what is needed."""
-    from bqx.features.bqx_core import baseline_row
+    from bqx.features.bqx_core import baseline_instant, baseline_row
     from bqx.splits import bars_needed, bars_needed_parts
 
+    need = bars_needed(settings)
     out: dict[str, Coverage] = {}
     for pair, df in bars.items():
         ts = pd.DatetimeIndex(df["ts_utc"])
@@ -80,19 +84,16 @@ def check_coverage(bars: dict[str, pd.DataFrame], settings: Settings, run_checks
                              f"bar_interval_s says {describe_interval(settings.bar_interval_s)}")
         start = 0
         if settings.baseline_date is not None:
-            when = pd.Timestamp(settings.baseline_date)
-            when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-            if not ts[0] <= when <= ts[-1]:
+            if not ts[0] <= baseline_instant(settings.baseline_date) <= ts[-1]:
                 raise ValueError(f"pair {pair}: baseline_date {settings.baseline_date} is outside its data "
                                  f"({ts[0]} .. {ts[-1]}); set a date inside it, or leave baseline_date unset to "
                                  "index rate_idx to the first bar")
             start = baseline_row(ts, settings.baseline_date)
-        need = bars_needed(settings)
         if run_checks and len(ts) - start < need:
             after = f" from the baseline date on ({start} earlier bars are dropped)" if start else ""
             parts = ", ".join(f"{k} {v:,}" for k, v in bars_needed_parts(settings).items())
             raise ValueError(f"pair {pair}: {len(ts) - start:,} bars{after}; a run needs at least {need:,} ({parts})")
-        out[pair] = Coverage(len(ts), seen, start)
+        out[pair] = Coverage(seen, start)
     intervals = {c.interval_s for c in out.values()}
     if len(intervals) > 1:
         shown = ", ".join(f"{p} {describe_interval(c.interval_s)}" for p, c in sorted(out.items()))
@@ -189,7 +190,7 @@ def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None 
     them (:func:`check_coverage`): a run's inputs are refused here, not deep inside a later stage."""
     if pairs is not None:
         pairs = list(pairs)
-        twice = sorted({p for p in pairs if pairs.count(p) > 1})
+        twice = listed_twice(pairs)
         if twice:
             raise ValueError(f"pairs listed twice: {', '.join(twice)}")
     bars = load_pairs(source, pairs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import combinations
 
 # Market-convention priority: the higher-priority currency is the base of the pair.
@@ -29,6 +30,12 @@ def check_pair(pair: str) -> str:
             f"named base+quote in lowercase by market convention (e.g. 'eurusd', 'usdjpy')"
         )
     return pair
+
+
+def listed_twice(pairs: Iterable[str]) -> list[str]:
+    """The pairs that occur more than once in ``pairs``, sorted."""
+    seen = list(pairs)
+    return sorted({p for p in seen if seen.count(p) > 1})
 
 
 def normalise_pair(name: str) -> str:

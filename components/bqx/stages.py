@@ -33,7 +33,7 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
         f"{describe_interval(interval)} bars")
     if interval != 60:
         say("ingest", "all", f"WARNING: {describe_interval(interval)} bars: the catalog's windows count bars and "
-            "are designed for 1-minute bars (a 60-bar window spans {})".format(describe_interval(60 * interval)))
+            f"are designed for 1-minute bars (a 60-bar window spans {describe_interval(60 * interval)})")
     with open(report.path, "w") as fh:
         fh.write(ingest_markdown(summary))
 
@@ -108,7 +108,7 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
 
     from bqx.config import Settings
     from bqx.progress import say
-    from bqx.training.evaluate import sharpe_text
+    from bqx.training.evaluate import headline
     from bqx.training.local import TrainingFailed
     from bqx.training.run import train_pair
 
@@ -134,10 +134,7 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
         fh.write(result["model_card"])
     with open(evaluation.path, "w") as fh:
         fh.write(result["evaluation_html"])
-    m = result["metrics"]
-    p = "wf_" if "wf_rows" in m else ""
-    say("train", pair, f"{'walk-forward' if p else 'test'} RMSE {m[p + 'model_rmse']:.4g} (zero "
-        f"{m[p + 'zero_rmse']:.4g}, persistence {m[p + 'persistence_rmse']:.4g}); Sharpe {sharpe_text(m, 'model', p)}")
+    say("train", pair, headline(result["metrics"]))
 
 
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)

@@ -27,14 +27,19 @@ V1_AGGREGATES: tuple[str, ...] = ("max", "min", "range", "volatility", "momentum
 CORE: tuple[str, ...] = ("rate_idx", "idx_ret_1", "bqx_primary_d1")
 
 
+def baseline_instant(baseline_date: str) -> pd.Timestamp:
+    """The configured baseline date as a UTC instant (a date without a zone is read as UTC)."""
+    when = pd.Timestamp(baseline_date)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
 def baseline_row(ts: pd.DatetimeIndex | pd.Series, baseline_date: str | None) -> int:
     """Row of the baseline close: row 0 without a date, else the first bar at or after ``baseline_date``
     (row 0 if the data starts later; ingest refuses a date outside the data). Rows before it are dropped
     by the extract stage: indexing them against a later close would let the future into their level."""
     if baseline_date is None:
         return 0
-    when = pd.Timestamp(baseline_date)
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = baseline_instant(baseline_date)
     idx = np.flatnonzero(pd.DatetimeIndex(ts) >= when)
     if idx.size == 0:
         raise ValueError(f"no bar at or after the baseline date {baseline_date}")

@@ -139,6 +139,14 @@ def sharpe_text(metrics: dict[str, float], forecaster: str, prefix: str = "") ->
     return f"{s:.2f} +- {metrics[f'{prefix}{forecaster}_sharpe_se']:.2f}"
 
 
+def headline(m: dict[str, float]) -> str:
+    """One line of a model's evaluation: walk-forward figures when there are folds, else the test split."""
+    p = "wf_" if "wf_model_rmse" in m else ""
+    return (f"{'walk-forward' if p else 'test'} RMSE {m[p + 'model_rmse']:.4g} (zero {m[p + 'zero_rmse']:.4g}, "
+            f"persistence {m[p + 'persistence_rmse']:.4g}); direction {m[p + 'model_directional_accuracy']:.1%}; "
+            f"Sharpe after cost {sharpe_text(m, 'model', p)} (persistence {sharpe_text(m, 'persistence', p)})")
+
+
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("RMSE", "rmse", "{:.4g}"), ("MAE", "mae", "{:.4g}"), ("R2", "r2", "{:.3f}"),
     ("directional accuracy", "directional_accuracy", "{:.1%}"),

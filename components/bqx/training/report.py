@@ -8,13 +8,12 @@ page needs no script and no network and stays well under 2 MB.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import numpy as np
 import pandas as pd
 
+from bqx.pictures import png_uri, pyplot
 from bqx.training.evaluate import FORECASTERS, metric_rows, period_pnl, positions
 
 COLOURS = {"model": "#1f77b4", "zero": "#7f7f7f", "persistence": "#ff7f0e", "idx": "#2ca02c", "bqx": "#d62728",
@@ -22,22 +21,9 @@ COLOURS = {"model": "#1f77b4", "zero": "#7f7f7f", "persistence": "#ff7f0e", "idx
 SCATTER_POINTS = 4_000
 
 
-def _png(fig: object) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")  # type: ignore[attr-defined]
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)  # type: ignore[arg-type]
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def equity_curves(rows: pd.DataFrame, horizon: int, sign: int, cost_bps: float, fwd: str, now: str) -> str:
     """Cumulative P&L (bps, after cost) of each forecaster's trades over the evaluated rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6))
     when = pd.to_datetime(rows["ts_utc"]).to_numpy()[::horizon] if "ts_utc" in rows else None
     forecasts = {"model": rows["prediction"].to_numpy(), "zero": np.zeros(len(rows)),
@@ -52,16 +38,12 @@ def equity_curves(rows: pd.DataFrame, horizon: int, sign: int, cost_bps: float, 
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    return _png(fig)
+    return png_uri(fig)
 
 
 def scatter(y: np.ndarray, pred: np.ndarray, seed: int) -> str:
     """Predicted against realised target (a seeded sample of at most SCATTER_POINTS rows)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keep = np.arange(len(y))
     if len(y) > SCATTER_POINTS:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), SCATTER_POINTS, replace=False))
@@ -75,16 +57,12 @@ def scatter(y: np.ndarray, pred: np.ndarray, seed: int) -> str:
     ax.set_title(f"Predicted vs realised (corr {corr:.3f})")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def importance_chart(importance: dict[str, float], domain_of: dict[str, str], top: int = 20) -> str:
     """Share of the model's feature importance per domain, and its top features coloured by domain."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     total = sum(importance.values()) or 1.0
     domains = ["idx", "bqx", "cross"]
     share = [sum(v for f, v in importance.items() if domain_of[f] == d) / total for d in domains]
@@ -97,7 +75,7 @@ def importance_chart(importance: dict[str, float], domain_of: dict[str, str], to
     b.set_yticks(range(len(best)), [f[:48] for f in best], fontsize=7)
     b.set_title(f"Top {len(best)} features")
     fig.tight_layout()
-    return _png(fig)
+    return png_uri(fig)
 
 
 def _table_html(metrics: dict[str, float], prefix: str) -> str:

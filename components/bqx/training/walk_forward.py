@@ -12,6 +12,7 @@ The folds run where the train stage runs (the pod or laptop), whatever the train
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,13 +54,12 @@ def walk_forward(frames: list[pd.DataFrame], features: list[str], target: str, s
     rows = pd.concat(frames, ignore_index=True)
     x, y = rows[features].to_numpy(dtype=np.float32), rows[target].to_numpy(dtype=np.float64)
     parts = []
-    t = settings.train
+    params = dataclasses.asdict(settings.train)
+    early = params.pop("early_stopping_rounds")
     for i, f in enumerate(folds(len(rows), len(frames[0]), settings)):
-        model = CatBoostRegressor(iterations=t.iterations, depth=t.depth, learning_rate=t.learning_rate,
-                                  loss_function=t.loss_function, thread_count=t.thread_count,
-                                  random_seed=settings.seed, verbose=False, allow_writing_files=False)
+        model = CatBoostRegressor(**params, random_seed=settings.seed, verbose=False, allow_writing_files=False)
         model.fit(x[slice(*f.fit)], y[slice(*f.fit)], eval_set=(x[slice(*f.early)], y[slice(*f.early)]),
-                  early_stopping_rounds=t.early_stopping_rounds, use_best_model=True)
+                  early_stopping_rounds=early, use_best_model=True)
         block = rows.iloc[slice(*f.test)].copy()
         block["prediction"] = model.predict(x[slice(*f.test)])
         block["fold"] = i
