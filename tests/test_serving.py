@@ -3,13 +3,7 @@
 import hashlib
 import json
 import math
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +15,7 @@ from hypothesis import strategies as st
 from bqx.model_package import load_tarball
 from bqx.monitor import read_prediction_log
 from bqx.serving.config import ServeConfig
+from bqx.serving.launch import bqx_serve, free_port, started
 from bqx.serving.models import ModelStore
 from bqx.serving.payload import PayloadError
 from bqx.serving.server import App
@@ -36,36 +31,16 @@ def models(tmp_path_factory) -> dict[str, Path]:
             for i, p in enumerate(("eurusd", "gbpusd", "usdjpy"))}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``bqx serve`` in a subprocess, as the image's entrypoint runs it; yields (base url, log dir)."""
+def server(tmp_path_factory, models):
+    """``bqx serve`` in a subprocess, as the image's entrypoint runs it, loading from the models' directory;
+    yields (base url, log dir, process)."""
     log_dir = tmp_path_factory.mktemp("predlog")
-    port = _free_port()
-    env = {**os.environ, "BQX_SERVE_LOG_DIR": str(log_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if httpx.get(url + "/ping", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError(f"bqx serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.2)
-    yield url, log_dir, proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+    port = free_port()
+    root = next(iter(models.values())).parent
+    with started(bqx_serve(port, "--model-root", str(root)), f"http://127.0.0.1:{port}",
+                 {"BQX_SERVE_LOG_DIR": str(log_dir)}) as running:
+        yield running.url, log_dir, running.proc
 
 
 def _row(rng: np.random.Generator) -> dict[str, float]:
@@ -158,7 +133,8 @@ def test_non_finite_json_tokens_bad_json_and_routes(server, models):
         assert c.post("/models/eurusd/invoke", content=b"a,b", headers={"Content-Type": "text/csv"}).status_code == 415
         assert c.get("/nowhere").status_code == 404
         assert c.put("/models/eurusd").status_code == 405
-        assert c.post("/models", json={"model_name": "x", "url": "/no/such/model"}).status_code == 404
+        root = models["eurusd"].parent
+        assert c.post("/models", json={"model_name": "x", "url": str(root / "no-such-model")}).status_code == 404
         assert c.post("/models", json={"model_name": 3}).status_code == 400
         assert c.get("/models", params={"max_results": "lots"}).status_code == 400
 
@@ -222,19 +198,10 @@ def test_lru_eviction_reload_and_507(models):
 
 def test_invocations_route_and_prediction_log_flushed_on_sigterm(models, tmp_path):
     log_dir = tmp_path / "log"
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-dir", str(log_dir), "--models", str(models["eurusd"].parent)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        with httpx.Client(base_url=url, timeout=30) as c:
+    port = free_port()
+    with started(bqx_serve(port, "--log-dir", str(log_dir), "--models", str(models["eurusd"].parent)),
+                 f"http://127.0.0.1:{port}") as running:
+        with httpx.Client(base_url=running.url, timeout=30) as c:
             assert sorted(m["modelName"] for m in c.get("/models").json()["models"]) == ["eurusd", "gbpusd", "usdjpy"]
             several = c.post("/invocations", json={"features": {f: 0.1 for f in FEATURES}})
             assert several.status_code == 404 and "several" in several.json()["error"]
@@ -244,9 +211,8 @@ def test_invocations_route_and_prediction_log_flushed_on_sigterm(models, tmp_pat
                        headers={"X-Amzn-SageMaker-Target-Model": "gbpusd"})
             assert r.status_code == 200
             preds = [p["prediction"] for p in r.json()["predictions"]]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
+        proc = running.proc
+    out = running.output()
     assert proc.returncode == 0 and "stopped" in out
     logged = read_prediction_log(log_dir, "gbpusd")
     assert [str(t) for t in logged.index] == ["2024-07-03 10:00:00+00:00", "2024-07-03 10:01:00+00:00"]

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,29 @@ def test_entrypoint_trains_and_model_tarball_loads(tmp_path: Path):
     test = pd.read_parquet(tmp_path / "ch" / "validation" / "validation.parquet")
     m = evaluate(test["target_bqx60_h60"].to_numpy(), loaded.predict(test[FEATURES]))
     assert m["model_r2"] > 0.8 and m["model_rmse"] < m["zero_rmse"]
+
+
+def test_equal_inputs_give_byte_identical_packages(tmp_path: Path):
+    """Two fits of the same data and settings: the same model.cbm (no GUID, no finish time), the same
+    tarball (no times or owners in the tar and gzip headers), so the same served model_version."""
+    from bqx.model_package import sha256_of
+    from bqx.serving.models import load_model
+
+    channels = _channels(tmp_path / "ch")
+    hp = {**HP, "thread_count": "2"}
+    first = train_local(channels, hp, tmp_path / "a" / "model.tar.gz")
+    second = train_local(channels, hp, tmp_path / "b" / "model.tar.gz")
+    assert first["train_seconds"] > 0 and "train_seconds" in second  # reported beside the package, not in it
+    assert sha256_of(tmp_path / "a" / "model.tar.gz") == sha256_of(tmp_path / "b" / "model.tar.gz")
+    assert load_model("a", str(tmp_path / "a" / "model.tar.gz")).version == \
+        load_model("b", str(tmp_path / "b" / "model.tar.gz")).version
+    with tarfile.open(tmp_path / "a" / "model.tar.gz") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == sorted(m.name for m in members)
+        assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
+        meta = json.loads(tar.extractfile("meta.json").read())
+    assert "train_seconds" not in meta
+    assert (tmp_path / "a" / "model.tar.gz").read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime
 
 
 def test_failure_reason_is_written_and_exit_is_nonzero(tmp_path: Path):

@@ -242,15 +242,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"online feature kernels compiled (or loaded from the cache) in {compile_kernels():.1f} s")
         return 0
 
-    from bqx.serving.config import ServeConfig
+    from bqx.serving.config import ServeConfig, check, read_token
     from bqx.serving.server import serve
 
     config = ServeConfig.from_env()
     flags = {"host": args.host, "port": args.port, "models": args.models, "log_dir": args.log_dir,
              "signal_threshold": args.signal_threshold,
              "budget_bytes": int(args.memory_mb * 1024 * 1024) if args.memory_mb is not None else None,
-             "access_log": True if args.access_log else None}
-    return serve(dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None}))
+             "access_log": True if args.access_log else None, "model_root": args.model_root,
+             "auth_token": read_token(args.auth_token_file) if args.auth_token_file else None}
+    return serve(check(dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,10 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the inference server (SageMaker multi-model container contract)",
                        description="Serve models over HTTP: /ping, /invocations and the SageMaker multi-model API "
                                    "(/models). Flags override BQX_SERVE_* environment variables.")
-    p.add_argument("--host", help="interface to bind (default 0.0.0.0; BQX_SERVE_HOST)")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1; BQX_SERVE_HOST; the serve image sets "
+                                  "0.0.0.0, as SageMaker needs)")
     p.add_argument("--port", type=int, help="port (default 8080; SAGEMAKER_BIND_TO_PORT or BQX_SERVE_PORT)")
     p.add_argument("--models", help="preload every model.tar.gz or model directory in this directory "
                                     "(BQX_SERVE_MODELS); /opt/ml/model is loaded as 'default' when present")
+    p.add_argument("--model-root", help="POST /models loads local paths inside this directory only, symlinks "
+                                        "resolved (BQX_SERVE_MODEL_ROOT; default: the --models directory; the serve "
+                                        "image: /opt/ml/models); s3:// URLs load either way")
+    p.add_argument("--auth-token-file", help="require 'Authorization: Bearer <token>' on the /models management "
+                                             "routes, the token being this file's first line "
+                                             "(or BQX_SERVE_AUTH_TOKEN); invocations stay open")
     p.add_argument("--memory-mb", type=float, help="model memory budget; least recently used models are evicted "
                                                    "beyond it (default: 75%% of the container's memory)")
     p.add_argument("--signal-threshold", type=float, help="|predicted BQX| that trades (default: the model's "

@@ -1,19 +1,35 @@
 """A pair's model.tar.gz: ``model.cbm``, ``selection.json`` (ordered features), ``meta.json``
 (catalog version, settings hash, validation residual quantiles) and ``reference.parquet`` (the drift
-reference). Loading checks the first three are there."""
+reference).
+
+Packages are written byte-reproducibly (the same model gives the same tarball and the same served
+``model_version``) and read defensively: a package comes from a file system or bucket the server does
+not control, so a member that is a link or leaves the archive root, an archive that unpacks to more than
+:data:`MAX_UNPACKED_BYTES`, and files that do not parse are refused with :class:`PackageError`.
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import os
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 REQUIRED = ("model.cbm", "selection.json", "meta.json")
+MAX_UNPACKED_BYTES = 4 * 2**30  # a 250-feature model with its reference is tens of MB
+# CatBoost stamps every saved model with these; they change on every fit and would change the version
+VOLATILE_MODEL_INFO = ("model_guid", "train_finish_time")
+
+
+class PackageError(ValueError):
+    """A model package that cannot be read; the message names the package and the member or file."""
 
 
 @dataclass
@@ -37,37 +53,107 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# -- writing -------------------------------------------------------------------------------------------
+def save_model(model: object, path: str | Path) -> None:
+    """``model.save_model`` without the fit's GUID and finish time, so equal fits give equal bytes."""
+    info = model.get_metadata()  # type: ignore[attr-defined]
+    for key in VOLATILE_MODEL_INFO:
+        if key in info:
+            del info[key]
+    model.save_model(str(path))  # type: ignore[attr-defined]
+
+
+def write_tarball(model_dir: str | Path, out_path: str | Path) -> Path:
+    """model.tar.gz with the model dir's files at the archive root (SageMaker's layout), reproducibly:
+    sorted names, no owners or times in the tar or gzip headers; written to a temp name, then renamed."""
+    src, out = Path(model_dir), Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for f in sorted(p for p in src.iterdir() if p.is_file()):
+            info = tarfile.TarInfo(f.name)
+            info.size, info.mode, info.mtime = f.stat().st_size, 0o644, 0
+            with open(f, "rb") as fh:
+                tar.addfile(info, fh)
+    os.replace(tmp, out)
+    return out
+
+
+# -- reading -------------------------------------------------------------------------------------------
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def _members(tar: tarfile.TarFile, name: str) -> list[tarfile.TarInfo]:
+    """The regular files at the archive root; anything that could write outside it is refused."""
+    keep, total = [], 0
+    for m in tar.getmembers():
+        parts = PurePosixPath(m.name).parts
+        if m.name.startswith(("/", "\\")) or ".." in parts or "\x00" in m.name:
+            raise PackageError(f"{name}: member {m.name!r} would be written outside the package directory")
+        if not (m.isfile() or m.isdir()):
+            raise PackageError(f"{name}: member {m.name!r} is a link or special file; packages hold regular files")
+        total += m.size
+        if total > MAX_UNPACKED_BYTES:
+            raise PackageError(f"{name}: unpacks to more than {MAX_UNPACKED_BYTES:,} bytes")
+        if m.isfile() and len([p for p in parts if p != "."]) == 1:
+            keep.append(m)
+    return keep
+
+
+@contextmanager
+def unpacked(path: str | Path) -> Iterator[Path]:
+    """model.tar.gz unpacked into a temp dir (the regular files at the archive root), removed on exit."""
+    name = Path(path).name
+    with tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                tar.extractall(tmp, members=_members(tar, name), filter="data")
+        except _ARCHIVE_ERRORS as exc:
+            raise PackageError(f"{name}: not a readable gzip-compressed tar archive ({exc})") from None
+        except tarfile.FilterError as exc:  # pragma: no cover - _members refuses these first
+            raise PackageError(f"{name}: {exc}") from None
+        yield Path(tmp)
+
+
+def _json_object(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise PackageError(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise PackageError(f"{path.name} must hold a JSON object, not {type(obj).__name__}")
+    return obj
+
+
 def load_dir(model_dir: str | Path, with_reference: bool = True) -> LoadedModel:
-    from catboost import CatBoostRegressor
+    from catboost import CatBoostError, CatBoostRegressor
 
     d = Path(model_dir)
-    missing = [f for f in REQUIRED if not (d / f).exists()]
+    missing = [f for f in REQUIRED if not (d / f).is_file()]
     if missing:
         raise FileNotFoundError(f"model at {d} lacks {', '.join(missing)}")
+    selection, meta = _json_object(d / "selection.json"), _json_object(d / "meta.json")
+    features = selection.get("features")
+    if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
+        raise PackageError("selection.json: 'features' must be a non-empty list of feature names")
     model = CatBoostRegressor()
-    model.load_model(str(d / "model.cbm"))
-    selection = json.loads((d / "selection.json").read_text())
-    meta = json.loads((d / "meta.json").read_text())
-    if list(model.feature_names_) != selection["features"]:
-        raise ValueError(f"model at {d}: feature names differ from selection.json")
+    try:
+        model.load_model(str(d / "model.cbm"))
+    except CatBoostError as exc:
+        raise PackageError(f"model.cbm is not a CatBoost model: {str(exc).splitlines()[0][:200]}") from None
+    if list(model.feature_names_ or []) != features:
+        raise PackageError(f"model at {d}: feature names differ from selection.json")
     reference = None
     if with_reference and (d / "reference.parquet").exists():
         import pandas as pd
 
         reference = pd.read_parquet(d / "reference.parquet")
-    return LoadedModel(model, list(selection["features"]), selection, meta, reference)
-
-
-@contextmanager
-def unpacked(path: str | Path) -> Iterator[Path]:
-    """model.tar.gz unpacked into a temp dir (only regular files at the archive root), removed on exit."""
-    with tarfile.open(path, "r:gz") as tar, tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:
-        members = [m for m in tar.getmembers() if m.isfile() and "/" not in m.name.strip("./")]
-        tar.extractall(tmp, members=members, filter="data")
-        yield Path(tmp)
+    return LoadedModel(model, list(features), selection, meta, reference)
 
 
 def load_tarball(path: str | Path) -> LoadedModel:
     """Unpack model.tar.gz into a temp dir and load it."""
     with unpacked(path) as d:
         return load_dir(d)
+

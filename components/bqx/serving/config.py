@@ -1,11 +1,17 @@
 """How ``bqx serve`` is configured: command-line flags, else ``BQX_SERVE_*`` environment variables
-(the way SageMaker passes settings to a container), else defaults."""
+(the way SageMaker passes settings to a container), else defaults.
+
+Secure by default: the server binds 127.0.0.1 (the serve image sets ``BQX_SERVE_HOST=0.0.0.0``, which
+SageMaker needs), ``POST /models`` loads only from inside ``model_root`` or from ``s3://`` (no root: local
+loads are refused), and with ``auth_token`` set the management routes need ``Authorization: Bearer``."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SINGLE_MODEL_DIR = "/opt/ml/model"  # where SageMaker puts the model of a single-model endpoint
 BUDGET_SHARE = 0.75  # default model memory budget: this share of the container's memory
@@ -25,27 +31,69 @@ def container_memory_bytes() -> int:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    host: str = "0.0.0.0"  # noqa: S104 (a container must listen on all interfaces)
+    host: str = "127.0.0.1"  # the serve image sets 0.0.0.0: a container must listen on all interfaces
     port: int = 8080
     budget_bytes: int = 0  # 0: BUDGET_SHARE of the container's memory
     signal_threshold: float | None = None  # None: the model's eval_cost_bps / 100
     log_dir: str = ""  # prediction log directory ("" = no log)
     models: str = ""  # preload every model.tar.gz / model directory under this path
     access_log: bool = False
+    model_root: str = ""  # POST /models loads local paths inside this directory only ("" = s3:// only)
+    auth_token: str = field(default="", repr=False)  # bearer token for the /models management routes
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> ServeConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
         e = os.environ if env is None else env
-        threshold = e.get("BQX_SERVE_SIGNAL_THRESHOLD", "")
         return cls(
             host=e.get("BQX_SERVE_HOST", cls.host),
-            port=int(e.get("SAGEMAKER_BIND_TO_PORT", e.get("BQX_SERVE_PORT", cls.port))),
-            budget_bytes=int(float(e.get("BQX_SERVE_MEMORY_MB", "0")) * 1024 * 1024),
-            signal_threshold=float(threshold) if threshold else None,
+            port=_number(e, ("SAGEMAKER_BIND_TO_PORT", "BQX_SERVE_PORT"), cls.port, int),
+            budget_bytes=int(_number(e, ("BQX_SERVE_MEMORY_MB",), 0.0, float) * 1024 * 1024),
+            signal_threshold=_number(e, ("BQX_SERVE_SIGNAL_THRESHOLD",), None, float),
             log_dir=e.get("BQX_SERVE_LOG_DIR", ""),
             models=e.get("BQX_SERVE_MODELS", ""),
             access_log=e.get("BQX_SERVE_ACCESS_LOG", "") == "1",
+            model_root=e.get("BQX_SERVE_MODEL_ROOT", ""),
+            auth_token=e.get("BQX_SERVE_AUTH_TOKEN", ""),
         )
 
     def effective_budget(self) -> int:
         return self.budget_bytes or int(BUDGET_SHARE * container_memory_bytes())
+
+    def load_root(self) -> str:
+        """Where POST /models may load local paths from: ``model_root``, else the preload directory."""
+        return self.model_root or self.models
+
+
+def _number(env: Mapping[str, str], names: tuple[str, ...], default: Any, kind: type) -> Any:  # noqa: ANN401
+    """The first of ``names`` that is set, as ``kind``; a value that is not a number names its variable."""
+    for name in names:
+        if env.get(name, ""):
+            try:
+                return kind(env[name])
+            except ValueError:
+                raise ValueError(f"{name}={env[name]!r} is not a{'n integer' if kind is int else ' number'}") from None
+    return default
+
+
+MIN_TOKEN_CHARS = 16
+
+
+def read_token(path: str) -> str:
+    """A bearer token from a file (a mounted secret): its first line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"--auth-token-file {path}: {exc.strerror}") from None
+    return text.strip().split("\n", 1)[0].strip()
+
+
+def check(config: ServeConfig) -> ServeConfig:
+    """One-line errors for settings the server cannot start with."""
+    if config.auth_token and len(config.auth_token) < MIN_TOKEN_CHARS:
+        raise ValueError(f"the bearer token (BQX_SERVE_AUTH_TOKEN or --auth-token-file) must have at least "
+                         f"{MIN_TOKEN_CHARS} characters")
+    if config.model_root and not Path(config.model_root).is_dir():
+        raise ValueError(f"--model-root {config.model_root}: not a directory")
+    if not 0 <= config.port <= 65535:
+        raise ValueError(f"--port {config.port}: not a TCP port")
+    return config

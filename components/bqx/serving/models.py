@@ -1,4 +1,4 @@
-"""The served models: loading by name from a SageMaker model directory or a model.tar.gz, memory
+"""The served models: loading by name from a SageMaker model directory, a model.tar.gz or s3://, memory
 accounting, and least-recently-used eviction under a byte budget.
 
 An evicted model stays *known* (its name and URL are kept), so an invocation reloads it on demand;
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bqx.model_package import LoadedModel, load_dir, sha256_of, unpacked
+from bqx.model_package import LoadedModel, PackageError, load_dir, sha256_of, unpacked
 from bqx.serving.payload import PayloadError
 
 # A loaded CatBoost model holds its flat model (about the .cbm size) plus a fixed cost for the Python
@@ -55,20 +55,33 @@ def charged_bytes(cbm_bytes: int, n_features: int) -> int:
 
 
 def load_model(name: str, url: str) -> ServedModel:
-    """Load from a directory (what SageMaker extracts model.tar.gz into) or a .tar.gz file."""
+    """Load from a directory (what SageMaker extracts model.tar.gz into), a .tar.gz file or an s3:// URL
+    of one; a package that cannot be read is a 400 naming the file, never a 500."""
+    from bqx.serving.sources import TARBALL_SUFFIXES, fetched, is_s3
+
+    if is_s3(url):
+        with fetched(url) as tarball:
+            return _from_tarball(name, url, tarball)
     path = Path(url)
     if path.is_dir():
         return _from_dir(name, url, path)
-    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        with unpacked(path) as d:
-            return _from_dir(name, url, d)
+    if path.is_file() and path.name.endswith(TARBALL_SUFFIXES):
+        return _from_tarball(name, url, path)
     raise PayloadError(404, f"model {name!r}: nothing to load at {url!r} (expected a model directory or model.tar.gz)")
+
+
+def _from_tarball(name: str, url: str, tarball: Path) -> ServedModel:
+    try:
+        with unpacked(tarball) as d:
+            return _from_dir(name, url, d)
+    except PackageError as exc:
+        raise PayloadError(400, f"model {name!r} at {url!r} cannot be loaded: {exc}") from None
 
 
 def _from_dir(name: str, url: str, d: Path) -> ServedModel:
     try:
         loaded = load_dir(d, with_reference=False)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise PayloadError(400, f"model {name!r} at {url!r} cannot be loaded: {exc}") from None
     cbm = d / "model.cbm"
     return ServedModel(name, url, loaded, sha256_of(cbm)[:12], charged_bytes(cbm.stat().st_size, len(loaded.features)))

@@ -25,10 +25,11 @@ SHOW = 8  # names listed per problem; the count says how many more
 class PayloadError(Exception):
     """A request the server refuses: ``status`` is the HTTP code (4xx)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class WarmingUp(Exception):
@@ -58,6 +59,8 @@ def parse_json(body: bytes, content_type: str | None) -> dict[str, Any]:
         obj = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(400, "request body is nested too deeply to be a bqx request") from None
     if not isinstance(obj, dict):
         raise PayloadError(400, "request body must be a JSON object with 'rows', 'features' or 'bars'")
     return obj

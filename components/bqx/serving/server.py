@@ -11,13 +11,17 @@ Routes (JSON in, JSON out):
     POST   /models/<name>/invoke       invoke it
 
 Errors are JSON ``{"error": ...}`` with a 4xx status that names the problem; a 500 is a bug.
+Loads are confined by :class:`~bqx.serving.sources.LoadPolicy` (model root or s3://); with a token
+configured, every ``/models`` route but invoke needs ``Authorization: Bearer <token>``.
 :class:`App` holds the logic without HTTP so it is tested directly; :func:`serve` wraps it in a
 threading HTTP/1.1 server (keep-alive, one thread per connection).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import re
 import signal
 import sys
 import threading
@@ -35,9 +39,11 @@ from bqx.serving.models import ModelStore, ServedModel, predict
 from bqx.serving.payload import PayloadError, WarmingUp, parse_json, request_rows, rows_matrix
 from bqx.serving.prediction_log import PredictionLog
 from bqx.serving.respond import SignalRule, response
+from bqx.serving.sources import LoadPolicy
 
 DEFAULT_MODEL = "default"
 MAX_PAGE = 1000
+_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,256}")  # SageMaker's model names are opaque; no control characters
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
@@ -54,6 +60,7 @@ class App:
         self._rules: dict[str, SignalRule] = {}
         self._online = None  # bqx.serving.online.OnlineRegistry, created on the first raw-bars request
         self._online_lock = threading.Lock()
+        self.policy = LoadPolicy(config.load_root())
 
     # -- model management --------------------------------------------------------------------------
     def preload(self) -> list[str]:
@@ -130,6 +137,8 @@ class App:
             name = self.single_model_name(headers.get("x-amzn-sagemaker-target-model"))
             return self._invoke(name, body, ctype)
         if parts[:1] == ["models"]:
+            if not (len(parts) == 3 and parts[2] == "invoke"):
+                self._authorize(headers)
             if len(parts) == 1 and method == "GET":
                 q = parse_qs(url.query)
                 try:
@@ -142,9 +151,10 @@ class App:
             if len(parts) == 1 and method == "POST":
                 obj = _json_body(body)
                 name, path = obj.get("model_name"), obj.get("url")
-                if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
-                    raise PayloadError(400, "load needs {\"model_name\": <non-empty string>, \"url\": <path>}")
-                model = self.store.load(name, path)
+                if not isinstance(name, str) or not isinstance(path, str) or not path or not _NAME.fullmatch(name):
+                    raise PayloadError(400, "load needs {\"model_name\": <1-256 printable characters>, \"url\": "
+                                            "<path under the model root or s3:// URL>}")
+                model = self.store.load(name, self.policy.check(path))
                 return 200, {"status": f"model {name!r} loaded", **model.describe()}
             if len(parts) == 2 and method == "GET":
                 return 200, self.store.describe(parts[1])
@@ -157,6 +167,16 @@ class App:
         if known:
             raise PayloadError(405, f"{method} is not allowed on {url.path}")
         raise PayloadError(404, f"no route {method} {url.path}")
+
+    def _authorize(self, headers: dict[str, str]) -> None:
+        token = self.config.auth_token
+        if not token:
+            return
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "replace"),
+                                                                   token.encode()):
+            raise PayloadError(401, "the /models management routes need 'Authorization: Bearer <token>'",
+                               {"WWW-Authenticate": 'Bearer realm="bqx-serve"'})
 
     def close(self) -> None:
         if self.log is not None:
@@ -190,11 +210,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stalls
     server_version = "bqx-serve"
+    timeout = 60  # seconds a connection may sit idle or trickle a request before its thread lets it go
     app: App  # set on the subclass made by make_server
 
     def _dispatch(self) -> None:
         status: int
         payload: dict
+        extra: dict[str, str] = {}
         try:
             length = self.headers.get("Content-Length")
             if length is None and self.command in ("POST", "PUT"):
@@ -212,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, payload = self.app.handle(self.command, self.path, headers, body)
         except PayloadError as exc:
-            status, payload = exc.status, {"error": exc.message}
+            status, payload, extra = exc.status, {"error": exc.message}, exc.headers
         except Exception as exc:  # a bug: say so, keep serving
             status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
             print(f"[bqx serve] 500 on {self.command} {self.path}: {exc!r}", file=sys.stderr)
@@ -220,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in extra.items():
+            self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -248,7 +272,9 @@ def serve(config: ServeConfig) -> int:
     server = make_server(app)
     host, port = server.server_address[:2]
     print(f"[bqx serve] listening on http://{host}:{port} with {len(loaded)} model(s) preloaded in "
-          f"{time.perf_counter() - t0:.1f} s; memory budget {app.store.budget / 2**20:,.0f} MiB", flush=True)
+          f"{time.perf_counter() - t0:.1f} s; memory budget {app.store.budget / 2**20:,.0f} MiB; loads "
+          f"{app.policy.describe()}; management routes "
+          f"{'need a bearer token' if config.auth_token else 'open (no token)'}", flush=True)
 
     def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

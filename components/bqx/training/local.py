@@ -8,10 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
+from bqx.model_package import write_tarball
 from bqx.training.contract import OptMl
 
 
@@ -22,17 +22,6 @@ class TrainingFailed(RuntimeError):
 def hyperparameters_for(train_settings: dict[str, object], seed: int) -> dict[str, str]:
     """SageMaker passes hyperparameters as strings; so do we, locally."""
     return {**{k: str(v) for k, v in train_settings.items()}, "random_seed": str(seed)}
-
-
-def make_model_tarball(model_dir: Path, out_path: Path) -> Path:
-    """model.tar.gz with the model dir's files at the archive root (SageMaker's layout)."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        for f in sorted(model_dir.iterdir()):
-            tar.add(f, arcname=f.name)
-    os.replace(tmp, out_path)
-    return out_path
 
 
 def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_tarball: Path,
@@ -51,5 +40,18 @@ def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_
         if proc.returncode != 0:
             reason = opt.failure_file.read_text() if opt.failure_file.exists() else proc.stderr[-2000:]
             raise TrainingFailed(f"training failed (exit {proc.returncode}): {reason}")
-        make_model_tarball(opt.model_dir, out_tarball)
-        return json.loads((opt.model_dir / "meta.json").read_text())
+        write_tarball(opt.model_dir, out_tarball)
+        meta = json.loads((opt.model_dir / "meta.json").read_text())
+        return {**meta, **_status(proc.stdout)}
+
+
+def _status(stdout: str) -> dict:
+    """The entrypoint's last line: ``{"status": "Completed", ..., "train_seconds": ...}``."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            status = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(status, dict) and "train_seconds" in status:
+            return {"train_seconds": status["train_seconds"]}
+    return {}

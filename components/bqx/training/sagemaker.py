@@ -4,15 +4,14 @@ Per pair: upload the channels to ``s3://{bucket}/{prefix}/jobs/{job}/input/{chan
 CreateTrainingJob (training image, role, instance type and count, stopping condition, output path,
 string hyperparameters, tags), poll DescribeTrainingJob with a growing interval until it ends, raise
 :class:`TrainingFailed` with the job's FailureReason if it failed or stopped, and download the
-model.tar.gz SageMaker wrote. Job names are deterministic (pair, selection and settings hashes), so a
-rerun of the same inputs finds the finished job instead of training again.
+model.tar.gz SageMaker wrote, repacked byte-reproducibly. Job names are deterministic (pair, selection
+and settings hashes), so a rerun of the same inputs finds the finished job instead of training again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from bqx.aws import client, require, split_s3
 from bqx.config import Settings
+from bqx.model_package import PackageError, unpacked, write_tarball
 from bqx.training.local import TrainingFailed
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
@@ -117,12 +117,17 @@ def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], 
         tmp.unlink(missing_ok=True)
         raise TrainingFailed(f"training job {name} completed but its model artifact "
                              f"s3://{bucket}/{key} cannot be read: {err}") from err
-    tmp.replace(out_tarball)
-    with tarfile.open(out_tarball, "r:gz") as tar:  # members may be "meta.json" or "./meta.json"
-        found = [m for m in tar.getmembers() if m.isfile() and m.name.removeprefix("./") == "meta.json"]
-        member = tar.extractfile(found[0]) if found else None
-        if member is None:
-            raise TrainingFailed(f"model artifact of {name} has no meta.json")
-        meta = json.loads(member.read())
+    try:  # SageMaker's tarball carries times and owners: repack it so equal models give equal bytes
+        with unpacked(tmp) as d:
+            if not (d / "meta.json").is_file():
+                raise TrainingFailed(f"model artifact of {name} has no meta.json")
+            meta = json.loads((d / "meta.json").read_text())
+            write_tarball(d, out_tarball)
+    except PackageError as err:
+        raise TrainingFailed(f"model artifact of {name} (s3://{bucket}/{key}): {err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    if desc.get("TrainingTimeInSeconds") is not None:
+        meta["train_seconds"] = float(desc["TrainingTimeInSeconds"])
     meta["training_job"] = name
     return meta
