@@ -23,9 +23,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bqx_serve(port: int, *flags: str) -> list[str]:
-    """The command line of ``bqx serve`` on 127.0.0.1:``port`` in this Python."""
-    return [sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
+def bqx_serve(port: int, *flags: str, host: str | None = "127.0.0.1") -> list[str]:
+    """The command line of ``bqx serve`` on ``port`` in this Python (``host`` None: its default)."""
+    where = ["--host", host] if host else []
+    return [sys.executable, "-m", "bqx.cli", "serve", *where, "--port", str(port), *flags]
 
 
 @dataclass

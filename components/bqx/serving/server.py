@@ -250,6 +250,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _dispatch  # noqa: N815
 
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        """Any other method (PATCH, OPTIONS, FOO) is routed too, and answered 404/405 in JSON, not 501."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed request lines and headers (http.server's own 400/414/431) answered in JSON too."""
+        data = json.dumps({"error": message or explain or self.responses.get(code, ("error",))[0]}).encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(data)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         if self.app.config.access_log:
             super().log_message(format, *args)

@@ -46,6 +46,13 @@ class LoadPolicy:
         if self.root is None:
             raise PayloadError(403, "local model loads are off: start bqx serve with --model-root DIR "
                                     "(BQX_SERVE_MODEL_ROOT), or load from s3://")
+        try:
+            return self._inside(url)
+        except (OSError, ValueError) as exc:  # a name too long for the file system, an unencodable character
+            raise PayloadError(400, f"{url[:200]!r} is not a usable path: {exc}") from None
+
+    def _inside(self, url: str) -> str:
+        assert self.root is not None
         path = (self.root / url).resolve()
         if not path.is_relative_to(self.root):
             raise PayloadError(403, f"{url!r} is outside the model root: only paths under {self.root} "
