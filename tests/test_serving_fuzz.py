@@ -5,7 +5,7 @@ answering normally afterwards."""
 import boto3
 import httpx
 import pytest
-from fuzz_requests import FEATURES, MODEL, PAYLOAD, Case, loads, package_files, send
+from fuzz_requests import FEATURES, MODEL, PAYLOAD, Case, loads, package_files, problem, send
 from hypothesis import HealthCheck, given, settings
 
 from bqx.serving.launch import bqx_serve, free_port, started
@@ -41,7 +41,7 @@ def test_fuzzed_payloads_never_get_a_5xx(fuzzed):
     @settings(FUZZ, max_examples=PAYLOADS)
     @given(case=PAYLOAD)
     def run(case: Case) -> None:
-        send(client, case, root)
+        assert problem(case, send(client, case, root)) is None
 
     run()
 
@@ -52,7 +52,7 @@ def test_fuzzed_model_loads_never_get_a_5xx(fuzzed):
     @settings(FUZZ, max_examples=LOADS)
     @given(case=loads(good))
     def run(case: Case) -> None:
-        send(client, case, root)
+        assert problem(case, send(client, case, root)) is None
 
     run()
     assert sorted(p.name for p in root.iterdir()) == [f"{MODEL}.tar.gz"]  # every fuzzed tarball was removed

@@ -103,6 +103,7 @@ def test_s3_loads_through_the_aws_endpoint(root, moto_server, tmp_path):
     assert status == 200 and body["modelUrl"] == "s3://bqx-serve-models/models/eurusd-1.tar.gz"
     assert _load(app, "s3://bqx-serve-models/models/none.tar.gz", "n")[0] == 404
     assert _load(app, "s3://no-such-bucket-here/x.tar.gz", "b")[0] == 404
+    assert _load(app, "s3://Bad_Bucket!/x.tar.gz", "v")[0] == 400  # botocore refuses the name itself
     status, body = _load(app, "s3://bqx-serve-models/models/junk.tar.gz", "j")
     assert status == 400 and "not a readable gzip-compressed tar archive" in body["error"]
     app.store._loaded.clear()  # evicted: the next invocation fetches it from S3 again

@@ -69,7 +69,7 @@ def fetched(url: str) -> Iterator[Path]:
     """An s3:// model.tar.gz downloaded into a temp file, removed on exit; 4xx for what the caller can fix."""
     try:
         import boto3
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
     except ImportError:
         raise PayloadError(501, "s3:// loads need boto3 in the server's image (pip install 'bqx-ml[aws]')") from None
     from bqx.aws import endpoint_url
@@ -88,6 +88,8 @@ def fetched(url: str) -> Iterator[Path]:
             status = 404 if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound") else \
                 403 if code in ("403", "AccessDenied", "Forbidden") else 400
             raise PayloadError(status, f"{url}: {code or 'error'} from S3") from None
+        except ParamValidationError as exc:  # e.g. a bucket name S3 does not allow
+            raise PayloadError(400, f"{url}: {str(exc).splitlines()[-1][:200]}") from None
         except NoCredentialsError:
             raise PayloadError(503, f"{url}: the server has no AWS credentials to read S3 with") from None
         except BotoCoreError as exc:
