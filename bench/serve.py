@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +23,7 @@ import pandas as pd
 
 from bqx.model_package import load_tarball
 from bqx.pairs import PAIRS
+from bqx.serving.launch import bqx_serve, free_port, started
 from bqx.serving.synthetic import feature_names, synthetic_model
 
 FEATURES = 250
@@ -216,19 +214,10 @@ def main() -> None:
         print(f"in-process predict p50 (pandas one-row frame, reference): {np.median(t_pd) * 1e3:.3f} ms")
         print(f"predict speed ratio (pandas / numpy): {np.median(t_pd) / np.median(t_np):.1f} x")
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    httpx.get(url + "/ping", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        port = free_port()
+        with started(bqx_serve(port, "--model-root", str(root / "models")), f"http://127.0.0.1:{port}",
+                     quiet=True) as running:
+            url, proc = running.url, running.proc
             before = rss_bytes(proc.pid)
             print(f"server RSS before models: {before / 1e6:.1f} MB")
             model_names = list(PAIRS)
@@ -254,9 +243,6 @@ def main() -> None:
             print(f"invoke p99: {np.percentile(lat, 99):.2f} ms")
             print(f"invoke max: {lat.max():.2f} ms")
             raw_bars_invocations(url, root)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
 
 
 if __name__ == "__main__":

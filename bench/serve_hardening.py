@@ -27,16 +27,10 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fuzz_requests import FEATURES, MODEL, PAYLOAD, Case, loads, package_files, problem, send  # noqa: E402
+from serve import rss_bytes  # noqa: E402  (bench/serve.py)
 
 from bqx.serving.launch import bqx_serve, free_port, started  # noqa: E402
 from bqx.serving.synthetic import synthetic_model  # noqa: E402
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def fuzz(client: httpx.Client, root: Path, n: int) -> None:

@@ -72,3 +72,38 @@ def test_overlay_objects(overlay):
     assert pod["serviceAccountName"] == "bqx-pipelines" and pod["securityContext"]["runAsNonRoot"]
     settings_map = next(o for o in objs if o["metadata"]["name"] == pod["volumes"][0]["configMap"]["name"])
     Settings.from_json(settings_map["data"]["settings.json"])  # the mounted settings are valid
+
+
+def _pod_specs(obj: dict) -> list[dict]:
+    """Every pod spec an object carries (a Pod, a workload's template, a CronJob's job template)."""
+    spec = obj.get("spec", {})
+    if obj["kind"] == "Pod":
+        return [spec]
+    if "jobTemplate" in spec:
+        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
+    return [spec["template"]["spec"]] if "template" in spec else []
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_overlays_pass_strict_kubernetes_schemas_and_pods_are_locked_down(overlay):
+    """Built-in kinds against the real Kubernetes schemas (unknown fields refused) of the oldest and newest
+    supported releases; every pod non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp,
+    read-only root file system."""
+    import kubernetes_validate
+
+    objs = render(overlay)
+    builtin = [o for o in objs if not o["apiVersion"].startswith("pipelines.kubeflow.org/")]
+    for version in ("1.30.0", "1.37.0"):
+        for obj in builtin:
+            kubernetes_validate.validate(obj, version, strict=True)
+    pods = [pod for o in objs for pod in _pod_specs(o)]
+    assert pods
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"] + pod.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+            assert sc["readOnlyRootFilesystem"] is True and "add" not in sc["capabilities"]
+            writable = {m["mountPath"] for m in container.get("volumeMounts", []) if not m.get("readOnly")}
+            assert "/tmp" in writable  # the one place the stage writes (HOME points there)

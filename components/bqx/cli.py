@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = out / "sample_bars"
         write_sample(source, pairs, days=args.days, seed=settings.seed)
         print(f"sample: {len(pairs)} pairs x {args.days} trading days of seeded synthetic bars in {source}")
-    print(f"running bqx-train locally (kfp.local, subprocess runner) for {', '.join(pairs)}; logs: {out / 'run.log'}")
+    print(f"running bqx-train locally (kfp.local, subprocess runner) for {', '.join(pairs)}")
     result = run_local(source, out, settings, pairs)
     print(summary_text(result))
     return 0
@@ -149,7 +149,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     settings = _settings(args.settings)
     pairs = _pairs(args.pairs, settings.pairs)
     out = Path(args.out).resolve()
-    print(f"running bqx-drift locally for {', '.join(pairs)} against {args.models}; logs: {out / 'run.log'}")
+    print(f"running bqx-drift locally for {', '.join(pairs)} against {args.models}")
     result = run_local_drift(args.bars, args.models, out, settings, pairs)
     print(f"\nfinished in {result.seconds:.0f} s; outputs under {result.run_dir}/")
     for task in sorted(result.find("monitor-drift"), key=lambda t: t.pair or ""):
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        from bqx.local_run import StageFailed
+        from bqx.local_run import Interrupted, StageFailed
 
         if getattr(args, "debug", False):
             import traceback
@@ -393,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(err, StageFailed):
                 print(err.tail, file=sys.stderr)
         where = f" (full log: {err.log_path})" if isinstance(err, StageFailed) else ""
-        print(f"bqx {args.command}: error: {err}{where}", file=sys.stderr)
-        return 1
+        kind = "" if isinstance(err, Interrupted) else "error: "
+        print(f"bqx {args.command}: {kind}{err}{where}", file=sys.stderr)
+        return int(getattr(err, "exit_code", 1))
 
 
 if __name__ == "__main__":

@@ -1,25 +1,40 @@
 """``bqx run --local``: the whole pipeline on this machine through ``kfp.local.SubprocessRunner``.
 
 Every stage runs as the same KFP component it is on a cluster, in a subprocess of this Python (no
-venv, no containers). The tasks' own logs go to ``{out}/run.log``; the terminal gets one line per
-stage as it starts and ends, and at the end where every output went.
+venv, no containers). Each run has its own directory, ``{out}/runs/{run id}/``, with its log
+(``run.log``), kfp.local's outputs, and ``run.json``, written last and atomically: a directory without
+it is a run that did not finish. ``{out}/latest`` points at the newest run that succeeded, swapped
+atomically, so it never shows half a run. The terminal gets one line per stage as it starts and ends,
+and at the end where every output went.
+
+Kills leave nothing behind: kfp.local runs in a child process that leads its own process group, and
+every stage process is in that group. SIGTERM or SIGINT stops the group and ends with one line and
+exit status 128 + the signal; if this process is killed outright (SIGKILL), the kernel tells the child
+(``PR_SET_PDEATHSIG``), which stops the group, so no stage goes on writing into ``{out}``.
 """
 
 from __future__ import annotations
 
 import builtins
+import ctypes
+import fcntl
 import io
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from bqx.config import Settings
+from bqx.io import read_json, write_json
 from bqx.progress import MARK
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -98,36 +113,167 @@ def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs
               echo: io.TextIOBase | None = None, train_backend: str = "local",
               deploy_backend: str = "local") -> LocalRunResult:
     """Run the training pipeline through kfp.local; raise RuntimeError naming the failed task(s) and the log."""
-    from bqx.pipeline import PIPELINE_NAME, bqx_pipeline
-
-    return _run(bqx_pipeline, PIPELINE_NAME, out_dir, echo, source=_where(source), pairs=list(pairs or settings.pairs),
-                settings_json=settings.to_json(), train_backend=train_backend, deploy_backend=deploy_backend)
+    return _supervised("train", out_dir, echo, source=_where(source), pairs=list(pairs or settings.pairs),
+                       settings_json=settings.to_json(), train_backend=train_backend, deploy_backend=deploy_backend)
 
 
 def run_local_drift(source: str | Path, model_repository: str | Path, out_dir: str | Path, settings: Settings,
                     pairs: list[str] | None = None, echo: io.TextIOBase | None = None) -> LocalRunResult:
     """Run the recurring drift pipeline (bqx-drift) through kfp.local against a model repository."""
-    from bqx.pipeline import DRIFT_PIPELINE_NAME, bqx_drift_pipeline
-
-    return _run(bqx_drift_pipeline, DRIFT_PIPELINE_NAME, out_dir, echo, source=_where(source),
-                model_repository=_where(model_repository), pairs=list(pairs or settings.pairs),
-                settings_json=settings.to_json())
+    return _supervised("drift", out_dir, echo, source=_where(source), model_repository=_where(model_repository),
+                       pairs=list(pairs or settings.pairs), settings_json=settings.to_json())
 
 
 def _where(location: str | Path) -> str:
     return str(location) if str(location).startswith("s3://") else str(Path(location).resolve())
 
 
-def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase | None, **arguments: object
-         ) -> LocalRunResult:
-    from kfp import local
+def _pipeline(kind: str) -> tuple[object, str]:
+    from bqx.pipeline import DRIFT_PIPELINE_NAME, PIPELINE_NAME, bqx_drift_pipeline, bqx_pipeline
 
+    return (bqx_pipeline, PIPELINE_NAME) if kind == "train" else (bqx_drift_pipeline, DRIFT_PIPELINE_NAME)
+
+
+# -- the supervisor (this process) ---------------------------------------------------------------------
+RUNS = "runs"
+LATEST = "latest"
+RUN_RECORD = "run.json"  # written last: its presence marks a finished run
+_OUTCOME = "outcome.json"  # the child's answer to the supervisor
+_LOCK = ".lock"  # held while the run is going
+
+
+class Interrupted(RuntimeError):
+    """The run was stopped by a signal: every stage process stopped, the run directory left incomplete."""
+
+    def __init__(self, signum: int, run_dir: Path, seconds: float) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} after {seconds:.0f} s; every stage process was stopped. The run's "
+                         f"partial outputs stay in {run_dir} (no {RUN_RECORD}: incomplete); a new run starts afresh")
+        self.exit_code = 128 + signum
+
+
+def unfinished_runs(out_dir: str | Path) -> list[Path]:
+    """Run directories with no run.json whose supervisor is gone (killed), oldest first."""
+    found = []
+    for d in sorted((Path(out_dir) / RUNS).glob("*/")):
+        if (d / RUN_RECORD).exists():
+            continue
+        try:
+            with open(d / _LOCK, "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody runs it any more
+        except BlockingIOError:
+            continue
+        except OSError:
+            pass
+        found.append(d)
+    return found
+
+
+def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, **arguments: object) -> LocalRunResult:
     term = echo or sys.stdout
     out = Path(out_dir).resolve()
-    root = out / "pipeline_root"
-    root.mkdir(parents=True, exist_ok=True)
-    log_path = out / "run.log"
-    before = set(root.iterdir())
+    stale = unfinished_runs(out)
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{os.getpid() % 100000:05d}"
+    run_dir = out / RUNS / run_id
+    run_dir.mkdir(parents=True)
+    if stale:
+        term.write(f"note: {len(stale)} earlier run(s) under {out / RUNS} did not finish (killed): "
+                   f"{', '.join(d.name for d in stale)}; nothing of theirs is reused\n")
+    term.write(f"run {run_id}: log and outputs in {run_dir}\n")
+    term.flush()
+    write_json({"kind": kind, "arguments": arguments}, run_dir / "spec.json")
+    t0 = time.perf_counter()
+    with open(run_dir / _LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        child = subprocess.Popen([sys.executable, "-m", "bqx.local_run", str(run_dir)], stdout=subprocess.PIPE,
+                                 text=True, bufsize=1, start_new_session=True,
+                                 env={**os.environ, "BQX_SUPERVISOR_PID": str(os.getpid())})
+        with _stopping_group_on_signals(child.pid) as stopped:
+            assert child.stdout is not None
+            for line in child.stdout:
+                term.write(line)
+                term.flush()
+            child.wait()
+        if stopped:
+            raise Interrupted(stopped[0], run_dir, time.perf_counter() - t0)
+        return _finish(out, run_dir, child.returncode, time.perf_counter() - t0)
+
+
+@contextmanager
+def _stopping_group_on_signals(pgid: int) -> Iterator[list[int]]:
+    """While the block runs, SIGTERM and SIGINT stop the child's whole process group; the list gets the signal."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield caught
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        caught.append(signum)
+        with suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        with suppress(ProcessLookupError):  # nothing of the group outlives the run
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _finish(out: Path, run_dir: Path, returncode: int, seconds: float) -> LocalRunResult:
+    log_path = run_dir / "run.log"
+    if not (run_dir / _OUTCOME).exists():
+        raise RuntimeError(f"the local runner exited with status {returncode} before the pipeline ended; "
+                           f"see {log_path}")
+    outcome = read_json(run_dir / _OUTCOME)
+    record = {"status": "succeeded" if outcome["ok"] else "failed", "seconds": round(seconds, 1),
+              "pipeline_run": outcome.get("run_dir"), "cause": outcome.get("message")}
+    write_json({k: v for k, v in record.items() if v is not None}, run_dir / RUN_RECORD)
+    if not outcome["ok"]:
+        raise StageFailed(outcome["message"], log_path, outcome["tail"])
+    tmp = out / f".{LATEST}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.relative_to(out), tmp)
+    os.replace(tmp, out / LATEST)
+    kfp_run = Path(outcome["run_dir"])
+    return LocalRunResult(kfp_run, log_path, seconds, read_outputs(kfp_run))
+
+
+# -- the runner (a child process leading its own process group) ------------------------------------------
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM when the supervisor dies (Linux ``PR_SET_PDEATHSIG``); the handler then stops the group."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the supervisor died before the request took effect
+        _stop_group(signal.SIGTERM, None)
+
+
+def _stop_group(signum: int, frame: object) -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)  # this process and every stage process it started
+
+
+def _runner(run_dir: Path) -> int:
+    parent = int(os.environ.get("BQX_SUPERVISOR_PID", os.getppid()))
+    signal.signal(signal.SIGTERM, _stop_group)
+    signal.signal(signal.SIGINT, _stop_group)
+    _die_with_parent(parent)
+    spec = read_json(run_dir / "spec.json")
+    pipeline, name = _pipeline(spec["kind"])
+    try:
+        result = _run(pipeline, name, run_dir, sys.stdout, **spec["arguments"])
+        outcome: dict = {"ok": True, "run_dir": str(result.run_dir)}
+    except StageFailed as err:
+        outcome = {"ok": False, "message": str(err), "tail": err.tail}
+    write_json(outcome, run_dir / _OUTCOME)
+    return 0
+
+
+def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, **arguments: object) -> LocalRunResult:
+    from kfp import local
+
+    log_path = run_dir / "run.log"
     t0 = time.perf_counter()
     real_print = builtins.print  # kfp.local swaps print for an indenting one and may leave it behind
     with open(log_path, "w") as log:
@@ -137,22 +283,21 @@ def _run(pipeline: object, name: str, out_dir: str | Path, echo: io.TextIOBase |
             warnings.filterwarnings("ignore", message="You may be attemping to run a task")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
             runner = local.SubprocessRunner(use_venv=False)
-            local.init(runner=runner, pipeline_root=str(root), raise_on_error=False)
+            local.init(runner=runner, pipeline_root=str(run_dir), raise_on_error=False)
             try:
                 with _python_in_command_only():
                     pipeline(**arguments)  # type: ignore[operator]
             finally:
                 builtins.print = real_print
     seconds = time.perf_counter() - t0
-    new_runs = sorted((p for p in set(root.iterdir()) - before if p.name.startswith(name)),
-                      key=lambda p: p.stat().st_mtime)
-    if tee.failed or not new_runs:
+    runs = sorted((p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith(name)),
+                  key=lambda p: p.stat().st_mtime)
+    if tee.failed or not runs:
         failed = ", ".join(tee.failed) or "the pipeline"
         text = _ANSI.sub("", log_path.read_text(errors="replace"))
         cause = failure_cause(text)
         raise StageFailed(f"{failed} failed: {cause or 'see the log'}", log_path, "\n".join(text.splitlines()[-40:]))
-    run_dir = new_runs[-1]
-    return LocalRunResult(run_dir, log_path, seconds, read_outputs(run_dir))
+    return LocalRunResult(runs[-1], log_path, seconds, [])
 
 
 @contextmanager
@@ -201,3 +346,7 @@ def failure_cause(log_text: str) -> str | None:
             generic = kind in ("ValueError", "BarValidationError", "FileNotFoundError", "RuntimeError")
             return msg if generic and msg else f"{kind}: {msg}"
     return None
+
+
+if __name__ == "__main__":
+    sys.exit(_runner(Path(sys.argv[1])))

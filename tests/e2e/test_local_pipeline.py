@@ -28,7 +28,7 @@ def run(tmp_path_factory):
 
 
 def test_runs_and_reports_progress(run):
-    progress = (run.log_path.parent.parent / "progress.txt").read_text()
+    progress = (run.log_path.parents[3] / "progress.txt").read_text()
     for pair in PAIRS:
         assert f"train   {pair}" in progress and f"drift   {pair}" in progress
 

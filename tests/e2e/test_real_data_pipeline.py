@@ -28,7 +28,7 @@ def run(tmp_path_factory):
 def test_real_hourly_bars_run_end_to_end_with_defaults(run):
     ingest = run.find("ingest-bars")[0].artifacts["bars"]["metadata"]
     assert ingest["bar_interval_s"] == 3600 and ingest["pairs"] == ["eurusd"]
-    progress = (run.log_path.parent.parent / "progress.txt").read_text()
+    progress = (run.log_path.parents[3] / "progress.txt").read_text()
     assert "WARNING: 1 h bars" in progress and "train   eurusd" in progress
     train = run.find("train-model")[0]
     model = load_tarball(Path(train.artifacts["model"]["uri"]) / "model.tar.gz")
