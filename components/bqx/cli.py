@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bqx import __version__
 from bqx.config import Settings
 from bqx.pairs import PAIRS
 
@@ -52,6 +53,18 @@ def _interval(text: str) -> int:
 def _settings(path: str | None, bar_interval: str | None = None) -> Settings:
     settings = Settings.load(path) if path else Settings()
     return settings.replace(bar_interval_s=_interval(bar_interval)) if bar_interval else settings
+
+
+def _runner(args: argparse.Namespace) -> object:
+    from bqx.local_run import Runner
+
+    if args.runner == "subprocess" and (args.registry or args.tag):
+        raise ValueError("--registry and --tag choose the images of --runner docker")
+    if args.runner == "docker":
+        from bqx.ship import engine
+
+        engine()  # one line now if no engine answers, not a failed task later
+    return Runner(args.runner, args.registry or "", args.tag or "")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -99,8 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = out / "sample_bars"
         write_sample(source, pairs, days=args.days, seed=settings.seed)
         print(f"sample: {len(pairs)} pairs x {args.days} trading days of seeded synthetic bars in {source}")
-    print(f"running bqx-train locally (kfp.local, subprocess runner) for {', '.join(pairs)}")
-    result = run_local(source, out, settings, pairs)
+    runner = _runner(args)
+    print(f"running bqx-train locally (kfp.local, {runner.kind} runner) for {', '.join(pairs)}")
+    result = run_local(source, out, settings, pairs, runner=runner)
     print(summary_text(result))
     return 0
 
@@ -149,8 +163,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     settings = _settings(args.settings)
     pairs = _pairs(args.pairs, settings.pairs)
     out = Path(args.out).resolve()
-    print(f"running bqx-drift locally for {', '.join(pairs)} against {args.models}")
-    result = run_local_drift(args.bars, args.models, out, settings, pairs)
+    runner = _runner(args)
+    print(f"running bqx-drift locally ({runner.kind} runner) for {', '.join(pairs)} against {args.models}")
+    result = run_local_drift(args.bars, args.models, out, settings, pairs, runner=runner)
     print(f"\nfinished in {result.seconds:.0f} s; outputs under {result.run_dir}/")
     for task in sorted(result.find("monitor-drift"), key=lambda t: t.pair or ""):
         meta = task.artifacts["summary"]["metadata"]
@@ -174,14 +189,23 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    from bqx.ship import build_and_push, image_plan
+    from bqx.ship import build_images, image_plan, write_constraints
 
-    if args.dry_run:
-        for b in image_plan(Path("."), args.registry, args.tag):
-            print(f"{b.ref}  <- {b.dockerfile}")
+    if args.write_constraints:
+        print(f"wrote {write_constraints(Path(args.root) / 'images' / 'constraints.txt')}")
         return 0
-    refs = build_and_push(Path("."), args.registry, args.tag, push=not args.no_push)
-    print(f"{'built' if args.no_push else 'pushed'} {len(refs)} images; compile with "
+    if args.dry_run:
+        for b in image_plan(Path(args.root), args.registry, args.tag, args.python_image):
+            target = f" --target {b.target}" if b.target else ""
+            args_text = " ".join(f"--build-arg {k}={v}" for k, v in b.buildargs.items())
+            print(f"{b.ref}  <- {b.dockerfile}{target} {args_text}")
+        return 0
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    built = build_images(Path(args.root), args.registry, args.tag, args.python_image, args.ca_bundle, args.push,
+                         only)
+    for b in built:
+        print(f"image size {b.ref}: {b.size_bytes / 1e6:,.0f} MB")
+    print(f"{'pushed' if args.push else 'built'} {len(built)} images; compile with "
           f"`bqx compile --registry {args.registry} --tag {args.tag}`")
     return 0
 
@@ -268,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", help="settings JSON file")
     p.add_argument("--bar-interval", help="state the bar interval (e.g. 1min, 5min, 1h) instead of inferring it "
                                           "from the data; ingest refuses bars of another spacing")
+    p.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                   help="subprocess: every task in this Python (default); docker: every task in its stage image "
+                        "through the Docker Engine API at DOCKER_HOST (Docker, or podman's socket)")
+    p.add_argument("--registry", help="with --runner docker: images are REGISTRY/bqx-<stage>:TAG (as bqx images "
+                                      "built them; default ghcr.io/bqx-ml)")
+    p.add_argument("--tag", help=f"with --runner docker: the images' tag (default {__version__})")
     p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_run)
 
@@ -278,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", help="comma-separated pairs or 'all' (default: the settings' pairs)")
     p.add_argument("--out", default="bqx-drift-out")
     p.add_argument("--settings", help="settings JSON file")
+    p.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                   help="subprocess: every task in this Python (default); docker: every task in its stage image "
+                        "through the Docker Engine API at DOCKER_HOST (Docker, or podman's socket)")
+    p.add_argument("--registry", help="with --runner docker: images are REGISTRY/bqx-<stage>:TAG (as bqx images "
+                                      "built them; default ghcr.io/bqx-ml)")
+    p.add_argument("--tag", help=f"with --runner docker: the images' tag (default {__version__})")
     p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_monitor)
 
@@ -324,11 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", help="settings JSON file passed as settings_json")
     p.set_defaults(func=cmd_schedule)
 
-    p = sub.add_parser("images", help="build and push every stage image with one tag (docker SDK)")
-    p.add_argument("--registry", required=True)
-    p.add_argument("--tag", required=True)
-    p.add_argument("--no-push", action="store_true")
+    p = sub.add_parser("images", help="build (and push) every image with one tag through a Docker-compatible API",
+                       description="Build the wheelhouse and every image (images/Dockerfile) through the Docker "
+                                   "Engine API at DOCKER_HOST: Docker, or podman's socket (podman system service).")
+    p.add_argument("--registry", default="ghcr.io/bqx-ml", help="image names are REGISTRY/bqx-<stage>:TAG")
+    p.add_argument("--tag", default=__version__)
+    p.add_argument("--python-image", default="python:3.11-slim-bookworm",
+                   help="the Python base image (Debian with python3 and python3-venv)")
+    p.add_argument("--ca-bundle", help="a PEM CA bundle pip trusts inside the build (behind a TLS-inspecting "
+                                       "proxy); it stays in the build, never in an image")
+    p.add_argument("--only", help="comma-separated images to build (default: all)")
+    p.add_argument("--push", action="store_true", help="push the images after building them")
+    p.add_argument("--root", default=".", help="the repository checkout to build from")
     p.add_argument("--dry-run", action="store_true", help="print what would be built")
+    p.add_argument("--write-constraints", action="store_true",
+                   help="pin images/constraints.txt to this environment's versions of every image's dependencies")
     p.set_defaults(func=cmd_images)
 
     p = sub.add_parser("submit", help="upload the compiled pipeline as a new version and start a run (kfp Client)")
@@ -383,6 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as err:
+        from bqx.extras import install_hint
+
+        hint = install_hint(err)
+        if hint is None:
+            raise
+        print(f"bqx {args.command}: error: {hint}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         from bqx.local_run import Interrupted, StageFailed
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import dataclasses
 import fcntl
 import io
 import json
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,29 +110,55 @@ def read_outputs(run_dir: Path) -> list[TaskOutputs]:
     return tasks
 
 
+@dataclass(frozen=True)
+class Runner:
+    """How kfp.local runs each task: ``subprocess`` (this Python, the default) or ``docker`` (every task in
+    its stage image, ``{registry}/bqx-{stage}:{tag}``, through the Docker Engine API at DOCKER_HOST)."""
+
+    kind: str = "subprocess"
+    registry: str = ""  # "" = bqx.images.REGISTRY
+    tag: str = ""  # "" = bqx.images.TAG
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("subprocess", "docker"):
+            raise ValueError(f"--runner {self.kind!r}: subprocess or docker")
+
+
 def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs: list[str] | None = None,
               echo: io.TextIOBase | None = None, train_backend: str = "local",
-              deploy_backend: str = "local") -> LocalRunResult:
+              deploy_backend: str = "local", runner: Runner = Runner()) -> LocalRunResult:
     """Run the training pipeline through kfp.local; raise RuntimeError naming the failed task(s) and the log."""
-    return _supervised("train", out_dir, echo, source=_where(source), pairs=list(pairs or settings.pairs),
+    return _supervised("train", out_dir, echo, runner, source=_where(source), pairs=list(pairs or settings.pairs),
                        settings_json=settings.to_json(), train_backend=train_backend, deploy_backend=deploy_backend)
 
 
 def run_local_drift(source: str | Path, model_repository: str | Path, out_dir: str | Path, settings: Settings,
-                    pairs: list[str] | None = None, echo: io.TextIOBase | None = None) -> LocalRunResult:
+                    pairs: list[str] | None = None, echo: io.TextIOBase | None = None,
+                    runner: Runner = Runner()) -> LocalRunResult:
     """Run the recurring drift pipeline (bqx-drift) through kfp.local against a model repository."""
-    return _supervised("drift", out_dir, echo, source=_where(source), model_repository=_where(model_repository),
-                       pairs=list(pairs or settings.pairs), settings_json=settings.to_json())
+    return _supervised("drift", out_dir, echo, runner, source=_where(source),
+                       model_repository=_where(model_repository), pairs=list(pairs or settings.pairs),
+                       settings_json=settings.to_json())
 
 
 def _where(location: str | Path) -> str:
     return str(location) if str(location).startswith("s3://") else str(Path(location).resolve())
 
 
-def _pipeline(kind: str) -> tuple[object, str]:
+def _pipeline(kind: str, runner: Runner, run_dir: Path) -> tuple[object, str]:
+    """The pipeline to run: its Python function for the subprocess runner; for containers, the pipeline
+    compiled with the runner's image references and loaded back, exactly what a cluster would run."""
     from bqx.pipeline import DRIFT_PIPELINE_NAME, PIPELINE_NAME, bqx_drift_pipeline, bqx_pipeline
 
-    return (bqx_pipeline, PIPELINE_NAME) if kind == "train" else (bqx_drift_pipeline, DRIFT_PIPELINE_NAME)
+    func, name = (bqx_pipeline, PIPELINE_NAME) if kind == "train" else (bqx_drift_pipeline, DRIFT_PIPELINE_NAME)
+    if runner.kind == "subprocess":
+        return func, name
+    from kfp import components
+
+    from bqx.compile import compile_pipeline
+
+    compiled = compile_pipeline(run_dir / f"{name}.yaml", kind, runner.registry or None, runner.tag or None)
+    return components.load_component_from_file(str(compiled)), name
 
 
 # -- the supervisor (this process) ---------------------------------------------------------------------
@@ -169,7 +196,8 @@ def unfinished_runs(out_dir: str | Path) -> list[Path]:
     return found
 
 
-def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, **arguments: object) -> LocalRunResult:
+def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, runner: Runner, **arguments: object
+                ) -> LocalRunResult:
     term = echo or sys.stdout
     out = Path(out_dir).resolve()
     stale = unfinished_runs(out)
@@ -179,9 +207,10 @@ def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, **ar
     if stale:
         term.write(f"note: {len(stale)} earlier run(s) under {out / RUNS} did not finish (killed): "
                    f"{', '.join(d.name for d in stale)}; nothing of theirs is reused\n")
-    term.write(f"run {run_id}: log and outputs in {run_dir}\n")
+    how = "" if runner.kind == "subprocess" else " (every task in its stage image)"
+    term.write(f"run {run_id}: log and outputs in {run_dir}{how}\n")
     term.flush()
-    write_json({"kind": kind, "arguments": arguments}, run_dir / "spec.json")
+    write_json({"kind": kind, "runner": dataclasses.asdict(runner), "arguments": arguments}, run_dir / "spec.json")
     t0 = time.perf_counter()
     with open(run_dir / _LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -194,6 +223,8 @@ def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, **ar
                 term.write(line)
                 term.flush()
             child.wait()
+        if runner.kind == "docker":
+            stop_containers(run_id)  # normally none: the runner removes its own on the way out
         if stopped:
             raise Interrupted(stopped[0], run_dir, time.perf_counter() - t0)
         return _finish(out, run_dir, child.returncode, time.perf_counter() - t0)
@@ -201,16 +232,24 @@ def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, **ar
 
 @contextmanager
 def _stopping_group_on_signals(pgid: int) -> Iterator[list[int]]:
-    """While the block runs, SIGTERM and SIGINT stop the child's whole process group; the list gets the signal."""
+    """While the block runs, SIGTERM and SIGINT stop the runner (which removes its containers and stops its
+    process group); the list gets the signal. Whatever of the group is left is killed on the way out."""
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
         yield caught
         return
 
+    def kill() -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
     def stop(signum: int, frame: object) -> None:
         caught.append(signum)
         with suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.kill(pgid, signal.SIGTERM)  # the runner leads the group: its handler stops the rest
+        timer = threading.Timer(20.0, kill)  # a runner that does not stop in time is killed with its group
+        timer.daemon = True
+        timer.start()
 
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -218,8 +257,7 @@ def _stopping_group_on_signals(pgid: int) -> Iterator[list[int]]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        with suppress(ProcessLookupError):  # nothing of the group outlives the run
-            os.killpg(pgid, signal.SIGKILL)
+        kill()  # nothing of the group outlives the run
 
 
 def _finish(out: Path, run_dir: Path, returncode: int, seconds: float) -> LocalRunResult:
@@ -242,27 +280,29 @@ def _finish(out: Path, run_dir: Path, returncode: int, seconds: float) -> LocalR
 
 
 # -- the runner (a child process leading its own process group) ------------------------------------------
-def _die_with_parent(parent: int) -> None:
-    """SIGTERM when the supervisor dies (Linux ``PR_SET_PDEATHSIG``); the handler then stops the group."""
+def _die_with_parent(parent: int, stop: Callable[[int, object], None]) -> None:
+    """SIGTERM when the supervisor dies (Linux ``PR_SET_PDEATHSIG``); its handler then stops the group."""
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the supervisor died before the request took effect
-        _stop_group(signal.SIGTERM, None)
-
-
-def _stop_group(signum: int, frame: object) -> None:
-    os.killpg(os.getpgrp(), signal.SIGKILL)  # this process and every stage process it started
+        stop(signal.SIGTERM, None)
 
 
 def _runner(run_dir: Path) -> int:
-    parent = int(os.environ.get("BQX_SUPERVISOR_PID", os.getppid()))
-    signal.signal(signal.SIGTERM, _stop_group)
-    signal.signal(signal.SIGINT, _stop_group)
-    _die_with_parent(parent)
     spec = read_json(run_dir / "spec.json")
-    pipeline, name = _pipeline(spec["kind"])
+    runner = Runner(**spec["runner"])
+
+    def stop(signum: int, frame: object) -> None:
+        if runner.kind == "docker":
+            stop_containers(run_dir.name)
+        os.killpg(os.getpgrp(), signal.SIGKILL)  # this process and every stage process it started
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    _die_with_parent(int(os.environ.get("BQX_SUPERVISOR_PID", os.getppid())), stop)
+    pipeline, name = _pipeline(spec["kind"], runner, run_dir)
     try:
-        result = _run(pipeline, name, run_dir, sys.stdout, **spec["arguments"])
+        result = _run(pipeline, name, run_dir, sys.stdout, runner, **spec["arguments"])
         outcome: dict = {"ok": True, "run_dir": str(result.run_dir)}
     except StageFailed as err:
         outcome = {"ok": False, "message": str(err), "tail": err.tail}
@@ -270,7 +310,8 @@ def _runner(run_dir: Path) -> int:
     return 0
 
 
-def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, **arguments: object) -> LocalRunResult:
+def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, runner: Runner, **arguments: object
+         ) -> LocalRunResult:
     from kfp import local
 
     log_path = run_dir / "run.log"
@@ -282,8 +323,8 @@ def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, **argu
             # kfp warns that our stage images are not python:* images; here they run in this Python.
             warnings.filterwarnings("ignore", message="You may be attemping to run a task")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
-            runner = local.SubprocessRunner(use_venv=False)
-            local.init(runner=runner, pipeline_root=str(run_dir), raise_on_error=False)
+            local.init(runner=_kfp_runner(runner, run_dir, arguments), pipeline_root=str(run_dir),
+                       raise_on_error=False)
             try:
                 with _python_in_command_only():
                     pipeline(**arguments)  # type: ignore[operator]
@@ -298,6 +339,51 @@ def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, **argu
         cause = failure_cause(text)
         raise StageFailed(f"{failed} failed: {cause or 'see the log'}", log_path, "\n".join(text.splitlines()[-40:]))
     return LocalRunResult(runs[-1], log_path, seconds, [])
+
+
+IMAGE_USER = (1000, 1000)  # the user every stage image runs as (images/Dockerfile)
+RUN_LABEL = "bqx.run"  # containers of a run carry its run id, so a stopped run can remove them
+
+
+def _kfp_runner(runner: Runner, run_dir: Path, arguments: dict) -> object:
+    """kfp.local's runner. DockerRunner mounts only the pipeline root, so the smallest additions: the local
+    inputs (bars, model repository) bind-mounted read-only at the same paths, the BQX_*/AWS_* settings of
+    this process as environment, a label with the run id, and file ownership that lets the image's user
+    write into the run directory (the invoking user's uid, or as root the image's own user)."""
+    from kfp import local
+
+    if runner.kind == "subprocess":
+        return local.SubprocessRunner(use_venv=False)
+    from docker.types import Mount
+
+    inputs = sorted({str(v) for k, v in arguments.items() if k in ("source", "model_repository")
+                     and not str(v).startswith("s3://")})
+    env = {k: v for k, v in os.environ.items() if k.startswith(("BQX_AWS_", "AWS_"))}
+    options: dict = {"mounts": [Mount(target=p, source=p, type="bind", read_only=True) for p in inputs],
+                     "environment": env, "labels": {RUN_LABEL: run_dir.name}}
+    if os.getuid() == 0:
+        os.chown(run_dir, *IMAGE_USER)
+    else:
+        options["user"] = f"{os.getuid()}:{os.getgid()}"
+    endpoint = env.get("BQX_AWS_ENDPOINT_URL", env.get("AWS_ENDPOINT_URL", ""))
+    if "://127." in endpoint or "://localhost" in endpoint:
+        options["network_mode"] = "host"  # a local AWS stand-in is only reachable from the host's network
+    return local.DockerRunner(**options)
+
+
+def stop_containers(run_id: str) -> int:
+    """Remove the containers of a run (a stopped docker-runner run); how many there were."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        found = client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        for c in found:
+            with suppress(docker.errors.APIError):
+                c.remove(force=True)
+        return len(found)
+    except Exception:  # noqa: BLE001 - no engine, no SDK: nothing of ours can be running there
+        return 0
 
 
 @contextmanager

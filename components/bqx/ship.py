@@ -1,52 +1,210 @@
-"""Shipping: build and push the stage images with one tag (``bqx images``), and submit a run to a
-Kubeflow Pipelines server (``bqx submit``)."""
+"""Shipping: build (and push) every image with one tag through any Docker-Engine-compatible API
+(``bqx images``: Docker, or podman's socket), and submit a run to a Kubeflow Pipelines server
+(``bqx submit``)."""
 
 from __future__ import annotations
 
+import collections
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from bqx import __version__
 from bqx.images import IMAGES, image
+
+DEFAULT_PYTHON_IMAGE = "python:3.11-slim-bookworm"
+CONTEXT_FILES = ("pyproject.toml", "README.md", "images/Dockerfile", "images/wheels/Dockerfile",
+                 "images/constraints.txt", "images/strip.py")
+CA_IN_CONTEXT = ".bqx-build/ca-bundle.crt"  # images/wheels/Dockerfile hands it to pip; no image keeps it
 
 
 @dataclass(frozen=True)
 class ImageBuild:
-    stage: str
-    dockerfile: Path
+    name: str  # "wheels" (the wheelhouse, never pushed) or an image of bqx.images.IMAGES
+    dockerfile: str  # relative to the build context
+    target: str | None
     ref: str
     buildargs: dict[str, str]
 
+    @property
+    def shipped(self) -> bool:
+        return self.name != "wheels"
 
-def image_plan(root: Path, registry: str, tag: str) -> list[ImageBuild]:
-    """The base image first, then every stage image built on it, all with one tag."""
-    base = f"{registry}/bqx-base:{tag}"
-    plan = [ImageBuild("base", root / "images" / "base" / "Dockerfile", base, {})]
-    for stage in IMAGES:
-        plan.append(ImageBuild(stage, root / "images" / stage / "Dockerfile", image(stage, registry, tag),
-                               {"BASE_IMAGE": base}))
-    missing = [str(b.dockerfile) for b in plan if not b.dockerfile.exists()]
-    if missing:
-        raise FileNotFoundError(f"no Dockerfile for {', '.join(missing)}")
+
+def image_extras(root: Path, name: str) -> str:
+    """What an image installs, as pip extras: the component extras its own extra lists in pyproject.toml
+    (``bqx-ml[kfp,features]`` -> "features,kfp"), or its own name when it also lists packages directly."""
+    import tomllib
+
+    listed = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"].get(name)
+    if listed is None:
+        raise ValueError(f"pyproject.toml has no extra for the {name!r} image")
+    parts = [re.fullmatch(r"bqx-ml\[([\w,\-]+)\]", r.replace(" ", "")) for r in listed]
+    if not all(parts):
+        return name
+    return ",".join(sorted({e for m in parts if m for e in m.group(1).split(",")}))
+
+
+def image_plan(root: Path, registry: str, tag: str, python_image: str = DEFAULT_PYTHON_IMAGE) -> list[ImageBuild]:
+    """The wheelhouse first, then every image from it, all with one tag: pipeline stages on the ``stage``
+    target, ``train`` and ``serve`` on their own."""
+    wheels = f"{registry}/bqx-wheels:{tag}"
+    plan = [ImageBuild("wheels", "images/wheels/Dockerfile", None, wheels, {"PYTHON_IMAGE": python_image})]
+    for name in IMAGES:
+        args = {"PYTHON_IMAGE": python_image, "WHEELS_IMAGE": wheels, "EXTRAS": image_extras(root, name),
+                "STAGE": name, "VERSION": __version__}
+        plan.append(ImageBuild(name, "images/Dockerfile", name if name in ("train", "serve") else "stage",
+                               image(name, registry, tag), args))
     return plan
 
 
-def build_and_push(root: Path, registry: str, tag: str, push: bool = True) -> list[str]:
-    """Build (and push) every image with the docker SDK; returns the image references."""
-    import docker
+def build_context(root: Path, into: Path, ca_bundle: str | None = None) -> Path:
+    """The files the Dockerfiles copy (package sources, pyproject, the Dockerfiles, pins), plus
+    ``ca_bundle`` as .bqx-build/ca-bundle.crt (empty without one): a small context, nothing else sent."""
+    for rel in CONTEXT_FILES:
+        (into / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, into / rel)
+    shutil.copytree(root / "components", into / "components",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    (into / CA_IN_CONTEXT).parent.mkdir(parents=True, exist_ok=True)
+    if ca_bundle:
+        try:
+            shutil.copyfile(ca_bundle, into / CA_IN_CONTEXT)
+        except OSError as err:
+            raise ValueError(f"--ca-bundle {ca_bundle}: {err.strerror}") from None
+    else:
+        (into / CA_IN_CONTEXT).write_bytes(b"")
+    return into
 
-    engine = docker.from_env()
-    refs = []
-    for b in image_plan(root, registry, tag):
-        print(f"building {b.ref}", flush=True)
-        engine.images.build(path=str(root), dockerfile=str(b.dockerfile.relative_to(root)), tag=b.ref,
-                            buildargs=b.buildargs, rm=True)
-        if push:
-            repo, _, t = b.ref.rpartition(":")
-            for line in engine.images.push(repo, tag=t, stream=True, decode=True):
-                if "error" in line:
-                    raise RuntimeError(f"push of {b.ref} failed: {line['error']}")
-        refs.append(b.ref)
-    return refs
+
+def engine() -> Any:  # noqa: ANN401 (docker.DockerClient)
+    """A Docker-Engine-compatible API client (DOCKER_HOST: Docker, or podman's socket); one line if none answers."""
+    try:
+        import docker
+    except ImportError:
+        raise ValueError("building images needs the docker SDK: pip install 'bqx-ml[ship]'") from None
+    where = os.environ.get("DOCKER_HOST", "the default socket (unix:///var/run/docker.sock)")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as err:
+        raise RuntimeError(f"no container engine answers at {where}: start Docker, or podman's API with `podman "
+                           "system service --time=0 unix:///run/podman/podman.sock` and "
+                           f"DOCKER_HOST=unix:///run/podman/podman.sock ({str(err).splitlines()[0][:160]})") from None
+    return client
+
+
+@dataclass
+class Built:
+    ref: str
+    seconds: float
+    size_bytes: int
+
+
+def build_images(root: Path, registry: str, tag: str, python_image: str = DEFAULT_PYTHON_IMAGE,
+                 ca_bundle: str | None = None, push: bool = False, only: list[str] | None = None,
+                 echo: Callable[[str], None] = print) -> list[Built]:
+    """Build the wheelhouse and every image (or ``only`` these) through the engine's API, printing each
+    build step; push the shipped ones when asked. Raises RuntimeError naming the image and the failing step."""
+    client = engine()
+    plan = [b for b in image_plan(root, registry, tag, python_image) if not only or b.name in only or not b.shipped]
+    unknown = sorted(set(only or ()) - {b.name for b in plan})
+    if unknown:
+        raise ValueError(f"no image named {', '.join(unknown)} (images: {', '.join(IMAGES)})")
+    built = []
+    with tempfile.TemporaryDirectory(prefix="bqx-build-context-") as tmp:
+        context = build_context(root, Path(tmp), ca_bundle)
+        for b in plan:
+            echo(f"building {b.ref}" + (f" (target {b.target})" if b.target else ""))
+            t0 = time.perf_counter()
+            _build(client, context, b, echo)
+            size = int(client.images.get(b.ref).attrs.get("Size") or 0)
+            built.append(Built(b.ref, time.perf_counter() - t0, size))
+            echo(f"built {b.ref}: {size / 1e6:,.0f} MB in {built[-1].seconds:.0f} s")
+            if push and b.shipped:
+                _push(client, b.ref, echo)
+    return built
+
+
+_STEP = re.compile(r"^(\[\d+/\d+\] )?(Step|STEP) \d+")  # Docker: "Step 3/9 :", podman: "[2/4] STEP 3/9:"
+
+
+def _build(client: Any, context: Path, b: ImageBuild, echo: Callable[[str], None]) -> None:  # noqa: ANN401
+    step, tail = "its first step", collections.deque(maxlen=20)
+    stream = client.api.build(path=str(context), dockerfile=b.dockerfile, tag=b.ref, target=b.target,
+                              buildargs=b.buildargs, rm=True, forcerm=True, pull=False, decode=True)
+    for chunk in stream:
+        if "error" in chunk or "errorDetail" in chunk:
+            for line in tail:  # what the failing step printed last
+                echo(f"  | {line}")
+            detail = str(chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")).strip()
+            cause = next((ln for ln in reversed(tail) if "error" in ln.lower()), detail.splitlines()[-1][-300:])
+            raise RuntimeError(f"build of {b.ref} failed at {step[:100]}: {cause}")
+        for line in str(chunk.get("stream", "")).splitlines():
+            if _STEP.match(line):
+                step = line.strip()
+                echo(f"  {step[:150]}")
+            elif line.strip():
+                tail.append(line.rstrip()[:300])
+
+
+def _push(client: Any, ref: str, echo: Callable[[str], None]) -> None:  # noqa: ANN401
+    repo, _, t = ref.rpartition(":")
+    for line in client.images.push(repo, tag=t, stream=True, decode=True):
+        if "error" in line:
+            raise RuntimeError(f"push of {ref} failed: {line['error']}")
+    echo(f"pushed {ref}")
+
+
+IMAGE_EXTRAS = ("ingest", "panel", "extract", "lag", "select", "train", "deploy", "drift", "serve")
+CONSTRAINTS_HEADER = """\
+# Exact versions baked into the images: the dependency closure of bqx-ml[<every image's extra>] at
+# the versions of the environment the test suite ran in. Regenerate with `bqx images
+# --write-constraints` whenever pyproject.toml's dependencies change (tests/test_images.py checks it).
+"""
+
+
+def dependency_closure(extras: tuple[str, ...] = IMAGE_EXTRAS) -> dict[str, str]:
+    """Every distribution bqx-ml[extras] needs, with the version installed here (name -> version)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    todo = [(f"bqx-ml[{','.join(extras)}]", None)]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        text, parent_extras = todo.pop()
+        req = Requirement(text)
+        if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (parent_extras or {""})):
+            continue
+        name = canonicalize_name(req.name)
+        key = (name, frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            raise ValueError(f"{req.name} is not installed here: pip install -e '.[all]' first") from None
+        if name != "bqx-ml":
+            pins[name] = dist.version
+        todo.extend((r, frozenset(req.extras)) for r in dist.requires or [])
+    return dict(sorted(pins.items()))
+
+
+def write_constraints(path: Path) -> Path:
+    from bqx.io import write_text
+
+    lines = [f"{name}=={version}" for name, version in dependency_closure().items()]
+    return write_text(CONSTRAINTS_HEADER + "\n".join(lines) + "\n", path)
 
 
 def submit(host: str, package: Path, pipeline_name: str, version_name: str, experiment: str, run_name: str,

@@ -22,10 +22,10 @@ def feature_names(n: int) -> list[str]:
     return [f"technical_idx.f{i:03d}" if i % 2 == 0 else f"technical_bqx.f{i:03d}" for i in range(n)]
 
 
-def synthetic_model(out_tarball: str | Path, pair: str, features: list[str], rows: int = 2000,
-                    iterations: int = 100, depth: int = 6, seed: int = 0, online_state: dict | None = None) -> Path:
-    """Train on y = a few features + noise and write ``out_tarball`` (with extract's ``online_state``
-    in selection.json when given, as a pipeline-trained package has it)."""
+def synthetic_channels(data_dir: str | Path, pair: str, features: list[str], rows: int = 2000, seed: int = 0,
+                       online_state: dict | None = None) -> dict[str, Path]:
+    """The training channels SageMaker mounts (``train`` and ``validation`` Parquet, ``selection.json``
+    in ``train``) for y = a few features + noise, under ``data_dir``."""
     rng = np.random.default_rng(seed)
     settings = Settings()
     target = settings.target_name
@@ -33,17 +33,28 @@ def synthetic_model(out_tarball: str | Path, pair: str, features: list[str], row
                  "settings_hash": settings.settings_hash(), "settings": settings.to_dict()}
     if online_state is not None:
         selection["online_state"] = online_state
-    hp = {"iterations": str(iterations), "depth": str(depth), "learning_rate": "0.2", "thread_count": "1",
-          "random_seed": str(seed)}
+    channels = {}
+    for ch in ("train", "validation"):
+        x = rng.standard_normal((rows, len(features))).astype(np.float32)
+        df = pd.DataFrame(x, columns=features)
+        df[target] = 0.05 * x[:, 0] - 0.03 * x[:, 1] + 0.01 * rng.standard_normal(rows)
+        channels[ch] = Path(data_dir) / ch
+        channels[ch].mkdir(parents=True, exist_ok=True)
+        df.to_parquet(channels[ch] / f"{ch}.parquet")
+    (channels["train"] / "selection.json").write_text(json.dumps(selection))
+    return channels
+
+
+def synthetic_hyperparameters(iterations: int = 100, depth: int = 6, seed: int = 0) -> dict[str, str]:
+    return {"iterations": str(iterations), "depth": str(depth), "learning_rate": "0.2", "thread_count": "1",
+            "random_seed": str(seed)}
+
+
+def synthetic_model(out_tarball: str | Path, pair: str, features: list[str], rows: int = 2000,
+                    iterations: int = 100, depth: int = 6, seed: int = 0, online_state: dict | None = None) -> Path:
+    """Train on y = a few features + noise and write ``out_tarball`` (with extract's ``online_state``
+    in selection.json when given, as a pipeline-trained package has it)."""
     with tempfile.TemporaryDirectory(prefix="bqx-synth-") as tmp:
-        channels = {}
-        for ch in ("train", "validation"):
-            x = rng.standard_normal((rows, len(features))).astype(np.float32)
-            df = pd.DataFrame(x, columns=features)
-            df[target] = 0.05 * x[:, 0] - 0.03 * x[:, 1] + 0.01 * rng.standard_normal(rows)
-            (Path(tmp) / ch).mkdir()
-            df.to_parquet(Path(tmp) / ch / f"{ch}.parquet")
-            channels[ch] = Path(tmp) / ch
-        (channels["train"] / "selection.json").write_text(json.dumps(selection))
-        train_local(channels, hp, Path(out_tarball))
+        channels = synthetic_channels(tmp, pair, features, rows, seed, online_state)
+        train_local(channels, synthetic_hyperparameters(iterations, depth, seed), Path(out_tarball))
     return Path(out_tarball)

@@ -1,0 +1,141 @@
+"""The built images under the contracts they ship for: the train image run as a SageMaker training job
+runs it, the serve image started as a SageMaker endpoint starts it, and what each image holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import docker
+import httpx
+import numpy as np
+import pytest
+
+from bqx.images import IMAGES
+from bqx.model_package import load_dir, sha256_of
+from bqx.serving.launch import free_port
+from bqx.serving.synthetic import feature_names, synthetic_channels, synthetic_hyperparameters, synthetic_model
+from bqx.training.local import train_local
+
+FEATURES = feature_names(10)
+IMAGE_USER = (1000, 1000)
+
+
+def _writable_by_image(root: Path) -> None:
+    """The images run as uid 1000; as root here, hand the mounted tree to that user."""
+    if os.getuid() == 0:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, *IMAGE_USER)
+
+
+def _opt_ml(root: Path, hyperparameters: dict[str, str]) -> Path:
+    synthetic_channels(root / "input" / "data", "eurusd", FEATURES, rows=500, seed=3)
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    _writable_by_image(root)
+    return root
+
+
+def test_train_image_runs_the_sagemaker_training_contract(engine, images, tmp_path):
+    hp = synthetic_hyperparameters(iterations=40, depth=4, seed=3)
+    root = _opt_ml(tmp_path / "opt_ml", hp)
+    logs = engine.containers.run(images.ref("train"), ["train"], remove=True, network_disabled=True,
+                                 volumes={str(root): {"bind": "/opt/ml", "mode": "rw"}}).decode()
+    assert '"status": "Completed"' in logs
+    model = load_dir(root / "model")
+    assert model.features == FEATURES and sorted(p.name for p in (root / "model").iterdir()) == [
+        "meta.json", "model.cbm", "reference.parquet", "selection.json"]
+    # the same channels trained on this machine's Python give the same model, byte for byte
+    here = synthetic_channels(tmp_path / "here", "eurusd", FEATURES, rows=500, seed=3)
+    train_local(here, hp, tmp_path / "here.tar.gz")
+    with tarfile.open(tmp_path / "here.tar.gz") as tar:
+        tar.extract("model.cbm", tmp_path / "here-model", filter="data")
+    assert sha256_of(tmp_path / "here-model" / "model.cbm") == sha256_of(root / "model" / "model.cbm")
+
+
+def test_train_image_reports_bad_input_in_the_failure_file(engine, images, tmp_path):
+    root = _opt_ml(tmp_path / "opt_ml", {**synthetic_hyperparameters(), "depht": "4"})
+    with pytest.raises(docker.errors.ContainerError) as err:
+        engine.containers.run(images.ref("train"), ["train"], remove=True, network_disabled=True,
+                              volumes={str(root): {"bind": "/opt/ml", "mode": "rw"}})
+    assert err.value.exit_status == 1
+    assert "unknown hyperparameter 'depht'" in (root / "output" / "failure").read_text()
+    assert not (root / "model" / "model.cbm").exists()
+
+
+def _wait_ping(url: str, container: object, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/ping", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    container.reload()  # type: ignore[attr-defined]
+    pytest.fail(f"the serve container did not answer /ping: {container.logs().decode()[-2000:]}")  # type: ignore
+
+
+def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
+    """`<image> serve` on port 8080 with packages unpacked under /opt/ml/models, as SageMaker's
+    multi-model endpoints run it; here with a read-only root file system on top."""
+    models = tmp_path / "models"
+    tarball = synthetic_model(tmp_path / "eurusd.tar.gz", "eurusd", FEATURES, rows=400, iterations=20)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(models / "eurusd" / "model", filter="data")
+    port = free_port()
+    container = engine.containers.run(images.ref("serve"), ["serve"], detach=True, read_only=True,
+                                      tmpfs={"/tmp": "size=64m"}, ports={"8080/tcp": ("127.0.0.1", port)},
+                                      volumes={str(models): {"bind": "/opt/ml/models", "mode": "ro"}})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ping(url, container)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            r = c.post("/models", json={"model_name": "eurusd", "url": "/opt/ml/models/eurusd/model"})
+            assert r.status_code == 200, r.text
+            assert c.post("/models", json={"model_name": "x", "url": "/etc/passwd"}).status_code == 403
+            assert [m["modelName"] for m in c.get("/models").json()["models"]] == ["eurusd"]
+            rows = np.random.default_rng(1).standard_normal((4, len(FEATURES)))
+            body = {"rows": [dict(zip(FEATURES, row.tolist(), strict=True)) for row in rows]}
+            out = c.post("/models/eurusd/invoke", json=body, headers={"X-Amzn-SageMaker-Target-Model": "eurusd"})
+            assert out.status_code == 200, out.text
+            local = load_dir(models / "eurusd" / "model").predict(rows)
+            np.testing.assert_allclose([p["prediction"] for p in out.json()["predictions"]], local, rtol=1e-12)
+            # the first raw-bars request loads the kernels compiled into the image, it does not compile them
+            bar = {"ts_utc": "2024-07-01T00:00:00Z", "open": 1.1, "high": 1.2, "low": 1.0, "close": 1.15}
+            t0 = time.perf_counter()
+            warm = c.post("/models/eurusd/invoke", json={"bars": [bar]})
+            assert warm.status_code == 202 and time.perf_counter() - t0 < 15
+            assert c.delete("/models/eurusd").status_code == 200
+            assert c.post("/models/eurusd/invoke", json=body).status_code == 404
+        container.stop(timeout=20)  # SIGTERM, as SageMaker stops a container
+        assert container.wait(timeout=30)["StatusCode"] == 0
+        assert "[bqx serve] stopped" in container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def test_serve_image_holds_no_shell_no_tools_and_no_pipeline_packages(engine, images):
+    ref = images.ref("serve")
+    for shell in ("/bin/sh", "/bin/bash", "/bin/dash"):
+        with pytest.raises((docker.errors.APIError, docker.errors.ContainerError)):
+            engine.containers.run(ref, ["-c", "true"], entrypoint=[shell], remove=True)
+    script = ("import importlib.util as u, os, json\n"
+              "dirs = ('/bin', '/sbin', '/usr/bin', '/usr/sbin', '/usr/local/bin')\n"
+              "print(json.dumps(sorted({n for d in dirs if os.path.isdir(d) for n in os.listdir(d)})))\n"
+              "mods = ('kfp', 'evidently', 'matplotlib', 'catboost', 'numba')\n"
+              "print(json.dumps([m for m in mods if u.find_spec(m)]))")
+    out = engine.containers.run(ref, ["-c", script], entrypoint=["python3"], remove=True).decode().splitlines()
+    programs, packages = json.loads(out[0]), json.loads(out[1])
+    assert programs and all(name.startswith("python3") for name in programs), programs
+    assert packages == ["catboost", "numba"]
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_every_image_runs_as_a_non_root_user(engine, images, name):
+    config = engine.images.get(images.ref(name)).attrs["Config"]
+    assert config["User"] == "1000:1000" and config["Entrypoint"] == ["bqx"]
+    labels = config.get("Labels") or {}
+    assert labels.get("org.opencontainers.image.title") == f"bqx-{name}"
