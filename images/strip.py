@@ -19,6 +19,15 @@ TREES = ("/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/loca
          "/usr/lib/x86_64-linux-gnu/perl-base", "/usr/lib/x86_64-linux-gnu/perl", "/usr/share/perl",
          "/var/lib/dpkg", "/var/lib/apt", "/var/cache/apt", "/var/cache/debconf", "/usr/lib/apt", "/etc/apt",
          "/usr/share/debconf", "/usr/lib/dpkg", "/usr/share/lintian", "/tmp/strip.py")
+# In the venv: test suites and headers, and the parts of pyarrow the server never loads (it writes the
+# prediction log as Parquet; S3 goes through boto3): Flight, Substrait, the S3/GCS/Azure/HDFS file
+# systems, ORC.
+VENV_GLOBS = ("lib/python3*/site-packages/*/tests", "lib/python3*/site-packages/*/*/tests",
+              "lib/python3*/site-packages/pyarrow/include", "lib/python3*/site-packages/pyarrow/src",
+              "lib/python3*/site-packages/pyarrow/*flight*", "lib/python3*/site-packages/pyarrow/*substrait*",
+              "lib/python3*/site-packages/pyarrow/*_s3*", "lib/python3*/site-packages/pyarrow/*gcsfs*",
+              "lib/python3*/site-packages/pyarrow/*azurefs*", "lib/python3*/site-packages/pyarrow/*hdfs*",
+              "lib/python3*/site-packages/pyarrow/*orc*", "lib/python3*/site-packages/pyarrow/*cpp_tests*")
 
 
 def interpreter_chain(start: str) -> set[str]:
@@ -59,6 +68,12 @@ def main() -> int:
             os.unlink(tree)
     for activate in Path("/opt/bqx/bin").glob("activate*"):  # the venv's shell activation scripts
         activate.unlink()
+    for pattern in VENV_GLOBS:
+        for path in Path("/opt/bqx").glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     print(f"strip: removed {removed} programs; kept {', '.join(sorted(keep))}", file=sys.stderr)
     return 0
 

@@ -49,7 +49,7 @@ def _load(app: App, url: str, name: str = "m", headers: dict | None = None) -> t
 def test_the_server_binds_loopback_unless_told(root):
     assert ServeConfig().host == "127.0.0.1"
     assert ServeConfig.from_env({"BQX_SERVE_HOST": "0.0.0.0"}).host == "0.0.0.0"
-    dockerfile = (Path(__file__).parents[1] / "images" / "serve" / "Dockerfile").read_text()
+    dockerfile = (Path(__file__).parents[1] / "images" / "Dockerfile").read_text()
     assert "BQX_SERVE_HOST=0.0.0.0" in dockerfile and "BQX_SERVE_MODEL_ROOT=/opt/ml/models" in dockerfile
     port = free_port()
     with started(bqx_serve(port, host=None), f"http://127.0.0.1:{port}") as running:
@@ -137,8 +137,12 @@ def test_packages_that_escape_or_do_not_parse_are_400(root, tmp_path):
         "symlink": ([(_info("model.cbm", tarfile.SYMTYPE, "/etc/passwd"), b"")], "link or special file"),
         "hardlink": ([(_info("model.cbm", tarfile.LNKTYPE, "../../victim.txt"), b"")], "link or special file"),
         "device": ([(_info("model.cbm", tarfile.CHRTYPE), b"")], "link or special file"),
-        "garbage-cbm": ([(_info(n), b"garbage" if n == "model.cbm" else d) for n, d in good.items()],
-                        "not a CatBoost model"),
+        "garbage-json": ([(_info(n), b"garbage" if n == "model.json" else d) for n, d in good.items()],
+                         "model.json: Expecting value"),
+        "list-json": ([(_info(n), b"[1]" if n == "model.json" else d) for n, d in good.items()],
+                      "model.json must hold a JSON object"),
+        "not-a-model": ([(_info(n), b'{"oblivious_trees": [{"splits": [{}]}]}' if n == "model.json" else d)
+                         for n, d in good.items()], "not a CatBoost JSON export"),
         "selection-list": ([(_info(n), b"[1, 2]" if n == "selection.json" else d) for n, d in good.items()],
                            "must hold a JSON object"),
         "no-features": ([(_info(n), b'{"features": []}' if n == "selection.json" else d) for n, d in good.items()],

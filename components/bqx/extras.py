@@ -6,7 +6,7 @@ from __future__ import annotations
 
 EXTRA_OF = {
     "kfp": "kfp", "kfp_server_api": "kfp", "yaml": "kfp",
-    "numba": "features", "llvmlite": "features", "scipy": "features",
+    "numba": "online", "llvmlite": "online", "scipy": "features",
     "catboost": "model",
     "matplotlib": "reports",
     "evidently": "drift",

@@ -1,4 +1,5 @@
-"""A pair's model.tar.gz: ``model.cbm``, ``selection.json`` (ordered features), ``meta.json``
+"""A pair's model.tar.gz: ``model.cbm``, ``model.json`` (the same model as CatBoost's JSON export, which
+serving evaluates without the catboost package), ``selection.json`` (ordered features), ``meta.json``
 (catalog version, settings hash, validation residual quantiles) and ``reference.parquet`` (the drift
 reference).
 
@@ -54,13 +55,14 @@ def sha256_of(path: str | Path) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------------------
-def save_model(model: object, path: str | Path) -> None:
-    """``model.save_model`` without the fit's GUID and finish time, so equal fits give equal bytes."""
+def save_model(model: object, model_dir: str | Path) -> None:
+    """model.cbm and model.json without the fit's GUID and finish time, so equal fits give equal bytes."""
     info = model.get_metadata()  # type: ignore[attr-defined]
     for key in VOLATILE_MODEL_INFO:
         if key in info:
             del info[key]
-    model.save_model(str(path))  # type: ignore[attr-defined]
+    model.save_model(str(Path(model_dir) / "model.cbm"))  # type: ignore[attr-defined]
+    model.save_model(str(Path(model_dir) / "model.json"), format="json")  # type: ignore[attr-defined]
 
 
 def write_tarball(model_dir: str | Path, out_path: str | Path) -> Path:
@@ -126,9 +128,10 @@ def _json_object(path: Path) -> dict:
     return obj
 
 
-def load_dir(model_dir: str | Path, with_reference: bool = True) -> LoadedModel:
-    from catboost import CatBoostError, CatBoostRegressor
-
+def load_dir(model_dir: str | Path, with_reference: bool = True, predictor: str = "catboost") -> LoadedModel:
+    """Load a model directory. ``predictor`` "catboost" loads model.cbm with CatBoost (training and
+    evaluation need its API); "trees" evaluates model.json with numpy (serving: no catboost package),
+    falling back to CatBoost for packages written before model.json was."""
     d = Path(model_dir)
     missing = [f for f in REQUIRED if not (d / f).is_file()]
     if missing:
@@ -137,11 +140,7 @@ def load_dir(model_dir: str | Path, with_reference: bool = True) -> LoadedModel:
     features = selection.get("features")
     if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
         raise PackageError("selection.json: 'features' must be a non-empty list of feature names")
-    model = CatBoostRegressor()
-    try:
-        model.load_model(str(d / "model.cbm"))
-    except CatBoostError as exc:
-        raise PackageError(f"model.cbm is not a CatBoost model: {str(exc).splitlines()[0][:200]}") from None
+    model = _trees(d) if predictor == "trees" and (d / "model.json").is_file() else _catboost(d)
     if list(model.feature_names_ or []) != features:
         raise PackageError(f"model at {d}: feature names differ from selection.json")
     reference = None
@@ -150,6 +149,31 @@ def load_dir(model_dir: str | Path, with_reference: bool = True) -> LoadedModel:
 
         reference = pd.read_parquet(d / "reference.parquet")
     return LoadedModel(model, list(features), selection, meta, reference)
+
+
+def _catboost(d: Path) -> object:
+    try:
+        from catboost import CatBoostError, CatBoostRegressor
+    except ImportError:
+        raise PackageError("the package has no model.json (written before it was added) and the catboost "
+                           "package is not installed to read model.cbm: retrain, or install bqx-ml[model]") from None
+    model = CatBoostRegressor()
+    try:
+        model.load_model(str(d / "model.cbm"))
+    except CatBoostError as exc:
+        raise PackageError(f"model.cbm is not a CatBoost model: {str(exc).splitlines()[0][:200]}") from None
+    return model
+
+
+def _trees(d: Path) -> object:
+    from bqx.serving.trees import load_trees
+
+    try:
+        return load_trees(d / "model.json")
+    except ValueError as exc:  # not JSON, or a model the evaluator does not cover (it says which)
+        raise PackageError(str(exc) if str(exc).startswith("model.json") else f"model.json: {exc}") from None
+    except (KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise PackageError(f"model.json is not a CatBoost JSON export: {type(exc).__name__}: {exc}") from None
 
 
 def load_tarball(path: str | Path) -> LoadedModel:

@@ -58,15 +58,16 @@ def image_plan(root: Path, registry: str, tag: str, python_image: str = DEFAULT_
     plan = [ImageBuild("wheels", "images/wheels/Dockerfile", None, wheels, {"PYTHON_IMAGE": python_image})]
     for name in IMAGES:
         args = {"PYTHON_IMAGE": python_image, "WHEELS_IMAGE": wheels, "EXTRAS": image_extras(root, name),
-                "STAGE": name, "VERSION": __version__}
+                "STAGE": name}
         plan.append(ImageBuild(name, "images/Dockerfile", name if name in ("train", "serve") else "stage",
                                image(name, registry, tag), args))
     return plan
 
 
 def build_context(root: Path, into: Path, ca_bundle: str | None = None) -> Path:
-    """The files the Dockerfiles copy (package sources, pyproject, the Dockerfiles, pins), plus
-    ``ca_bundle`` as .bqx-build/ca-bundle.crt (empty without one): a small context, nothing else sent."""
+    """The files the Dockerfiles copy (package sources, pyproject, the Dockerfiles, pins, each image's
+    requirements under .bqx-build/requirements/), plus ``ca_bundle`` as .bqx-build/ca-bundle.crt (empty
+    without one): a small context, nothing else sent."""
     for rel in CONTEXT_FILES:
         (into / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, into / rel)
@@ -80,6 +81,9 @@ def build_context(root: Path, into: Path, ca_bundle: str | None = None) -> Path:
             raise ValueError(f"--ca-bundle {ca_bundle}: {err.strerror}") from None
     else:
         (into / CA_IN_CONTEXT).write_bytes(b"")
+    (into / ".bqx-build" / "requirements").mkdir()
+    for extras in {image_extras(root, name) for name in IMAGES}:
+        (into / ".bqx-build" / "requirements" / f"{extras}.txt").write_text(image_requirements(root, extras))
     return into
 
 
@@ -170,22 +174,30 @@ CONSTRAINTS_HEADER = """\
 """
 
 
-def dependency_closure(extras: tuple[str, ...] = IMAGE_EXTRAS) -> dict[str, str]:
-    """Every distribution bqx-ml[extras] needs, with the version installed here (name -> version)."""
+# Dependencies a package declares but bqx never reaches through it: catboost's plotting and widget stack
+# (288 MB with plotly) is left out of images unless another requirement (reports, evidently) brings it.
+UNUSED_THROUGH = {"catboost": frozenset({"plotly", "graphviz", "matplotlib"})}
+
+
+def dependency_closure(extras: tuple[str, ...] = IMAGE_EXTRAS, prune: bool = False) -> dict[str, str]:
+    """Every distribution bqx-ml[extras] needs, with the version installed here (name -> version);
+    ``prune`` leaves out what only :data:`UNUSED_THROUGH` brings."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
     pins: dict[str, str] = {}
-    todo = [(f"bqx-ml[{','.join(extras)}]", None)]
+    todo: list[tuple[str, frozenset[str], str]] = [(f"bqx-ml[{','.join(extras)}]", frozenset(), "")]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
-        text, parent_extras = todo.pop()
+        text, parent_extras, parent = todo.pop()
         req = Requirement(text)
         if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (parent_extras or {""})):
             continue
         name = canonicalize_name(req.name)
+        if prune and name in UNUSED_THROUGH.get(parent, ()):
+            continue
         key = (name, frozenset(req.extras))
         if key in seen:
             continue
@@ -196,8 +208,20 @@ def dependency_closure(extras: tuple[str, ...] = IMAGE_EXTRAS) -> dict[str, str]
             raise ValueError(f"{req.name} is not installed here: pip install -e '.[all]' first") from None
         if name != "bqx-ml":
             pins[name] = dist.version
-        todo.extend((r, frozenset(req.extras)) for r in dist.requires or [])
+        todo.extend((r, frozenset(req.extras), name) for r in dist.requires or [])
     return dict(sorted(pins.items()))
+
+
+def image_requirements(root: Path, extras: str) -> str:
+    """The exact requirements an image installs with ``pip install --no-deps``: bqx-ml and the pruned
+    closure of its extras, at the versions pinned in images/constraints.txt."""
+    pins = dict(line.split("==", 1) for line in (root / "images" / "constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    names = dependency_closure(tuple(extras.split(",")), prune=True)
+    missing = sorted(set(names) - set(pins))
+    if missing:
+        raise ValueError(f"images/constraints.txt lacks {', '.join(missing)}: run bqx images --write-constraints")
+    return "".join(f"{n}=={pins[n]}\n" for n in names) + f"bqx-ml=={__version__}\n"
 
 
 def write_constraints(path: Path) -> Path:

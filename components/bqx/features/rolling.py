@@ -10,8 +10,6 @@ every window that contains them.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
-from scipy.signal import lfilter
 
 FloatArray = np.ndarray
 
@@ -71,11 +69,17 @@ def _suffix_filter(x: FloatArray, window: int, fn: object) -> FloatArray:
     return out
 
 
+# scipy is imported where the batch engine uses it: the serving image computes features with the
+# online kernels only and is built without scipy.
 def rolling_max(x: FloatArray, window: int) -> FloatArray:
+    from scipy.ndimage import maximum_filter1d
+
     return _suffix_filter(x, window, maximum_filter1d)
 
 
 def rolling_min(x: FloatArray, window: int) -> FloatArray:
+    from scipy.ndimage import minimum_filter1d
+
     return _suffix_filter(x, window, minimum_filter1d)
 
 
@@ -86,6 +90,8 @@ def ewm(x: FloatArray, alpha: float) -> FloatArray:
     start = first_valid(x)
     seg = x[start:]
     if len(seg):
+        from scipy.signal import lfilter
+
         zi = np.array([(1 - alpha) * seg[0]])
         out[start:], _ = lfilter([alpha], [1.0, -(1 - alpha)], seg, zi=zi)
     return out

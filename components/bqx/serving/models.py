@@ -80,7 +80,7 @@ def _from_tarball(name: str, url: str, tarball: Path) -> ServedModel:
 
 def _from_dir(name: str, url: str, d: Path) -> ServedModel:
     try:
-        loaded = load_dir(d, with_reference=False)
+        loaded = load_dir(d, with_reference=False, predictor="trees")
     except (FileNotFoundError, ValueError) as exc:
         raise PayloadError(400, f"model {name!r} at {url!r} cannot be loaded: {exc}") from None
     cbm = d / "model.cbm"

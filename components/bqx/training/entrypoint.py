@@ -2,11 +2,12 @@
 
 Reads channels ``train`` and ``validation`` (Parquet with the selected columns plus the target, and
 ``selection.json`` in the train channel) and string hyperparameters; trains CatBoost; writes
-``model.cbm``, ``selection.json``, ``meta.json`` (catalog version, settings hash, validation
-residual quantiles) and ``reference.parquet`` (a sample of training rows with predictions, the drift
-reference) to the model dir; the same data and settings give the same bytes. The fit's wall time is
-printed on the status line, not packaged. On error the reason goes to ``output/failure`` and the exit
-code is 1 (SageMaker: Failed); on success 0 (Completed). SIGTERM (a stopped job) exits cleanly.
+``model.cbm`` and its JSON export ``model.json``, ``selection.json``, ``meta.json`` (catalog version,
+settings hash, validation residual quantiles) and ``reference.parquet`` (a sample of training rows
+with predictions, the drift reference) to the model dir; the same data and settings give the same
+bytes. The fit's wall time is printed on the status line, not packaged. On error the reason goes to
+``output/failure`` and the exit code is 1 (SageMaker: Failed); on success 0 (Completed). SIGTERM (a
+stopped job) exits cleanly.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def train(opt: OptMl) -> dict:
         "hyperparameters": opt.hyperparameters(),
     }
     opt.model_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, opt.model_dir / "model.cbm")  # without the fit's GUID and time: same fit, same bytes
+    save_model(model, opt.model_dir)  # model.cbm and model.json, without the fit's GUID and time
     # every k-th training row (time order kept) with the model's predictions: the drift reference that
     # recurring monitoring compares fresh data with and calibrates on (bqx-drift pipeline)
     stride = max(1, -(-len(tr) // REFERENCE_ROWS))  # every k-th row, in time order: drift calibrates on it
