@@ -51,3 +51,30 @@ def test_plan_sizes_and_instance_come_from_catalog_and_price_file(tmp_path: Path
     text = plan_text(s, str(own))
     assert "ml.x.big" in text and "$9.99/h in eu-west-1" in text and "2,640 planned" in text
     assert sizes(s.replace(profile="base")).features < sz.features
+
+
+def test_a_command_without_its_extra_says_which_to_install(tmp_path: Path):
+    """As installed without the kfp extra (the import hidden): one line naming the extra, no traceback."""
+    code = ("import sys, importlib.abc\n"
+            "class Hide(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] == 'kfp':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "from bqx.cli import main\n"
+            "sys.exit(main(['compile', '--out', sys.argv[1]]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.yaml")], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == ("bqx compile: error: this needs 'kfp', which is in the 'kfp' extra: "
+                                   "pip install 'bqx-ml[kfp]' (or 'bqx-ml[all]')")
+
+
+def test_run_refuses_image_options_without_the_docker_runner_and_an_engine_that_is_not_there(tmp_path: Path,
+                                                                                            monkeypatch, capsys):
+    assert main(["run", "--local", "--tag", "x", "--out", str(tmp_path)]) == 1
+    assert "--registry and --tag choose the images of --runner docker" in capsys.readouterr().err
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    assert main(["run", "--local", "--runner", "docker", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"bqx run: error: no container engine answers at unix://{tmp_path}/none.sock")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written

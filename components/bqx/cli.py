@@ -15,10 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bqx import __version__
 from bqx.config import Settings
 from bqx.pairs import PAIRS
+
+if TYPE_CHECKING:
+    from bqx.local_run import Runner
 
 DEFAULT_SAMPLE_PAIRS = ("eurusd", "gbpusd", "usdjpy", "audusd")
 DEFAULT_SAMPLE_DAYS = 10
@@ -55,7 +59,7 @@ def _settings(path: str | None, bar_interval: str | None = None) -> Settings:
     return settings.replace(bar_interval_s=_interval(bar_interval)) if bar_interval else settings
 
 
-def _runner(args: argparse.Namespace) -> object:
+def _runner(args: argparse.Namespace) -> Runner:
     from bqx.local_run import Runner
 
     if args.runner == "subprocess" and (args.registry or args.tag):
@@ -104,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.days < 1:
         raise ValueError(f"--days must be at least 1, got {args.days}")
     out = Path(args.out).resolve()
+    runner = _runner(args)
     if args.bars:
         source = args.bars if str(args.bars).startswith("s3://") else Path(args.bars)
         pairs = _pairs(args.pairs, settings.pairs)
@@ -112,7 +117,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = out / "sample_bars"
         write_sample(source, pairs, days=args.days, seed=settings.seed)
         print(f"sample: {len(pairs)} pairs x {args.days} trading days of seeded synthetic bars in {source}")
-    runner = _runner(args)
     print(f"running bqx-train locally (kfp.local, {runner.kind} runner) for {', '.join(pairs)}")
     result = run_local(source, out, settings, pairs, runner=runner)
     print(summary_text(result))

@@ -16,11 +16,19 @@ import pytest
 
 from bqx.images import IMAGES
 from bqx.model_package import load_dir, sha256_of
+from bqx.monitor import read_prediction_log
+from bqx.sample import generate
+from bqx.serving.config import ServeConfig
 from bqx.serving.launch import free_port
+from bqx.serving.models import ModelStore
+from bqx.serving.server import App
 from bqx.serving.synthetic import feature_names, synthetic_channels, synthetic_hyperparameters, synthetic_model
 from bqx.training.local import train_local
 
 FEATURES = feature_names(10)
+# real catalog features of per-pair tables, so raw-bars requests run the online engine
+ONLINE_FEATURES = ["technical_idx.rsi_14", "technical_bqx.rsi_14_lag60", "moving_avg_idx.ema60_dist",
+                   "statistics_bqx.w60_skew", "bqx.w15_bqx_return_lag61"]
 IMAGE_USER = (1000, 1000)
 
 
@@ -80,41 +88,61 @@ def _wait_ping(url: str, container: object, seconds: float = 60) -> None:
 
 def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
     """`<image> serve` on port 8080 with packages unpacked under /opt/ml/models, as SageMaker's
-    multi-model endpoints run it; here with a read-only root file system on top."""
+    multi-model endpoints run it; here with a read-only root file system on top. Feature rows and raw
+    bars (the online engine, from the kernels compiled into the image) predict as this machine does."""
     models = tmp_path / "models"
-    tarball = synthetic_model(tmp_path / "eurusd.tar.gz", "eurusd", FEATURES, rows=400, iterations=20)
+    tarball = synthetic_model(tmp_path / "eurusd.tar.gz", "eurusd", ONLINE_FEATURES, rows=400, iterations=20)
     with tarfile.open(tarball) as tar:
         tar.extractall(models / "eurusd" / "model", filter="data")
+    log_dir = tmp_path / "predictions"
+    log_dir.mkdir()
+    _writable_by_image(log_dir)
     port = free_port()
     container = engine.containers.run(images.ref("serve"), ["serve"], detach=True, read_only=True,
                                       tmpfs={"/tmp": "size=64m"}, ports={"8080/tcp": ("127.0.0.1", port)},
-                                      volumes={str(models): {"bind": "/opt/ml/models", "mode": "ro"}})
+                                      environment={"BQX_SERVE_LOG_DIR": "/predictions"},
+                                      volumes={str(models): {"bind": "/opt/ml/models", "mode": "ro"},
+                                               str(log_dir): {"bind": "/predictions", "mode": "rw"}})
     url = f"http://127.0.0.1:{port}"
+    here = App(ServeConfig(), ModelStore())
+    here.store.load("eurusd", str(tarball))
     try:
         _wait_ping(url, container)
-        with httpx.Client(base_url=url, timeout=60) as c:
+        with httpx.Client(base_url=url, timeout=120) as c:
             r = c.post("/models", json={"model_name": "eurusd", "url": "/opt/ml/models/eurusd/model"})
             assert r.status_code == 200, r.text
             assert c.post("/models", json={"model_name": "x", "url": "/etc/passwd"}).status_code == 403
             assert [m["modelName"] for m in c.get("/models").json()["models"]] == ["eurusd"]
-            rows = np.random.default_rng(1).standard_normal((4, len(FEATURES)))
-            body = {"rows": [dict(zip(FEATURES, row.tolist(), strict=True)) for row in rows]}
+            rows = np.random.default_rng(1).standard_normal((4, len(ONLINE_FEATURES)))
+            body = {"rows": [dict(zip(ONLINE_FEATURES, row.tolist(), strict=True)) for row in rows],
+                    "ts_utc": "2024-07-03T10:00:00Z"}
             out = c.post("/models/eurusd/invoke", json=body, headers={"X-Amzn-SageMaker-Target-Model": "eurusd"})
             assert out.status_code == 200, out.text
             local = load_dir(models / "eurusd" / "model").predict(rows)
-            np.testing.assert_allclose([p["prediction"] for p in out.json()["predictions"]], local, rtol=1e-12)
-            # the first raw-bars request loads the kernels compiled into the image, it does not compile them
-            bar = {"ts_utc": "2024-07-01T00:00:00Z", "open": 1.1, "high": 1.2, "low": 1.0, "close": 1.15}
+            np.testing.assert_allclose([p["prediction"] for p in out.json()["predictions"]], local, rtol=1e-9)
+            # raw bars: the online engine from the kernels compiled into the image (it does not compile them)
+            bars = _bars_json(generate(["eurusd"], days=3, seed=2)["eurusd"])
             t0 = time.perf_counter()
-            warm = c.post("/models/eurusd/invoke", json={"bars": [bar]})
-            assert warm.status_code == 202 and time.perf_counter() - t0 < 15
+            seeded = c.post("/models/eurusd/invoke", json={"bars": bars})
+            assert seeded.status_code == 200, seeded.text[:500]
+            assert time.perf_counter() - t0 < 20
+            want = here.invoke("eurusd", json.dumps({"bars": bars}).encode(), "application/json")
+            assert seeded.json()["predictions"][0]["prediction"] == pytest.approx(
+                want["predictions"][0]["prediction"], rel=1e-9)
             assert c.delete("/models/eurusd").status_code == 200
             assert c.post("/models/eurusd/invoke", json=body).status_code == 404
-        container.stop(timeout=20)  # SIGTERM, as SageMaker stops a container
+        container.stop(timeout=20)  # SIGTERM, as SageMaker stops a container: the prediction log is flushed
         assert container.wait(timeout=30)["StatusCode"] == 0
         assert "[bqx serve] stopped" in container.logs().decode()
     finally:
         container.remove(force=True)
+    logged = read_prediction_log(log_dir, "eurusd")
+    assert len(logged) == 5 and str(logged.index[0]) == "2024-07-03 10:00:00+00:00"
+
+
+def _bars_json(frame: object) -> list[dict]:
+    out = frame.assign(ts_utc=frame["ts_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))  # type: ignore[attr-defined]
+    return json.loads(out.to_json(orient="records"))
 
 
 def test_serve_image_holds_no_shell_no_tools_and_no_pipeline_packages(engine, images):
@@ -130,7 +158,7 @@ def test_serve_image_holds_no_shell_no_tools_and_no_pipeline_packages(engine, im
     out = engine.containers.run(ref, ["-c", script], entrypoint=["python3"], remove=True).decode().splitlines()
     programs, packages = json.loads(out[0]), json.loads(out[1])
     assert programs and all(name.startswith("python3") for name in programs), programs
-    assert packages == ["catboost", "numba"]
+    assert packages == ["numba"]  # predictions come from model.json: no catboost, no plotting, no kfp
 
 
 @pytest.mark.parametrize("name", IMAGES)
