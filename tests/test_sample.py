@@ -40,3 +40,16 @@ def test_seed_determinism_and_pair_independence():
     pd.testing.assert_frame_equal(a["usdjpy"], b["usdjpy"])
     c = generate(["usdjpy"], days=1, seed=6)
     assert not np.allclose(b["usdjpy"]["close"], c["usdjpy"]["close"])
+
+
+def test_ar1_is_scipys_recursive_filter():
+    """The sample's volatility recursion without scipy (the serving image builds sample bars to compile its
+    kernels) equals scipy's lfilter on a year of minutes."""
+    from scipy.signal import lfilter
+
+    from bqx.sample import ar1
+
+    x = np.random.default_rng(0).standard_normal(372_960) * 0.08
+    phi = 0.5 ** (1 / 120)
+    np.testing.assert_allclose(ar1(x, phi), lfilter([1.0], [1.0, -phi], x), rtol=0, atol=1e-12)
+    assert ar1(x[:1], phi)[0] == x[0] and len(ar1(x[:0], phi)) == 0

@@ -52,6 +52,25 @@ def _density(x: float, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def _vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """v @ m as a loop: numba sends @ to BLAS through scipy, which the serving image does not carry."""
+    out = np.zeros(m.shape[1])
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            out[j] += v[i] * m[i, j]
+    return out
+
+
+@njit(cache=True)
+def _matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    out = np.zeros(m.shape[0])
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            out[i] += m[i, j] * v[j]
+    return out
+
+
+@njit(cache=True)
 def forward_filter(obs: np.ndarray, start: np.ndarray, trans: np.ndarray, mu: np.ndarray,
                    var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Filtered state probabilities and the log predictive density of each observation."""
@@ -61,7 +80,7 @@ def forward_filter(obs: np.ndarray, start: np.ndarray, trans: np.ndarray, mu: np
     prior = start.copy()
     for t in range(n):
         if t > 0:
-            prior = alpha[t - 1] @ trans
+            prior = _vecmat(alpha[t - 1], trans)
         joint = prior * _density(obs[t], mu, var)
         c = joint.sum()
         if c <= 0 or not np.isfinite(c):  # an observation no state explains: keep the prior
@@ -83,7 +102,7 @@ def _baum_welch(obs: np.ndarray, start: np.ndarray, trans: np.ndarray, mu: np.nd
         total = loglik.sum()
         beta = np.ones((n, k))
         for t in range(n - 2, -1, -1):
-            b = trans @ (_density(obs[t + 1], mu, var) * beta[t + 1])
+            b = _matvec(trans, _density(obs[t + 1], mu, var) * beta[t + 1])
             beta[t] = b / np.exp(loglik[t + 1])
         gamma = alpha * beta
         for t in range(n):
@@ -221,7 +240,7 @@ def online_step(t: int, idx: np.ndarray, fit_rows: int, init: np.ndarray, trans:
         return ONLINE_STATE
     state[_ROWS] = n + 1
     obs = np.log(idx[t] / idx[t - 1]) * 1e4
-    prior = init.copy() if n == 0 else state[_ALPHA:_ALPHA + STATES] @ trans
+    prior = init.copy() if n == 0 else _vecmat(state[_ALPHA:_ALPHA + STATES], trans)
     prev = state[_ALPHA:_ALPHA + STATES].copy()
     joint = prior * _density(obs, mu, var)
     c = joint.sum()
