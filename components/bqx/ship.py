@@ -57,8 +57,7 @@ def image_plan(root: Path, registry: str, tag: str, python_image: str = DEFAULT_
     wheels = f"{registry}/bqx-wheels:{tag}"
     plan = [ImageBuild("wheels", "images/wheels/Dockerfile", None, wheels, {"PYTHON_IMAGE": python_image})]
     for name in IMAGES:
-        args = {"PYTHON_IMAGE": python_image, "WHEELS_IMAGE": wheels, "EXTRAS": image_extras(root, name),
-                "STAGE": name}
+        args = {"PYTHON_IMAGE": python_image, "WHEELS_IMAGE": wheels, "EXTRAS": image_extras(root, name)}
         plan.append(ImageBuild(name, "images/Dockerfile", name if name in ("train", "serve") else "stage",
                                image(name, registry, tag), args))
     return plan
@@ -141,8 +140,11 @@ _STEP = re.compile(r"^(\[\d+/\d+\] )?(Step|STEP) \d+")  # Docker: "Step 3/9 :", 
 
 def _build(client: Any, context: Path, b: ImageBuild, echo: Callable[[str], None]) -> None:  # noqa: ANN401
     step, tail = "its first step", collections.deque(maxlen=20)
+    labels = {"org.opencontainers.image.title": f"bqx-{b.name}",
+              "org.opencontainers.image.version": b.ref.rpartition(":")[2]}
     stream = client.api.build(path=str(context), dockerfile=b.dockerfile, tag=b.ref, target=b.target,
-                              buildargs=b.buildargs, rm=True, forcerm=True, pull=False, decode=True)
+                              buildargs=b.buildargs, labels=labels, rm=True, forcerm=True, pull=False,
+                              decode=True)
     for chunk in stream:
         if "error" in chunk or "errorDetail" in chunk:
             for line in tail:  # what the failing step printed last

@@ -55,7 +55,7 @@ def test_train_image_runs_the_sagemaker_training_contract(engine, images, tmp_pa
     assert '"status": "Completed"' in logs
     model = load_dir(root / "model")
     assert model.features == FEATURES and sorted(p.name for p in (root / "model").iterdir()) == [
-        "meta.json", "model.cbm", "reference.parquet", "selection.json"]
+        "meta.json", "model.cbm", "model.json", "reference.parquet", "selection.json"]
     # the same channels trained on this machine's Python give the same model, byte for byte
     here = synthetic_channels(tmp_path / "here", "eurusd", FEATURES, rows=500, seed=3)
     train_local(here, hp, tmp_path / "here.tar.gz")

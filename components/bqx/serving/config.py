@@ -97,3 +97,20 @@ def check(config: ServeConfig) -> ServeConfig:
     if not 0 <= config.port <= 65535:
         raise ValueError(f"--port {config.port}: not a TCP port")
     return config
+
+
+def writable_kernel_cache() -> str | None:
+    """numba writes into its cache directory even to load compiled kernels from it, so on a read-only root
+    file system (a hardened pod, or `docker run --read-only`) the image's precompiled kernels are copied
+    once to a writable temp directory, before numba is imported; returns the directory now in use."""
+    import shutil
+    import sys
+    import tempfile
+
+    src = os.environ.get("NUMBA_CACHE_DIR", "")
+    if not src or "numba" in sys.modules or os.access(src, os.W_OK) or not os.path.isdir(src):
+        return src or None
+    dst = Path(tempfile.gettempdir()) / "bqx-numba-cache"
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(dst)
+    return str(dst)
