@@ -282,6 +282,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(check(dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})))
 
 
+def _runner_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                   help="subprocess: every task in this Python (default); docker: every task in its stage image "
+                        "through the Docker Engine API at DOCKER_HOST (Docker, or podman's socket)")
+    p.add_argument("--registry", help="with --runner docker: images are REGISTRY/bqx-<stage>:TAG (as bqx images "
+                                      "built them; default ghcr.io/bqx-ml)")
+    p.add_argument("--tag", help=f"with --runner docker: the images' tag (default {__version__})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bqx", description="bqx-ml: FX forecasting pipeline (KFP v2, SageMaker)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,12 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", help="settings JSON file")
     p.add_argument("--bar-interval", help="state the bar interval (e.g. 1min, 5min, 1h) instead of inferring it "
                                           "from the data; ingest refuses bars of another spacing")
-    p.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
-                   help="subprocess: every task in this Python (default); docker: every task in its stage image "
-                        "through the Docker Engine API at DOCKER_HOST (Docker, or podman's socket)")
-    p.add_argument("--registry", help="with --runner docker: images are REGISTRY/bqx-<stage>:TAG (as bqx images "
-                                      "built them; default ghcr.io/bqx-ml)")
-    p.add_argument("--tag", help=f"with --runner docker: the images' tag (default {__version__})")
+    _runner_options(p)
     p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_run)
 
@@ -312,12 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", help="comma-separated pairs or 'all' (default: the settings' pairs)")
     p.add_argument("--out", default="bqx-drift-out")
     p.add_argument("--settings", help="settings JSON file")
-    p.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
-                   help="subprocess: every task in this Python (default); docker: every task in its stage image "
-                        "through the Docker Engine API at DOCKER_HOST (Docker, or podman's socket)")
-    p.add_argument("--registry", help="with --runner docker: images are REGISTRY/bqx-<stage>:TAG (as bqx images "
-                                      "built them; default ghcr.io/bqx-ml)")
-    p.add_argument("--tag", help=f"with --runner docker: the images' tag (default {__version__})")
+    _runner_options(p)
     p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_monitor)
 

@@ -22,28 +22,24 @@ def _cli(bars: Path, out: Path) -> subprocess.Popen:
                              "eurusd", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _children(pid: int) -> list[int]:
+def _processes() -> list[tuple[int, int, int, str]]:
+    """(pid, ppid, pgid, state) of every process, from /proc."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:  # ppid
-            found.append(int(stat.parent.name))
+        found.append((int(stat.parent.name), int(fields[1]), int(fields[2]), fields[0]))
     return found
 
 
+def _children(pid: int) -> list[int]:
+    return [p for p, ppid, _, _ in _processes() if ppid == pid]
+
+
 def _group(pgid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
+    return [p for p, _, group, state in _processes() if group == pgid and state != "Z"]
 
 
 def _until_stage(proc: subprocess.Popen, word: str) -> int:
