@@ -264,6 +264,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from bqx.serving.config import writable_kernel_cache
+
+    writable_kernel_cache()  # before anything imports numba (bqx.targets does, through the features)
+
     if args.compile_only:
         from bqx.serving.online import compile_kernels
 

@@ -140,11 +140,8 @@ _STEP = re.compile(r"^(\[\d+/\d+\] )?(Step|STEP) \d+")  # Docker: "Step 3/9 :", 
 
 def _build(client: Any, context: Path, b: ImageBuild, echo: Callable[[str], None]) -> None:  # noqa: ANN401
     step, tail = "its first step", collections.deque(maxlen=20)
-    labels = {"org.opencontainers.image.title": f"bqx-{b.name}",
-              "org.opencontainers.image.version": b.ref.rpartition(":")[2]}
     stream = client.api.build(path=str(context), dockerfile=b.dockerfile, tag=b.ref, target=b.target,
-                              buildargs=b.buildargs, labels=labels, rm=True, forcerm=True, pull=False,
-                              decode=True)
+                              buildargs=b.buildargs, rm=True, forcerm=True, pull=False, decode=True)
     for chunk in stream:
         if "error" in chunk or "errorDetail" in chunk:
             for line in tail:  # what the failing step printed last

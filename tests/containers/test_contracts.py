@@ -162,8 +162,13 @@ def test_serve_image_holds_no_shell_no_tools_and_no_pipeline_packages(engine, im
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_every_image_runs_as_a_non_root_user(engine, images, name):
+def test_every_image_runs_as_a_non_root_user_with_what_its_extras_install(engine, images, name):
+    from bqx.ship import image_extras
+
     config = engine.images.get(images.ref(name)).attrs["Config"]
     assert config["User"] == "1000:1000" and config["Entrypoint"] == ["bqx"]
     labels = config.get("Labels") or {}
-    assert labels.get("org.opencontainers.image.title") == f"bqx-{name}"
+    assert labels.get("org.opencontainers.image.title") == "bqx-ml"
+    if name != "serve":
+        extras = image_extras(Path(__file__).resolve().parents[2], name)
+        assert labels["org.opencontainers.image.description"].endswith(f"bqx-ml[{extras}] on Python")

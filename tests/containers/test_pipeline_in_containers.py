@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from bqx.config import Settings
@@ -46,3 +47,28 @@ def test_sample_pipeline_with_every_task_in_its_stage_image(engine, images, tmp_
     repos = [Path(r.find("deploy-models")[0].artifacts["repository"]["uri"]) for r in (in_containers, here)]
     manifests = [json.loads((repo / "manifest.json").read_text())["models"] for repo in repos]
     assert manifests[0] == manifests[1] and sorted(manifests[0]) == PAIRS
+
+
+def test_a_stopped_container_run_leaves_no_container(engine, images, tmp_path):
+    """SIGTERM while tasks run in containers: one line, 143, and none of the run's containers left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    write_sample(tmp_path / "bars", ["eurusd"], days=4, seed=6)
+    proc = subprocess.Popen([sys.executable, "-m", "bqx.cli", "run", "--local", "--runner", "docker", "--registry",
+                             images.registry, "--tag", images.tag, "--bars", str(tmp_path / "bars"), "--pairs",
+                             "eurusd", "--out", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    assert proc.stdout is not None
+    run_id = next(line.split()[1].rstrip(":") for line in proc.stdout if line.startswith("run "))
+    label = {"label": f"bqx.run={run_id}"}
+    deadline = time.monotonic() + 120
+    while not engine.containers.list(filters=label):  # a task's container is running
+        assert time.monotonic() < deadline and proc.poll() is None, "no container of the run started"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
+    assert engine.containers.list(all=True, filters=label) == []

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import pandas as pd
 
-from bqx.serving.config import SINGLE_MODEL_DIR, ServeConfig, writable_kernel_cache
+from bqx.serving.config import SINGLE_MODEL_DIR, ServeConfig
 from bqx.serving.models import ModelStore, ServedModel, predict
 from bqx.serving.payload import PayloadError, WarmingUp, parse_json, request_rows, rows_matrix
 from bqx.serving.prediction_log import PredictionLog
@@ -283,7 +283,6 @@ def make_server(app: App) -> ThreadingHTTPServer:
 
 def serve(config: ServeConfig) -> int:
     """Run until SIGTERM/SIGINT; flush the prediction log on the way out."""
-    writable_kernel_cache()
     app = App(config)
     t0 = time.perf_counter()
     loaded = app.preload()
