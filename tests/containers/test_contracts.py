@@ -115,7 +115,7 @@ def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
             assert [m["modelName"] for m in c.get("/models").json()["models"]] == ["eurusd"]
             rows = np.random.default_rng(1).standard_normal((4, len(ONLINE_FEATURES)))
             body = {"rows": [dict(zip(ONLINE_FEATURES, row.tolist(), strict=True)) for row in rows],
-                    "ts_utc": "2024-07-03T10:00:00Z"}
+                    "ts_utc": [f"2024-07-03T10:0{i}:00Z" for i in range(len(rows))]}
             out = c.post("/models/eurusd/invoke", json=body, headers={"X-Amzn-SageMaker-Target-Model": "eurusd"})
             assert out.status_code == 200, out.text
             local = load_dir(models / "eurusd" / "model").predict(rows)
