@@ -349,18 +349,27 @@ def _kfp_runner(runner: Runner, run_dir: Path, arguments: dict) -> object:
     """kfp.local's runner. DockerRunner mounts only the pipeline root, so the smallest additions: the local
     inputs (bars, model repository) bind-mounted read-only at the same paths, the BQX_*/AWS_* settings of
     this process as environment, a label with the run id, and file ownership that lets the image's user
-    write into the run directory (the invoking user's uid, or as root the image's own user)."""
+    write into the run directory (the invoking user's uid, or as root the image's own user). Tasks run
+    with no capabilities and no privilege escalation, as the manifests' pods do."""
     from kfp import local
 
     if runner.kind == "subprocess":
         return local.SubprocessRunner(use_venv=False)
     from docker.types import Mount
+    from kfp.local import docker_task_handler
+
+    docker_task_handler.run_docker_container = _run_container  # this process runs this one pipeline only
 
     inputs = sorted({str(v) for k, v in arguments.items() if k in ("source", "model_repository")
                      and not str(v).startswith("s3://")})
     env = {k: v for k, v in os.environ.items() if k.startswith(("BQX_AWS_", "AWS_"))}
     options: dict = {"mounts": [Mount(target=p, source=p, type="bind", read_only=True) for p in inputs],
-                     "environment": env, "labels": {RUN_LABEL: run_dir.name}}
+                     "environment": env, "labels": {RUN_LABEL: run_dir.name},
+                     "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+                     # On a cluster a task's command replaces the image's ENTRYPOINT (bqx, for SageMaker's
+                     # `<image> train|serve`); DockerRunner passes it as Docker's CMD, which would be appended
+                     # to the entrypoint, so the entrypoint is reset here.
+                     "entrypoint": [""]}
     if os.getuid() == 0:
         os.chown(run_dir, *IMAGE_USER)
     else:
@@ -369,6 +378,25 @@ def _kfp_runner(runner: Runner, run_dir: Path, arguments: dict) -> object:
     if "://127." in endpoint or "://localhost" in endpoint:
         options["network_mode"] = "host"  # a local AWS stand-in is only reachable from the host's network
     return local.DockerRunner(**options)
+
+
+def _run_container(client: object, image: str, command: list[str], volumes: dict, **run_args: object) -> int:
+    """kfp.local's ``run_docker_container`` with the task's real exit status. kfp starts the container with
+    ``auto_remove`` and, when the container is gone before ``wait`` answers, assumes it succeeded; podman
+    removes an exited container at once, so every failed task read as SUCCESS (and podman answers 500, not
+    404, for a removed container). Here the container is removed only after its status is read."""
+    import docker
+
+    print(f"Found image {image!r}\n")
+    container = client.containers.run(image=image, command=command, detach=True, stdout=True,  # type: ignore
+                                      stderr=True, volumes=volumes, auto_remove=False, **run_args)
+    try:
+        for line in container.logs(stream=True, follow=True):
+            print(line.decode(errors="replace"), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        with suppress(docker.errors.APIError):
+            container.remove(force=True)
 
 
 def stop_containers(run_id: str) -> int:

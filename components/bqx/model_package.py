@@ -83,7 +83,9 @@ def write_tarball(model_dir: str | Path, out_path: str | Path) -> Path:
 
 
 # -- reading -------------------------------------------------------------------------------------------
-_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)  # FilterError is a TarError
+# tarfile's "data" filter (Python >= 3.11.4) on top of _members' own checks; Debian 12's 3.11.2 lacks it
+_DATA_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 def _members(tar: tarfile.TarFile, name: str) -> list[tarfile.TarInfo]:
@@ -110,11 +112,9 @@ def unpacked(path: str | Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:
         try:
             with tarfile.open(path, "r:gz") as tar:
-                tar.extractall(tmp, members=_members(tar, name), filter="data")
+                tar.extractall(tmp, members=_members(tar, name), **_DATA_FILTER)
         except _ARCHIVE_ERRORS as exc:
             raise PackageError(f"{name}: not a readable gzip-compressed tar archive ({exc})") from None
-        except tarfile.FilterError as exc:  # pragma: no cover - _members refuses these first
-            raise PackageError(f"{name}: {exc}") from None
         yield Path(tmp)
 
 

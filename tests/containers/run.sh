@@ -36,7 +36,7 @@ runtime = "runc"
 CONF
 export CONTAINERS_CONF="$work/containers.conf"
 
-socket="$work/podman.sock"
+socket="$work/podman-$$.sock"
 podman system service --time=0 "unix://$socket" > "$work/podman-service.log" 2>&1 &
 service=$!
 cleanup() {

@@ -51,6 +51,7 @@ def test_train_image_runs_the_sagemaker_training_contract(engine, images, tmp_pa
     hp = synthetic_hyperparameters(iterations=40, depth=4, seed=3)
     root = _opt_ml(tmp_path / "opt_ml", hp)
     logs = engine.containers.run(images.ref("train"), ["train"], remove=True, network_disabled=True,
+                                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
                                  volumes={str(root): {"bind": "/opt/ml", "mode": "rw"}}).decode()
     assert '"status": "Completed"' in logs
     model = load_dir(root / "model")
@@ -99,6 +100,7 @@ def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
     _writable_by_image(log_dir)
     port = free_port()
     container = engine.containers.run(images.ref("serve"), ["serve"], detach=True, read_only=True,
+                                      cap_drop=["ALL"], security_opt=["no-new-privileges"],
                                       tmpfs={"/tmp": "size=64m"}, ports={"8080/tcp": ("127.0.0.1", port)},
                                       environment={"BQX_SERVE_LOG_DIR": "/predictions"},
                                       volumes={str(models): {"bind": "/opt/ml/models", "mode": "ro"},
