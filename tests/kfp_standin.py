@@ -31,6 +31,7 @@ class KfpState:
         self.runs: dict[str, dict] = {}
         self.recurring: dict[str, dict] = {}
         self.requests: list[tuple[str, str]] = []
+        self.authorization: list[str] = []  # each request's Authorization header ("" without one)
 
     def new_id(self, kind: str) -> str:
         return f"{kind}-{next(self.ids)}"
@@ -77,6 +78,7 @@ def make_handler(state: KfpState) -> type[BaseHTTPRequestHandler]:
             q = parse_qs(url.query)
             path = url.path.removeprefix(API)
             state.requests.append((method, path))
+            state.authorization.append(self.headers.get("Authorization", ""))
             parts = [p for p in path.split("/") if p]
             if parts == ["healthz"]:
                 return self._send(200, {"multi_user": False})
@@ -104,7 +106,8 @@ def make_handler(state: KfpState) -> type[BaseHTTPRequestHandler]:
                 state.specs[vid] = spec
                 return self._send(200, state.versions[vid])
             if len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "versions" and method == "GET":
-                found = [v for v in state.versions.values() if v["pipeline_id"] == parts[1]]
+                found = [{**v, "pipeline_spec": state.specs[v["pipeline_version_id"]]}  # as the API returns them
+                         for v in state.versions.values() if v["pipeline_id"] == parts[1]]
                 return self._send(200, {"pipeline_versions": found, "total_size": len(found)})
             if parts == ["experiments"] and method == "GET":
                 found = _filtered(list(state.experiments.values()), q)

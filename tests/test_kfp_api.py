@@ -39,12 +39,18 @@ def test_submit_uploads_a_version_and_starts_a_run(tmp_path: Path, capsys):
 
 
 def test_schedule_creates_then_leaves_alone_then_replaces(tmp_path: Path, capsys):
+    token = tmp_path / "token"
+    token.write_text("projected-sa-token")
     with KfpStandIn() as kfp:
         assert main(["submit", "--host", kfp.url, "--package", str(PACKAGE), "--version", "2026.11.25",
                      "--source", "s3://bars/fx"]) == 0
+        submitted = len(kfp.state.requests)
+
         def args(version: str = "2026.11.25", cron: str = "0 0 6 * * 1-5") -> list[str]:
             return ["schedule", "--host", kfp.url, "--name", "bqx-nightly", "--version", version, "--cron", cron,
-                    "--source", "s3://bars/fx"]
+                    "--source", "s3://bars/fx", "--param", "pairs=eurusd,usdjpy", "--param", "train_backend=sagemaker",
+                    "--param", "deploy_backend=sagemaker", "--service-account", "bqx-pipelines", "--token-path",
+                    str(token)]
 
         assert main(args()) == 0
         first = dict(kfp.state.recurring)
@@ -60,3 +66,9 @@ def test_schedule_creates_then_leaves_alone_then_replaces(tmp_path: Path, capsys
     assert rec["trigger"]["cron_schedule"]["cron"] == "0 30 6 * * 1-5"
     assert rec["pipeline_version_reference"]["pipeline_version_id"] in st.versions
     assert missing == 1 and "no-such-version" in out.err
+    # every pipeline parameter from the command line, typed by the version's spec; the run's pods use the IRSA
+    # service account; every call to the API carried the projected token
+    assert rec["runtime_config"]["parameters"] == {"source": "s3://bars/fx", "pairs": ["eurusd", "usdjpy"],
+                                                   "train_backend": "sagemaker", "deploy_backend": "sagemaker"}
+    assert rec["service_account"] == "bqx-pipelines"
+    assert set(st.authorization[submitted:]) == {"Bearer projected-sa-token"}

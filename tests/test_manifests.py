@@ -10,7 +10,9 @@ import yaml
 
 from bqx.cli import build_parser
 from bqx.config import Settings
-from bqx.manifests import pipeline_objects, write_pipeline_objects
+from bqx.manifests import PIPELINES, pipeline_objects, write_pipeline_objects
+from bqx.pairs import PAIRS
+from bqx.schedule import params_from, typed_params
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAYS = {"dev": ("bqx-dev", "111111111111"), "prod": ("bqx-prod", "222222222222")}
@@ -56,22 +58,39 @@ def test_overlay_objects(overlay):
                            else "pipelines/bqx_drift_pipeline.yaml")
         assert v["spec"]["pipelineSpec"] == yaml.safe_load(compiled.read_text())
 
-    # the CronJob's command, with its env expanded from the rendered ConfigMaps, is a valid `bqx schedule`
+    # each reconcile container's command, its env expanded from the rendered ConfigMaps, is a valid `bqx schedule`
+    # that sets every parameter of its pipeline, typed by the compiled spec, for a run in this namespace under
+    # the IRSA service account
     cron = by[("CronJob", "bqx-reconcile-recurring-run")]
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    env = {}
-    for ref in container["envFrom"]:
-        env.update(next(o for o in objs if o["metadata"]["name"] == ref["configMapRef"]["name"])["data"])
-    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
-    parsed = build_parser().parse_args(args)
-    assert container["command"] == ["bqx"] and parsed.command == "schedule"
-    train_version = next(n for n, o in expected.items() if o["spec"]["pipelineName"] == "bqx-train")
-    assert parsed.version == train_version and parsed.pipeline == "bqx-train"
-    assert len(parsed.cron.split()) == 6 and parsed.source.startswith("s3://")
     assert pod["serviceAccountName"] == "bqx-pipelines" and pod["securityContext"]["runAsNonRoot"]
     settings_map = next(o for o in objs if o["metadata"]["name"] == pod["volumes"][0]["configMap"]["name"])
     Settings.from_json(settings_map["data"]["settings.json"])  # the mounted settings are valid
+    scheduled = {}
+    for container in pod["containers"]:
+        env = {}
+        for ref in container["envFrom"]:
+            env.update(next(o for o in objs if o["metadata"]["name"] == ref["configMapRef"]["name"])["data"])
+        args = [re.sub(r"\$\((\w+)\)", lambda m, env=env: env[m.group(1)], a) for a in container["args"]]
+        parsed = build_parser().parse_args(args)
+        assert container["command"] == ["bqx"] and parsed.command == "schedule"
+        assert parsed.service_account == "bqx-pipelines" and parsed.namespace == namespace
+        assert parsed.version == next(n for n, o in expected.items() if o["spec"]["pipelineName"] == parsed.pipeline)
+        assert len(parsed.cron.split()) == 6
+        spec = yaml.safe_load((ROOT / PIPELINES[parsed.pipeline]).read_text())
+        given = params_from(parsed.settings.replace("/etc/bqx/settings.json", str(ROOT / "manifests" / "overlays"
+                                                                                   / overlay / "settings.json")),
+                            parsed.source, parsed.param)
+        typed = typed_params(spec, given)  # known names, the right types, nothing required left out
+        assert set(typed) == set(spec["root"]["inputDefinitions"]["parameters"])  # every parameter set from git
+        assert typed["source"].startswith("s3://") and set(typed["pairs"]) <= set(PAIRS)
+        scheduled[parsed.pipeline] = typed
+    assert set(scheduled) == {"bqx-train", "bqx-drift"}  # the drift pipeline has its recurring run too
+    assert scheduled["bqx-drift"]["model_repository"].startswith("s3://")
+    token = next(v for v in pod["volumes"] if v["name"] == "kfp-token")["projected"]["sources"][0]
+    assert token["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    backend = "sagemaker" if overlay == "prod" else "local"
+    assert scheduled["bqx-train"]["train_backend"] == scheduled["bqx-train"]["deploy_backend"] == backend
 
 
 def _pod_specs(obj: dict) -> list[dict]:

@@ -181,15 +181,27 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    import kfp
-
     from bqx.schedule import Wanted, ensure_recurring_run, params_from
 
     wanted = Wanted(args.name, args.pipeline, args.version, args.cron, args.experiment,
-                    params_from(args.settings, args.source))
-    outcome = ensure_recurring_run(kfp.Client(host=args.host), wanted)
+                    params_from(args.settings, args.source, args.param), args.service_account, args.namespace)
+    outcome = ensure_recurring_run(_kfp_client(args.host, args.token_path), wanted)
     print(f"recurring run {args.name}: {outcome}")
     return 0
+
+
+def _kfp_client(host: str, token_path: str | None) -> object:
+    """kfp.Client for ``host``; with a token file (a projected service-account token, as multi-user Kubeflow
+    wants: --token-path or KF_PIPELINES_SA_TOKEN_PATH) every call carries it as a bearer token."""
+    import os
+
+    import kfp
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    path = token_path or os.environ.get("KF_PIPELINES_SA_TOKEN_PATH")
+    if path and not os.path.isfile(path):
+        raise ValueError(f"--token-path {path}: no such file (mount the pipelines.kubeflow.org service account token)")
+    return kfp.Client(host=host, credentials=ServiceAccountTokenVolumeCredentials(path) if path else None)
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -363,8 +375,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", required=True, help="pipeline version name (from manifests/)")
     p.add_argument("--cron", required=True, help="six-field KFP cron expression, e.g. '0 0 6 * * 1-5'")
     p.add_argument("--experiment", default="bqx")
-    p.add_argument("--source", required=True, help="bars location passed to the pipeline")
+    p.add_argument("--source", help="bars location passed to the pipeline (the same as --param source=...)")
     p.add_argument("--settings", help="settings JSON file passed as settings_json")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="any pipeline parameter, typed by the pipeline version's spec (lists: a,b or JSON); "
+                        "repeat for each")
+    p.add_argument("--service-account", default="", help="the Kubernetes service account the run's pods use "
+                                                         "(manifests/: bqx-pipelines, bound to the IRSA role)")
+    p.add_argument("--namespace", default="", help="the user namespace of a multi-user Kubeflow")
+    p.add_argument("--token-path", help="a service-account token file for the KFP API (default: "
+                                        "KF_PIPELINES_SA_TOKEN_PATH when set)")
     p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("images", help="build (and push) every image with one tag through a Docker-compatible API",

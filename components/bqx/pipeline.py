@@ -18,6 +18,9 @@ PARALLELISM = 8  # pairs processed at once on a cluster (kfp.local caps itself a
 def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
     """The shared head of both pipelines: validated bars and the cross-pair panel."""
     ingest = stages.ingest_bars(source=source, pairs=pairs, settings_json=settings_json).set_display_name("ingest")
+    # A recurring run reads the same `source` every time while the bars under it grow: ingest always reads
+    # them afresh, so every later task sees new inputs and none is served stale from KFP's cache.
+    ingest.set_caching_options(False)
     panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
     return ingest, panel.set_display_name("panel")
 
