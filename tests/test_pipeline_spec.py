@@ -104,3 +104,34 @@ def test_the_kfp_backend_accepts_the_compiled_pipelines(compiled, params, tmp_pa
     assert "upload: OK" in proc.stderr and "compile: OK" in proc.stderr
     workflow = yaml.safe_load((tmp_path / "wf.yaml").read_text())
     assert workflow["kind"] == "Workflow" and workflow["spec"]["templates"]
+
+
+def _tasks(dag: dict, spec: dict) -> list[tuple[str, dict]]:
+    """Every task of a pipeline, those inside the ParallelFor included: (name, task)."""
+    out = []
+    for name, task in dag.get("tasks", {}).items():
+        comp = spec["components"][task["componentRef"]["name"]]
+        if "dag" in comp:
+            out += _tasks(comp["dag"], spec)
+        else:
+            out.append((name, task))
+    return out
+
+
+@pytest.mark.parametrize("compiled", [COMPILED, COMPILED_DRIFT])
+def test_every_task_has_its_resources_from_the_plan_and_a_retry_policy(compiled):
+    from bqx.config import Settings
+    from bqx.plan import task_resources
+
+    spec = yaml.safe_load(compiled.read_text())
+    wanted = task_resources(Settings())
+    tasks = _tasks(spec["root"]["dag"], spec)
+    assert len(tasks) >= 4
+    for name, task in tasks:
+        stage = task["taskInfo"]["name"]
+        assert task["retryPolicy"] == {"maxRetryCount": 2, "backoffDuration": "60s", "backoffFactor": 2.0,
+                                       "backoffMaxDuration": "600s"}, name
+        executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        res = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
+        assert res["resourceMemoryRequest"] == res["resourceMemoryLimit"] == wanted[stage].memory, name
+        assert res["resourceCpuRequest"] == wanted[stage].cpu and "resourceCpuLimit" not in res, name

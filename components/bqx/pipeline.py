@@ -9,26 +9,41 @@ from typing import List  # noqa: UP035
 from kfp import dsl
 
 from bqx import stages
+from bqx.config import Settings
 from bqx.pairs import PAIRS
+from bqx.plan import task_resources
 
 PIPELINE_NAME = "bqx-train"
 PARALLELISM = 8  # pairs processed at once on a cluster (kfp.local caps itself at 2)
+RESOURCES = task_resources(Settings())  # bqx plan's working sets for a pair-year, with headroom
+# transient failures (an evicted pod, a throttled API, a node lost) get two more tries, a minute apart and then
+# two; a task that fails for a reason of its own fails the same way three times
+RETRY = {"num_retries": 2, "backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
+
+
+def _stage(task: object, stage: str) -> object:
+    """A task named for its stage, with its memory and CPU from bqx plan and the retry policy."""
+    r = RESOURCES[stage]
+    task.set_display_name(stage)  # type: ignore[attr-defined]
+    task.set_memory_request(r.memory).set_memory_limit(r.memory).set_cpu_request(r.cpu)  # type: ignore[attr-defined]
+    task.set_retry(**RETRY)  # type: ignore[attr-defined]
+    return task
 
 
 def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
     """The shared head of both pipelines: validated bars and the cross-pair panel."""
-    ingest = stages.ingest_bars(source=source, pairs=pairs, settings_json=settings_json).set_display_name("ingest")
+    ingest = _stage(stages.ingest_bars(source=source, pairs=pairs, settings_json=settings_json), "ingest")
     # A recurring run reads the same `source` every time while the bars under it grow: ingest always reads
     # them afresh, so every later task sees new inputs and none is served stale from KFP's cache.
     ingest.set_caching_options(False)
-    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)
-    return ingest, panel.set_display_name("panel")
+    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)  # type: ignore[attr-defined]
+    return ingest, _stage(panel, "panel")
 
 
 def _extract(ingest: object, panel: object, pair: object, settings_json: str) -> object:
     extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,  # type: ignore[attr-defined]
                                       settings_json=settings_json)
-    return extract.set_display_name("extract")
+    return _stage(extract, "extract")
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="FX forecasting: rate_idx/BQX features, one CatBoost model per pair, "
@@ -43,20 +58,16 @@ def bqx_pipeline(
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
         extract = _extract(ingest, panel, pair, settings_json)
-        lag = stages.lag_features(features=extract.outputs["features"], pair=pair, settings_json=settings_json)
-        lag.set_display_name("lag")
-        select = stages.select_features(candidates=lag.outputs["candidates"], features=extract.outputs["features"],
-                                        pair=pair, settings_json=settings_json)
-        select.set_display_name("select")
-        train = stages.train_model(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json,
-                                   backend=train_backend)
-        train.set_display_name("train")
-        drift = stages.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
-                                    settings_json=settings_json)
-        drift.set_display_name("drift")
-    deploy = stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
-                                  settings_json=settings_json)
-    deploy.set_display_name("deploy")
+        features = extract.outputs["features"]
+        lag = _stage(stages.lag_features(features=features, pair=pair, settings_json=settings_json), "lag")
+        select = _stage(stages.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
+                                               settings_json=settings_json), "select")
+        train = _stage(stages.train_model(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json,
+                                          backend=train_backend), "train")
+        _stage(stages.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
+                                   settings_json=settings_json), "drift")
+    deploy = _stage(stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
+                                         settings_json=settings_json), "deploy")
     return deploy.outputs["repository"]
 
 
@@ -75,6 +86,5 @@ def bqx_drift_pipeline(
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
         extract = _extract(ingest, panel, pair, settings_json)
-        stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
-                             prediction_log=prediction_log, pair=pair, settings_json=settings_json
-                             ).set_display_name("drift")
+        _stage(stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
+                                    prediction_log=prediction_log, pair=pair, settings_json=settings_json), "drift")

@@ -67,6 +67,10 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
     largest_table = max(t.count for t in cat.tables)
     sample = min(settings.selection_sample_rows, rows) * cands * F32
     working = {
+        # every pair's bars read, validated (a copy) and written
+        "ingest": 3 * n_pairs * bars,
+        # every pair's bars and the grid being built from them
+        "panel": n_pairs * bars + 2 * panel,
         # inputs + the panel + one table in float64 while computed (the stage streams tables to disk)
         "extract": bars + panel + 3 * rows * largest_table * F64,
         # lag: a batch of base columns at a time, plus the candidates on the training-row sample
@@ -75,12 +79,39 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         "select": 3 * sample + 2 * selected,
         # CatBoost holds the float data, its quantized copy and the gradients: about 3x the input
         "train": 3 * selected,
+        # the reference and current frames, their calibration windows and Evidently's copies
+        "drift": 4 * selected,
+        # the model packages only
+        "deploy": n_pairs * model_bytes_estimate(settings),
     }
     return Sizes(bars, panel, features, candidates, selected, {k: PROCESS_BASE + v for k, v in working.items()})
 
 
 # bqx serve before any model: interpreter, numpy, pandas, catboost, numba (bench/serve.py)
 SERVE_PROCESS_BASE = 240 * 10**6
+
+
+@dataclass(frozen=True)
+class TaskResources:
+    """What a pipeline task asks Kubernetes for: memory request = limit (a task over its working set is
+    killed rather than starving its node), CPU request = the threads it runs, no CPU limit."""
+
+    memory: str
+    cpu: str
+
+
+THREADS = {"select": "train", "train": "train"}  # stages whose CatBoost uses settings.train.thread_count
+
+
+def task_resources(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR) -> dict[str, TaskResources]:
+    """Per stage, from the working sets above (a pair-year of rows by default) with :data:`HEADROOM`,
+    rounded up to 256 MiB: what the compiled pipeline sets on every task."""
+    out = {}
+    for stage, working in sizes(settings, rows).working_set.items():
+        mib = -(-int(HEADROOM * working) // (256 * 2**20)) * 256
+        threads = settings.train.thread_count if stage in THREADS else 1
+        out[stage] = TaskResources(f"{mib}Mi", str(threads))
+    return out
 
 
 def model_bytes_estimate(settings: Settings) -> int:
@@ -143,7 +174,9 @@ def plan_text(settings: Settings, prices_path: str | None = None, model_path: st
     lines += ["", f"bytes per pair-year ({ROWS_PER_PAIR_YEAR:,} one-minute rows):",
               f"  bars {_gib(sz.bars)}, panel (all {len(PAIRS)} pairs) {_gib(sz.panel)}, "
               f"features {_gib(sz.features)}, candidates {_gib(sz.candidates)}, selected {_gib(sz.selected)}",
-              "  working set per task: " + ", ".join(f"{k} {_gib(v)}" for k, v in sz.working_set.items())]
+              "  working set per task: " + ", ".join(f"{k} {_gib(v)}" for k, v in sz.working_set.items()),
+              "  pipeline task requests (the compiled YAML's): " + ", ".join(
+                  f"{k} {r.memory} / {r.cpu} CPU" for k, r in task_resources(settings).items())]
     prices = load_prices(prices_path)
     heaviest = max(sz.working_set, key=lambda k: sz.working_set[k])
     pick = recommend(sz.working_set[heaviest], prices)
