@@ -70,7 +70,8 @@ def make_handler(state: KfpState) -> type[BaseHTTPRequestHandler]:
             message = BytesParser(policy=default).parsebytes(head + self._body())
             for part in message.iter_parts():
                 if part.get_param("name", header="content-disposition") == "uploadfile":
-                    return yaml.safe_load(part.get_payload(decode=True))
+                    # the PipelineSpec; a second document is the platform spec (the API keeps it apart)
+                    return next(d for d in yaml.safe_load_all(part.get_payload(decode=True)) if d)
             raise ValueError("no uploadfile field")
 
         def _route(self, method: str) -> None:

@@ -4,10 +4,10 @@ served over HTTP on 127.0.0.1 (tests/kfp_standin.py)."""
 import json
 from pathlib import Path
 
-import yaml
 from kfp_standin import KfpStandIn
 
 from bqx.cli import main
+from bqx.compile import load_compiled
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pipelines" / "bqx_pipeline.yaml"
@@ -26,7 +26,7 @@ def test_submit_uploads_a_version_and_starts_a_run(tmp_path: Path, capsys):
     pid = next(iter(st.pipelines))
     named = {v["display_name"]: v for v in st.versions.values()}
     assert {"v1", "v2"} <= set(named)
-    compiled = yaml.safe_load(PACKAGE.read_text())
+    compiled, _ = load_compiled(PACKAGE)
     assert st.specs[named["v2"]["pipeline_version_id"]] == compiled
     runs = list(st.runs.values())
     assert [r["display_name"] for r in runs] == ["run-v1", "run-v2"]

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from bqx.cli import build_parser
+from bqx.compile import load_compiled
 from bqx.config import Settings
 from bqx.manifests import PIPELINES, pipeline_objects, write_pipeline_objects
 from bqx.pairs import PAIRS
@@ -56,7 +57,8 @@ def test_overlay_objects(overlay):
     for v in versions:
         compiled = ROOT / ("pipelines/bqx_pipeline.yaml" if v["spec"]["pipelineName"] == "bqx-train"
                            else "pipelines/bqx_drift_pipeline.yaml")
-        assert v["spec"]["pipelineSpec"] == yaml.safe_load(compiled.read_text())
+        spec, platform = load_compiled(compiled)
+        assert v["spec"]["pipelineSpec"] == spec and v["spec"]["platformSpec"] == platform
 
     # each reconcile container's command, its env expanded from the rendered ConfigMaps, is a valid `bqx schedule`
     # that sets every parameter of its pipeline, typed by the compiled spec, for a run in this namespace under
@@ -77,7 +79,7 @@ def test_overlay_objects(overlay):
         assert parsed.service_account == "bqx-pipelines" and parsed.namespace == namespace
         assert parsed.version == next(n for n, o in expected.items() if o["spec"]["pipelineName"] == parsed.pipeline)
         assert len(parsed.cron.split()) == 6
-        spec = yaml.safe_load((ROOT / PIPELINES[parsed.pipeline]).read_text())
+        spec, _ = load_compiled(ROOT / PIPELINES[parsed.pipeline])
         given = params_from(parsed.settings.replace("/etc/bqx/settings.json", str(ROOT / "manifests" / "overlays"
                                                                                    / overlay / "settings.json")),
                             parsed.source, parsed.param)

@@ -11,7 +11,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from bqx.compile import compile_pipeline
+from bqx.compile import compile_pipeline, load_compiled
 from bqx.images import STAGES, TAG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def test_compiled_yaml_is_fresh(tmp_path: Path):
 
 
 def test_drift_pipeline_parses_and_monitors_each_pair():
-    doc = yaml.safe_load(COMPILED_DRIFT.read_text())
+    doc, _ = load_compiled(COMPILED_DRIFT)
     spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
     assert spec.pipeline_info.name == "bqx-drift"
     loop = spec.root.dag.tasks["for-loop-1"]
@@ -37,7 +37,7 @@ def test_drift_pipeline_parses_and_monitors_each_pair():
 
 
 def test_compiled_yaml_parses_into_pipeline_spec():
-    doc = yaml.safe_load(COMPILED.read_text())
+    doc, _ = load_compiled(COMPILED)
     spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
     assert spec.pipeline_info.name == "bqx-train"
     tasks = spec.root.dag.tasks
@@ -68,8 +68,9 @@ def test_components_do_not_install_packages_at_run_time():
 def test_compile_time_registry_and_tag_set_every_image(tmp_path: Path):
     for which in ("train", "drift"):
         registry = "123.dkr.ecr.eu-west-1.amazonaws.com/ml"
-        doc = yaml.safe_load(compile_pipeline(tmp_path / f"{which}.yaml", which, registry, "2026.11.24-abc123")
-                             .read_text())
+        doc, platform = load_compiled(compile_pipeline(tmp_path / f"{which}.yaml", which, registry,
+                                                       "2026.11.24-abc123"))
+        assert platform is not None  # the tasks' security context survives the rewrite
         images = {e["container"]["image"] for e in doc["deploymentSpec"]["executors"].values()}
         assert images and all(i.startswith("123.dkr.ecr.eu-west-1.amazonaws.com/ml/bqx-") for i in images)
         assert all(i.endswith(":2026.11.24-abc123") for i in images)
@@ -123,7 +124,7 @@ def test_every_task_has_its_resources_from_the_plan_and_a_retry_policy(compiled)
     from bqx.config import Settings
     from bqx.plan import task_resources
 
-    spec = yaml.safe_load(compiled.read_text())
+    spec, platform = load_compiled(compiled)
     wanted = task_resources(Settings())
     tasks = _tasks(spec["root"]["dag"], spec)
     assert len(tasks) >= 4
@@ -135,3 +136,6 @@ def test_every_task_has_its_resources_from_the_plan_and_a_retry_policy(compiled)
         res = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
         assert res["resourceMemoryRequest"] == res["resourceMemoryLimit"] == wanted[stage].memory, name
         assert res["resourceCpuRequest"] == wanted[stage].cpu and "resourceCpuLimit" not in res, name
+        # every task runs as the images' non-root user (kfp-kubernetes; KFP's driver drops capabilities too)
+        context = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][executor]["securityContext"]
+        assert context == {"runAsUser": "1000", "runAsGroup": "1000", "runAsNonRoot": True}, name

@@ -5,11 +5,11 @@ from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
-import yaml
 
+from bqx.compile import load_compiled
 from bqx.schedule import Wanted, ensure_recurring_run, params_from, typed_params
 
-SPEC = yaml.safe_load((Path(__file__).resolve().parents[1] / "pipelines" / "bqx_pipeline.yaml").read_text())
+SPEC, _ = load_compiled(Path(__file__).resolve().parents[1] / "pipelines" / "bqx_pipeline.yaml")
 
 
 class FakeKfp:

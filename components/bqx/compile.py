@@ -30,12 +30,24 @@ def compile_pipeline(out: str | Path = DEFAULT_PATH, which: str = "train", regis
         return path
     with tempfile.TemporaryDirectory() as tmp:
         compiler.Compiler().compile(func, str(Path(tmp) / "p.yaml"))
-        doc = yaml.safe_load((Path(tmp) / "p.yaml").read_text())
+        doc, platform = load_compiled(Path(tmp) / "p.yaml")
     mapping = {image(s): image(s, registry or REGISTRY, tag or TAG) for s in STAGES}
     for executor in doc["deploymentSpec"]["executors"].values():
         container = executor["container"]
         if container["image"] not in mapping:
             raise ValueError(f"compiled image {container['image']} is not a bqx stage image")
         container["image"] = mapping[container["image"]]
-    path.write_text(yaml.safe_dump(doc, sort_keys=True))
+    docs = [doc] if platform is None else [doc, platform]
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=True))
     return path
+
+
+def load_compiled(path: str | Path) -> tuple[dict, dict | None]:
+    """A compiled pipeline file: the PipelineSpec and, when a task has Kubernetes settings (kfp-kubernetes:
+    the tasks' security context), the platform spec KFP writes as a second YAML document."""
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    if not docs or len(docs) > 2:
+        raise ValueError(f"{path}: expected a PipelineSpec and at most a platform spec, found {len(docs)} documents")
+    return docs[0], docs[1] if len(docs) == 2 else None

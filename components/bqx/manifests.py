@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from bqx import __version__
-from bqx.compile import DEFAULT_PATH, DRIFT_PATH
+from bqx.compile import DEFAULT_PATH, DRIFT_PATH, load_compiled
 
 API = "pipelines.kubeflow.org/v2beta1"
 PIPELINES = {"bqx-train": DEFAULT_PATH, "bqx-drift": DRIFT_PATH}
@@ -26,14 +26,15 @@ def pipeline_objects(root: Path = Path(".")) -> list[dict]:
     objects: list[dict] = []
     for name, rel in PIPELINES.items():
         text = (root / rel).read_text()
-        spec = yaml.safe_load(text)
+        spec, platform = load_compiled(root / rel)
         objects.append({"apiVersion": API, "kind": "Pipeline", "metadata": {"name": name},
                         "spec": {"displayName": name, "description": spec["pipelineInfo"].get("description", "")}})
         labels = {"app.kubernetes.io/part-of": "bqx-ml"}
         objects.append({"apiVersion": API, "kind": "PipelineVersion",
                         "metadata": {"name": version_name(name, text), "labels": labels},
                         "spec": {"pipelineName": name, "displayName": version_name(name, text),
-                                 "description": f"compiled from {rel}", "pipelineSpec": spec}})
+                                 "description": f"compiled from {rel}", "pipelineSpec": spec,
+                                 **({"platformSpec": platform} if platform else {})}})
     return objects
 
 

@@ -6,7 +6,7 @@
 
 from typing import List  # noqa: UP035
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from bqx import stages
 from bqx.config import Settings
@@ -15,6 +15,7 @@ from bqx.plan import task_resources
 
 PIPELINE_NAME = "bqx-train"
 PARALLELISM = 8  # pairs processed at once on a cluster (kfp.local caps itself at 2)
+IMAGE_UID = 1000
 RESOURCES = task_resources(Settings())  # bqx plan's working sets for a pair-year, with headroom
 # transient failures (an evicted pod, a throttled API, a node lost) get two more tries, a minute apart and then
 # two; a task that fails for a reason of its own fails the same way three times
@@ -22,11 +23,15 @@ RETRY = {"num_retries": 2, "backoff_duration": "60s", "backoff_factor": 2.0, "ba
 
 
 def _stage(task: object, stage: str) -> object:
-    """A task named for its stage, with its memory and CPU from bqx plan and the retry policy."""
+    """A task named for its stage, with its memory and CPU from bqx plan, the retry policy and a non-root
+    security context."""
     r = RESOURCES[stage]
     task.set_display_name(stage)  # type: ignore[attr-defined]
     task.set_memory_request(r.memory).set_memory_limit(r.memory).set_cpu_request(r.cpu)  # type: ignore[attr-defined]
     task.set_retry(**RETRY)  # type: ignore[attr-defined]
+    # the images' own user (images/Dockerfile); KFP's driver also drops every capability and forbids
+    # privilege escalation for tasks with a security context
+    kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
     return task
 
 
