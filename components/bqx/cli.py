@@ -144,8 +144,15 @@ def summary_text(result: object) -> str:
              ("train-model", "model_card", "model card"), ("train-model", "evaluation", "evaluation (HTML)"),
              ("drift-report", "report", "drift report (HTML)"),
              ("drift-report", "summary", "drift summary"))
+    failed: dict[str, str] = {}
     for pair, tasks in sorted(by_pair.items()):
         lines.append(f"  {pair}")
+        failure = next((a["metadata"] for t in tasks.values() for a in t.values()
+                        if a["metadata"].get("status") == "failed"), None)
+        if failure is not None:  # a pair that failed in a per-pair stage: the others went on (bqx.pair_status)
+            failed[pair] = failure.get("failed_stage", "?")
+            lines.append(f"    FAILED at {failed[pair]}: {str(failure.get('reason', ''))[:300]}")
+            continue
         for task_name, output, label in shown:
             if output in tasks.get(task_name, {}):
                 lines.append(f"    {label:<20} {rel(tasks[task_name][output]['uri'])}")
@@ -157,6 +164,9 @@ def summary_text(result: object) -> str:
     deploy = result.find("deploy-models")
     if deploy:
         lines.append(f"  model repository       {rel(deploy[0].artifacts['repository']['uri'])}")
+    if failed:
+        lines.append(f"  deployed {len(by_pair) - len(failed)} of {len(by_pair)} pairs; FAILED: "
+                     + ", ".join(f"{p} (at {stage})" for p, stage in sorted(failed.items())))
     lines.append(f"  log                    {result.log_path}")
     return "\n".join(lines)
 

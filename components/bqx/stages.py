@@ -57,11 +57,15 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
     """Compute every catalog table of one pair from its bars and the panel (float32, warm-up dropped)."""
     from bqx.config import Settings
     from bqx.extract import run
+    from bqx.pair_status import run_isolated
     from bqx.progress import say
 
-    summary = run(bars.path, pair, Settings.from_json(settings_json), features.path, panel.path)
-    features.metadata.update(summary)
-    say("extract", pair, f"{summary['rows']:,} rows x {summary['features']} features")
+    def work() -> None:
+        summary = run(bars.path, pair, Settings.from_json(settings_json), features.path, panel.path)
+        features.metadata.update({"pair": pair, **summary})
+        say("extract", pair, f"{summary['rows']:,} rows x {summary['features']} features")
+
+    run_isolated("extract", pair, [], [features], work)
 
 
 @dsl.component(base_image=image("lag"), install_kfp_package=False)
@@ -69,11 +73,15 @@ def lag_features(features: Input[Dataset], pair: str, settings_json: str, candid
     """The candidate set of one pair: lag plan, purged walk-forward split, candidates on training rows."""
     from bqx.config import Settings
     from bqx.lagging import run
+    from bqx.pair_status import run_isolated
     from bqx.progress import say
 
-    summary = run(features.path, Settings.from_json(settings_json), candidates.path)
-    candidates.metadata.update({"pair": pair, **summary})
-    say("lag", pair, f"{summary['candidates']} candidates, sampled on {summary['sample_rows']:,} training rows")
+    def work() -> None:
+        summary = run(features.path, Settings.from_json(settings_json), candidates.path)
+        candidates.metadata.update({"pair": pair, **summary})
+        say("lag", pair, f"{summary['candidates']} candidates, sampled on {summary['sample_rows']:,} training rows")
+
+    run_isolated("lag", pair, [features], [candidates], work)
 
 
 @dsl.component(base_image=image("select"), install_kfp_package=False)
@@ -81,18 +89,21 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
                     dataset: Output[Dataset], metrics: Output[Metrics]) -> None:
     """Select features under the domain quota on training rows, write train/val/test of the selection."""
     from bqx.config import Settings
+    from bqx.pair_status import run_isolated
+    from bqx.progress import say
     from bqx.selection import run
 
-    result = run(candidates.path, features.path, pair, Settings.from_json(settings_json), dataset.path)
-    dataset.metadata.update({"pair": pair, "rows": result["rows"], "domain_counts": result["domain_counts"]})
-    for domain, count in result["domain_counts"].items():
-        metrics.log_metric(f"selected_{domain}", count)
-    metrics.log_metric("candidates", result["candidates"])
-    from bqx.progress import say
+    def work() -> None:
+        result = run(candidates.path, features.path, pair, Settings.from_json(settings_json), dataset.path)
+        dataset.metadata.update({"pair": pair, "rows": result["rows"], "domain_counts": result["domain_counts"]})
+        for domain, count in result["domain_counts"].items():
+            metrics.log_metric(f"selected_{domain}", count)
+        metrics.log_metric("candidates", result["candidates"])
+        counts = result["domain_counts"]
+        say("select", pair, f"{len(result['features'])} of {result['candidates']} (idx {counts['idx']}, "
+            f"bqx {counts['bqx']}, cross {counts['cross']})")
 
-    counts = result["domain_counts"]
-    say("select", pair, f"{len(result['features'])} of {result['candidates']} (idx {counts['idx']}, "
-        f"bqx {counts['bqx']}, cross {counts['cross']})")
+    run_isolated("select", pair, [candidates, features], [dataset, metrics], work)
 
 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
@@ -101,40 +112,35 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     """Train one pair's CatBoost model on the SageMaker training contract; evaluate it on the test split
     and by walk-forward folds (model card and an HTML page with equity curves, scatter, importance).
 
-    A failed training job is recorded (model metadata status=failed with the reason) instead of failing
-    the run, so the other pairs still deploy; the deploy stage lists the failures."""
+    A failed training job (or a failure upstream) is recorded (status=failed with the stage and the
+    reason) instead of failing the run, so the other pairs still deploy; deploy lists the failures."""
     import math
     import os
 
     from bqx.config import Settings
+    from bqx.pair_status import run_isolated
     from bqx.progress import say
     from bqx.training.evaluate import headline
-    from bqx.training.local import TrainingFailed
     from bqx.training.run import train_pair
 
-    os.makedirs(model.path, exist_ok=True)
-    try:
+    def work() -> None:
+        os.makedirs(model.path, exist_ok=True)
         result = train_pair(dataset.path, Settings.from_json(settings_json), os.path.join(model.path, "model.tar.gz"),
                             backend)
-    except TrainingFailed as err:
-        model.metadata.update({"pair": pair, "status": "failed", "reason": str(err)[:2000]})
+        model.metadata.update({"pair": pair, "status": "trained",
+                               **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
+                                                                 "best_iteration")}})
+        for name, value in result["metrics"].items():
+            if math.isfinite(value):  # undefined figures (a Sharpe ratio on too few trades) are left out
+                metrics.log_metric(name, value)
+        with open(model_card.path, "w") as fh:
+            fh.write(result["model_card"])
+        with open(evaluation.path, "w") as fh:
+            fh.write(result["evaluation_html"])
+        say("train", pair, headline(result["metrics"]))
+
+    if not run_isolated("train", pair, [dataset], [model, metrics, model_card, evaluation], work):
         metrics.log_metric("failed", 1)
-        for path in (model_card.path, evaluation.path):
-            with open(path, "w") as fh:
-                fh.write(f"# Model card: {pair}\n\nTraining failed: {err}\n")
-        say("train", pair, f"FAILED: {str(err)[:200]}")
-        return
-    model.metadata.update({"pair": pair, "status": "trained",
-                           **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
-                                                             "best_iteration")}})
-    for name, value in result["metrics"].items():
-        if math.isfinite(value):  # undefined figures (a Sharpe ratio on too few trades) are left out
-            metrics.log_metric(name, value)
-    with open(model_card.path, "w") as fh:
-        fh.write(result["model_card"])
-    with open(evaluation.path, "w") as fh:
-        fh.write(result["evaluation_html"])
-    say("train", pair, headline(result["metrics"]))
 
 
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)
@@ -150,7 +156,8 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     from bqx.progress import say
     from bqx.reports import deploy_markdown
 
-    failed = {m.metadata["pair"]: m.metadata.get("reason", "") for m in models if m.metadata.get("status") == "failed"}
+    failed = {m.metadata["pair"]: f"failed at {m.metadata.get('failed_stage', 'train')}: {m.metadata.get('reason', '')}"
+              for m in models if m.metadata.get("status") == "failed"}
     refs = [ModelRef(m.metadata["pair"], Path(m.path) / "model.tar.gz", dict(m.metadata)) for m in models
             if m.metadata.get("status") != "failed"]
     os.makedirs(repository.path, exist_ok=True)
@@ -176,11 +183,15 @@ def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settin
 
     from bqx.config import Settings
     from bqx.monitor import record, training_drift
+    from bqx.pair_status import run_isolated
     from bqx.progress import say
 
-    tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, "model.tar.gz")
-    result = training_drift(dataset.path, tarball, pair, Settings.from_json(settings_json), report.path)
-    say("drift", pair, record(result, summary, metrics, status.path))
+    def work() -> None:  # a pair whose training failed still gets its data's drift, without predictions
+        tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, "model.tar.gz")
+        result = training_drift(dataset.path, tarball, pair, Settings.from_json(settings_json), report.path)
+        say("drift", pair, record(result, summary, metrics, status.path))
+
+    run_isolated("drift", pair, [dataset], [report, summary, metrics, status], work)
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)
@@ -192,8 +203,12 @@ def monitor_drift(features: Input[Dataset], model_repository: str, prediction_lo
 
     from bqx.config import Settings
     from bqx.monitor import monitor_pair, record
+    from bqx.pair_status import run_isolated
     from bqx.progress import say
 
-    result = monitor_pair(features.path, os.path.join(model_repository, f"{pair}.tar.gz"), pair,
-                          Settings.from_json(settings_json), report.path, prediction_log or None)
-    say("drift", pair, record(result, summary, metrics, status.path))
+    def work() -> None:
+        result = monitor_pair(features.path, os.path.join(model_repository, f"{pair}.tar.gz"), pair,
+                              Settings.from_json(settings_json), report.path, prediction_log or None)
+        say("drift", pair, record(result, summary, metrics, status.path))
+
+    run_isolated("drift", pair, [features], [report, summary, metrics, status], work)

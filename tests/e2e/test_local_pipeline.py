@@ -83,6 +83,34 @@ def test_corrupted_bar_file_fails_the_run_naming_file_row_field(tmp_path):
     assert str(bad) in msg and "data row 123" in msg and "'close'" in msg
 
 
+def test_a_pair_failing_mid_pipeline_does_not_stop_the_others(tmp_path, capsys):
+    """A feed frozen at one price passes ingest, the panel, extract and lag, then its selection fails
+    (CatBoost: all targets equal). The pair is recorded as failed at select and skipped after it; the
+    other two train, get their drift reports and deploy; the repository and the summary name the failure."""
+    from bqx.cli import summary_text
+
+    pairs = ["eurusd", "usdjpy", "gbpusd"]
+    write_sample(tmp_path / "bars", pairs, days=4, seed=3)
+    frozen = pd.read_parquet(tmp_path / "bars" / "usdjpy.parquet")
+    frozen[["open", "high", "low", "close"]] = 150.0
+    frozen.to_parquet(tmp_path / "bars" / "usdjpy.parquet", index=False)
+    result = run_local(tmp_path / "bars", tmp_path / "out", Settings(), pairs, echo=open(tmp_path / "p.txt", "w"))
+    repo = result.find("deploy-models")[0].artifacts["repository"]
+    assert repo["metadata"]["pairs"] == ["eurusd", "gbpusd"]
+    assert repo["metadata"]["failed"]["usdjpy"].startswith("failed at select: CatBoostError")
+    assert sorted(json.loads((Path(repo["uri"]) / "manifest.json").read_text())["models"]) == ["eurusd", "gbpusd"]
+    (train,) = [t for t in result.find("train-model") if t.pair == "usdjpy"]
+    assert train.artifacts["model"]["metadata"]["failed_stage"] == "select"
+    assert "failed at select" in Path(train.artifacts["model_card"]["uri"]).read_text()
+    assert sorted(t.pair for t in result.find("drift-report") if "drift_index_idx" in t.artifacts["metrics"]["metadata"]
+                  ) == ["eurusd", "gbpusd"]
+    progress = (tmp_path / "p.txt").read_text()
+    assert "select  usdjpy  FAILED: CatBoostError" in progress
+    assert "train   usdjpy  skipped: failed at select" in progress
+    text = summary_text(result)
+    assert "FAILED at select: CatBoostError" in text and "deployed 2 of 3 pairs; FAILED: usdjpy (at select)" in text
+
+
 def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
     """bqx-drift: the deployed repository's packaged references vs fresh bars, per pair and group."""
     from bqx.local_run import run_local_drift
