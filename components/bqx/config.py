@@ -56,9 +56,33 @@ class AwsSettings:
     autoscale_min: int = 1
     autoscale_max: int = 2
     autoscale_invocations_per_instance: float = 1000.0
+    # training jobs: managed spot capacity (checkpoints under s3://{bucket}/{prefix}/checkpoints/, the
+    # entrypoint resumes from them), a VPC, a KMS key for the output and the volume, tags on everything
+    spot: bool = False
+    max_wait_s: int = 7200  # spot: the whole wait for capacity plus the run, at least max_runtime_s
+    vpc_subnets: tuple[str, ...] = ()
+    vpc_security_groups: tuple[str, ...] = ()
+    kms_key_id: str = ""
+    tags: tuple[tuple[str, str], ...] = ()  # settings JSON: {"key": "value", ...}; kept as sorted pairs (hashable)
+    max_attempts: int = 3  # a pair's training job is tried under this many names before the pair fails
 
     def __post_init__(self) -> None:
+        for name in ("vpc_subnets", "vpc_security_groups"):  # JSON lists arrive as lists
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        tags = self.tags
+        if isinstance(tags, dict):
+            tags = tuple(sorted(tags.items()))
+        if isinstance(tags, list | tuple):
+            tags = tuple(tuple(t) if isinstance(t, list | tuple) else t for t in tags)
+        object.__setattr__(self, "tags", tags)
         check_fields(self, "aws.")
+        if self.spot and self.max_wait_s < self.max_runtime_s:
+            raise ValueError(f"settings field 'aws.max_wait_s': with spot training it must be at least "
+                             f"aws.max_runtime_s ({self.max_runtime_s}), got {self.max_wait_s}")
+        if bool(self.vpc_subnets) != bool(self.vpc_security_groups):
+            raise ValueError("settings fields 'aws.vpc_subnets' and 'aws.vpc_security_groups' go together: "
+                             "set both or neither")
 
 
 @dataclass(frozen=True)
@@ -255,6 +279,14 @@ def check_fields(obj: object, prefix: str) -> None:
                 raise ValueError(f"settings field {name!r}: must be positive, got {value}")
         elif kind.startswith("str") and not isinstance(value, str):
             raise ValueError(f"settings field {name!r}: must be a string, got {value!r}")
+        elif kind.startswith("bool") and not isinstance(value, bool):
+            raise ValueError(f"settings field {name!r}: must be true or false, got {value!r}")
+        elif kind.startswith("tuple[str") and not (isinstance(value, tuple) and all(isinstance(v, str) and v
+                                                                                      for v in value)):
+            raise ValueError(f"settings field {name!r}: must be a list of non-empty strings, got {value!r}")
+        elif kind.startswith("tuple[tuple[str, str]") and not (isinstance(value, tuple) and all(
+                isinstance(t, tuple) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in value)):
+            raise ValueError(f"settings field {name!r}: must be an object of strings, got {value!r}")
 
 
 def interval_s(settings: Settings) -> int:

@@ -50,6 +50,11 @@ class OptMl:
         return Path(os.environ.get("SM_OUTPUT_DATA_DIR", self.output_dir / "data"))
 
     @property
+    def checkpoint_dir(self) -> Path:
+        """Where SageMaker syncs checkpoints with S3 (managed spot training); absent otherwise."""
+        return Path(os.environ.get("SM_CHECKPOINT_DIR", self.root / "checkpoints"))
+
+    @property
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
 

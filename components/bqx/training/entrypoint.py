@@ -26,6 +26,20 @@ from bqx.model_package import save_model
 from bqx.training.contract import OptMl
 
 REFERENCE_ROWS = 5_000
+METRIC_MARK = "bqx-metric "
+SNAPSHOT_INTERVAL_S = 60
+
+
+def _checkpointing(opt: OptMl) -> dict:
+    """With a checkpoint directory (SageMaker's managed spot training), CatBoost snapshots there every
+    minute and a restarted job resumes from the snapshot instead of starting over; otherwise it writes
+    nothing but the model."""
+    if not opt.checkpoint_dir.is_dir():
+        return {"allow_writing_files": False}
+    import tempfile
+
+    return {"save_snapshot": True, "snapshot_file": str(opt.checkpoint_dir / "catboost.snapshot"),
+            "snapshot_interval": SNAPSHOT_INTERVAL_S, "train_dir": tempfile.mkdtemp(prefix="catboost-")}
 HYPERPARAMETER_TYPES: dict[str, type] = {
     "iterations": int, "depth": int, "learning_rate": float, "loss_function": str, "thread_count": int,
     "early_stopping_rounds": int, "random_seed": int,
@@ -65,12 +79,15 @@ def train(opt: OptMl) -> dict:
         if missing:
             raise ValueError(f"channel {name!r} lacks column(s) {missing[:5]}")
     early = int(params.pop("early_stopping_rounds", 50))
-    model = CatBoostRegressor(**params, verbose=False, allow_writing_files=False)
+    model = CatBoostRegressor(**params, verbose=False, **_checkpointing(opt))
     t0 = time.perf_counter()
     model.fit(tr[features], tr[target], eval_set=(va[features], va[target]), early_stopping_rounds=early,
               use_best_model=True)
     seconds = time.perf_counter() - t0
     resid = va[target].to_numpy() - model.predict(va[features])
+    # one line per metric: the training job's MetricDefinitions read these (bqx.training.sagemaker.METRICS)
+    print(f"{METRIC_MARK}validation:rmse={float(np.sqrt(np.mean(resid**2))):.10g}", flush=True)
+    print(f"{METRIC_MARK}best_iteration={int(model.get_best_iteration() or 0)}", flush=True)
     meta = {
         "pair": selection.get("pair"),
         "target": target,

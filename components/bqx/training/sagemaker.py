@@ -5,7 +5,11 @@ CreateTrainingJob (training image, role, instance type and count, stopping condi
 string hyperparameters, tags), poll DescribeTrainingJob with a growing interval until it ends, raise
 :class:`TrainingFailed` with the job's FailureReason if it failed or stopped, and download the
 model.tar.gz SageMaker wrote, repacked byte-reproducibly. Job names are deterministic (pair, selection
-and settings hashes), so a rerun of the same inputs finds the finished job instead of training again.
+and settings hashes), so a rerun of the same inputs finds the finished job instead of training again;
+one that failed or was stopped in an earlier run is retried under the next attempt name (``-a2``, ...).
+Throttled calls are retried with backoff; other refusals fail the pair with AWS's code and message.
+Options: managed spot training with checkpoints, a VPC, a KMS key, tags; MetricDefinitions chart the
+metrics the entrypoint prints.
 """
 
 from __future__ import annotations
@@ -42,12 +46,25 @@ def upload_channels(s3: Any, bucket: str, prefix: str, channels: dict[str, Path]
     return uris
 
 
+CHECKPOINT_LOCAL = "/opt/ml/checkpoints"
+# what the SageMaker console charts: the entrypoint prints one `bqx-metric name=value` line per metric
+METRICS = [{"Name": "validation:rmse", "Regex": r"bqx-metric validation:rmse=([-+0-9.eE]+)"},
+           {"Name": "best_iteration", "Regex": r"bqx-metric best_iteration=([0-9]+)"}]
+
+
+def tags(config: Settings, **own: str) -> list[dict[str, str]]:
+    """The settings' tags and bqx's own (``bqx:pair`` ...), as SageMaker's Tags list."""
+    merged = {**dict(config.aws.tags), **{f"bqx:{k}": v for k, v in own.items()}}
+    return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
+
+
 def training_request(name: str, channel_uris: dict[str, str], hyperparameters: dict[str, str], settings: Settings,
                      pair: str) -> dict:
     a = settings.aws
-    return {
+    request: dict = {
         "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": a.train_image, "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {"TrainingImage": a.train_image, "TrainingInputMode": "File",
+                                   "MetricDefinitions": METRICS},
         "RoleArn": a.role_arn,
         "InputDataConfig": [
             {"ChannelName": ch, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
@@ -59,8 +76,44 @@ def training_request(name: str, channel_uris: dict[str, str], hyperparameters: d
                            "VolumeSizeInGB": a.volume_gb},
         "StoppingCondition": {"MaxRuntimeInSeconds": a.max_runtime_s},
         "HyperParameters": hyperparameters,
-        "Tags": [{"Key": "bqx:pair", "Value": pair}, {"Key": "bqx:settings", "Value": settings.settings_hash()}],
+        "Tags": tags(settings, pair=pair, settings=settings.settings_hash()),
     }
+    if a.spot:  # interrupted spot capacity resumes from the checkpoints the entrypoint writes
+        request["EnableManagedSpotTraining"] = True
+        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = a.max_wait_s
+        request["CheckpointConfig"] = {"S3Uri": f"s3://{a.bucket}/{a.prefix}/checkpoints/{name}/",
+                                       "LocalPath": CHECKPOINT_LOCAL}
+    if a.vpc_subnets:
+        request["VpcConfig"] = {"Subnets": list(a.vpc_subnets), "SecurityGroupIds": list(a.vpc_security_groups)}
+    if a.kms_key_id:
+        request["OutputDataConfig"]["KmsKeyId"] = a.kms_key_id
+        request["ResourceConfig"]["VolumeKmsKeyId"] = a.kms_key_id
+    return request
+
+
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+
+
+def call(fn: Callable[..., Any], sleep: Callable[[float], None] = time.sleep, tries: int = 6, **kwargs: Any
+         ) -> Any:  # noqa: ANN401
+    """One SageMaker call: throttling is retried with a doubling wait (after botocore's own retries); any
+    other refusal (ResourceLimitExceeded, ValidationException, AccessDenied ...) fails this pair with
+    AWS's code and message, never the whole run."""
+    from botocore.exceptions import ClientError
+
+    delay = 2.0
+    for attempt in range(tries):
+        try:
+            return fn(**kwargs)
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+            if code in THROTTLED and attempt < tries - 1:
+                sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            raise TrainingFailed(f"{err.operation_name}: {code}: {message}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
@@ -68,7 +121,7 @@ def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
     """Poll until the job ends; the interval grows by half each time, up to a minute."""
     waited, interval = 0.0, poll_s
     while True:
-        desc = sm.describe_training_job(TrainingJobName=name)
+        desc = call(sm.describe_training_job, sleep, TrainingJobName=name)
         status = desc["TrainingJobStatus"]
         if status in TERMINAL:
             if status != "Completed":
@@ -82,7 +135,7 @@ def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
         interval = min(interval * 1.5, 60.0)
 
 
-def describe_or_none(sm: Any, name: str) -> dict | None:  # noqa: ANN401
+def describe_or_none(sm: Any, name: str, sleep: Callable[[float], None] = time.sleep) -> dict | None:  # noqa: ANN401
     """The job's description, or None if no job has that name (SageMaker answers ValidationException)."""
     from botocore.exceptions import ClientError
 
@@ -91,7 +144,30 @@ def describe_or_none(sm: Any, name: str) -> dict | None:  # noqa: ANN401
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
             return None
-        raise
+        return call(sm.describe_training_job, sleep, TrainingJobName=name)  # throttled: retried, else named
+
+
+def attempt_name(base: str, attempt: int) -> str:
+    """The first attempt keeps the deterministic name; later ones add ``-a{n}`` (63 characters at most)."""
+    return base if attempt == 1 else f"{base}-a{attempt}"
+
+
+def current_attempt(sm: Any, base: str, max_attempts: int, sleep: Callable[[float], None] = time.sleep  # noqa: ANN401
+                    ) -> tuple[str, dict | None]:
+    """The job to use for these inputs: the first attempt that is not Failed or Stopped (running,
+    done, or not yet created). A job that failed in an earlier run is retried under the next name;
+    after ``max_attempts`` failures the pair fails with the last reason."""
+    last = None
+    for attempt in range(1, max_attempts + 1):
+        name = attempt_name(base, attempt)
+        desc = describe_or_none(sm, name, sleep)
+        if desc is None or desc["TrainingJobStatus"] not in ("Failed", "Stopped"):
+            return name, desc
+        last = desc
+    assert last is not None
+    raise TrainingFailed(f"training job {base} failed {max_attempts} times (aws.max_attempts); the last, "
+                         f"{last['TrainingJobName']}, {last['TrainingJobStatus'].lower()}: "
+                         f"{last.get('FailureReason', 'no reason given')}")
 
 
 def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], out_tarball: Path,
@@ -99,12 +175,12 @@ def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], 
     """Run one pair's training job and fetch its model.tar.gz; returns the model's meta.json."""
     require(settings, "bucket", "role_arn", "train_image")
     selection = json.loads((channels["train"] / "selection.json").read_text())
-    name = job_name(pair, selection, hyperparameters)
+    base = job_name(pair, selection, hyperparameters)
     sm, s3 = client("sagemaker", settings), client("s3", settings)
-    existing = describe_or_none(sm, name)
+    name, existing = current_attempt(sm, base, settings.aws.max_attempts, sleep)
     if existing is None:
-        uris = upload_channels(s3, settings.aws.bucket, f"{settings.aws.prefix}/jobs/{name}/input", channels)
-        sm.create_training_job(**training_request(name, uris, hyperparameters, settings, pair))
+        uris = upload_channels(s3, settings.aws.bucket, f"{settings.aws.prefix}/jobs/{base}/input", channels)
+        call(sm.create_training_job, sleep, **training_request(name, uris, hyperparameters, settings, pair))
     desc = wait(sm, name, settings.aws.poll_s, settings.aws.wait_timeout_s, sleep)
     bucket, key = split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
     out_tarball.parent.mkdir(parents=True, exist_ok=True)
