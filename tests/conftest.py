@@ -74,11 +74,14 @@ def moto_server():
 
 @pytest.fixture()
 def aws_settings(moto_server) -> Settings:
-    """Settings for the sagemaker backends against moto, with a fresh bucket per test."""
+    """Settings for the sagemaker backends against moto, on a moto emptied first (jobs, endpoints and
+    buckets of earlier tests must not leak in: tests do not depend on their order), with a fresh bucket."""
+    import urllib.request
     import uuid
 
     import boto3
 
+    urllib.request.urlopen(urllib.request.Request(moto_server + "/moto-api/reset", method="POST"), timeout=10)
     bucket = f"bqx-test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=bucket)
     from bqx.config import AwsSettings

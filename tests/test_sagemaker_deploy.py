@@ -55,8 +55,10 @@ def test_deploy_creates_mme_resources_once(tmp_path, aws_settings, moto_server):
 
 
 def test_new_instance_type_updates_the_existing_endpoint_blue_green(tmp_path, aws_settings, monkeypatch):
-    """moto answers UpdateEndpoint with a 500: record that one call instead, validated against botocore's
-    model of the real API, and let every other call reach moto."""
+    """moto answers UpdateEndpoint with a 500, so that one call is played here as SageMaker plays it:
+    validated against botocore's model of the real API, the endpoint Updating, then InService on the new
+    config. Everything else reaches moto, the scalable target included: it must be let go of before an
+    update that changes the instance type, and registered again after."""
     from botocore.validate import validate_parameters
 
     import bqx.aws
@@ -64,28 +66,85 @@ def test_new_instance_type_updates_the_existing_endpoint_blue_green(tmp_path, aw
     assert endpoint_action(None, "c2") == "create"
     assert endpoint_action("c1", "c1") == "none"
     assert endpoint_action("c1", "c2") == "update"
-    deploy_sagemaker(_models(tmp_path), aws_settings)  # creates the endpoint on its first config
-    bigger = dataclasses.replace(aws_settings, aws=dataclasses.replace(aws_settings.aws,
-                                                                       endpoint_instance_type="ml.c5.xlarge"))
+    deploy_sagemaker(_models(tmp_path), aws_settings, sleep=lambda s: None)  # creates the endpoint
+    alarms = ("bqx-fx-5xx", "bqx-fx-latency")
+    bigger = dataclasses.replace(aws_settings, aws=dataclasses.replace(
+        aws_settings.aws, endpoint_instance_type="ml.c5.xlarge", rollback_alarms=alarms, baking_s=120))
     real_client = bqx.aws.client
-    calls = []
+    calls, events = [], []
 
     def client(service, settings):
         c = real_client(service, settings)
         if service == "sagemaker":
             shape = c.meta.service_model.operation_model("UpdateEndpoint").input_shape
+            describe = c.describe_endpoint
 
             def update_endpoint(**kwargs):
                 validate_parameters(kwargs, shape)  # raises on a malformed request
                 calls.append(kwargs)
+                events.append("update")
                 return {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/bqx-fx"}
 
-            c.update_endpoint = update_endpoint
+            def describe_endpoint(**kwargs):
+                desc = describe(**kwargs)
+                if calls:  # SageMaker: Updating first, then in service on the new config
+                    events.append("describe")
+                    done = events.count("describe") > 1
+                    config = calls[-1]["EndpointConfigName"] if done else desc["EndpointConfigName"]
+                    desc = {**desc, "EndpointStatus": "InService" if done else "Updating", "EndpointConfigName": config}
+                return desc
+
+            c.update_endpoint, c.describe_endpoint = update_endpoint, describe_endpoint
+        if service == "application-autoscaling":
+            deregister = c.deregister_scalable_target
+
+            def deregister_scalable_target(**kwargs):
+                events.append("deregister")
+                return deregister(**kwargs)
+
+            c.deregister_scalable_target = deregister_scalable_target
         return c
 
     monkeypatch.setattr(bqx.aws, "client", client)
-    result = deploy_sagemaker(_models(tmp_path), bigger)
+    sleeps = []
+    result = deploy_sagemaker(_models(tmp_path), bigger, sleep=sleeps.append)
     name = aws_settings.aws.endpoint_name
-    assert result["updated"] == [f"endpoint/{name}"]
-    assert calls == [{"EndpointName": name, "EndpointConfigName": result["endpoint_config"]}]
-    assert result["created"] == [f"endpoint-config/{result['endpoint_config']}"]
+    assert events[:2] == ["deregister", "update"] and sleeps == [bigger.aws.poll_s]  # waited out one Updating
+    assert result["updated"] == ["scaling/deregistered", f"endpoint/{name}"]
+    assert result["created"] == [f"endpoint-config/{result['endpoint_config']}", "scaling/target+policy"]
+    (update,) = calls
+    assert update["EndpointConfigName"] == result["endpoint_config"]
+    policy = update["DeploymentConfig"]
+    assert policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE",
+                                                                             "WaitIntervalInSeconds": 120}
+    assert [a["AlarmName"] for a in policy["AutoRollbackConfiguration"]["Alarms"]] == list(alarms)
+    aas = real_client("application-autoscaling", aws_settings)
+    resource = f"endpoint/{name}/variant/AllTraffic"
+    assert aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])["ScalableTargets"]
+
+
+def _endpoint(status, config="c2", **extra):
+    return {"EndpointName": "bqx-fx", "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/bqx-fx",
+            "EndpointConfigName": config, "EndpointStatus": status, "CreationTime": "2026-12-02T00:00:00Z",
+            "LastModifiedTime": "2026-12-02T00:00:00Z", **extra}
+
+
+def test_an_endpoint_that_fails_or_rolls_back_is_a_deploy_failure_with_the_reason():
+    import pytest
+    from botocore.stub import Stubber
+
+    from bqx.deploy import DeployFailed, wait_endpoint
+
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    reason = "The primary container for production variant AllTraffic did not pass the ping health check"
+    cases = [([_endpoint("Creating"), _endpoint("Failed", FailureReason=reason)],
+              "is Failed: The primary container .* did not pass the ping health check"),
+             ([_endpoint("Updating"), _endpoint("RollingBack"), _endpoint("InService", config="c1")],
+              "in service on c1, not c2: the update was rolled back"),
+             ([_endpoint("Updating")] * 3, "still Updating after 20 s")]
+    for responses, words in cases:
+        with Stubber(sm) as stub:
+            for r in responses:
+                stub.add_response("describe_endpoint", r, {"EndpointName": "bqx-fx"})
+            with pytest.raises(DeployFailed, match=words):
+                wait_endpoint(sm, "bqx-fx", "c2", poll_s=10, timeout_s=20, sleep=lambda s: None)

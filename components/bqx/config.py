@@ -65,9 +65,14 @@ class AwsSettings:
     kms_key_id: str = ""
     tags: tuple[tuple[str, str], ...] = ()  # settings JSON: {"key": "value", ...}; kept as sorted pairs (hashable)
     max_attempts: int = 3  # a pair's training job is tried under this many names before the pair fails
+    # endpoint updates: blue/green, all traffic at once after a baking period with the new fleet; these
+    # CloudWatch alarms roll the update back when they fire during it
+    rollback_alarms: tuple[str, ...] = ()
+    baking_s: int = 300
+    endpoint_timeout_s: float = 3600.0  # how long create/update may take before the deploy fails
 
     def __post_init__(self) -> None:
-        for name in ("vpc_subnets", "vpc_security_groups"):  # JSON lists arrive as lists
+        for name in ("vpc_subnets", "vpc_security_groups", "rollback_alarms"):  # JSON lists arrive as lists
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         tags = self.tags

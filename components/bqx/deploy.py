@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,70 @@ def endpoint_action(current_config: str | None, wanted_config: str) -> str:
     return "none" if current_config == wanted_config else "update"
 
 
-def deploy_sagemaker(models: list[ModelRef], settings: Settings) -> dict:
+class DeployFailed(RuntimeError):
+    """The endpoint did not come into service on the wanted config; the message has SageMaker's reason."""
+
+
+def deployment_config(settings: Settings) -> dict:
+    """UpdateEndpoint's blue/green policy: the new fleet takes all traffic after ``baking_s`` with it, the
+    old fleet is kept as long again; the ``rollback_alarms`` firing meanwhile roll the update back."""
+    a = settings.aws
+    config: dict = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": a.baking_s},
+        "TerminationWaitInSeconds": a.baking_s}}
+    if a.rollback_alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": n} for n in a.rollback_alarms]}
+    return config
+
+
+WAITING = {"Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"}
+
+
+def wait_endpoint(sm: object, name: str, config_name: str, poll_s: float, timeout_s: float,
+                  sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Poll until the endpoint is InService on ``config_name``; DeployFailed with the reason if it fails,
+    is rolled back to another config, or takes longer than ``timeout_s``."""
+    waited, interval = 0.0, poll_s
+    while True:
+        desc = sm.describe_endpoint(EndpointName=name)  # type: ignore[attr-defined]
+        status = desc["EndpointStatus"]
+        if status == "InService":
+            if desc["EndpointConfigName"] != config_name:
+                why = desc.get("FailureReason", "an alarm fired during the baking period")
+                raise DeployFailed(f"endpoint {name} is in service on {desc['EndpointConfigName']}, not "
+                                   f"{config_name}: the update was rolled back ({why})")
+            return desc
+        if status not in WAITING:
+            raise DeployFailed(f"endpoint {name} is {status}: {desc.get('FailureReason', 'no reason given')}")
+        if waited >= timeout_s:
+            raise DeployFailed(f"endpoint {name} still {status} after {timeout_s:.0f} s (aws.endpoint_timeout_s)")
+        sleep(interval)
+        waited += interval
+        interval = min(interval * 1.5, 60.0)
+
+
+def _variant(sm: object, config_name: str) -> tuple[str, int] | None:
+    desc = _get(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name))  # type: ignore[attr-defined]
+    if desc is None:
+        return None
+    v = desc["ProductionVariants"][0]
+    return v.get("InstanceType", ""), int(v.get("InitialInstanceCount", 0))
+
+
+def _deregister_scaling(aas: object, settings: Settings) -> bool:
+    """Remove the variant's scalable target (its policies go with it); False when there is none."""
+    resource = f"endpoint/{settings.aws.endpoint_name}/variant/{VARIANT}"
+    dim = "sagemaker:variant:DesiredInstanceCount"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],  # type: ignore[attr-defined]
+                                            ScalableDimension=dim)["ScalableTargets"]
+    if not targets:
+        return False
+    aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
+                                   ScalableDimension=dim)
+    return True
+
+
+def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Publish the models under one S3 prefix and serve them from one multi-model endpoint.
 
     Target models are versioned (``{pair}-{sha12}.tar.gz``) because a multi-model endpoint caches what
@@ -132,20 +196,32 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings) -> dict:
         done["created"].append(f"endpoint-config/{config_name}")
     endpoint = _get(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
     action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)
+    released = False
     if action == "create":
-        sm.create_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name)
+        sm.create_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name,
+                           Tags=[{"Key": "bqx:endpoint", "Value": a.endpoint_name}])
         done["created"].append(f"endpoint/{a.endpoint_name}")
     elif action == "update":
-        sm.update_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name)
+        assert endpoint is not None
+        # AWS refuses UpdateEndpoint while a scalable target pins the variant and the instance type or
+        # count changes: let go of the target now, register it again once the endpoint is in service
+        if _variant(sm, endpoint["EndpointConfigName"]) != (a.endpoint_instance_type, a.endpoint_instance_count):
+            released = _deregister_scaling(aas, settings)
+            if released:
+                done["updated"].append("scaling/deregistered")
+        sm.update_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name,
+                           DeploymentConfig=deployment_config(settings))
         done["updated"].append(f"endpoint/{a.endpoint_name}")
-    scaling = _ensure_scaling(aas, settings)
+    wait_endpoint(sm, a.endpoint_name, config_name, a.poll_s, a.endpoint_timeout_s, sleep)
+    scaling = _ensure_scaling(aas, settings, fresh=released)
     if scaling:
         done["created" if scaling == "target+policy" else "updated"].append(f"scaling/{scaling}")
     return {"manifest": manifest, "model": model_name, "endpoint_config": config_name, **done}
 
 
-def _ensure_scaling(aas: object, settings: Settings) -> str:
-    """Register the variant's scalable target and target-tracking policy if missing or different."""
+def _ensure_scaling(aas: object, settings: Settings, fresh: bool = False) -> str:
+    """Register the variant's scalable target and target-tracking policy if missing or different (both
+    anew when ``fresh``: deregistering a target deletes its policies)."""
     a = settings.aws
     resource = f"endpoint/{a.endpoint_name}/variant/{VARIANT}"
     dim = "sagemaker:variant:DesiredInstanceCount"
@@ -162,7 +238,7 @@ def _ensure_scaling(aas: object, settings: Settings) -> str:
     found = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
                                           ScalableDimension=dim, PolicyNames=[policy])["ScalingPolicies"]
     current = found[0].get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue") if found else None
-    if current != config["TargetValue"]:
+    if fresh or current != config["TargetValue"]:
         aas.put_scaling_policy(PolicyName=policy, ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
                                ScalableDimension=dim, PolicyType="TargetTrackingScaling",
                                TargetTrackingScalingPolicyConfiguration=config)
