@@ -39,3 +39,9 @@ def require(settings: Settings, *names: str) -> None:
     if missing:
         raise ValueError(f"the sagemaker backend needs aws settings: {', '.join('aws.' + n for n in missing)} "
                          "(set them in the settings JSON)")
+
+
+def tags(config: Settings, **own: str) -> list[dict[str, str]]:
+    """The settings' tags (``aws.tags``) and bqx's own (``bqx:pair`` ...), as the Tags list AWS APIs take."""
+    merged = {**dict(config.aws.tags), **{f"bqx:{k}": v for k, v in own.items()}}
+    return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]

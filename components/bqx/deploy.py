@@ -159,7 +159,7 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     names. The Model, EndpointConfig and scaling are created only when missing or changed; an existing
     endpoint moves to a new config with UpdateEndpoint (SageMaker's blue/green). Running it twice with
     the same models changes nothing."""
-    from bqx.aws import client, require
+    from bqx.aws import client, require, tags
 
     require(settings, "bucket", "role_arn", "serve_image")
     a = settings.aws
@@ -186,20 +186,20 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     if not _exists(lambda: sm.describe_model(ModelName=model_name)):
         sm.create_model(ModelName=model_name, ExecutionRoleArn=a.role_arn,
                         PrimaryContainer={"Image": a.serve_image, "Mode": "MultiModel", "ModelDataUrl": model_data},
-                        Tags=[{"Key": "bqx:endpoint", "Value": a.endpoint_name}])
+                        Tags=tags(settings, endpoint=a.endpoint_name))
         done["created"].append(f"model/{model_name}")
     config_name = f"{a.endpoint_name}-{_short_hash(model_name, a.endpoint_instance_type, a.endpoint_instance_count)}"
     if not _exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
         sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[{
             "VariantName": VARIANT, "ModelName": model_name, "InitialInstanceCount": a.endpoint_instance_count,
-            "InstanceType": a.endpoint_instance_type}])
+            "InstanceType": a.endpoint_instance_type}], Tags=tags(settings, endpoint=a.endpoint_name))
         done["created"].append(f"endpoint-config/{config_name}")
     endpoint = _get(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
     action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)
     released = False
     if action == "create":
         sm.create_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name,
-                           Tags=[{"Key": "bqx:endpoint", "Value": a.endpoint_name}])
+                           Tags=tags(settings, endpoint=a.endpoint_name))
         done["created"].append(f"endpoint/{a.endpoint_name}")
     elif action == "update":
         assert endpoint is not None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bqx.aws import client, require, split_s3
+from bqx.aws import client, require, split_s3, tags
 from bqx.config import Settings
 from bqx.model_package import PackageError, unpacked, write_tarball
 from bqx.training.local import TrainingFailed
@@ -50,12 +50,6 @@ CHECKPOINT_LOCAL = "/opt/ml/checkpoints"
 # what the SageMaker console charts: the entrypoint prints one `bqx-metric name=value` line per metric
 METRICS = [{"Name": "validation:rmse", "Regex": r"bqx-metric validation:rmse=([-+0-9.eE]+)"},
            {"Name": "best_iteration", "Regex": r"bqx-metric best_iteration=([0-9]+)"}]
-
-
-def tags(config: Settings, **own: str) -> list[dict[str, str]]:
-    """The settings' tags and bqx's own (``bqx:pair`` ...), as SageMaker's Tags list."""
-    merged = {**dict(config.aws.tags), **{f"bqx:{k}": v for k, v in own.items()}}
-    return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
 
 
 def training_request(name: str, channel_uris: dict[str, str], hyperparameters: dict[str, str], settings: Settings,
