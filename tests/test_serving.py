@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
+from bqx.locations import read_served
 from bqx.model_package import load_tarball
-from bqx.monitor import read_prediction_log
 from bqx.serving.config import ServeConfig
 from bqx.serving.launch import bqx_serve, free_port, started
 from bqx.serving.models import ModelStore
@@ -173,7 +173,7 @@ def test_invocations_route_and_prediction_log_flushed_on_sigterm(models, tmp_pat
         proc = running.proc
     out = running.output()
     assert proc.returncode == 0 and "stopped" in out
-    logged = read_prediction_log(log_dir, "gbpusd")
+    logged = read_served(log_dir, "gbpusd")
     assert [str(t) for t in logged.index] == ["2024-07-03 10:00:00+00:00", "2024-07-03 10:01:00+00:00"]
     np.testing.assert_allclose(logged.to_numpy(), preds)
 

@@ -453,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "beyond it (default: 75%% of the container's memory)")
     p.add_argument("--signal-threshold", type=float, help="|predicted BQX| that trades (default: the model's "
                                                           "eval_cost_bps / 100)")
-    p.add_argument("--log-dir", help="write the prediction log (Parquet) here; bqx monitor reads it")
+    p.add_argument("--log-dir", help="write the prediction log (Parquet) here, a directory or an s3:// prefix; "
+                                     "the drift pipeline reads it")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.add_argument("--compile-only", action="store_true",
                    help="compile the online feature kernels into numba's cache (NUMBA_CACHE_DIR) and exit; the "

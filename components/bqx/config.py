@@ -70,6 +70,8 @@ class AwsSettings:
     rollback_alarms: tuple[str, ...] = ()
     baking_s: int = 300
     endpoint_timeout_s: float = 3600.0  # how long create/update may take before the deploy fails
+    data_capture_s3_uri: str = ""  # s3:// prefix: SageMaker captures requests and responses there
+    data_capture_percent: int = 100
 
     def __post_init__(self) -> None:
         for name in ("vpc_subnets", "vpc_security_groups", "rollback_alarms"):  # JSON lists arrive as lists
@@ -85,6 +87,12 @@ class AwsSettings:
         if self.spot and self.max_wait_s < self.max_runtime_s:
             raise ValueError(f"settings field 'aws.max_wait_s': with spot training it must be at least "
                              f"aws.max_runtime_s ({self.max_runtime_s}), got {self.max_wait_s}")
+        if not 1 <= self.data_capture_percent <= 100:
+            raise ValueError(f"settings field 'aws.data_capture_percent': must be 1 to 100, got "
+                             f"{self.data_capture_percent}")
+        if self.data_capture_s3_uri and not self.data_capture_s3_uri.startswith("s3://"):
+            raise ValueError(f"settings field 'aws.data_capture_s3_uri': must be an s3:// prefix, got "
+                             f"{self.data_capture_s3_uri!r}")
         if bool(self.vpc_subnets) != bool(self.vpc_security_groups):
             raise ValueError("settings fields 'aws.vpc_subnets' and 'aws.vpc_security_groups' go together: "
                              "set both or neither")

@@ -88,6 +88,18 @@ def endpoint_action(current_config: str | None, wanted_config: str) -> str:
     return "none" if current_config == wanted_config else "update"
 
 
+def data_capture_config(settings: Settings) -> dict | None:
+    """SageMaker Data Capture of the endpoint's JSON requests and responses to ``aws.data_capture_s3_uri``
+    (``aws.data_capture_percent`` of them), where the drift pipeline reads what was served; None = off."""
+    a = settings.aws
+    if not a.data_capture_s3_uri:
+        return None
+    return {"EnableCapture": True, "InitialSamplingPercentage": a.data_capture_percent,
+            "DestinationS3Uri": a.data_capture_s3_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
+
+
 class DeployFailed(RuntimeError):
     """The endpoint did not come into service on the wanted config; the message has SageMaker's reason."""
 
@@ -188,11 +200,14 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
                         PrimaryContainer={"Image": a.serve_image, "Mode": "MultiModel", "ModelDataUrl": model_data},
                         Tags=tags(settings, endpoint=a.endpoint_name))
         done["created"].append(f"model/{model_name}")
-    config_name = f"{a.endpoint_name}-{_short_hash(model_name, a.endpoint_instance_type, a.endpoint_instance_count)}"
+    capture = data_capture_config(settings)
+    config_name = f"{a.endpoint_name}-" + _short_hash(model_name, a.endpoint_instance_type, a.endpoint_instance_count,
+                                                     *([capture] if capture else []))
     if not _exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
         sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[{
             "VariantName": VARIANT, "ModelName": model_name, "InitialInstanceCount": a.endpoint_instance_count,
-            "InstanceType": a.endpoint_instance_type}], Tags=tags(settings, endpoint=a.endpoint_name))
+            "InstanceType": a.endpoint_instance_type}], Tags=tags(settings, endpoint=a.endpoint_name),
+            **({"DataCaptureConfig": capture} if capture else {}))
         done["created"].append(f"endpoint-config/{config_name}")
     endpoint = _get(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
     action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)

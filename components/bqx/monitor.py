@@ -3,8 +3,9 @@
 The model package carries its reference: a sample of the training rows with the model's predictions.
 Fresh bars go through the same extract stage; the model's selected columns are built for every fresh
 row (lags included), and reference and fresh data are compared feature by feature per domain, plus
-the target (where fresh rows already have one) and the predictions: the ones the server logged when
-a prediction log is given, else the model's predictions of the fresh rows.
+the target (where fresh rows already have one) and the predictions: the ones served (the server's
+prediction log or the endpoint's Data Capture) when given, else the model's predictions of the fresh rows.
+The repository and what was served may be local or on S3 (:mod:`bqx.locations`).
 """
 
 from __future__ import annotations
@@ -18,33 +19,15 @@ import pyarrow.parquet as pq
 from bqx.config import Settings
 from bqx.drift import alert, run_drift
 from bqx.lagging import materialise, max_lag
+from bqx.locations import read_served
 from bqx.model_package import load_tarball
-
-PREDICTION_LOG_COLUMNS = ("ts_utc", "pair", "prediction")
-
-
-def read_prediction_log(log_dir: str | Path, pair: str) -> pd.DataFrame:
-    """Predictions the server logged: Parquet files under ``log_dir`` with at least ``ts_utc`` (the bar
-    the prediction was made at), ``pair`` and ``prediction``; the last prediction per bar wins."""
-    files = sorted(Path(log_dir).glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no prediction log files (*.parquet) in {log_dir}")
-    frames = []
-    for f in files:
-        df = pd.read_parquet(f)
-        missing = [c for c in PREDICTION_LOG_COLUMNS if c not in df.columns]
-        if missing:
-            raise ValueError(f"prediction log {f} lacks column(s) {missing}")
-        frames.append(df[list(PREDICTION_LOG_COLUMNS)])
-    log = pd.concat(frames, ignore_index=True)
-    log = log[log["pair"] == pair].drop_duplicates("ts_utc", keep="last")
-    return log.set_index("ts_utc")["prediction"]
 
 
 def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str, settings: Settings,
                  html_path: str | Path | None = None, prediction_log: str | Path | None = None) -> dict:
-    """With ``prediction_log`` (the server's logged predictions), prediction drift is measured on what
-    was actually served, on the fresh bars the log covers; otherwise on the model's predictions of them."""
+    """With ``prediction_log`` (the server's prediction log or the endpoint's Data Capture, a directory or
+    s3:// prefix), prediction drift is measured on what was actually served, on the fresh bars it covers;
+    otherwise on the model's predictions of them."""
     loaded = load_tarball(model_tarball)
     if loaded.reference is None:
         raise ValueError(f"model {model_tarball} carries no reference.parquet: retrain it with this version")
@@ -57,7 +40,7 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
     current = materialise(fpath, loaded.features, rows)
     current["target"] = head[target].to_numpy()[rows]
     if prediction_log:
-        logged = read_prediction_log(prediction_log, pair)
+        logged = read_served(prediction_log, pair)
         current["prediction"] = logged.reindex(head["ts_utc"].to_numpy()[rows]).to_numpy()
         current = current[current["prediction"].notna()].reset_index(drop=True)
         if len(current) < 100:

@@ -198,17 +198,21 @@ def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settin
 def monitor_drift(features: Input[Dataset], model_repository: str, prediction_log: str, pair: str,
                   settings_json: str, report: Output[HTML], summary: Output[Dataset], metrics: Output[Metrics],
                   status: Output[Markdown]) -> None:
-    """Recurring monitoring: a deployed pair's reference (packaged with its model) vs fresh bars."""
-    import os
+    """Recurring monitoring: a deployed pair's reference (packaged with its model) vs fresh bars; the
+    repository and what was served (prediction log or Data Capture) may be local paths or s3:// prefixes."""
+    import tempfile
 
     from bqx.config import Settings
+    from bqx.locations import model_tarball
     from bqx.monitor import monitor_pair, record
     from bqx.pair_status import run_isolated
     from bqx.progress import say
 
     def work() -> None:
-        result = monitor_pair(features.path, os.path.join(model_repository, f"{pair}.tar.gz"), pair,
-                              Settings.from_json(settings_json), report.path, prediction_log or None)
+        with tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:  # the package, from the repository's manifest
+            tarball = model_tarball(model_repository, pair, tmp)
+            result = monitor_pair(features.path, tarball, pair, Settings.from_json(settings_json), report.path,
+                                  prediction_log or None)
         say("drift", pair, record(result, summary, metrics, status.path))
 
     run_isolated("drift", pair, [features], [report, summary, metrics, status], work)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bqx.images import IMAGES
+from bqx.locations import read_served
 from bqx.model_package import load_dir, sha256_of
-from bqx.monitor import read_prediction_log
 from bqx.sample import generate
 from bqx.serving.config import ServeConfig
 from bqx.serving.launch import free_port
@@ -138,7 +138,7 @@ def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
         assert "[bqx serve] stopped" in container.logs().decode()
     finally:
         container.remove(force=True)
-    logged = read_prediction_log(log_dir, "eurusd")
+    logged = read_served(log_dir, "eurusd")
     assert len(logged) == 5 and str(logged.index[0]) == "2024-07-03 10:00:00+00:00"
 
 

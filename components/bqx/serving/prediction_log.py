@@ -2,7 +2,8 @@
 
 Rows (ts_utc, pair, prediction, model, model_version) are buffered in memory and written as one
 Parquet part file per flush (atomic rename, so a reader never sees half a file) when
-``flush_rows`` accumulate, when ``flush_seconds`` have passed, and at shutdown.
+``flush_rows`` accumulate, when ``flush_seconds`` have passed, and at shutdown. The log may be an
+``s3://`` prefix (each part one object, written whole), which the drift pipeline reads from there.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from bqx.io import write_parquet
 
 class PredictionLog:
     def __init__(self, log_dir: str | Path, flush_rows: int = 1000, flush_seconds: float = 30.0) -> None:
+        self.location = str(log_dir)
         self.dir = Path(log_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.location.startswith("s3://"):
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self._rows: list[tuple] = []
         self._lock = threading.Lock()
@@ -44,4 +47,21 @@ class PredictionLog:
             return None
         df = pd.DataFrame(rows, columns=["ts_utc", "pair", "prediction", "model", "model_version"])
         df["ts_utc"] = pd.to_datetime(df["ts_utc"], utc=True)
-        return write_parquet(df, self.dir / f"predictions-{time.time_ns()}-{seq:06d}.parquet")
+        name = f"predictions-{time.time_ns()}-{seq:06d}.parquet"
+        if self.location.startswith("s3://"):
+            return self._put(df, name)
+        return write_parquet(df, self.dir / name)
+
+    def _put(self, df: pd.DataFrame, name: str) -> Path:
+        import io
+
+        import boto3
+
+        from bqx.aws import endpoint_url, split_s3
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        bucket, prefix = split_s3(self.location.rstrip("/") + "/")
+        boto3.client("s3", endpoint_url=endpoint_url()).put_object(Bucket=bucket, Key=prefix + name,
+                                                                   Body=buf.getvalue())
+        return Path(prefix + name)

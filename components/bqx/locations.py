@@ -1,0 +1,135 @@
+"""Reading what deploy and the serving side wrote, from a local directory or an ``s3://`` prefix alike.
+
+* the model repository: ``manifest.json`` maps each pair to its package (``{pair}.tar.gz`` locally,
+  ``{pair}-{sha12}.tar.gz`` on S3, where a multi-model endpoint caches by name);
+* what was served: the server's prediction log (Parquet files, ``bqx serve --log-dir``) or SageMaker's
+  Data Capture of the endpoint (JSON Lines of each request and response), told apart by their files.
+
+S3 goes through boto3 with ``BQX_AWS_ENDPOINT_URL`` honoured (moto in the tests).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from bqx.aws import endpoint_url, split_s3
+
+
+def is_s3(location: str | Path) -> bool:
+    return str(location).startswith("s3://")
+
+
+def _s3() -> object:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url())
+
+
+def _keys(location: str, suffixes: tuple[str, ...]) -> Iterator[str]:
+    bucket, prefix = split_s3(location.rstrip("/") + "/")
+    pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)  # type: ignore[attr-defined]
+    for page in pages:
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(suffixes):
+                yield obj["Key"]
+
+
+def _read_bytes(location: str, name: str) -> bytes | None:
+    """A file of a directory or S3 prefix, None if it is not there."""
+    if not is_s3(location):
+        path = Path(location) / name
+        return path.read_bytes() if path.is_file() else None
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = split_s3(location.rstrip("/") + "/")
+    try:
+        return _s3().get_object(Bucket=bucket, Key=prefix + name)["Body"].read()  # type: ignore[attr-defined]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+            return None
+        raise
+
+
+def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
+    """The pair's deployed package, as a local file (downloaded into ``into`` from S3)."""
+    raw = _read_bytes(str(repository), "manifest.json")
+    entries = json.loads(raw).get("models", {}) if raw else {}
+    if raw and pair not in entries:
+        raise FileNotFoundError(f"model repository {repository} has no model for {pair} "
+                                f"(its manifest.json lists {', '.join(sorted(entries)) or 'none'})")
+    name = entries[pair]["target_model"] if raw else f"{pair}.tar.gz"
+    if not is_s3(repository):
+        path = Path(repository) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"model repository {repository} lacks {name}")
+        return path
+    data = _read_bytes(str(repository), name)
+    if data is None:
+        raise FileNotFoundError(f"model repository {repository} lacks {name}")
+    target = Path(into) / name
+    target.write_bytes(data)
+    return target
+
+
+PREDICTION_LOG_COLUMNS = ("ts_utc", "pair", "prediction")
+
+
+def read_served(location: str | Path, pair: str) -> pd.Series:
+    """What was served for ``pair``: prediction by bar time (``ts_utc``, UTC), the last one per bar, from
+    the server's Parquet prediction log or the endpoint's Data Capture JSON Lines (files under
+    ``location``, subdirectories included)."""
+    loc = str(location)
+    if is_s3(loc):
+        bucket, _ = split_s3(loc)
+        parquet = [(k, lambda k=k: _s3().get_object(Bucket=bucket, Key=k)["Body"].read())  # type: ignore[attr-defined]
+                   for k in sorted(_keys(loc, (".parquet",)))]
+        jsonl = [(k, lambda k=k: _s3().get_object(Bucket=bucket, Key=k)["Body"].read())  # type: ignore[attr-defined]
+                 for k in sorted(_keys(loc, (".jsonl",)))]
+    else:
+        parquet = [(str(p), p.read_bytes) for p in sorted(Path(loc).rglob("*.parquet"))]
+        jsonl = [(str(p), p.read_bytes) for p in sorted(Path(loc).rglob("*.jsonl"))]
+    if parquet:
+        frames = [_log_part(name, read()) for name, read in parquet]
+    elif jsonl:
+        frames = [_capture_part(name, read()) for name, read in jsonl]
+    else:
+        raise FileNotFoundError(f"nothing served under {loc}: no prediction log (*.parquet) and no Data Capture "
+                                "(*.jsonl) files")
+    log = pd.concat(frames, ignore_index=True)
+    log["ts_utc"] = pd.to_datetime(log["ts_utc"], utc=True)
+    log = log[log["pair"] == pair].drop_duplicates("ts_utc", keep="last")
+    return log.set_index("ts_utc")["prediction"]
+
+
+def _log_part(name: str, data: bytes) -> pd.DataFrame:
+    import io
+
+    df = pd.read_parquet(io.BytesIO(data))
+    missing = [c for c in PREDICTION_LOG_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"prediction log {name} lacks column(s) {missing}")
+    return df[list(PREDICTION_LOG_COLUMNS)]
+
+
+def _capture_part(name: str, data: bytes) -> pd.DataFrame:
+    """One Data Capture file: each line a request and the server's response; a response with predictions
+    gives a row per prediction (its pair, bar time and value). Warm-up answers and errors carry none."""
+    rows = []
+    for i, line in enumerate(data.decode().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out = json.loads(line)["captureData"]["endpointOutput"]
+            body = base64.b64decode(out["data"]) if out.get("encoding") == "BASE64" else out["data"].encode()
+            response = json.loads(body)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"Data Capture file {name}, line {i}: not a captured bqx response ({err})") from None
+        for p in response.get("predictions", []) if isinstance(response, dict) else []:
+            if p.get("ts_utc") is not None:
+                rows.append((p["ts_utc"], response.get("pair"), p.get("prediction")))
+    return pd.DataFrame(rows, columns=list(PREDICTION_LOG_COLUMNS))
