@@ -62,6 +62,8 @@ class _ProgressTee(io.TextIOBase):
     def _scan(self, line: str) -> None:
         elapsed = f"[{time.perf_counter() - self.t0:6.1f}s]"
         if (m := _END.search(line)) and m["status"] != "SUCCESS":
+            if m["task"] in self.failed:  # the ParallelFor and the pipeline repeat a failed task's line
+                return
             self.failed.append(m["task"])
             self.term.write(f"{elapsed} FAILED {m['task']}\n")
         elif PROGRESS_MARK in line:
@@ -300,6 +302,7 @@ def _runner(run_dir: Path) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     _die_with_parent(int(os.environ.get("BQX_SUPERVISOR_PID", os.getppid())), stop)
+    os.environ["BQX_TASK_RETRIES"] = "0"  # on one machine a failure is not transient: no retries, no backoff sleeps
     pipeline, name = _pipeline(spec["kind"], runner, run_dir)
     try:
         result = _run(pipeline, name, run_dir, sys.stdout, runner, **spec["arguments"])

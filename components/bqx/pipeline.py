@@ -4,6 +4,7 @@
 """
 
 
+import os
 from typing import List  # noqa: UP035
 
 from kfp import dsl, kubernetes
@@ -19,7 +20,9 @@ IMAGE_UID = 1000
 RESOURCES = task_resources(Settings())  # bqx plan's working sets for a pair-year, with headroom
 # transient failures (an evicted pod, a throttled API, a node lost) get two more tries, a minute apart and then
 # two; a task that fails for a reason of its own fails the same way three times
-RETRY = {"num_retries": 2, "backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
+# (BQX_TASK_RETRIES=0: bqx run --local, where a failure is never transient and kfp.local would sleep it out)
+RETRY = {"num_retries": int(os.environ.get("BQX_TASK_RETRIES", "2")), "backoff_duration": "60s",
+         "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
 def _stage(task: object, stage: str) -> object:
@@ -28,7 +31,8 @@ def _stage(task: object, stage: str) -> object:
     r = RESOURCES[stage]
     task.set_display_name(stage)  # type: ignore[attr-defined]
     task.set_memory_request(r.memory).set_memory_limit(r.memory).set_cpu_request(r.cpu)  # type: ignore[attr-defined]
-    task.set_retry(**RETRY)  # type: ignore[attr-defined]
+    if RETRY["num_retries"]:
+        task.set_retry(**RETRY)  # type: ignore[attr-defined]
     # the images' own user (images/Dockerfile); KFP's driver also drops every capability and forbids
     # privilege escalation for tasks with a security context
     kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
