@@ -78,3 +78,18 @@ def test_run_refuses_image_options_without_the_docker_runner_and_an_engine_that_
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"bqx run: error: no container engine answers at unix://{tmp_path}/none.sock")
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_a_run_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path: Path, capsys):
+    """bqx plan's disk need against what is free where --out lives; one line, nothing written."""
+    import shutil
+
+    from bqx.config import Settings
+    from bqx.plan import disk_bytes
+
+    free = shutil.disk_usage(tmp_path).free
+    days = int(free / disk_bytes(Settings(), rows=1440, n_pairs=28)) + 1000  # more trading days than fit
+    assert main(["run", "--local", "--pairs", "all", "--days", str(days), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bqx run: error: this run needs about ") and "GiB are free there" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -59,6 +59,41 @@ def _settings(path: str | None, bar_interval: str | None = None) -> Settings:
     return settings.replace(bar_interval_s=_interval(bar_interval)) if bar_interval else settings
 
 
+def _check_disk(out: Path, settings: Settings, n_pairs: int, rows: int | None, bars: str | None) -> None:
+    """Refuse to start a run the disk cannot hold (a run that dies at pair 22 with 'No space left' helps
+    nobody): the need is bqx plan's, for the sample's rows or, for your bars, their rows as read from
+    the files' metadata."""
+    import shutil
+
+    from bqx.plan import disk_bytes
+
+    if rows is None:
+        rows = _rows_in(bars) if bars and not str(bars).startswith("s3://") else 0
+        rows = rows // max(n_pairs, 1)
+    if not rows:
+        return
+    need = disk_bytes(settings, rows=rows, n_pairs=n_pairs)
+    anchor = next((p for p in (out, *out.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(anchor).free
+    if need > free:
+        raise ValueError(f"this run needs about {need / 2**30:,.1f} GiB under {out} ({n_pairs} pairs x {rows:,} "
+                         f"rows, bqx plan's estimate) and only {free / 2**30:,.1f} GiB are free there")
+
+
+def _rows_in(bars: str) -> int:
+    """Bars in the Parquet files under ``bars`` (from their metadata; CSV counted by lines)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for f in Path(bars).rglob("*"):
+        if f.suffix == ".parquet":
+            total += pq.ParquetFile(f).metadata.num_rows
+        elif f.suffix in (".csv", ".txt"):
+            with open(f, "rb") as fh:
+                total += sum(1 for _ in fh)
+    return total
+
+
 def _runner(args: argparse.Namespace) -> Runner:
     from bqx.local_run import Runner
 
@@ -109,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--days must be at least 1, got {args.days}")
     out = Path(args.out).resolve()
     runner = _runner(args)
+    _check_disk(out, settings, len(_pairs(args.pairs, settings.pairs if args.bars else DEFAULT_SAMPLE_PAIRS)),
+                args.days * 1440 if not args.bars else None, args.bars)
     if args.bars:
         source = args.bars if str(args.bars).startswith("s3://") else Path(args.bars)
         pairs = _pairs(args.pairs, settings.pairs)

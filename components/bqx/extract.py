@@ -1,16 +1,18 @@
 """The extract stage: bars of one pair -> every computed catalog table, as float32, plus targets.
 
-Writes one Parquet per table (``tables/{table}_{pair}.parquet``) and then a wide frame
+Writes one Parquet per table into a temporary directory and then the output, a wide frame
 (``features.parquet``: ``ts_utc``, the float64 target and evaluation columns, then every feature in
-catalog order as float32). Rows before the baseline bar and the warm-up rows (the longest warm-up of any computed
-table) are dropped. Tables are computed one at a time, narrowed to float32 and written at once; the
-wide frame is assembled from the table files one row group at a time, so peak memory is one table
-in float64 plus the inputs, not the whole feature block.
+catalog order as float32; zstd with BYTE_STREAM_SPLIT, :data:`bqx.io.PARQUET_CODEC`). Rows before the
+baseline bar and the warm-up rows (the longest warm-up of any computed table) are dropped. Tables are
+computed one at a time, narrowed to float32 and written at once; the wide frame is assembled from the
+table files one row group at a time, so peak memory is one table in float64 plus the inputs, not the
+whole feature block.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from bqx.catalog import Catalog
 from bqx.config import Settings, interval_s
 from bqx.features import bqx_core, hmm_regime
 from bqx.features.registry import FAMILIES, PairInputs
-from bqx.io import atomic_path, write_json
+from bqx.io import atomic_path, parquet_options, pq_write, write_json
 from bqx.panel import Panel, build_panel, load_panel
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class Extracted:
 
 def _write_table(columns: dict[str, object], path: Path) -> None:
     with atomic_path(path) as tmp:
-        pq.write_table(pa.table(columns), tmp, row_group_size=ROW_GROUP, use_dictionary=False)
+        pq_write(pa.table(columns), tmp, row_group_size=ROW_GROUP)
 
 
 def _assemble_wide(head: dict[str, object], table_files: list[Path], path: Path) -> None:
@@ -117,7 +119,7 @@ def _assemble_wide(head: dict[str, object], table_files: list[Path], path: Path)
                 for name in block.column_names[1:]:  # skip each table's ts_utc
                     part = part.append_column(name, block.column(name))
             if writer is None:
-                writer = pq.ParquetWriter(tmp, part.schema, use_dictionary=False)
+                writer = pq.ParquetWriter(tmp, part.schema, **parquet_options(part.schema))
             writer.write_table(part, row_group_size=ROW_GROUP)
         if writer is not None:
             writer.close()
@@ -125,7 +127,7 @@ def _assemble_wide(head: dict[str, object], table_files: list[Path], path: Path)
 
 def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str | Path,
                  panel: Panel | None = None) -> Extracted:
-    """Compute, trim the warm-up, write the per-table Parquet files, then assemble the wide frame.
+    """Compute, trim the warm-up, write the per-table Parquet files (temporary), then assemble the wide frame.
 
     One table is in memory at a time (float64 while computed, float32 when written); per-table files
     hold ``ts_utc`` and ``{table}.{feature}`` columns."""
@@ -143,21 +145,26 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     files: list[Path] = []
     seconds: dict[str, float] = {}
     names: list[str] = []
-    t0 = time.perf_counter()
-    for key, block in iter_tables(inputs, settings):
-        narrow = {f"{key}.{name}": np.ascontiguousarray(v[warm:], dtype=np.float32) for name, v in block.items()}
-        del block
-        seconds[key] = time.perf_counter() - t0
-        files.append(out / "tables" / f"{catalog.table(key).table_name(pair)}.parquet")
-        _write_table({"ts_utc": ts_arrow, **narrow}, files[-1])
-        names += list(narrow)
-        del narrow
-        t0 = time.perf_counter()
-    expected = [f.name for f in catalog.features]
-    if names != expected:
-        raise AssertionError(f"computed columns differ from the catalog ({len(names)} vs {len(expected)})")
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "features.parquet"
-    _assemble_wide(head, files, path)
+    # the per-table files only bound the memory of assembling the wide frame: they live beside it until
+    # it is written, then go (keeping them doubled every pair-year's footprint)
+    with tempfile.TemporaryDirectory(prefix=".tables-", dir=out) as tables:
+        t0 = time.perf_counter()
+        for key, block in iter_tables(inputs, settings):
+            narrow = {f"{key}.{name}": np.ascontiguousarray(v[warm:], dtype=np.float32)
+                      for name, v in block.items()}
+            del block
+            seconds[key] = time.perf_counter() - t0
+            files.append(Path(tables) / f"{catalog.table(key).table_name(pair)}.parquet")
+            _write_table({"ts_utc": ts_arrow, **narrow}, files[-1])
+            names += list(narrow)
+            del narrow
+            t0 = time.perf_counter()
+        expected = [f.name for f in catalog.features]
+        if names != expected:
+            raise AssertionError(f"computed columns differ from the catalog ({len(names)} vs {len(expected)})")
+        _assemble_wide(head, files, path)
     write_json(online_state(b, inputs, settings), out / "online_state.json")
     return Extracted(path, len(ts_arrow), seconds, interval_s(settings))
 

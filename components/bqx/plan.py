@@ -91,6 +91,21 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
 SERVE_PROCESS_BASE = 240 * 10**6
 
 
+# Parquet bytes per raw float32 byte of the stage outputs (zstd + BYTE_STREAM_SPLIT, bqx.io.PARQUET_CODEC),
+# measured on extract's features of the sample (bench/README.md: 6.6 MB for 11.8 MB uncompressed)
+STORED_FRACTION = 0.6
+
+
+def disk_bytes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len(PAIRS)) -> int:
+    """What a run leaves under ``--out``: every pair's features, lag candidates (the selection sample),
+    selected dataset and model, plus the bars and the panel, as stored."""
+    sz = sizes(settings, rows, n_pairs)
+    cands = Catalog(settings).planned_counts()["candidates"]
+    sample = min(settings.selection_sample_rows, rows) * (TS + cands * F32)
+    per_pair = sz.features + sample + sz.selected + model_bytes_estimate(settings)
+    return int(STORED_FRACTION * (n_pairs * (per_pair + sz.bars) + sz.panel))
+
+
 @dataclass(frozen=True)
 class TaskResources:
     """What a pipeline task asks Kubernetes for: memory request = limit (a task over its working set is
@@ -175,6 +190,8 @@ def plan_text(settings: Settings, prices_path: str | None = None, model_path: st
               f"  bars {_gib(sz.bars)}, panel (all {len(PAIRS)} pairs) {_gib(sz.panel)}, "
               f"features {_gib(sz.features)}, candidates {_gib(sz.candidates)}, selected {_gib(sz.selected)}",
               "  working set per task: " + ", ".join(f"{k} {_gib(v)}" for k, v in sz.working_set.items()),
+              f"  disk a run leaves (all {len(PAIRS)} pairs, stored): {_gib(disk_bytes(settings))}; per pair-year "
+              f"{_gib(disk_bytes(settings, n_pairs=1))}",
               "  pipeline task requests (the compiled YAML's): " + ", ".join(
                   f"{k} {r.memory} / {r.cpu} CPU" for k, r in task_resources(settings).items())]
     prices = load_prices(prices_path)
