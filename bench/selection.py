@@ -55,11 +55,24 @@ def stage(name: str, root: Path) -> None:
     print(f"{name} peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
 
 
+def _bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "panel").mkdir()
         for name in ("prepare", "extract", "lag", "select"):
             subprocess.run([sys.executable, __file__, "--stage", name, tmp], check=True)
+        outputs = {"extract": "features", "lag": "candidates", "select": "dataset"}
+        sizes = {stage: _bytes(Path(tmp) / d) for stage, d in outputs.items()}
+        for stage, n in sizes.items():
+            print(f"{stage} output: {n / 1e9:.3f} GB")
+        print(f"artifacts per pair-year (extract + lag + select): {sum(sizes.values()) / 1e9:.3f} GB")
+        from bqx.plan import disk_bytes
+
+        print(f"bqx plan's estimate per pair-year (with bars, panel share, model): "
+              f"{disk_bytes(Settings(), n_pairs=1) / 1e9:.3f} GB")
 
 
 if __name__ == "__main__":
