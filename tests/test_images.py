@@ -125,9 +125,10 @@ def test_images_install_exact_pinned_versions():
 
 class _DockerStandIn:
     """The Docker Engine API routes `bqx images` uses, on 127.0.0.1: records builds (tag, Dockerfile,
-    build args, context file names) and pushes; ``fail_push`` makes a push stream report an error."""
+    build args, context file names) and pushes; ``fail_build``/``fail_push`` make a build or push stream of
+    a matching image report an error."""
 
-    def __init__(self, fail_push: str = "") -> None:
+    def __init__(self, fail_push: str = "", fail_build: str = "") -> None:
         import json
         import re
         import tarfile
@@ -139,6 +140,8 @@ class _DockerStandIn:
         self.builds: list[dict] = []
         self.pushes: list[tuple[str, str]] = []
         self.ca_bundles: list[bytes] = []
+        self.fail_push, self.fail_build = fail_push, fail_build
+        self.push_after_builds: int | None = None  # how many builds had been asked for at the first push
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -187,12 +190,17 @@ class _DockerStandIn:
                     outer.builds.append({"tag": q["t"][0], "dockerfile": q["dockerfile"][0],
                                          "buildargs": json.loads(q.get("buildargs", ["{}"])[0]), "context": names})
                     n = len(outer.builds)
+                    if outer.fail_build and outer.fail_build in q["t"][0]:
+                        return self._send([{"stream": "Step 1/1\n"}, {"stream": "OSError: no space left\n"},
+                                           {"error": "exit status 1"}], lines=True)
                     return self._send([{"stream": "Step 1/1\n"}, {"aux": {"ID": f"sha256:{n:064x}"}},
                                        {"stream": f"Successfully built {n:012x}\n"}], lines=True)
                 m = re.fullmatch(r"/images/(.+)/push", path)
                 if m:
                     outer.pushes.append((m.group(1), q["tag"][0]))
-                    if fail_push and fail_push in m.group(1):
+                    if outer.push_after_builds is None:
+                        outer.push_after_builds = len(outer.builds)
+                    if outer.fail_push and outer.fail_push in m.group(1):
                         return self._send([{"status": "Preparing"}, {"error": "denied: not authorised"}], lines=True)
                     done = {"status": f"{q['tag'][0]}: digest: sha256:0"}
                     return self._send([{"status": "Pushed"}, done], lines=True)
@@ -207,9 +215,11 @@ class _DockerStandIn:
         self.server.server_close()
 
 
-def test_bqx_images_builds_tags_and_pushes_through_the_docker_api(monkeypatch, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_bqx_images_builds_tags_and_pushes_through_the_docker_api(monkeypatch, tmp_path, jobs):
     """The docker SDK calls of `bqx images` against a Docker Engine API stand-in (tests/containers builds
-    for real with podman): one small context with the CA bundle, every image in order, pushes after."""
+    for real with podman): one small context with the CA bundle, the wheelhouse first, every image (two
+    at a time with jobs=2), pushes only after every build."""
     from bqx.images import IMAGES
     from bqx.ship import build_images
 
@@ -217,13 +227,15 @@ def test_bqx_images_builds_tags_and_pushes_through_the_docker_api(monkeypatch, t
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     engine = _DockerStandIn()
     monkeypatch.setenv("DOCKER_HOST", engine.url)
+    lines: list[str] = []
     try:
         built = build_images(ROOT, "registry.example/ml", "2026.11.25", ca_bundle=str(ca), push=True,
-                             echo=lambda line: None)
+                             echo=lines.append, jobs=jobs)
     finally:
         engine.close()
     refs = ["registry.example/ml/bqx-wheels:2026.11.25"] + [f"registry.example/ml/bqx-{s}:2026.11.25" for s in IMAGES]
-    assert [b.ref for b in built] == refs and [b["tag"] for b in engine.builds] == refs
+    assert [b.ref for b in built] == refs  # plan order, however the builds interleaved
+    assert engine.builds[0]["tag"] == refs[0] and sorted(b["tag"] for b in engine.builds) == sorted(refs)
     assert engine.builds[0]["dockerfile"] == "images/wheels/Dockerfile"
     assert all(b["dockerfile"] == "images/Dockerfile" for b in engine.builds[1:])
     context = set(engine.builds[0]["context"])
@@ -232,14 +244,32 @@ def test_bqx_images_builds_tags_and_pushes_through_the_docker_api(monkeypatch, t
     assert not any(n.startswith((".git/", "tests/", "bench/")) or "__pycache__" in n for n in context)
     assert engine.ca_bundles[0] == ca.read_bytes()
     assert engine.pushes == [(r.rpartition(":")[0], "2026.11.25") for r in refs[1:]]  # the wheelhouse stays here
+    assert engine.push_after_builds == len(refs)
+    if jobs > 1:  # interleaved output says which image each line is about
+        assert "[drift] building registry.example/ml/bqx-drift:2026.11.25 (target stage)" in lines
 
 
-def test_bqx_images_stops_on_a_push_error(monkeypatch):
+def test_build_chains_keep_images_of_one_kind_together_and_start_with_the_heaviest():
+    from bqx.ship import build_chains, image_plan
+
+    chains = build_chains(ROOT, [b for b in image_plan(ROOT, "r", "t") if b.shipped])
+    names = [[b.name for b in c] for c in chains]
+    assert ["panel", "extract", "lag"] in names  # one image under three names: built once, then cached
+    assert names[0] == ["serve"] and names[1] == ["drift"]
+    assert sorted(n for c in names for n in c) == sorted(__import__("bqx.images").images.IMAGES)
+
+
+def test_bqx_images_pushes_nothing_when_a_build_fails_and_stops_on_a_push_error(monkeypatch):
     from bqx.ship import build_images
 
-    engine = _DockerStandIn(fail_push="bqx-panel")
+    engine = _DockerStandIn(fail_build="bqx-select")
     monkeypatch.setenv("DOCKER_HOST", engine.url)
     try:
+        with pytest.raises(RuntimeError, match="build of .*bqx-select.* failed at Step 1/1: .*no space left"):
+            build_images(ROOT, "registry.example/ml", "t", push=True, echo=lambda line: None, jobs=2)
+        assert engine.pushes == []
+        engine.fail_build = None
+        engine.fail_push = "bqx-panel"
         with pytest.raises(RuntimeError, match="bqx-panel.*denied"):
             build_images(ROOT, "registry.example/ml", "t", push=True, echo=lambda line: None)
     finally:

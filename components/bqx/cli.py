@@ -265,7 +265,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 0
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     built = build_images(Path(args.root), args.registry, args.tag, args.python_image, args.ca_bundle, args.push,
-                         only)
+                         only, jobs=args.jobs)
     for b in built:
         print(f"image size {b.ref}: {b.size_bytes / 1e6:,.0f} MB")
     print(f"{'pushed' if args.push else 'built'} {len(built)} images; compile with "
@@ -444,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-bundle", help="a PEM CA bundle pip trusts inside the build (behind a TLS-inspecting "
                                        "proxy); it stays in the build, never in an image")
     p.add_argument("--only", help="comma-separated images to build (default: all)")
-    p.add_argument("--push", action="store_true", help="push the images after building them")
+    p.add_argument("--push", action="store_true", help="push the images once every one is built")
+    p.add_argument("--jobs", type=int, default=2, help="images built at a time after the wheelhouse (default 2)")
     p.add_argument("--root", default=".", help="the repository checkout to build from")
     p.add_argument("--dry-run", action="store_true", help="print what would be built")
     p.add_argument("--write-constraints", action="store_true",

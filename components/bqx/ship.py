@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,27 +114,70 @@ class Built:
 
 def build_images(root: Path, registry: str, tag: str, python_image: str = DEFAULT_PYTHON_IMAGE,
                  ca_bundle: str | None = None, push: bool = False, only: list[str] | None = None,
-                 echo: Callable[[str], None] = print) -> list[Built]:
-    """Build the wheelhouse and every image (or ``only`` these) through the engine's API, printing each
-    build step; push the shipped ones when asked. Raises RuntimeError naming the image and the failing step."""
+                 echo: Callable[[str], None] = print, jobs: int = 1) -> list[Built]:
+    """Build the wheelhouse, then every image (or ``only`` these) through the engine's API, ``jobs`` builds
+    at a time, printing each build step; push the shipped ones once all are built. Returns them in plan
+    order. Raises RuntimeError naming the image and the failing step."""
     client = engine()
     plan = [b for b in image_plan(root, registry, tag, python_image) if not only or b.name in only or not b.shipped]
     unknown = sorted(set(only or ()) - {b.name for b in plan})
     if unknown:
         raise ValueError(f"no image named {', '.join(unknown)} (images: {', '.join(IMAGES)})")
-    built = []
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: must be at least 1")
+    lock = threading.Lock()
+
+    def say(name: str, line: str) -> None:
+        with lock:
+            echo(line if jobs == 1 else f"{line[:len(line) - len(line.lstrip())]}[{name}] {line.lstrip()}")
+
+    def build_chain(chain: list[ImageBuild], c: Any) -> list[Built]:  # noqa: ANN401
+        out = []
+        for b in chain:
+            say(b.name, f"building {b.ref}" + (f" (target {b.target})" if b.target else ""))
+            t0 = time.perf_counter()
+            _build(c, context, b, lambda line, n=b.name: say(n, line))
+            size = int(c.images.get(b.ref).attrs.get("Size") or 0)
+            out.append(Built(b.ref, time.perf_counter() - t0, size))
+            say(b.name, f"built {b.ref}: {size / 1e6:,.0f} MB in {out[-1].seconds:.0f} s")
+        return out
+
+    built: dict[str, Built] = {}
     with tempfile.TemporaryDirectory(prefix="bqx-build-context-") as tmp:
         context = build_context(root, Path(tmp), ca_bundle)
+        first = [b for b in plan if not b.shipped]  # the wheelhouse every image copies from
+        for b in build_chain(first, client):
+            built[b.ref] = b
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            chains = [pool.submit(build_chain, chain, engine() if jobs > 1 else client)
+                      for chain in build_chains(root, [b for b in plan if b.shipped])]
+            try:
+                for f in concurrent.futures.as_completed(chains):
+                    built.update((b.ref, b) for b in f.result())
+            except BaseException:
+                for f in chains:
+                    f.cancel()
+                raise
+    if push:
         for b in plan:
-            echo(f"building {b.ref}" + (f" (target {b.target})" if b.target else ""))
-            t0 = time.perf_counter()
-            _build(client, context, b, echo)
-            size = int(client.images.get(b.ref).attrs.get("Size") or 0)
-            built.append(Built(b.ref, time.perf_counter() - t0, size))
-            echo(f"built {b.ref}: {size / 1e6:,.0f} MB in {built[-1].seconds:.0f} s")
-            if push and b.shipped:
+            if b.shipped:
                 _push(client, b.ref, echo)
-    return built
+    return [built[b.ref] for b in plan]
+
+
+def build_chains(root: Path, plan: list[ImageBuild]) -> list[list[ImageBuild]]:
+    """Images that build the same (target, extras) share every layer, so each such group is one chain
+    built in order (the first builds, the rest reuse its cache); the chains are independent and go
+    longest first: the serve target (it also compiles the kernels and strips), then by how many
+    distributions the image installs."""
+    groups: dict[tuple[str | None, str], list[ImageBuild]] = {}
+    for b in plan:
+        groups.setdefault((b.target, b.buildargs.get("EXTRAS", "")), []).append(b)
+
+    def weight(key: tuple[str | None, str]) -> tuple[bool, int]:
+        return key[0] == "serve", len(image_requirements(root, key[1]).splitlines())
+
+    return [groups[k] for k in sorted(groups, key=weight, reverse=True)]
 
 
 _STEP = re.compile(r"^(\[\d+/\d+\] )?(Step|STEP) \d+")  # Docker: "Step 3/9 :", podman: "[2/4] STEP 3/9:"

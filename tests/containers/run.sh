@@ -60,8 +60,9 @@ elif timeout 60 podman pull -q docker.io/library/python:3.11-slim-bookworm >/dev
   python_image=docker.io/library/python:3.11-slim-bookworm
   say "pulled $python_image"
 else
-  mirror=$( (grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}';
-             grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}') | grep -v security | head -1)
+  # deb822 sources (Debian 12's default) or a one-line sources.list, whichever the machine has
+  mirror=$( { grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}';
+              grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}'; } | grep -v security | head -1 || true)
   mirror=${mirror:-http://deb.debian.org/debian}
   say "no registry base image can be pulled: debootstrap bookworm from $mirror"
   rootfs="$work/rootfs"
