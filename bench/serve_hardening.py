@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fuzz_requests import FEATURES, MODEL, PAYLOAD, Case, loads, package_files, problem, send  # noqa: E402
+from httpload import exchange, request_bytes  # noqa: E402  (bench/httpload.py)
 from serve import rss_bytes  # noqa: E402  (bench/serve.py)
 
 from bqx.serving.launch import bqx_serve, free_port, started  # noqa: E402
@@ -67,34 +68,19 @@ def fuzz(client: httpx.Client, root: Path, n: int) -> None:
         print(f"  problem: {p}", file=sys.stderr)
 
 
-def _request(method: str, path: str, body: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
-    """One request on a kept-alive connection; the response's status (its body read and dropped)."""
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length")
-    await reader.readexactly(length)
-    return int(lines[0].split()[1])
-
-
 async def load(port: int, clients: int, seconds: float, pid: int) -> None:
     """``clients`` kept-alive connections, each sending its next request when the last is answered: 4 in 5
     valid one-row invocations, 1 in 5 malformed (deep JSON, unknown fields, unknown model, a load outside
     the root, a listing). The client writes pre-built requests on raw sockets so that it, not the server,
     is the cheap side of the exchange."""
     rng = np.random.default_rng(0)
-    valid = [_request("POST", f"/models/{MODEL}/invoke", json.dumps({"features": dict(zip(
+    valid = [request_bytes("POST", f"/models/{MODEL}/invoke", json.dumps({"features": dict(zip(
         FEATURES, rng.standard_normal(len(FEATURES)).tolist(), strict=True))}).encode()) for _ in range(32)]
-    bad = [_request("POST", f"/models/{MODEL}/invoke", b"[" * 20_000),
-           _request("POST", f"/models/{MODEL}/invoke", b'{"rows": [{"x": 1}]}'),
-           _request("POST", "/models/nope/invoke", b'{"features": {}}'),
-           _request("POST", "/models", b'{"model_name": "x", "url": "/etc/passwd"}'),
-           _request("GET", "/models")]
+    bad = [request_bytes("POST", f"/models/{MODEL}/invoke", b"[" * 20_000),
+           request_bytes("POST", f"/models/{MODEL}/invoke", b'{"rows": [{"x": 1}]}'),
+           request_bytes("POST", "/models/nope/invoke", b'{"features": {}}'),
+           request_bytes("POST", "/models", b'{"model_name": "x", "url": "/etc/passwd"}'),
+           request_bytes("GET", "/models")]
     latencies: list[float] = []
     statuses: collections.Counter[int] = collections.Counter()
     transport_errors = 0
@@ -114,7 +100,7 @@ async def load(port: int, clients: int, seconds: float, pid: int) -> None:
             k += 1
             t = time.perf_counter()
             try:
-                status = await _exchange(reader, writer, bad[k % len(bad)] if k % 5 == 0 else valid[k % len(valid)])
+                status = await exchange(reader, writer, bad[k % len(bad)] if k % 5 == 0 else valid[k % len(valid)])
             except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
                 transport_errors += 1
                 writer.close()

@@ -150,6 +150,8 @@ def test_packages_that_escape_or_do_not_parse_are_400(root, tmp_path):
         "deep-json": ([(_info(n), b"[" * 100_000 if n == "meta.json" else d) for n, d in good.items()],
                       "meta.json is not valid JSON"),
         "missing": ([(_info("model.cbm"), good["model.cbm"])], "lacks selection.json, meta.json"),
+        "long-name": ([*((_info(n), d) for n, d in good.items()), (_info("x" * 300), b"1")],
+                      "longer than 255 bytes"),  # once a 500: OSError(36, 'File name too long')
     }
     for name, (members, words) in cases.items():
         status, body = _load(app, _tarball(root / f"{name}.tar.gz", members).name, name)

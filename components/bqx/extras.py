@@ -12,6 +12,7 @@ EXTRA_OF = {
     "evidently": "drift",
     "boto3": "aws", "botocore": "aws",
     "docker": "ship",
+    "orjson": "serve",
 }
 
 

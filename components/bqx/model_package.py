@@ -101,6 +101,8 @@ def _members(tar: tarfile.TarFile, name: str) -> list[tarfile.TarInfo]:
         if total > MAX_UNPACKED_BYTES:
             raise PackageError(f"{name}: unpacks to more than {MAX_UNPACKED_BYTES:,} bytes")
         if m.isfile() and len([p for p in parts if p != "."]) == 1:
+            if len(parts[-1].encode("utf-8", "surrogateescape")) > 255:  # NAME_MAX: the file could not be created
+                raise PackageError(f"{name}: member name {m.name[:40]!r}... is longer than 255 bytes")
             keep.append(m)
     return keep
 

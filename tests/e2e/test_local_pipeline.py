@@ -10,7 +10,7 @@ import pytest
 
 from bqx.config import Settings
 from bqx.local_run import run_local
-from bqx.model_package import load_tarball
+from bqx.model_package import load_dir, load_tarball, unpacked
 from bqx.sample import write_sample
 
 PAIRS = ["eurusd", "usdjpy", "gbpusd"]
@@ -42,6 +42,10 @@ def test_every_model_loads_from_its_tarball_and_predicts(run):
         test = pd.read_parquet(Path(dataset) / "test.parquet")
         pred = model.predict(test[model.features])
         assert len(model.features) == 250 and np.isfinite(pred).all() and pred.std() > 0
+        with unpacked(Path(task.artifacts["model"]["uri"]) / "model.tar.gz") as d:  # what serving evaluates
+            served = load_dir(d, with_reference=False, predictor="trees")
+        assert type(served.model).__name__ == "ObliviousTrees"
+        np.testing.assert_allclose(served.predict(test[model.features].to_numpy()), pred, rtol=0, atol=1e-6)
         m = task.artifacts["metrics"]["metadata"]
         assert {"model_rmse", "zero_rmse", "persistence_rmse", "wf_model_rmse", "wf_persistence_rmse"} <= set(m)
         assert m["rows"] == len(test) and m["wf_rows"] > len(test) and m["bar_interval_s"] == 60

@@ -16,9 +16,11 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 10_000
+_NUMBER = {float, int}
 SHOW = 8  # names listed per problem; the count says how many more
 
 
@@ -56,14 +58,23 @@ def parse_json(body: bytes, content_type: str | None) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
     try:
-        obj = json.loads(body)
+        obj = orjson.loads(body)  # ~6x faster than json for a row of 250 floats
+    except orjson.JSONDecodeError:
+        obj = _parse_refused(body)
+    if not isinstance(obj, dict):
+        raise PayloadError(400, "request body must be a JSON object with 'rows', 'features' or 'bars'")
+    return obj
+
+
+def _parse_refused(body: bytes) -> Any:  # noqa: ANN401
+    """What orjson refused, parsed by the standard library for its message (or for NaN and Infinity,
+    which it accepts, so that the row check names the non-finite fields)."""
+    try:
+        return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(400, f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise PayloadError(400, "request body is nested too deeply to be a bqx request") from None
-    if not isinstance(obj, dict):
-        raise PayloadError(400, "request body must be a JSON object with 'rows', 'features' or 'bars'")
-    return obj
 
 
 def request_rows(obj: dict[str, Any]) -> list[Any] | None:
@@ -109,7 +120,7 @@ def rows_matrix(rows: list[Any], features: list[str]) -> np.ndarray:
                 parts.append(f"unknown {len(extra)} field(s): {_names(extra)}")
             raise PayloadError(400, f"row {i}: " + "; ".join(parts))
         values = [row[f] for f in features]
-        ok = all(type(v) is float or type(v) is int for v in values)  # not bool, str, None, list
+        ok = set(map(type, values)) <= _NUMBER  # not bool, str, None, list
         if ok:
             try:
                 out[i] = values
