@@ -107,7 +107,7 @@ def raw_bars_invocations(url: str, root: Path, minutes: int = 300) -> None:
 
     every = [f"{t}.{n}" for t, fam in FAMILIES.items() for n in fam.names(Settings())]
     names = [n if i % 2 else f"{n}_lag60" for i, n in enumerate(every[::4][:FEATURES])]
-    path = synthetic_model(root / "raw.tar.gz", "eurusd", names, rows=2000, iterations=300)
+    path = synthetic_model(root / "models" / "raw.tar.gz", "eurusd", names, rows=2000, iterations=300)
     bars = generate(list(PAIRS), days=4, seed=9)
     grid = np.unique(np.concatenate([b["ts_utc"].astype("int64").to_numpy() for b in bars.values()]))
     start, cut = grid[-(3200 + minutes)], grid[-minutes]

@@ -277,6 +277,35 @@ def test_request_bars_fast_path_matches_the_file_rules(bars):
     assert err.value.status == 400 and "row 0" in err.value.message and "'volume'" in err.value.message
 
 
+def test_market_requests_are_checked_in_one_pass_and_name_the_pair_and_row(bars):
+    """A minute of every pair is checked over all pairs at once; a pair that breaks a rule is named with
+    its own row, exactly as a request with that pair alone would be."""
+    from bqx.serving.online import parse_market_bars
+
+    raw = [{k: v for k, v in b.items() if k != "volume"} for b in _bars_json(bars.iloc[:3])]
+    market = {p: [dict(b) for b in raw] for p in ("eurusd", "usdjpy", "gbpusd")}
+    frames = parse_market_bars(market)
+    assert list(frames) == list(market) and all(len(f) == 3 for f in frames.values())
+    for change, field, text in (({"high": 0.5}, "high", "high < low"),
+                                ({"ts_utc": raw[1]["ts_utc"]}, "ts_utc", "duplicate timestamp"),
+                                ({"close": float("inf")}, "close", "not a finite number")):
+        broken = {p: [dict(b) for b in bars_] for p, bars_ in market.items()}
+        broken["usdjpy"][2].update(change)
+        with pytest.raises(PayloadError) as err:
+            parse_market_bars(broken)
+        with pytest.raises(PayloadError) as alone:
+            parse_bars(broken["usdjpy"], "usdjpy")
+        assert err.value.message == alone.value.message
+        assert "usdjpy" in err.value.message and "row 2" in err.value.message and field in err.value.message
+        assert text in err.value.message, err.value.message
+    # each pair's times increase on their own: one pair's last minute before the next pair's first is fine
+    shifted = {"eurusd": market["eurusd"], "usdjpy": market["usdjpy"][:1]}
+    assert len(parse_market_bars(shifted)["usdjpy"]) == 1
+    # volume missing in one pair and present in another: each pair is checked alone, and both pass
+    with_volume = {"eurusd": [dict(b, volume=1.0) for b in raw], "usdjpy": [dict(b, volume=float("nan")) for b in raw]}
+    assert set(parse_market_bars(with_volume)) == {"eurusd", "usdjpy"}
+
+
 def test_history_accumulates_across_requests_until_the_state_can_start(bars, tmp_path):
     """Requests are capped at a few MB (SageMaker's real-time limit): history may arrive in pieces.
     Each short piece is kept and answered 202 with the count so far; the piece that completes it

@@ -176,11 +176,30 @@ def validate_bars(df: pd.DataFrame, path: str | Path, pair: str) -> pd.DataFrame
     return out
 
 
+def check_many(bars: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]], path: str | Path) -> None:
+    """:func:`check_rows` for several pairs' bars (pair -> (ns, values)) in one pass over them all, for
+    requests that carry a minute of every pair; a pair that breaks a rule is then checked alone, so
+    the error names it and its row exactly as check_rows does."""
+    cols = {tuple(values) for _, values in bars.values()}
+    if len(bars) > 1 and len(cols) == 1:
+        parts = list(bars.values())
+        starts = np.cumsum([0] + [len(ns) for ns, _ in parts[:-1]])
+        try:
+            check_rows(np.concatenate([ns for ns, _ in parts]), {c: np.concatenate([v[c] for _, v in parts])
+                                                                 for c in next(iter(cols))}, path, "", segments=starts)
+            return
+        except BarValidationError:
+            pass
+    for pair, (ns, values) in bars.items():
+        check_rows(ns, values, path, pair)
+
+
 def check_rows(ns: np.ndarray, values: dict[str, np.ndarray], path: str | Path, pair: str,
-               raw: Callable[[str, int], object] | None = None) -> None:
+               raw: Callable[[str, int], object] | None = None, segments: np.ndarray | None = None) -> None:
     """The row rules on parsed bars (UTC ns times and float columns): whole minutes, strictly increasing,
     finite positive prices (volume >= 0 or all missing), low <= open/close <= high. ``raw`` gives the
-    value as written, for the message."""
+    value as written, for the message. ``segments``: the first rows of independent series laid end to
+    end (times need only increase within each)."""
     path = Path(path)
 
     def when(row: int) -> pd.Timestamp:
@@ -190,6 +209,8 @@ def check_rows(ns: np.ndarray, values: dict[str, np.ndarray], path: str | Path, 
     if bad is not None:
         raise BarValidationError(path, pair, bad, "ts_utc", f"{when(bad)} is not on a whole minute")
     step = np.diff(ns)
+    if segments is not None and len(segments) > 1:
+        step[segments[1:] - 1] = 1  # from one series to the next: not a step
     bad = _first_bad(step == 0)
     if bad is not None:
         raise BarValidationError(path, pair, bad + 1, "ts_utc", f"duplicate timestamp {when(bad + 1)}")

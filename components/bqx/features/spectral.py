@@ -181,16 +181,15 @@ def _wavelets(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: 
 def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
     windows = np.empty((len(SERIES), RING_X))
     _wavelets(t, idx, bqx, state, out, windows)
-    j = 0
-    for si in range(len(SERIES)):
-        for w in FFT_WINDOWS:
-            block = windows[si, RING_X - w:][None, :]
-            if np.isnan(block).any():
-                out[j:j + len(FFT_FIELDS)] = np.nan
-            else:
-                res = _REDUCERS[w](block)
-                out[j:j + len(FFT_FIELDS)] = [res[f][0] for f in FFT_FIELDS]
-            j += len(FFT_FIELDS)
+    nf = len(FFT_FIELDS)
+    for wi, w in enumerate(FFT_WINDOWS):  # both series' windows in one reducer call (rows are independent)
+        block = windows[:, RING_X - w:]
+        res = _REDUCERS[w](block)
+        vals = np.stack([res[f] for f in FFT_FIELDS], axis=1)  # (series, fields)
+        vals[np.isnan(block).any(axis=1)] = np.nan
+        for si in range(len(SERIES)):
+            j = (si * len(FFT_WINDOWS) + wi) * nf
+            out[j:j + nf] = vals[si]
     return ONLINE_STATE
 
 

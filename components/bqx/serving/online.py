@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from bqx.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, BarValidationError, check_rows, validate_bars
+from bqx.bars import OPTIONAL_COLUMNS, PRICE_COLUMNS, BarValidationError, check_many, check_rows, validate_bars
 from bqx.config import Settings
 from bqx.extract import pair_inputs
 from bqx.features import bqx_core
@@ -260,17 +260,19 @@ class RequestBars:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BAR_COLUMNS = frozenset((*PRICE_COLUMNS, *OPTIONAL_COLUMNS))
 
 
 def _plain_bars(raw: list[dict]) -> RequestBars | None:
     """The common case parsed without pandas: ISO 8601 strings with an offset, numbers for every column,
     the same columns in every bar. None for anything else (the pandas path then names the problem)."""
     cols = [c for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS) if c in raw[0]]
+    present = set(cols)
     ns = np.empty(len(raw), dtype=np.int64)
     values = {c: np.empty(len(raw)) for c in cols}
     for i, b in enumerate(raw):
         ts = b.get("ts_utc")
-        if not isinstance(ts, str) or any((c in b) != (c in cols) for c in (*PRICE_COLUMNS, *OPTIONAL_COLUMNS)):
+        if not isinstance(ts, str) or b.keys() & _BAR_COLUMNS != present:
             return None
         try:
             when = datetime.fromisoformat(ts)
@@ -288,15 +290,17 @@ def _plain_bars(raw: list[dict]) -> RequestBars | None:
     return RequestBars(ns, values)
 
 
-def parse_bars(raw: object, pair: str) -> RequestBars:
-    """The request's bars, validated by the same rules as bar files; 400 naming the row and field of the
-    first problem."""
+def parse_bars(raw: object, pair: str, checked: bool = True) -> RequestBars:
+    """The request's bars, validated by the same rules as bar files (``checked`` False: the common
+    form parsed but its row rules left to :func:`parse_market_bars`); 400 naming the row and field of
+    the first problem."""
     if not isinstance(raw, list) or not raw or not all(isinstance(b, dict) for b in raw):
         raise PayloadError(400, "'bars' must be a non-empty list of objects {ts_utc, open, high, low, close[, volume]}")
     try:
         plain = _plain_bars(raw)
         if plain is not None:
-            check_rows(plain.ns, plain.values, "request", pair)
+            if checked:
+                check_rows(plain.ns, plain.values, "request", pair)
             return plain
         frame = validate_bars(pd.DataFrame(raw), "request", pair)
     except BarValidationError as exc:
@@ -305,6 +309,21 @@ def parse_bars(raw: object, pair: str) -> RequestBars:
         raise PayloadError(400, f"bars: {exc}") from None
     return RequestBars(pd.DatetimeIndex(frame["ts_utc"]).asi8,
                        {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c != "ts_utc"})
+
+
+def parse_market_bars(raw: dict[str, object]) -> dict[str, RequestBars]:
+    """Every pair's bars of a ``{pair: [bars]}`` request, the row rules checked over all pairs at once
+    (a minute of 28 pairs: one pass instead of 28)."""
+    frames = {}
+    for p, bars in raw.items():
+        if p not in PAIRS:
+            raise PayloadError(400, f"bars: {p!r} is not one of the 28 pairs")
+        frames[p] = parse_bars(bars, p, checked=False)
+    try:
+        check_many({p: (b.ns, b.values) for p, b in frames.items()}, "request")
+    except BarValidationError as exc:
+        raise PayloadError(400, f"bars: {exc}") from None
+    return frames
 
 
 @dataclass(frozen=True)
@@ -421,11 +440,7 @@ class OnlineRegistry:
     def _frames(raw_bars: object, pair: str) -> dict[str, RequestBars]:
         if not isinstance(raw_bars, dict):
             return {pair: parse_bars(raw_bars, pair)}
-        frames = {}
-        for p, raw in raw_bars.items():
-            if p not in PAIRS:
-                raise PayloadError(400, f"bars: {p!r} is not one of the 28 pairs")
-            frames[p] = parse_bars(raw, p)
+        frames = parse_market_bars(raw_bars)
         if pair not in frames:
             raise PayloadError(400, f"bars: no bars of the model's pair {pair}")
         return frames
