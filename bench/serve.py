@@ -96,7 +96,7 @@ def online_updates(steps: int = 500) -> None:
     print(f"update speed ratio (batch recompute / online p50): {full / np.percentile(u, 50):.0f} x")
 
 
-def raw_bars_invocations(url: str, root: Path, minutes: int = 300) -> None:
+def raw_bars_invocations(url: str, root: Path, minutes: int = 1000) -> None:
     """End to end with raw bars: a 250-feature model drawing on all 25 tables (cross-pair ones too),
     seeded by one request with every pair's recent history, then one request per minute carrying the
     new bar of every pair, sent one after another; latency includes parsing, validation, the market

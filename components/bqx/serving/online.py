@@ -180,7 +180,8 @@ class PairEngine:
                 table.bind(self.series)
         self.last_ts = int(self.series["ts_ns"][self.n - 1])
         self.update_seconds: deque[float] = deque(maxlen=100_000)
-        self._plans: dict[tuple[str, ...], list[tuple[_Table, int, int]]] = {}  # model inputs -> (table, col, lag)
+        # model inputs -> per table: (table, positions in the row, ring columns, lags)
+        self._plans: dict[tuple[str, ...], list[tuple[_Table, np.ndarray, np.ndarray, np.ndarray]]] = {}
 
     @property
     def nbytes(self) -> int:
@@ -221,14 +222,20 @@ class PairEngine:
         self.update_seconds.append(time.perf_counter() - t0)
 
     def row(self, features: list[str]) -> np.ndarray:
-        """The model's inputs at the latest bar, in the model's order."""
+        """The model's inputs at the latest bar, in the model's order: one gather per table."""
         plan = self._plans.get(tuple(features))
         if plan is None:
-            plan = [(*self.columns[split_feature(f)[1]], split_feature(f)[2]) for f in features]
+            where = [(*self.columns[split_feature(f)[1]], split_feature(f)[2]) for f in features]
+            plan = []
+            for table in self._tables:
+                mine = [i for i, (t, _, _) in enumerate(where) if t is table]
+                if mine:
+                    plan.append((table, np.array(mine), np.array([where[i][1] for i in mine]),
+                                 np.array([where[i][2] for i in mine])))
             self._plans[tuple(features)] = plan
-        out = np.empty(len(plan))
-        for i, (table, col, lag) in enumerate(plan):
-            out[i] = table.ring[(table.pos - 1 - lag) % len(table.ring), col]
+        out = np.empty(len(features))
+        for table, positions, cols, lags in plan:
+            out[positions] = table.ring[(table.pos - 1 - lags) % len(table.ring), cols]
         return out
 
 
