@@ -109,3 +109,24 @@ def test_drift_distances_by_hand_and_too_short_a_reference():
     assert np.isnan(flat).all()  # no spread: not scored
     with pytest.raises(ValueError, match="too few to calibrate"):
         calibrate(x[:20], 30, 10)
+
+
+def test_quantiles_equal_numpys_nanquantile_with_missing_and_constant_columns():
+    import warnings
+
+    from bqx.drift_scores import QUANTILES, quantiles
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3001, 40)) * rng.uniform(0.01, 100, 40)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, 3] = np.nan  # a feature still in warm-up
+    x[:, 4] = np.nan
+    x[-1, 4] = 2.5  # one value
+    x[:, 5] = 7.0  # constant
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanquantile(x, QUANTILES, axis=0)
+    got = quantiles(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.isnan(got[:, 3]).all() and (got[:, 4] == x[-1, 4]).all() and (got[:, 5] == 7.0).all()

@@ -46,9 +46,18 @@ def _quiet() -> Iterator[None]:
 
 
 def quantiles(x: np.ndarray) -> np.ndarray:
-    """(64, F) quantiles of each column, NaN ignored."""
+    """(64, F) quantiles of each column, NaN ignored: numpy's nanquantile ("linear" method), computed
+    from one sort of every column at once (nanquantile goes column by column: ~4x slower here)."""
+    s = np.sort(x, axis=0)  # NaN sort last
+    n = len(x) - np.count_nonzero(np.isnan(x), axis=0)
+    pos = QUANTILES[:, None] * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    a, b = np.take_along_axis(s, lo, axis=0), np.take_along_axis(s, hi, axis=0)
     with _quiet():
-        return np.nanquantile(x, QUANTILES, axis=0)
+        out = a + (b - a) * (pos - lo)
+    out[:, n == 0] = np.nan
+    return out
 
 
 def spread(x: np.ndarray) -> np.ndarray:
