@@ -14,7 +14,7 @@ import os
 import traceback
 from collections.abc import Callable, Sequence
 
-from bqx.progress import say
+from bqx.progress import say, work_started
 
 FAILED = "failed"
 TEXT_KINDS = ("HTML", "Markdown")  # output artifacts that are a file a person opens: they get the reason
@@ -55,6 +55,7 @@ def run_isolated(stage: str, pair: str, inputs: Sequence[object], outputs: Seque
         say(stage, pair, f"skipped: failed at {upstream['stage']}")
         return False
     try:
+        work_started()
         work()
     except Exception as err:  # noqa: BLE001 - recorded for this pair and shown, never swallowed silently
         reason = f"{type(err).__name__}: {err}"

@@ -22,9 +22,10 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
     from bqx.bars import describe_interval
     from bqx.config import Settings
     from bqx.ingest import ingest
-    from bqx.progress import say
+    from bqx.progress import say, work_started
     from bqx.reports import ingest_markdown
 
+    work_started()
     summary = ingest(source, bars.path, pairs, Settings.from_json(settings_json))
     bars.metadata["pairs"] = sorted(summary)
     interval = next(iter(summary.values()))["bar_interval_s"]
@@ -43,8 +44,9 @@ def build_panel(bars: Input[Dataset], pairs: List[str], settings_json: str, pane
     """Put every pair on one minute grid: returns, BQX changes, currency strengths (cross-pair inputs)."""
     from bqx.config import Settings
     from bqx.panel import run
-    from bqx.progress import say
+    from bqx.progress import say, work_started
 
+    work_started()
     summary = run(bars.path, pairs, Settings.from_json(settings_json), panel.path)
     panel.metadata.update(summary)
     say("panel", "all", f"{len(summary['pairs'])} pairs on {summary['rows']:,} grid rows, "
@@ -153,9 +155,10 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
 
     from bqx.config import Settings
     from bqx.deploy import ModelRef, deploy_local, deploy_sagemaker
-    from bqx.progress import say
+    from bqx.progress import say, work_started
     from bqx.reports import deploy_markdown
 
+    work_started()
     failed = {m.metadata["pair"]: f"failed at {m.metadata.get('failed_stage', 'train')}: {m.metadata.get('reason', '')}"
               for m in models if m.metadata.get("status") == "failed"}
     refs = [ModelRef(m.metadata["pair"], Path(m.path) / "model.tar.gz", dict(m.metadata)) for m in models
