@@ -151,12 +151,6 @@ def raw_bars_invocations(url: str, root: Path, minutes: int = 1000) -> None:
           f"{np.percentile(ms, 99):.2f} ms")
 
 
-def percentiles(label: str, seconds: list[float] | np.ndarray, unit_ms: bool = True) -> None:
-    ms = np.asarray(seconds) * (1e3 if unit_ms else 1.0)
-    for q in (50, 99):
-        print(f"{label} p{q}: {np.percentile(ms, q):.3f} ms")
-
-
 def predictors(tarball: Path, rng: np.random.Generator) -> None:
     """One-row predict in process: CatBoost's own (numpy row, and a one-row DataFrame as the plain-pandas
     reference) against the served predictor on the same rows; they agree to 1e-9 (tests/test_trees.py)."""
@@ -196,7 +190,9 @@ def handler_in_process(models: Path, bodies: list[bytes], names: list[str]) -> N
         status, _ = app.handle("POST", f"/models/{names[i % len(names)]}/invoke", headers, bodies[i % len(bodies)])
         took.append(time.perf_counter() - t)
         assert status == 200
-    percentiles("invoke handled in process (no HTTP)", took[500:])
+    ms = np.array(took[500:]) * 1e3
+    print(f"invoke handled in process (no HTTP) p50: {np.percentile(ms, 50):.3f} ms")
+    print(f"invoke handled in process (no HTTP) p99: {np.percentile(ms, 99):.3f} ms")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +37,24 @@ def _keys(location: str, suffixes: tuple[str, ...]) -> Iterator[str]:
         for obj in page.get("Contents", []):
             if obj["Key"].endswith(suffixes):
                 yield obj["Key"]
+
+
+def _files(location: str, suffix: str) -> list[tuple[str, Callable[[], bytes]]]:
+    """Each file under a directory (subdirectories included) or S3 prefix whose name ends with ``suffix``,
+    sorted by name, with a function that reads it (one S3 client for them all)."""
+    if not is_s3(location):
+        return [(str(p), p.read_bytes) for p in sorted(Path(location).rglob(f"*{suffix}"))]
+    s3, (bucket, _) = _s3(), split_s3(location)
+    return [(k, lambda k=k: s3.get_object(Bucket=bucket, Key=k)["Body"].read())  # type: ignore[attr-defined]
+            for k in sorted(_keys(location, (suffix,)))]
+
+
+def write_object(location: str, name: str, data: bytes) -> str:
+    """``data`` as one object ``name`` under an S3 prefix (written whole: no reader sees part of it);
+    returns its key."""
+    bucket, prefix = split_s3(location.rstrip("/") + "/")
+    _s3().put_object(Bucket=bucket, Key=prefix + name, Body=data)  # type: ignore[attr-defined]
+    return prefix + name
 
 
 def _read_bytes(location: str, name: str) -> bytes | None:
@@ -84,15 +102,8 @@ def read_served(location: str | Path, pair: str) -> pd.Series:
     the server's Parquet prediction log or the endpoint's Data Capture JSON Lines (files under
     ``location``, subdirectories included)."""
     loc = str(location)
-    if is_s3(loc):
-        bucket, _ = split_s3(loc)
-        parquet = [(k, lambda k=k: _s3().get_object(Bucket=bucket, Key=k)["Body"].read())  # type: ignore[attr-defined]
-                   for k in sorted(_keys(loc, (".parquet",)))]
-        jsonl = [(k, lambda k=k: _s3().get_object(Bucket=bucket, Key=k)["Body"].read())  # type: ignore[attr-defined]
-                 for k in sorted(_keys(loc, (".jsonl",)))]
-    else:
-        parquet = [(str(p), p.read_bytes) for p in sorted(Path(loc).rglob("*.parquet"))]
-        jsonl = [(str(p), p.read_bytes) for p in sorted(Path(loc).rglob("*.jsonl"))]
+    parquet = _files(loc, ".parquet")
+    jsonl = [] if parquet else _files(loc, ".jsonl")
     if parquet:
         frames = [_log_part(name, read()) for name, read in parquet]
     elif jsonl:

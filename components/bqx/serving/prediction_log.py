@@ -8,20 +8,23 @@ Parquet part file per flush (atomic rename, so a reader never sees half a file) 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
-from bqx.io import write_parquet
+from bqx.io import pq_write, write_parquet
+from bqx.locations import is_s3, write_object
 
 
 class PredictionLog:
     def __init__(self, log_dir: str | Path, flush_rows: int = 1000, flush_seconds: float = 30.0) -> None:
         self.location = str(log_dir)
         self.dir = Path(log_dir)
-        if not self.location.startswith("s3://"):
+        if not is_s3(self.location):
             self.dir.mkdir(parents=True, exist_ok=True)
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self._rows: list[tuple] = []
@@ -48,20 +51,8 @@ class PredictionLog:
         df = pd.DataFrame(rows, columns=["ts_utc", "pair", "prediction", "model", "model_version"])
         df["ts_utc"] = pd.to_datetime(df["ts_utc"], utc=True)
         name = f"predictions-{time.time_ns()}-{seq:06d}.parquet"
-        if self.location.startswith("s3://"):
-            return self._put(df, name)
+        if is_s3(self.location):
+            buf = io.BytesIO()
+            pq_write(pa.Table.from_pandas(df, preserve_index=False), buf)
+            return Path(write_object(self.location, name, buf.getvalue()))
         return write_parquet(df, self.dir / name)
-
-    def _put(self, df: pd.DataFrame, name: str) -> Path:
-        import io
-
-        import boto3
-
-        from bqx.aws import endpoint_url, split_s3
-
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        bucket, prefix = split_s3(self.location.rstrip("/") + "/")
-        boto3.client("s3", endpoint_url=endpoint_url()).put_object(Bucket=bucket, Key=prefix + name,
-                                                                   Body=buf.getvalue())
-        return Path(prefix + name)
