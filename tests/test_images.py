@@ -249,10 +249,10 @@ def test_bqx_images_builds_tags_and_pushes_through_the_docker_api(monkeypatch, t
         assert "[drift] building registry.example/ml/bqx-drift:2026.11.25 (target stage)" in lines
 
 
-def test_build_chains_keep_images_of_one_kind_together_and_start_with_the_heaviest():
-    from bqx.ship import build_chains, image_plan
+def test_build_chains_keep_images_of_one_kind_together_and_start_with_the_heaviest(tmp_path):
+    from bqx.ship import build_chains, build_context, image_plan
 
-    chains = build_chains(ROOT, [b for b in image_plan(ROOT, "r", "t") if b.shipped])
+    chains = build_chains(build_context(ROOT, tmp_path), [b for b in image_plan(ROOT, "r", "t") if b.shipped])
     names = [[b.name for b in c] for c in chains]
     assert ["panel", "extract", "lag"] in names  # one image under three names: built once, then cached
     assert names[0] == ["serve"] and names[1] == ["drift"]

@@ -82,10 +82,16 @@ def build_context(root: Path, into: Path, ca_bundle: str | None = None) -> Path:
             raise ValueError(f"--ca-bundle {ca_bundle}: {err.strerror}") from None
     else:
         (into / CA_IN_CONTEXT).write_bytes(b"")
-    (into / ".bqx-build" / "requirements").mkdir()
     for extras in {image_extras(root, name) for name in IMAGES}:
-        (into / ".bqx-build" / "requirements" / f"{extras}.txt").write_text(image_requirements(root, extras))
+        path = requirements_file(into, extras)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(image_requirements(root, extras))
     return into
+
+
+def requirements_file(context: Path, extras: str) -> Path:
+    """Where the build context holds an image's requirements (images/Dockerfile copies it from there)."""
+    return context / ".bqx-build" / "requirements" / f"{extras}.txt"
 
 
 def engine() -> Any:  # noqa: ANN401 (docker.DockerClient)
@@ -150,7 +156,7 @@ def build_images(root: Path, registry: str, tag: str, python_image: str = DEFAUL
             built[b.ref] = b
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             chains = [pool.submit(build_chain, chain, engine() if jobs > 1 else client)
-                      for chain in build_chains(root, [b for b in plan if b.shipped])]
+                      for chain in build_chains(context, [b for b in plan if b.shipped])]
             try:
                 for f in concurrent.futures.as_completed(chains):
                     built.update((b.ref, b) for b in f.result())
@@ -165,17 +171,17 @@ def build_images(root: Path, registry: str, tag: str, python_image: str = DEFAUL
     return [built[b.ref] for b in plan]
 
 
-def build_chains(root: Path, plan: list[ImageBuild]) -> list[list[ImageBuild]]:
+def build_chains(context: Path, plan: list[ImageBuild]) -> list[list[ImageBuild]]:
     """Images that build the same (target, extras) share every layer, so each such group is one chain
     built in order (the first builds, the rest reuse its cache); the chains are independent and go
     longest first: the serve target (it also compiles the kernels and strips), then by how many
-    distributions the image installs."""
+    distributions the image installs (its requirements file in the build ``context``)."""
     groups: dict[tuple[str | None, str], list[ImageBuild]] = {}
     for b in plan:
         groups.setdefault((b.target, b.buildargs.get("EXTRAS", "")), []).append(b)
 
     def weight(key: tuple[str | None, str]) -> tuple[bool, int]:
-        return key[0] == "serve", len(image_requirements(root, key[1]).splitlines())
+        return key[0] == "serve", len(requirements_file(context, key[1]).read_text().splitlines())
 
     return [groups[k] for k in sorted(groups, key=weight, reverse=True)]
 
