@@ -1,4 +1,4 @@
-"""Drift report for 250 features x 100k rows, both domains (DESIGN.md section 6: <= 60 s).
+"""Drift report for 250 features x 100k rows, both domains (budget <= 60 s; bench/README.md).
 
 Reference and current frames of 100,000 rows each: 125 idx and 125 bqx features with a shift in half
 of the bqx ones. Prints each domain's drift index and share of features past their calibrated
@@ -43,7 +43,7 @@ def main() -> None:
         size = (Path(tmp) / "report.html").stat().st_size
     d = summary["domains"]
     print(f"features: {len(cols)} features")
-    print(f"rows: {ROWS} rows per frame (sampled to {settings.drift_sample_rows})")
+    print(f"rows: {ROWS} rows per frame (sampled to {settings.drift.sample_rows})")
     for dom in ("idx", "bqx"):
         print(f"{dom} drift index: {d[dom]['index']:.2f} score")
         print(f"{dom} share past threshold: {d[dom]['share']:.2f} ratio")

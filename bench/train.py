@@ -8,7 +8,6 @@ of the training process (the launcher's child).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import resource
 import tempfile
@@ -43,14 +42,14 @@ def main() -> None:
         (root / "train" / "selection.json").write_text(json.dumps({
             "features": names, "target": "target_bqx60_h60", "catalog_version": "bench", "settings_hash": "bench",
             "pair": "bench"}))
-        hp = hyperparameters_for(dataclasses.asdict(settings.train), settings.seed)
+        hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
         t0 = time.perf_counter()
         meta = train_local({"train": root / "train", "validation": root / "validation"}, hp, root / "model.tar.gz")
         wall = time.perf_counter() - t0
     print(f"train rows: {n_train} rows")
     print(f"features: {FEATURES} features")
-    print(f"threads: {settings.train.thread_count} threads")
-    print(f"iterations: {settings.train.iterations} iterations (best {meta['best_iteration']})")
+    print(f"threads: {settings.training.thread_count} threads")
+    print(f"iterations: {settings.training.iterations} iterations (best {meta['best_iteration']})")
     print(f"entrypoint wall time: {wall:.2f} s")
     print(f"catboost fit time: {meta['train_seconds']:.2f} s")
     print(f"training process peak RSS: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2:.2f} GB")

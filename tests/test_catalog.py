@@ -20,7 +20,7 @@ def test_catalog_structure_matches_design():
 
 def test_computed_tables_have_catalog_counts_and_unique_names():
     for version in ("v1", "v3"):
-        cat = Catalog(Settings(bqx_version=version))
+        cat = Catalog(Settings().replace(bqx_version=version))
         names = [f.name for f in cat.features]
         assert len(names) == len(set(names))
         for t in cat.computed_tables:
@@ -36,6 +36,6 @@ def test_computed_tables_have_catalog_counts_and_unique_names():
 def test_lag_names_round_trip_and_version_changes_with_settings():
     assert base_name(lag_name("technical_idx.rsi_14", 60)) == "technical_idx.rsi_14"
     assert base_name("reg_idx.w60_r2") == "reg_idx.w60_r2"
-    assert Catalog(Settings(bqx_version="v3")).version() != Catalog().version()
-    assert Catalog(Settings(profile="base")).planned_counts()["base"] == 1080 - sum(
+    assert Catalog(Settings().replace(bqx_version="v3")).version() != Catalog().version()
+    assert Catalog(Settings().replace(profile="base")).planned_counts()["base"] == 1080 - sum(
         t.count for t in TABLES if t.advanced)

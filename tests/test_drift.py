@@ -32,7 +32,7 @@ def test_drift_in_one_domain_is_flagged_there_only(shifted, still, kind, tmp_pat
     ref, cur = _frames(shifted, kind)
     out = run_drift(ref, cur, IDX + BQX, Settings(), tmp_path / "r.html")
     d = out["domains"]
-    assert d[shifted]["status"] == "critical" and d[shifted]["index"] >= Settings().drift_critical_index
+    assert d[shifted]["status"] == "critical" and d[shifted]["index"] >= Settings().drift.critical_index
     assert d[still]["status"] == "ok" and d[still]["index"] < 1.0
     assert {d["idx"]["title"], d["bqx"]["title"]} == {"rate_idx", "BQX"}
     html = (tmp_path / "r.html").read_text()
@@ -55,7 +55,7 @@ def test_unchanged_autocorrelated_data_does_not_alarm_where_a_fixed_threshold_do
 
 def test_configured_evidently_method_is_used_in_the_html(tmp_path):
     ref, cur = _frames("bqx")
-    run_drift(ref, cur, IDX + BQX, Settings(drift_method="psi"), tmp_path / "r.html")
+    run_drift(ref, cur, IDX + BQX, Settings().replace(method="psi"), tmp_path / "r.html")
     text = (tmp_path / "r.html").read_text()
     evidently = text[text.index("<iframe"):]
     assert "PSI" in evidently and "Wasserstein" not in evidently
@@ -85,12 +85,12 @@ def test_critical_drift_publishes_to_sns(moto_server):
     ref, cur = _frames("bqx")
     summary = run_drift(ref, cur, IDX + BQX, Settings())
     assert alert(summary, "eurusd", Settings()) is None  # no topic configured: no alert
-    assert alert(summary, "eurusd", Settings(drift_sns_topic_arn=topic))
+    assert alert(summary, "eurusd", Settings().replace(sns_topic_arn=topic))
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
     assert len(messages) == 1
     assert "Critical feature drift for eurusd" in messages[0]["Body"] and "BQX: drift index" in messages[0]["Body"]
     calm = run_drift(ref, ref, IDX + BQX, Settings())
-    assert alert(calm, "eurusd", Settings(drift_sns_topic_arn=topic)) is None
+    assert alert(calm, "eurusd", Settings().replace(sns_topic_arn=topic)) is None
 
 
 def test_drift_distances_by_hand_and_too_short_a_reference():

@@ -194,7 +194,7 @@ def test_event_regime_by_direct_loops(inp):
 
 
 def test_parabolic_is_consistent_with_reg(inp):
-    windows = Settings().reg_windows
+    windows = Settings().features.reg_windows
     out = parabolic.compute(inp.idx, inp.bqx, windows)
     a, b = reg.fit_window(inp.idx, 90), reg.fit_window(inp.bqx, 90)
     close(out["w90_r2_diff"], a["r2"] - b["r2"])

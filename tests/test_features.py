@@ -27,7 +27,7 @@ def idx() -> np.ndarray:
 def test_bqx_v1_matches_direct_loops(idx):
     s = Settings()
     out = bqx_core.compute(idx, s)
-    for w in s.bqx_windows:
+    for w in s.features.bqx_windows:
         for t in (w, 400, len(idx) - 1):
             d = np.array([(idx[t - i] - idx[t]) / idx[t] for i in range(1, w + 1)])
             _close(out[f"w{w}_bqx_return"][t], d.sum())
@@ -40,7 +40,7 @@ def test_bqx_v1_matches_direct_loops(idx):
 
 
 def test_bqx_v3_and_primary_series(idx):
-    s = Settings(bqx_version="v3", bqx_v3_windows=(45, 90, 180, 360, 720, 1440, 1441))
+    s = Settings().replace(bqx_version="v3", bqx_v3_windows=(45, 90, 180, 360, 720, 1440, 1441))
     out = bqx_core.compute(idx, s)
     t = 1460
     _close(out["bqx_90"][t], (idx[t] - idx[t - 90]) / idx[t - 90] * 100)
@@ -123,7 +123,7 @@ def test_every_computed_table_is_causal(bars_2d, version):
     <= t may move, bit for bit; and every table must react to the change somewhere after t."""
     from bqx.panel import build_panel
 
-    s = Settings(bqx_version=version, bqx_v3_windows=(45, 90, 180, 360, 720, 1000, 1200), hmm_fit_rows=1000)
+    s = Settings().replace(bqx_version=version, bqx_v3_windows=(45, 90, 180, 360, 720, 1000, 1200), hmm_fit_rows=1000)
     t = 2000
     _, inputs = pair_inputs(bars_2d["eurusd"], s, "eurusd", build_panel(bars_2d, s))
     base = compute_tables(inputs, s)
@@ -147,7 +147,7 @@ def test_no_all_nan_column_after_warmup(settings, tmp_path):
     bars = generate(days=4, seed=7)  # all 28 pairs (the cross-pair tables), past the 2-day HMM fit window
     path = extract_pair(bars["usdjpy"], "usdjpy", settings, tmp_path, build_panel(bars, settings))
     wide = pd.read_parquet(path.path)
-    assert list(wide.columns[:4]) == ["ts_utc", settings.target_name, "bqx_now", "fwd_ret_h60"]
+    assert list(wide.columns[:4]) == ["ts_utc", settings.features.target_name, "bqx_now", "fwd_ret_h60"]
     feats = wide.iloc[:, 4:]
     assert feats.shape[1] == 1080 and all("." in c for c in feats.columns)
     assert (feats.dtypes == np.float32).all()
@@ -165,7 +165,7 @@ def test_no_all_nan_column_after_warmup(settings, tmp_path):
 def test_target_is_future_bqx_and_trailing_rows_are_nan(idx, settings):
     from bqx.targets import compute
 
-    tgt = compute(idx, settings)[settings.target_name]
+    tgt = compute(idx, settings)[settings.features.target_name]
     series = bqx_core.bqx_series(idx, 60, "v1")
     _close(tgt[100], series[160])
     assert np.isnan(tgt[-60:]).all() and np.isfinite(tgt[-61])

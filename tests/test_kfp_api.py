@@ -15,7 +15,7 @@ PACKAGE = ROOT / "pipelines" / "bqx_pipeline.yaml"
 
 def test_submit_uploads_a_version_and_starts_a_run(tmp_path: Path, capsys):
     settings = tmp_path / "settings.json"
-    settings.write_text(json.dumps({"n_select": 120}))
+    settings.write_text(json.dumps({"selection": {"n_select": 120}}))
     with KfpStandIn() as kfp:
         for version in ("v1", "v2"):
             assert main(["submit", "--host", kfp.url, "--package", str(PACKAGE), "--version", version,
@@ -34,7 +34,7 @@ def test_submit_uploads_a_version_and_starts_a_run(tmp_path: Path, capsys):
     assert last["pipeline_version_reference"] == {"pipeline_id": pid,
                                                   "pipeline_version_id": named["v2"]["pipeline_version_id"]}
     assert last["runtime_config"]["parameters"]["source"] == "s3://bars/fx"
-    assert json.loads(last["runtime_config"]["parameters"]["settings_json"]) == {"n_select": 120}
+    assert json.loads(last["runtime_config"]["parameters"]["settings_json"]) == {"selection": {"n_select": 120}}
     assert last["experiment_id"] in st.experiments and len(st.experiments) == 1  # the experiment is reused
 
 

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from bqx.catalog import Catalog
-from bqx.config import Settings
-from bqx.lagging import add_lags, max_lag
+from bqx.config import SelectionSettings, Settings
+from bqx.lagging import add_lags
 from bqx.selection import Quota, effective_quota, enforce_quota, select
 from bqx.splits import bounds, purge_rows, split
 
@@ -21,7 +21,7 @@ def wide(tmp_path_factory):
 def test_lags_are_exact_past_values(wide):
     s = Settings()
     cand = add_lags(wide, s)
-    k = max_lag(s)
+    k = s.splits.max_lag
     assert len(cand) == len(wide) - k
     col = "technical_idx.rsi_14"
     np.testing.assert_array_equal(cand[f"{col}_lag60"].to_numpy(), wide[col].to_numpy()[k - 60:len(wide) - 60])
@@ -47,7 +47,8 @@ def test_effective_quota_scales_to_what_exists():
     assert effective_quota({"idx": 40, "bqx": 500, "cross": 0}, s) == Quota(250, 40, 100)
     assert effective_quota({"idx": 90, "bqx": 90, "cross": 0}, s) == Quota(180, 90, 90)
     # quotas above n_select are refused when the settings are made, naming the fields
-    with pytest.raises(ValueError, match="'min_idx' \\+ 'min_bqx' \\(100 \\+ 100\\).*'n_select' \\(150\\)"):
+    with pytest.raises(ValueError, match="'selection.min_idx' \\+ 'selection.min_bqx' \\(100 \\+ 100\\)"
+                                         ".*'selection.n_select' \\(150\\)"):
         s.replace(n_select=150)
     q = effective_quota({"idx": 500, "bqx": 500}, s.replace(n_select=150, min_idx=75, min_bqx=75))
     assert q.min_idx + q.min_bqx <= 150
@@ -56,19 +57,19 @@ def test_effective_quota_scales_to_what_exists():
 def test_purge_gap_separates_training_targets_from_validation(wide):
     s = Settings()
     cand = add_lags(wide, s)
-    clean_rows = int(cand[s.target_name].notna().sum())
+    clean_rows = int(cand[s.features.target_name].notna().sum())
     b = bounds(clean_rows, s)
-    assert b.gap == purge_rows(s) >= max(s.horizon, max(s.lags))
+    assert b.gap == purge_rows(s) >= max(s.features.horizon, max(s.splits.lags))
     # the last training target looks `horizon` rows ahead; it must end before validation starts
-    assert b.train[1] - 1 + s.horizon < b.val[0]
-    assert b.val[1] - 1 + s.horizon < b.test[0]
+    assert b.train[1] - 1 + s.features.horizon < b.val[0]
+    assert b.val[1] - 1 + s.features.horizon < b.test[0]
     parts = split(cand, s)
     assert parts["train"]["ts_utc"].max() < parts["val"]["ts_utc"].min()
-    assert all(p[s.target_name].notna().all() for p in parts.values())
+    assert all(p[s.features.target_name].notna().all() for p in parts.values())
 
 
 def test_selection_is_deterministic_and_meets_quota(wide):
-    s = Settings(selection_sample_rows=600)
+    s = Settings().replace(selection=SelectionSettings(sample_rows=600))
     train = split(add_lags(wide, s), s)["train"]
     a, b = select(train, s), select(train, s)
     assert a["features"] == b["features"]
@@ -79,7 +80,7 @@ def test_selection_is_deterministic_and_meets_quota(wide):
 
 def test_split_rejects_too_little_data():
     s = Settings()
-    frame = pd.DataFrame({"ts_utc": range(100), s.target_name: np.ones(100)})
+    frame = pd.DataFrame({"ts_utc": range(100), s.features.target_name: np.ones(100)})
     with pytest.raises(ValueError, match="too few"):
         split(frame, s)
 
@@ -91,7 +92,7 @@ def staged(tmp_path_factory):
     from bqx.extract import extract_pair
     from bqx.sample import generate
 
-    s = Settings(selection_sample_rows=800, horizons=(60, 30))
+    s = Settings().replace(selection=SelectionSettings(sample_rows=800), horizons=(60, 30))
     root = tmp_path_factory.mktemp("stages")
     extract_pair(generate(["usdjpy"], days=5, seed=3)["usdjpy"], "usdjpy", s, root / "features")
     lag_summary = lagging.run(root / "features", s, root / "candidates")
@@ -120,10 +121,11 @@ def test_materialised_selection_equals_full_lagging(staged):
     test = pd.read_parquet(root / "dataset" / "test.parquet").set_index("ts_utc")
     assert list(test.columns) == ["target_bqx60_h60", "target_bqx60_h30", "bqx_now", "fwd_ret_h60",
                                   *result["features"]]
-    assert list(result["settings"]["horizons"]) == [60, 30] and s.target_name == "target_bqx60_h60"
+    assert list(result["settings"]["features"]["horizons"]) == [60, 30] and s.features.target_name == "target_bqx60_h60"
     chosen = result["features"]
     np.testing.assert_array_equal(test[chosen].to_numpy(), full.loc[test.index, chosen].to_numpy())
-    np.testing.assert_array_equal(test[s.target_name].to_numpy(), full.loc[test.index, s.target_name].to_numpy())
+    target = s.features.target_name
+    np.testing.assert_array_equal(test[target].to_numpy(), full.loc[test.index, target].to_numpy())
 
 
 def test_no_training_target_window_reaches_validation_or_test(staged):
@@ -133,8 +135,9 @@ def test_no_training_target_window_reaches_validation_or_test(staged):
     splits = json.loads((root / "candidates" / "splits.json").read_text())
     tr1, (va0, va1), te0 = splits["train"][1], splits["val"], splits["test"][0]
     # the target of row t is BQX at t + H, built from rate_idx rows t + H - W .. t + H
-    assert tr1 - 1 + s.horizon < va0 and va1 - 1 + s.horizon < te0
-    assert va0 - tr1 >= max(s.horizon, max(s.lags)) and te0 - va1 >= max(s.horizon, max(s.lags))
+    assert tr1 - 1 + s.features.horizon < va0 and va1 - 1 + s.features.horizon < te0
+    gap = max(s.features.horizon, max(s.splits.lags))
+    assert va0 - tr1 >= gap and te0 - va1 >= gap
     counts = staged[3]["domain_counts"]
     assert counts["idx"] >= 100 and counts["bqx"] >= 100 and sum(counts.values()) == 250
 
@@ -153,5 +156,5 @@ def test_selection_carries_extracts_online_state(staged):
     assert state["baseline_close"] == float(bars["close"].iloc[0]) and state["baseline_ts"].startswith(
         str(bars["ts_utc"].iloc[0].date()))
     hmm = state["hmm"]
-    assert hmm["fit_rows"] == s.hmm_fit_rows and np.allclose(np.sum(hmm["trans"], axis=1), 1.0)
+    assert hmm["fit_rows"] == s.features.hmm_fit_rows and np.allclose(np.sum(hmm["trans"], axis=1), 1.0)
     assert len(hmm["mu"]) == STATES and hmm["var"] == sorted(hmm["var"]) and hmm["sd"] > 0

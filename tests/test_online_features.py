@@ -354,7 +354,7 @@ def test_model_package_snapshot_serves_level_and_regime_features_from_a_short_la
         results[label] = engine.row(names)
     np.testing.assert_allclose(results["with"], x, rtol=1e-6, atol=1e-9)
     assert not np.allclose(results["without"][:3], x[:3], rtol=1e-6)  # levels on another baseline
-    assert state["hmm"]["fit_rows"] == settings.hmm_fit_rows and len(state["hmm"]["trans"]) == 3
+    assert state["hmm"]["fit_rows"] == settings.features.hmm_fit_rows and len(state["hmm"]["trans"]) == 3
 
 
 def test_raw_bars_errors_name_the_problem(bars, tmp_path):

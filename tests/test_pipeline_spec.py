@@ -139,3 +139,50 @@ def test_every_task_has_its_resources_from_the_plan_and_a_retry_policy(compiled)
         # every task runs as the images' non-root user (kfp-kubernetes; KFP's driver drops capabilities too)
         context = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][executor]["securityContext"]
         assert context == {"runAsUser": "1000", "runAsGroup": "1000", "runAsNonRoot": True}, name
+
+
+TASK_STAGE = {"build-panel": "panel", "extract-features": "extract", "lag-features": "lag",
+              "select-features": "select", "train-model": "train", "drift-report": "drift", "deploy-models": "deploy",
+              "monitor-drift": "drift"}
+
+
+def _settings_sources(spec: pipeline_spec_pb2.PipelineSpec) -> dict[str, tuple[str, str]]:
+    """Each stage task -> (producer task, output key) its ``settings_json`` comes from, through the loop."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, task in spec.root.dag.tasks.items():
+        if name.startswith("for-loop"):
+            for inner_name, inner in spec.components[task.component_ref.name].dag.tasks.items():
+                channel = inner.inputs.parameters["settings_json"].component_input_parameter
+                src = task.inputs.parameters[channel].task_output_parameter
+                found[inner_name] = (src.producer_task, src.output_parameter_key)
+        elif name in TASK_STAGE:
+            src = task.inputs.parameters["settings_json"].task_output_parameter
+            found[name] = (src.producer_task, src.output_parameter_key)
+    return found
+
+
+@pytest.mark.parametrize("path", [COMPILED, COMPILED_DRIFT])
+def test_each_stage_gets_only_its_settings_sections_from_ingest(path: Path):
+    """Ingest takes the run's settings whole; every later task gets ingest's output for its own stage, so
+    its KFP cache key holds only the sections that stage reads."""
+    doc, _ = load_compiled(path)
+    spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+    sources = _settings_sources(spec)
+    assert set(sources) == {t for t in TASK_STAGE if t in sources} and "extract-features" in sources
+    for task, (producer, key) in sources.items():
+        assert (producer, key) == ("ingest-bars", TASK_STAGE[task]), task
+    ingest = spec.root.dag.tasks["ingest-bars"].inputs.parameters["settings_json"]
+    assert ingest.component_input_parameter == "settings_json"
+
+
+def test_a_drift_setting_changes_the_inputs_of_the_drift_stage_only():
+    from bqx.config import STAGE_SECTIONS, Settings
+
+    base = Settings()
+    changed = Settings.from_dict({"drift": {"critical_index": 2.0, "sns_topic_arn": "arn:aws:sns:us-east-1:1:t"}})
+    for stage, sections in STAGE_SECTIONS.items():
+        assert (base.stage_json(stage) != changed.stage_json(stage)) == ("drift" in sections), stage
+    assert base.stage_json("extract") == changed.stage_json("extract")
+    endpoint = base.replace(aws=type(base.aws)(endpoint_instance_count=3))
+    assert endpoint.stage_json("extract") == base.stage_json("extract") != base.stage_json("deploy") != \
+        endpoint.stage_json("deploy")

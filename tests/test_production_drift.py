@@ -14,7 +14,7 @@ from bqx.config import AwsSettings, Settings
 from bqx.deploy import ModelRef, deploy_sagemaker
 from bqx.extract import run as extract
 from bqx.ingest import ingest
-from bqx.lagging import materialise, max_lag
+from bqx.lagging import materialise
 from bqx.locations import model_tarball, read_served
 from bqx.monitor import monitor_pair
 from bqx.panel import run as panel
@@ -76,7 +76,7 @@ def test_drift_reads_the_s3_repository_and_the_endpoints_data_capture(fresh, tmp
     # what the endpoint served, as Data Capture stores it: real server answers for the fresh rows
     fpath = fresh / "features" / "features.parquet"
     ts = pd.read_parquet(fpath, columns=["ts_utc"])["ts_utc"]
-    rows = np.arange(max_lag(Settings()), len(ts))
+    rows = np.arange(Settings().splits.max_lag, len(ts))
     matrix = materialise(fpath, FEATURES, rows)
     app = App(ServeConfig(), ModelStore())
     app.store.load("eurusd", str(tarball))

@@ -86,11 +86,11 @@ def test_run_checks_baseline_interval_and_bars_needed(tmp_path: Path):
     bars = load_pairs(gym_eurusd())
     assert check_coverage(bars, Settings())["eurusd"].interval_s == 3600
     with pytest.raises(ValueError, match=r"pair eurusd: baseline_date 2024-07-01 is outside its data \(2017-01-01"):
-        check_coverage(bars, Settings(baseline_date="2024-07-01"))
-    cov = check_coverage(bars, Settings(baseline_date="2017-03-01"))["eurusd"]
+        check_coverage(bars, Settings().replace(baseline_date="2024-07-01"))
+    cov = check_coverage(bars, Settings().replace(baseline_date="2017-03-01"))["eurusd"]
     assert bars["eurusd"]["ts_utc"].iloc[cov.baseline_row] == pd.Timestamp("2017-03-01 00:00", tz="UTC")
     with pytest.raises(ValueError, match=r"bars are 1 h apart .* bar_interval_s says 1 min"):
-        check_coverage(bars, Settings(bar_interval_s=60))
+        check_coverage(bars, Settings().replace(bar_interval_s=60))
     need = bars_needed(Settings())
     short = {"eurusd": bars["eurusd"].iloc[: need - 1]}
     with pytest.raises(ValueError, match=rf"pair eurusd: {need - 1:,} bars; a run needs at least {need:,} "
@@ -104,17 +104,23 @@ def test_run_checks_baseline_interval_and_bars_needed(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("doc", "words"), [
-    ({"n_select": -5}, "'n_select': must be a positive integer, got -5"),
-    ({"min_idx": 200}, "'min_idx' + 'min_bqx' (200 + 100): the domain quotas exceed 'n_select' (250)"),
-    ({"n_selct": 250}, "unknown settings field(s): n_selct"),
-    ({"lags": [60, "x"]}, "'lags': must be a list of positive integers"),
-    ({"train": {"depth": 0}}, "'train.depth': must be a positive integer, got 0"),
-    ({"train_fraction": 0.9, "val_fraction": 0.2}, "'train_fraction' + 'val_fraction'"),
-    ({"pairs": ["eurusd", "eurusd"]}, "'pairs': listed twice: eurusd"),
-    ({"drift_warning_index": 2.0}, "'drift_warning_index': must not exceed"),
-    ({"bar_interval_s": 90}, "'bar_interval_s': must be a whole number of minutes"),
-    ({"baseline_date": "yesterday-ish"}, "'baseline_date': cannot parse"),
-    ({"eval_cost_bps": "1"}, "'eval_cost_bps': must be a number"),
+    ({"selection": {"n_select": -5}}, "'selection.n_select': must be a positive integer, got -5"),
+    ({"selection": {"min_idx": 200}}, "'selection.min_idx' + 'selection.min_bqx' (200 + 100): the domain quotas "
+                                      "exceed 'selection.n_select' (250)"),
+    ({"selection": {"n_selct": 250}}, "unknown settings field(s) in 'selection': n_selct (known: min_bqx,"),
+    ({"featurs": {}}, "unknown settings field 'featurs': the sections are features, splits, selection, training, "
+                      "drift, aws"),
+    ({"n_select": 250}, "unknown settings field 'n_select': it is now 'selection.n_select'"),
+    ({"drift_sns_topic_arn": ""}, "unknown settings field 'drift_sns_topic_arn': it is now 'drift.sns_topic_arn'"),
+    ({"splits": {"lags": [60, "x"]}}, "'splits.lags': must be a list of positive integers"),
+    ({"training": {"depth": 0}}, "'training.depth': must be a positive integer, got 0"),
+    ({"splits": {"train_fraction": 0.9, "val_fraction": 0.2}}, "'splits.train_fraction' + 'splits.val_fraction'"),
+    ({"features": {"pairs": ["eurusd", "eurusd"]}}, "'features.pairs': listed twice: eurusd"),
+    ({"drift": {"warning_index": 2.0}}, "'drift.warning_index': must not exceed"),
+    ({"features": {"bar_interval_s": 90}}, "'features.bar_interval_s': must be a whole number of minutes"),
+    ({"features": {"baseline_date": "yesterday-ish"}}, "'features.baseline_date': cannot parse"),
+    ({"training": {"eval_cost_bps": "1"}}, "'training.eval_cost_bps': must be a number"),
+    ({"aws": []}, "settings field 'aws': must be an object"),
 ])
 def test_settings_are_checked_when_loaded_one_line_naming_the_field(tmp_path: Path, doc, words):
     path = tmp_path / "s.json"

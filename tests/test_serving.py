@@ -192,7 +192,7 @@ def test_plan_sizes_the_endpoint_from_the_model_memory(models, capsys):
     # bench/serve.py); the 30-tree test model is smaller than the estimate for 30 trees plus 250 names
     est = model_bytes_estimate(Settings())
     assert 2.0e6 < est < 2.6e6
-    assert measured <= model_bytes_estimate(Settings().replace(train=Settings().train.__class__(iterations=30)))
+    assert measured <= model_bytes_estimate(Settings().replace(iterations=30))
 
 
 def test_raw_bars_warm_up_is_a_202_over_http(server, models):

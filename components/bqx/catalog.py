@@ -1,4 +1,4 @@
-"""The feature catalog: every table of DESIGN.md section 3 with its domain, count and flags.
+"""The feature catalog: every table with its domain, count and flags (docs/architecture.md, "The catalog").
 
 This module is the single source of truth for counts. Feature names are ``{table}.{feature}`` with the
 pair-free table key (``technical_idx.rsi_14``); the stored table of a pair is ``{table}_{pair}``.
@@ -96,7 +96,7 @@ class Catalog:
     @cached_property
     def tables(self) -> tuple[TableSpec, ...]:
         """Tables in the active profile (``base`` leaves out the advanced ones)."""
-        return tuple(t for t in TABLES if self.settings.profile == "full" or not t.advanced)
+        return tuple(t for t in TABLES if self.settings.features.profile == "full" or not t.advanced)
 
     def table(self, key: str) -> TableSpec:
         for t in TABLES:
@@ -135,8 +135,8 @@ class Catalog:
     def lag_plan(self) -> list[tuple[str, int]]:
         """(base feature, lag) for every lagged candidate: laggable x lags, plus core x causality lag."""
         s = self.settings
-        plan = [(f.name, k) for f in self.features if f.laggable for k in s.lags]
-        plan += [(f.name, s.causality_lag) for f in self.features if f.table == CORE_TABLE]
+        plan = [(f.name, k) for f in self.features if f.laggable for k in s.splits.lags]
+        plan += [(f.name, s.splits.causality_lag) for f in self.features if f.table == CORE_TABLE]
         return plan
 
     def candidate_names(self) -> list[str]:
@@ -148,7 +148,7 @@ class Catalog:
         base = sum(t.count for t in self.tables)
         laggable = sum(t.count for t in self.tables if t.laggable)
         core = sum(t.count for t in self.tables if t.key == CORE_TABLE)
-        lagged = laggable * len(s.lags) + core
+        lagged = laggable * len(s.splits.lags) + core
         return {"base": base, "laggable": laggable, "lagged": lagged, "candidates": base + lagged}
 
     def planned_domain_counts(self) -> dict[str, int]:
@@ -159,8 +159,8 @@ class Catalog:
         doc = {
             "tables": [[t.key, t.domain, t.count, t.laggable, t.advanced] for t in self.tables],
             "features": [f.name for f in self.features],
-            "lags": list(self.settings.lags),
-            "causality_lag": self.settings.causality_lag,
+            "lags": list(self.settings.splits.lags),
+            "causality_lag": self.settings.splits.causality_lag,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 

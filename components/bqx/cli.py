@@ -144,15 +144,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--days must be at least 1, got {args.days}")
     out = Path(args.out).resolve()
     runner = _runner(args)
-    _check_disk(out, settings, len(_pairs(args.pairs, settings.pairs if args.bars else DEFAULT_SAMPLE_PAIRS)),
+    _check_disk(out, settings, len(_pairs(args.pairs, settings.features.pairs if args.bars else DEFAULT_SAMPLE_PAIRS)),
                 args.days * 1440 if not args.bars else None, args.bars)
     if args.bars:
         source = args.bars if str(args.bars).startswith("s3://") else Path(args.bars)
-        pairs = _pairs(args.pairs, settings.pairs)
+        pairs = _pairs(args.pairs, settings.features.pairs)
     else:
         pairs = _pairs(args.pairs, DEFAULT_SAMPLE_PAIRS)
         source = out / "sample_bars"
-        write_sample(source, pairs, days=args.days, seed=settings.seed)
+        write_sample(source, pairs, days=args.days)
         print(f"sample: {len(pairs)} pairs x {args.days} trading days of seeded synthetic bars in {source}")
     print(f"running bqx-train locally (kfp.local, {runner.kind} runner) for {', '.join(pairs)}")
     result = run_local(source, out, settings, pairs, runner=runner)
@@ -212,7 +212,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from bqx.local_run import run_local_drift
 
     settings = _settings(args.settings)
-    pairs = _pairs(args.pairs, settings.pairs)
+    pairs = _pairs(args.pairs, settings.features.pairs)
     out = Path(args.out).resolve()
     runner = _runner(args)
     print(f"running bqx-drift locally ({runner.kind} runner) for {', '.join(pairs)} against {args.models}")

@@ -1,4 +1,9 @@
-"""Typed settings for every stage. One frozen dataclass, serialisable to JSON, hashed for provenance.
+"""Typed settings, grouped by the stage that reads them, serialisable to JSON, hashed for provenance.
+
+A run's settings are one JSON object with one section per concern (``features``, ``splits``,
+``selection``, ``training``, ``drift``, ``aws``). Each pipeline task receives only the sections its stage
+reads (:data:`STAGE_SECTIONS`), so changing a drift threshold leaves extract's inputs, and KFP's cache of
+it, untouched; a stage that reads a section it was not given fails with a line naming the section.
 
 Counts (features, candidates, quotas) are never settings: they are derived from the catalog and these
 settings by :mod:`bqx.catalog`.
@@ -20,8 +25,117 @@ Profile = Literal["full", "base"]
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """CatBoost hyperparameters (passed to the SageMaker training contract as strings)."""
+class FeatureSettings:
+    """What extract computes: the panel's pairs, the rate_idx baseline, the BQX definition, the feature
+    windows and the target column (future BQX)."""
+
+    pairs: tuple[str, ...] = PAIRS
+    profile: Profile = "full"
+    # rate_idx baseline: the pair's first bar (None), or its first close at or after this instant, which
+    # must lie inside the data (checked at ingest); earlier bars are dropped.
+    baseline_date: str | None = None
+    # Bar spacing in seconds: None infers it from the data (the modal spacing). The catalog's windows
+    # count bars and are designed for 60 (1-minute bars); other intervals run with a warning.
+    bar_interval_s: int | None = None
+    # BQX definition: v1 (backward momentum, default) or v3 (percent change over N rows).
+    bqx_version: BqxVersion = "v1"
+    bqx_windows: tuple[int, ...] = (15, 30, 45, 60, 75)
+    bqx_agg_window: int = 75
+    bqx_v3_windows: tuple[int, ...] = (45, 90, 180, 360, 720, 1440, 2880)
+    reg_windows: tuple[int, ...] = (60, 90, 150, 240, 390, 630)
+    # HMM regimes: parameters are fitted on the first hmm_fit_rows bars (their features are warm-up),
+    # then the filter runs forward only.
+    hmm_fit_rows: int = 2880
+    # Target: target_bqx{W}_h{H} = bqx_W(t + H). The first horizon is the one models train on.
+    target_window: int = 60
+    horizons: tuple[int, ...] = (60,)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "features.")
+        for pair in self.pairs:
+            check_pair(pair)
+        twice = listed_twice(self.pairs)
+        if twice:
+            raise ValueError(f"settings field 'features.pairs': listed twice: {', '.join(twice)}")
+        if not self.pairs:
+            raise ValueError("settings field 'features.pairs': no pairs")
+        if self.bqx_version not in ("v1", "v3"):
+            raise ValueError(f"settings field 'features.bqx_version': must be 'v1' or 'v3', got {self.bqx_version!r}")
+        if self.profile not in ("full", "base"):
+            raise ValueError(f"settings field 'features.profile': must be 'full' or 'base', got {self.profile!r}")
+        if not self.horizons:
+            raise ValueError("settings field 'features.horizons': needs at least one horizon")
+        if self.bar_interval_s is not None and self.bar_interval_s % 60:
+            raise ValueError(f"settings field 'features.bar_interval_s': must be a whole number of minutes in "
+                             f"seconds (60, 300, 3600, ...), got {self.bar_interval_s}")
+        if self.baseline_date is not None:
+            try:
+                import pandas as pd
+
+                pd.Timestamp(self.baseline_date)
+            except ValueError:
+                raise ValueError(f"settings field 'features.baseline_date': cannot parse {self.baseline_date!r} "
+                                 f"as a date (write e.g. 2024-07-01T00:00:00Z)") from None
+
+    @property
+    def horizon(self) -> int:
+        """The horizon models are trained on (the first of ``horizons``)."""
+        return self.horizons[0]
+
+    @property
+    def target_name(self) -> str:
+        return target_column(self.target_window, self.horizon)
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """Which rows a model learns from and at which lags: the candidates' lags and the purged split."""
+
+    # Lagging: every laggable feature at these row lags; bqx core features also at the causality lag.
+    lags: tuple[int, ...] = (60, 120, 180, 240)
+    causality_lag: int = 61
+    # Walk-forward split fractions (in time order); purge/embargo rows are derived in bqx.splits.
+    train_fraction: float = 0.70
+    val_fraction: float = 0.15
+
+    def __post_init__(self) -> None:
+        check_fields(self, "splits.")
+        if not 0 < self.train_fraction + self.val_fraction < 1:
+            raise ValueError("settings fields 'splits.train_fraction' + 'splits.val_fraction': must add up to "
+                             "less than 1")
+
+    @property
+    def max_lag(self) -> int:
+        """The longest lag any candidate has: rows a candidate row needs behind it."""
+        return max(*self.lags, self.causality_lag)
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """Keep n_select per pair, at least min_idx of rate_idx and min_bqx of BQX features (scaled down when
+    fewer candidates exist, see bqx.selection.effective_quota), ranked on sample_rows training rows."""
+
+    n_select: int = 250
+    min_idx: int = 100
+    min_bqx: int = 100
+    sample_rows: int = 20_000
+    seed: int = 42  # the row sample and the importance model
+    thread_count: int = 2  # the importance model's CatBoost threads (the select task's CPU request)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "selection.")
+        if self.min_idx + self.min_bqx > self.n_select:
+            raise ValueError(f"settings fields 'selection.min_idx' + 'selection.min_bqx' ({self.min_idx} + "
+                             f"{self.min_bqx}): the domain quotas exceed 'selection.n_select' ({self.n_select})")
+
+
+# the CatBoost hyperparameters among TrainingSettings' fields (passed to the SageMaker contract as strings)
+HYPERPARAMETERS = ("iterations", "depth", "learning_rate", "loss_function", "thread_count", "early_stopping_rounds")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """CatBoost hyperparameters, the walk-forward evaluation and the trading cost the evaluation charges."""
 
     iterations: int = 300
     depth: int = 6
@@ -29,9 +143,44 @@ class TrainSettings:
     loss_function: str = "RMSE"
     thread_count: int = 2
     early_stopping_rounds: int = 50
+    # Walk-forward evaluation: purged expanding-window folds over the validation and test span whose
+    # out-of-sample predictions are pooled (0 = the test split alone); see bqx.training.walk_forward.
+    walk_forward_folds: int = 3
+    # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
+    eval_cost_bps: float = 1.0
+    seed: int = 42
 
     def __post_init__(self) -> None:
-        check_fields(self, "train.")
+        check_fields(self, "training.")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """CatBoost's parameters, by CatBoost's names."""
+        return {name: getattr(self, name) for name in HYPERPARAMETERS}
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """When drift warns or alerts, and how the HTML's Evidently section tests each feature."""
+
+    # A domain's drift index (the mean of its features' scores, each its distance from the reference over
+    # the largest the reference showed by itself; bqx.drift_scores) that raises a warning / critical
+    # status. Rows are thinned so the reference keeps 4 x sample_rows.
+    warning_index: float = 1.0
+    critical_index: float = 1.35  # from bench/drift_calibration.py: between unchanged and shifted quantiles
+    sample_rows: int = 5_000
+    # The HTML's Evidently section: normed Wasserstein at the calibrated threshold unless set (e.g.
+    # "kl_div", "psi", "ks"), its threshold, and per-feature overrides {feature: method} / {feature: threshold}.
+    method: str | None = None
+    threshold: float | None = None
+    feature_methods: dict[str, str] = field(default_factory=dict)
+    feature_thresholds: dict[str, float] = field(default_factory=dict)
+    # Alerting: publish to this SNS topic when any domain is critical ("" = no alerts).
+    sns_topic_arn: str = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "drift.")
+        if self.warning_index > self.critical_index:
+            raise ValueError("settings field 'drift.warning_index': must not exceed 'drift.critical_index'")
 
 
 @dataclass(frozen=True)
@@ -98,149 +247,131 @@ class AwsSettings:
                              "set both or neither")
 
 
+
+SECTIONS: dict[str, type] = {"features": FeatureSettings, "splits": SplitSettings, "selection": SelectionSettings,
+                             "training": TrainingSettings, "drift": DriftSettings, "aws": AwsSettings}
+
+# The sections each stage reads. A pipeline task gets only these (ingest hands them out), so a change
+# elsewhere leaves its inputs and its cache key as they were.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "ingest": ("features",),
+    "panel": ("features",),
+    "extract": ("features",),
+    "lag": ("features", "splits", "selection"),
+    "select": ("features", "splits", "selection"),
+    "train": ("features", "splits", "training", "aws"),
+    "drift": ("features", "splits", "drift", "aws"),
+    "deploy": ("aws",),
+}
+
+
+class SectionNotGiven:
+    """Stands for a section a stage was not given: reading any of its fields names the section."""
+
+    def __init__(self, section: str, stage: str) -> None:
+        self._section, self._stage = section, stage
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise LookupError(f"the {self._stage} stage reads settings field '{self._section}.{name}' but is not given "
+                          f"the '{self._section}' section: add it to bqx.config.STAGE_SECTIONS['{self._stage}']")
+
+    def __repr__(self) -> str:
+        return f"<section {self._section!r} not given to {self._stage}>"
+
+
+# flat field names of earlier releases -> their place now (so an old settings file gets a pointer, not a guess)
+MOVED = {name: f"{section}.{name}" for section, cls in SECTIONS.items() if section in ("features", "splits")
+         for name in (f.name for f in fields(cls))}
+MOVED |= {"n_select": "selection.n_select", "min_idx": "selection.min_idx", "min_bqx": "selection.min_bqx",
+          "selection_sample_rows": "selection.sample_rows", "seed": "selection.seed and training.seed",
+          "walk_forward_folds": "training.walk_forward_folds", "eval_cost_bps": "training.eval_cost_bps",
+          "train": "training"}
+MOVED |= {f"drift_{f.name}": f"drift.{f.name}" for f in fields(DriftSettings)}
+MOVED["drift_sample_rows"] = "drift.sample_rows"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a run depends on. Defaults follow DESIGN.md sections 3 and 4."""
+    """Everything a run depends on, one section per concern. Defaults follow docs/architecture.md."""
 
-    pairs: tuple[str, ...] = PAIRS
-    profile: Profile = "full"
-    # rate_idx baseline: the pair's first bar (None), or its first close at or after this instant, which
-    # must lie inside the data (checked at ingest); earlier bars are dropped.
-    baseline_date: str | None = None
-    # Bar spacing in seconds: None infers it from the data (the modal spacing). The catalog's windows
-    # count bars and are designed for 60 (1-minute bars); other intervals run with a warning.
-    bar_interval_s: int | None = None
-    # BQX definition: v1 (backward momentum, default) or v3 (percent change over N rows).
-    bqx_version: BqxVersion = "v1"
-    bqx_windows: tuple[int, ...] = (15, 30, 45, 60, 75)
-    bqx_agg_window: int = 75
-    bqx_v3_windows: tuple[int, ...] = (45, 90, 180, 360, 720, 1440, 2880)
-    reg_windows: tuple[int, ...] = (60, 90, 150, 240, 390, 630)
-    # HMM regimes: parameters are fitted on the first hmm_fit_rows bars (their features are warm-up),
-    # then the filter runs forward only.
-    hmm_fit_rows: int = 2880
-    # Target: target_bqx{W}_h{H} = bqx_W(t + H). The first horizon is the one models train on.
-    target_window: int = 60
-    horizons: tuple[int, ...] = (60,)
-    # Lagging: every laggable feature at these row lags; bqx core features also at the causality lag.
-    lags: tuple[int, ...] = (60, 120, 180, 240)
-    causality_lag: int = 61
-    # Selection: keep n_select per pair, at least min_per_domain of idx and of bqx (scaled down when
-    # fewer candidates exist, see bqx.selection.effective_quota).
-    n_select: int = 250
-    min_idx: int = 100
-    min_bqx: int = 100
-    selection_sample_rows: int = 20_000
-    # Walk-forward split fractions (in time order); purge/embargo rows are derived in bqx.splits.
-    train_fraction: float = 0.70
-    val_fraction: float = 0.15
-    # Walk-forward evaluation: purged expanding-window folds over the validation and test span whose
-    # out-of-sample predictions are pooled (0 = the test split alone); see bqx.training.walk_forward.
-    walk_forward_folds: int = 3
-    # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
-    eval_cost_bps: float = 1.0
-    # Drift: a domain's drift index (the mean of its features' scores, each its distance from the
-    # reference over the largest the reference showed by itself; bqx.drift_scores) that raises a
-    # warning / critical status. Rows are thinned so the reference keeps 4 x drift_sample_rows.
-    drift_warning_index: float = 1.0
-    drift_critical_index: float = 1.35  # from bench/drift_calibration.py: between unchanged and shifted quantiles
-    drift_sample_rows: int = 5_000
-    # The HTML's Evidently section: normed Wasserstein at the calibrated threshold unless set (e.g.
-    # "kl_div", "psi", "ks"), its threshold, and per-feature overrides {feature: method} / {feature: threshold}.
-    drift_method: str | None = None
-    drift_threshold: float | None = None
-    drift_feature_methods: dict[str, str] = field(default_factory=dict)
-    drift_feature_thresholds: dict[str, float] = field(default_factory=dict)
-    # Alerting: publish to this SNS topic when any domain is critical ("" = no alerts).
-    drift_sns_topic_arn: str = ""
-    seed: int = 42
-    train: TrainSettings = field(default_factory=TrainSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    splits: SplitSettings = field(default_factory=SplitSettings)
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
 
-    def __post_init__(self) -> None:
-        check_fields(self, "")
-        for pair in self.pairs:
-            check_pair(pair)
-        twice = listed_twice(self.pairs)
-        if twice:
-            raise ValueError(f"settings field 'pairs': listed twice: {', '.join(twice)}")
-        if not self.pairs:
-            raise ValueError("settings field 'pairs': no pairs")
-        if self.bqx_version not in ("v1", "v3"):
-            raise ValueError(f"settings field 'bqx_version': must be 'v1' or 'v3', got {self.bqx_version!r}")
-        if self.profile not in ("full", "base"):
-            raise ValueError(f"settings field 'profile': must be 'full' or 'base', got {self.profile!r}")
-        if not self.horizons:
-            raise ValueError("settings field 'horizons': needs at least one horizon")
-        if not 0 < self.train_fraction + self.val_fraction < 1:
-            raise ValueError("settings fields 'train_fraction' + 'val_fraction': must add up to less than 1")
-        if self.min_idx + self.min_bqx > self.n_select:
-            raise ValueError(f"settings fields 'min_idx' + 'min_bqx' ({self.min_idx} + {self.min_bqx}): the domain "
-                             f"quotas exceed 'n_select' ({self.n_select})")
-        if self.drift_warning_index > self.drift_critical_index:
-            raise ValueError("settings field 'drift_warning_index': must not exceed 'drift_critical_index'")
-        if self.bar_interval_s is not None and self.bar_interval_s % 60:
-            raise ValueError(f"settings field 'bar_interval_s': must be a whole number of minutes in seconds "
-                             f"(60, 300, 3600, ...), got {self.bar_interval_s}")
-        if self.baseline_date is not None:
-            try:
-                import pandas as pd
-
-                pd.Timestamp(self.baseline_date)
-            except ValueError:
-                raise ValueError(f"settings field 'baseline_date': cannot parse {self.baseline_date!r} as a "
-                                 f"date (write e.g. 2024-07-01T00:00:00Z)") from None
-
-    @property
-    def horizon(self) -> int:
-        """The horizon models are trained on (the first of ``horizons``)."""
-        return self.horizons[0]
-
-    @property
-    def target_name(self) -> str:
-        return target_column(self.target_window, self.horizon)
+    def given(self) -> tuple[str, ...]:
+        """The sections this object holds (all of them, except in a stage given only its own)."""
+        return tuple(s for s in SECTIONS if not isinstance(getattr(self, s), SectionNotGiven))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {s: dataclasses.asdict(getattr(self, s)) for s in self.given()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
+    def stage_json(self, stage: str) -> str:
+        """The JSON of the sections ``stage`` reads: what its pipeline task is given."""
+        return json.dumps({s: dataclasses.asdict(getattr(self, s)) for s in STAGE_SECTIONS[stage]},
+                          sort_keys=True, separators=(",", ":"))
+
     def settings_hash(self) -> str:
-        """Short stable hash of all settings; stored with every model for provenance."""
+        """Short stable hash of the settings held; stored with every model for provenance."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        """A copy with whole sections or single fields changed: ``replace(features=...)`` or
+        ``replace(n_select=150)`` (a field name found in exactly one section)."""
+        sections = {k: v for k, v in changes.items() if k in SECTIONS}
+        by_section: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            if name in SECTIONS:
+                continue
+            owners = [s for s, cls in SECTIONS.items() if name in {f.name for f in fields(cls)}]
+            if len(owners) != 1:
+                raise TypeError(f"Settings.replace: {name!r} is {'in no' if not owners else 'in more than one'} "
+                                f"section; pass the section (e.g. selection=...)")
+            by_section.setdefault(owners[0], {})[name] = value
+        for section, values in by_section.items():
+            sections[section] = dataclasses.replace(sections.get(section, getattr(self, section)), **values)
+        return dataclasses.replace(self, **sections)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Settings from their JSON object; a missing section or field takes its default."""
         if not isinstance(data, dict):
             raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown settings field(s): {', '.join(unknown)} (known: see bqx.config.Settings)")
         kwargs: dict[str, Any] = {}
-        nested = {"train": TrainSettings, "aws": AwsSettings}
         for name, value in data.items():
-            if name in nested:
-                if not isinstance(value, dict):
-                    raise ValueError(f"settings field {name!r}: must be an object, got {value!r}")
-                known_sub = {f.name for f in fields(nested[name])}
-                bad = sorted(set(value) - known_sub)
-                if bad:
-                    raise ValueError(f"unknown {name} settings field(s): {', '.join(bad)}")
-                kwargs[name] = nested[name](**value)
-            elif isinstance(value, list):
-                kwargs[name] = tuple(value)
-            else:
-                kwargs[name] = value
+            if name not in SECTIONS:
+                hint = (f"it is now '{MOVED[name]}'" if name in MOVED
+                        else f"the sections are {', '.join(SECTIONS)}")
+                raise ValueError(f"unknown settings field {name!r}: {hint}")
+            if not isinstance(value, dict):
+                raise ValueError(f"settings field {name!r}: must be an object, got {value!r}")
+            known = {f.name for f in fields(SECTIONS[name])}
+            bad = sorted(set(value) - known)
+            if bad:
+                raise ValueError(f"unknown settings field(s) in {name!r}: {', '.join(bad)} "
+                                 f"(known: {', '.join(sorted(known))})")
+            kwargs[name] = SECTIONS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
         return cls(**kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> Settings:
         return cls.from_dict(json.loads(text) if text.strip() else {})
+
+    @classmethod
+    def for_stage(cls, text: str, stage: str) -> Settings:
+        """A task's settings: the sections ``stage`` reads from ``text``; reading any other names it."""
+        settings = cls.from_json(text)
+        for section in SECTIONS:
+            if section not in STAGE_SECTIONS[stage]:
+                object.__setattr__(settings, section, SectionNotGiven(section, stage))
+        return settings
 
     @classmethod
     def load(cls, path: str | Path) -> Settings:
@@ -258,7 +389,7 @@ class Settings:
 
 
 # Lower bounds of numeric fields (inclusive unless noted); every other int field must be >= 1.
-_AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "drift_threshold",
+_AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "threshold",
                   "walk_forward_folds"}
 _FRACTIONS = {"train_fraction", "val_fraction"}
 
@@ -304,7 +435,7 @@ def check_fields(obj: object, prefix: str) -> None:
 
 def interval_s(settings: Settings) -> int:
     """The bar spacing the computation uses: the stated or inferred one, 1 minute when neither is known."""
-    return settings.bar_interval_s or 60
+    return settings.features.bar_interval_s or 60
 
 
 def target_column(window: int, horizon: int) -> str:

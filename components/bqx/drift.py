@@ -29,9 +29,9 @@ DOMAIN_TITLES = {"idx": "rate_idx", "bqx": "BQX", "cross": "cross", "output": "t
 
 
 def status_of(index: float, settings: Settings) -> str:
-    if index >= settings.drift_critical_index:
+    if index >= settings.drift.critical_index:
         return "critical"
-    if index >= settings.drift_warning_index:
+    if index >= settings.drift.warning_index:
         return "warning"
     return "ok"
 
@@ -39,14 +39,14 @@ def status_of(index: float, settings: Settings) -> str:
 def alert(summary: dict, pair: str, settings: Settings) -> str | None:
     """Publish one SNS message when any domain is critical; returns the message id (None if no alert)."""
     critical = {d: v for d, v in summary["domains"].items() if v["status"] == "critical"}
-    if not critical or not settings.drift_sns_topic_arn:
+    if not critical or not settings.drift.sns_topic_arn:
         return None
     from bqx.aws import client
 
     lines = [f"{v['title']}: drift index {v['index']:.2f}, {v['drifted']} of {v['features']} features drifted "
              f"({v['share']:.0%})" for v in critical.values()]
     response = client("sns", settings).publish(
-        TopicArn=settings.drift_sns_topic_arn, Subject=f"bqx drift critical: {pair}"[:100],
+        TopicArn=settings.drift.sns_topic_arn, Subject=f"bqx drift critical: {pair}"[:100],
         Message=f"Critical feature drift for {pair}.\n" + "\n".join(lines),
         MessageAttributes={"pair": {"DataType": "String", "StringValue": pair},
                            "domains": {"DataType": "String", "StringValue": ",".join(sorted(critical))}})
@@ -113,8 +113,8 @@ def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str
 
     metrics = []
     for c in columns:
-        method = settings.drift_feature_methods.get(c, settings.drift_method or "wasserstein")
-        thr = settings.drift_feature_thresholds.get(c, settings.drift_threshold)
+        method = settings.drift.feature_methods.get(c, settings.drift.method or "wasserstein")
+        thr = settings.drift.feature_thresholds.get(c, settings.drift.threshold)
         if thr is None:
             thr = thresholds[c] if method == "wasserstein" and math.isfinite(thresholds[c]) else None
         metrics.append(ValueDrift(column=c, method=method, **({"threshold": float(thr)} if thr is not None else {})))
@@ -142,7 +142,7 @@ def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str
     if outputs:
         groups["output"] = list(outputs)
         columns += list(outputs)
-    stride = stride or max(1, math.ceil(len(reference) / (4 * settings.drift_sample_rows)))
+    stride = stride or max(1, math.ceil(len(reference) / (4 * settings.drift.sample_rows)))
     ref = reference[columns].iloc[::stride].astype(np.float64).reset_index(drop=True)
     cur = current[columns].iloc[::stride].astype(np.float64).reset_index(drop=True)
     cal = calibrate(ref.to_numpy(), len(cur), max(1, purge_rows(settings) // stride))

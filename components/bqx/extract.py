@@ -29,7 +29,7 @@ from bqx.catalog import Catalog
 from bqx.config import Settings, interval_s
 from bqx.features import bqx_core, hmm_regime
 from bqx.features.registry import FAMILIES, PairInputs
-from bqx.io import atomic_path, parquet_options, pq_write, write_json
+from bqx.io import atomic_path, parquet_options, write_json
 from bqx.panel import Panel, build_panel, load_panel
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _col(b: pd.DataFrame, name: str) -> np.ndarray:
 
 def settle_interval(settings: Settings, bars: pd.DataFrame) -> Settings:
     """The settings with ``bar_interval_s`` resolved: as stated, else the bars' modal spacing."""
-    if settings.bar_interval_s is not None:
+    if settings.features.bar_interval_s is not None:
         return settings
     seen = modal_interval_s(pd.DatetimeIndex(bars["ts_utc"]).asi8)
     return settings.replace(bar_interval_s=seen or 60)
@@ -54,9 +54,9 @@ def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel 
     """Bars from the baseline row on, and the series the tables are computed from. Without a panel the
     cross-pair tables see this pair alone (the other pairs' columns are NaN). ``base_close`` indexes
     rate_idx to a known baseline close (the server's, from the model package) instead of the first bar's."""
-    start = bqx_core.baseline_row(bars["ts_utc"], settings.baseline_date)
+    start = bqx_core.baseline_row(bars["ts_utc"], settings.features.baseline_date)
     if start:
-        log.info("dropping %d bars before the baseline date %s", start, settings.baseline_date)
+        log.info("dropping %d bars before the baseline date %s", start, settings.features.baseline_date)
     b = bars.iloc[start:].reset_index(drop=True)
     close = _col(b, "close")
     base = close[0] if base_close is None else base_close
@@ -100,8 +100,10 @@ class Extracted:
 
 
 def _write_table(columns: dict[str, object], path: Path) -> None:
+    """A table's temporary file: uncompressed, since it is read back once, right away, and compressing it
+    would double the wide frame's compression work."""
     with atomic_path(path) as tmp:
-        pq_write(pa.table(columns), tmp, row_group_size=ROW_GROUP)
+        pq.write_table(pa.table(columns), tmp, row_group_size=ROW_GROUP, compression="none", use_dictionary=False)
 
 
 def _assemble_wide(head: dict[str, object], table_files: list[Path], path: Path) -> None:
@@ -175,7 +177,7 @@ def online_state(b: pd.DataFrame, inputs: PairInputs, settings: Settings) -> dic
     copies it into selection.json, so it ships in model.tar.gz."""
     return {"baseline_ts": pd.Timestamp(b["ts_utc"].iloc[0]).isoformat(), "baseline_close": float(inputs.close[0]),
             "bar_interval_s": interval_s(settings), "pairs": list(inputs.panel.pairs),
-            "hmm": hmm_regime.snapshot(inputs.idx, settings.hmm_fit_rows)}
+            "hmm": hmm_regime.snapshot(inputs.idx, settings.features.hmm_fit_rows)}
 
 
 def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path,

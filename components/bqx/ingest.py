@@ -78,17 +78,17 @@ def check_coverage(bars: dict[str, pd.DataFrame], settings: Settings, run_checks
     out: dict[str, Coverage] = {}
     for pair, df in bars.items():
         ts = pd.DatetimeIndex(df["ts_utc"])
-        seen = modal_interval_s(ts.asi8) or settings.bar_interval_s or 60
-        if settings.bar_interval_s is not None and seen != settings.bar_interval_s:
+        seen = modal_interval_s(ts.asi8) or settings.features.bar_interval_s or 60
+        if settings.features.bar_interval_s is not None and seen != settings.features.bar_interval_s:
             raise ValueError(f"pair {pair}: bars are {describe_interval(seen)} apart (the most common spacing) but "
-                             f"bar_interval_s says {describe_interval(settings.bar_interval_s)}")
+                             f"bar_interval_s says {describe_interval(settings.features.bar_interval_s)}")
         start = 0
-        if settings.baseline_date is not None:
-            if not ts[0] <= baseline_instant(settings.baseline_date) <= ts[-1]:
-                raise ValueError(f"pair {pair}: baseline_date {settings.baseline_date} is outside its data "
+        if settings.features.baseline_date is not None:
+            if not ts[0] <= baseline_instant(settings.features.baseline_date) <= ts[-1]:
+                raise ValueError(f"pair {pair}: baseline_date {settings.features.baseline_date} is outside its data "
                                  f"({ts[0]} .. {ts[-1]}); set a date inside it, or leave baseline_date unset to "
                                  "index rate_idx to the first bar")
-            start = baseline_row(ts, settings.baseline_date)
+            start = baseline_row(ts, settings.features.baseline_date)
         if run_checks and len(ts) - start < need:
             after = f" from the baseline date on ({start} earlier bars are dropped)" if start else ""
             parts = ", ".join(f"{k} {v:,}" for k, v in bars_needed_parts(settings).items())

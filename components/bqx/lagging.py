@@ -24,10 +24,6 @@ from bqx.io import write_json, write_parquet
 COLUMN_BATCH = 128  # feature columns read from Parquet at a time
 
 
-def max_lag(settings: Settings) -> int:
-    return max(*settings.lags, settings.causality_lag)
-
-
 def lag_of(column: str) -> int:
     """``x_lag60`` -> 60; a base feature -> 0."""
     head, sep, tail = column.rpartition("_lag")
@@ -53,7 +49,7 @@ def build_candidates(base: dict[str, np.ndarray], rows: np.ndarray, columns: lis
 
 def add_lags(features: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Every candidate for every row of an in-memory frame, first max-lag rows dropped (small data, tests)."""
-    k_max = max_lag(settings)
+    k_max = settings.splits.max_lag
     n = len(features)
     if n <= k_max:
         raise ValueError(f"{n} feature rows: need more than the longest lag ({k_max} rows)")
@@ -84,11 +80,11 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> di
     from bqx.splits import split_rows
 
     path = Path(features_dir) / "features.parquet"
-    head = pq.read_table(path, columns=["ts_utc", settings.target_name]).to_pandas()
-    parts = split_rows(head[settings.target_name].to_numpy(), settings)
-    rng = np.random.default_rng(settings.seed)
+    head = pq.read_table(path, columns=["ts_utc", settings.features.target_name]).to_pandas()
+    parts = split_rows(head[settings.features.target_name].to_numpy(), settings)
+    rng = np.random.default_rng(settings.selection.seed)
     train = parts["train"]
-    n = min(settings.selection_sample_rows, len(train))
+    n = min(settings.selection.sample_rows, len(train))
     sample = np.sort(rng.choice(train, size=n, replace=False))
     columns = candidate_columns(settings)
     by_base: dict[str, list[str]] = {}
@@ -100,7 +96,7 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> di
         chunk = bases[lo:lo + COLUMN_BATCH]
         block = build_candidates(read_base(path, chunk), sample, [c for b in chunk for c in by_base[b]])
         parts_sample.update({c: block[c].to_numpy() for c in block.columns})
-    frame = pd.DataFrame({settings.target_name: head[settings.target_name].to_numpy()[sample],
+    frame = pd.DataFrame({settings.features.target_name: head[settings.features.target_name].to_numpy()[sample],
                           **{c: parts_sample[c] for c in columns}})
     out = Path(out_dir)
     write_parquet(frame, out / "candidates_sample.parquet")

@@ -130,7 +130,8 @@ def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs
               echo: io.TextIOBase | None = None, train_backend: str = "local",
               deploy_backend: str = "local", runner: Runner = Runner()) -> LocalRunResult:
     """Run the training pipeline through kfp.local; raise RuntimeError naming the failed task(s) and the log."""
-    return _supervised("train", out_dir, echo, runner, source=_where(source), pairs=list(pairs or settings.pairs),
+    return _supervised("train", out_dir, echo, runner, source=_where(source),
+                       pairs=list(pairs or settings.features.pairs),
                        settings_json=settings.to_json(), train_backend=train_backend, deploy_backend=deploy_backend)
 
 
@@ -139,7 +140,7 @@ def run_local_drift(source: str | Path, model_repository: str | Path, out_dir: s
                     runner: Runner = Runner()) -> LocalRunResult:
     """Run the recurring drift pipeline (bqx-drift) through kfp.local against a model repository."""
     return _supervised("drift", out_dir, echo, runner, source=_where(source),
-                       model_repository=_where(model_repository), pairs=list(pairs or settings.pairs),
+                       model_repository=_where(model_repository), pairs=list(pairs or settings.features.pairs),
                        settings_json=settings.to_json())
 
 
@@ -329,7 +330,7 @@ def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, runner
             local.init(runner=_kfp_runner(runner, run_dir, arguments), pipeline_root=str(run_dir),
                        raise_on_error=False)
             try:
-                with _python_in_command_only():
+                with _python_in_command_only(), _task_outputs_into_loops():
                     pipeline(**arguments)  # type: ignore[operator]
             finally:
                 builtins.print = real_print
@@ -437,6 +438,31 @@ def _python_in_command_only() -> Iterator[None]:
         yield
     finally:
         handler.replace_python_executable = original
+
+
+@contextmanager
+def _task_outputs_into_loops() -> Iterator[None]:
+    """kfp.local (2.17) gives every input of a ParallelFor that comes from an upstream task's output the
+    loop item instead (an extract task got ``settings_json="usdjpy"``, not ingest's settings for it). The
+    backend resolves them as outputs; here each iteration keeps them as outputs as well, and only the item
+    input (which kfp.local sets explicitly) is the item."""
+    from kfp.local.orchestrator import enhanced_dag_orchestrator as orchestrator
+
+    original = orchestrator.task_spec_utils.create_parameter_loop_iteration_task_spec
+
+    def iteration(task_spec: object, loop_item: object, loop_task_name: str) -> object:
+        spec = original(task_spec, loop_item, loop_task_name)
+        item = task_spec.parameter_iterator.item_input  # type: ignore[attr-defined]
+        for name, given in task_spec.inputs.parameters.items():  # type: ignore[attr-defined]
+            if name != item and given.HasField("task_output_parameter"):
+                spec.inputs.parameters[name].CopyFrom(given)
+        return spec
+
+    orchestrator.task_spec_utils.create_parameter_loop_iteration_task_spec = iteration
+    try:
+        yield
+    finally:
+        orchestrator.task_spec_utils.create_parameter_loop_iteration_task_spec = original
 
 
 class StageFailed(RuntimeError):

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from bqx.config import Settings
 from bqx.drift import alert, run_drift
-from bqx.lagging import materialise, max_lag
+from bqx.lagging import materialise
 from bqx.locations import read_served
 from bqx.model_package import load_tarball
 
@@ -34,7 +34,7 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
     fpath = Path(features_dir) / "features.parquet"
     target = loaded.selection["target"]
     head = pq.read_table(fpath, columns=["ts_utc", target]).to_pandas()
-    rows = np.arange(max_lag(settings), len(head))
+    rows = np.arange(settings.splits.max_lag, len(head))
     if len(rows) < 100:
         raise ValueError(f"pair {pair}: {len(rows)} fresh rows after warm-up and lags; need at least 100")
     current = materialise(fpath, loaded.features, rows)

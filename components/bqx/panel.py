@@ -2,7 +2,7 @@
 
 The grid is the union of the pairs' bar times. Each pair's close is carried forward (the last known
 price, so still causal) and turned into a log price, a one-row log return ``r`` (bps) and the
-one-row change of its primary BQX series ``dbqx``. Currency strength (DESIGN.md section 4): with
+one-row change of its primary BQX series ``dbqx``. Currency strength (docs/architecture.md, "Formulas"): with
 r_AB the return of pair AB, the 8 strengths g solve min sum_AB (r_AB - (g_A - g_B))^2 subject to
 sum g = 0; with all 28 pairs this is g_A = (1/8) sum_{B != A} r_AB (sign by orientation). The same
 projection of the BQX changes gives the BQX strengths ``gb``. A currency no pair covers is NaN.

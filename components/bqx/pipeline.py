@@ -45,13 +45,19 @@ def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
     # A recurring run reads the same `source` every time while the bars under it grow: ingest always reads
     # them afresh, so every later task sees new inputs and none is served stale from KFP's cache.
     ingest.set_caching_options(False)
-    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs, settings_json=settings_json)  # type: ignore[attr-defined]
+    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs,  # type: ignore[attr-defined]
+                               settings_json=ingest.outputs["panel"])  # type: ignore[attr-defined]
     return ingest, _stage(panel, "panel")
 
 
-def _extract(ingest: object, panel: object, pair: object, settings_json: str) -> object:
+def _settings(ingest: object, stage: str) -> object:
+    """The sections of the run's settings that ``stage`` reads, as ingest handed them out."""
+    return ingest.outputs[stage]  # type: ignore[attr-defined]
+
+
+def _extract(ingest: object, panel: object, pair: object) -> object:
     extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,  # type: ignore[attr-defined]
-                                      settings_json=settings_json)
+                                      settings_json=_settings(ingest, "extract"))
     return _stage(extract, "extract")
 
 
@@ -66,17 +72,17 @@ def bqx_pipeline(
 ) -> dsl.Model:
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
-        extract = _extract(ingest, panel, pair, settings_json)
+        extract = _extract(ingest, panel, pair)
         features = extract.outputs["features"]
-        lag = _stage(stages.lag_features(features=features, pair=pair, settings_json=settings_json), "lag")
+        lag = _stage(stages.lag_features(features=features, pair=pair, settings_json=_settings(ingest, "lag")), "lag")
         select = _stage(stages.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
-                                               settings_json=settings_json), "select")
-        train = _stage(stages.train_model(dataset=select.outputs["dataset"], pair=pair, settings_json=settings_json,
-                                          backend=train_backend), "train")
+                                               settings_json=_settings(ingest, "select")), "select")
+        train = _stage(stages.train_model(dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
+                                          settings_json=_settings(ingest, "train")), "train")
         _stage(stages.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
-                                   settings_json=settings_json), "drift")
+                                   settings_json=_settings(ingest, "drift")), "drift")
     deploy = _stage(stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
-                                         settings_json=settings_json), "deploy")
+                                         settings_json=_settings(ingest, "deploy")), "deploy")
     return deploy.outputs["repository"]
 
 
@@ -94,6 +100,7 @@ def bqx_drift_pipeline(
 ) -> None:
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
-        extract = _extract(ingest, panel, pair, settings_json)
+        extract = _extract(ingest, panel, pair)
         _stage(stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
-                                    prediction_log=prediction_log, pair=pair, settings_json=settings_json), "drift")
+                                    prediction_log=prediction_log, pair=pair,
+                                    settings_json=_settings(ingest, "drift")), "drift")

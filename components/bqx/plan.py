@@ -61,11 +61,11 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
     base, cands = counts["base"], counts["candidates"]
     bars = rows * (TS + 7 * F64)
     panel = rows * (TS + (3 * n_pairs + 16) * F64)
-    features = rows * (TS + len(settings.horizons) * F64 + base * F32)
+    features = rows * (TS + len(settings.features.horizons) * F64 + base * F32)
     candidates = rows * (TS + cands * F32)
-    selected = rows * (TS + F64 + settings.n_select * F32)
+    selected = rows * (TS + F64 + settings.selection.n_select * F32)
     largest_table = max(t.count for t in cat.tables)
-    sample = min(settings.selection_sample_rows, rows) * cands * F32
+    sample = min(settings.selection.sample_rows, rows) * cands * F32
     working = {
         # every pair's bars read, validated (a copy) and written
         "ingest": 3 * n_pairs * bars,
@@ -102,7 +102,7 @@ def disk_bytes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int 
     selected dataset and model, plus the bars and the panel, as stored."""
     sz = sizes(settings, rows, n_pairs)
     cands = Catalog(settings).planned_counts()["candidates"]
-    sample = min(settings.selection_sample_rows, rows) * (TS + cands * F32)
+    sample = min(settings.selection.sample_rows, rows) * (TS + cands * F32)
     per_pair = sz.features + sample + sz.selected + model_bytes_estimate(settings)
     return int(STORED_FRACTION * (n_pairs * (per_pair + sz.bars) + sz.panel))
 
@@ -116,7 +116,9 @@ class TaskResources:
     cpu: str
 
 
-THREADS = {"select": "train", "train": "train"}  # stages whose CatBoost uses settings.train.thread_count
+def _threads(settings: Settings, stage: str) -> int:
+    """The CatBoost threads a stage runs: select's importance model and train's fits; one elsewhere."""
+    return {"select": settings.selection.thread_count, "train": settings.training.thread_count}.get(stage, 1)
 
 
 def task_resources(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR) -> dict[str, TaskResources]:
@@ -125,7 +127,7 @@ def task_resources(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR) -> dict[s
     out = {}
     for stage, working in sizes(settings, rows).working_set.items():
         mib = -(-int(HEADROOM * working) // (256 * 2**20)) * 256
-        threads = settings.train.thread_count if stage in THREADS else 1
+        threads = _threads(settings, stage)
         out[stage] = TaskResources(f"{mib}Mi", str(threads))
     return out
 
@@ -135,9 +137,9 @@ def model_bytes_estimate(settings: Settings) -> int:
     the .cbm holds a leaf value per leaf and a split per level for every tree, plus the feature names."""
     from bqx.serving.models import charged_bytes
 
-    t = settings.train
-    cbm = t.iterations * (2**t.depth * F64 + t.depth * 16) + settings.n_select * 64
-    return charged_bytes(cbm, settings.n_select)
+    t = settings.training
+    cbm = t.iterations * (2**t.depth * F64 + t.depth * 16) + settings.selection.n_select * 64
+    return charged_bytes(cbm, settings.selection.n_select)
 
 
 ONLINE_CODE = 20 * 10**6  # compiled online kernels, loaded on the first raw-bars request (measured)
@@ -148,7 +150,7 @@ def online_memory(settings: Settings, n_pairs: int = len(PAIRS)) -> int:
     the compiled kernels (sizes from the catalog's feature count and the engine's own buffer rules)."""
     from bqx.serving.online import state_bytes
 
-    longest_lag = max(*settings.lags, settings.causality_lag)
+    longest_lag = settings.splits.max_lag
     per_pair, market = state_bytes(settings, len(Catalog(settings).features), longest_lag)
     return ONLINE_CODE + market + n_pairs * per_pair
 
@@ -170,7 +172,8 @@ def _gib(n: int) -> str:
 def plan_text(settings: Settings, prices_path: str | None = None, model_path: str | None = None) -> str:
     cat = Catalog(settings)
     planned = cat.planned_counts()
-    lines = [f"bqx plan (profile {settings.profile}, BQX {settings.bqx_version}, catalog {cat.version()})", "",
+    f = settings.features
+    lines = [f"bqx plan (profile {f.profile}, BQX {f.bqx_version}, catalog {cat.version()})", "",
              f"{'table':<30}{'domain':<8}{'count':>6}  {'lag':<4}{'status'}"]
     for t in cat.tables:
         status = "computed" if t.implemented else "declared"
@@ -178,12 +181,13 @@ def plan_text(settings: Settings, prices_path: str | None = None, model_path: st
     by_domain = cat.planned_domain_counts()
     lines += ["", f"base features: {planned['base']:,} planned ("
               + ", ".join(f"{d} {by_domain[d]}" for d in DOMAINS) + f"); {len(cat.features):,} computed today",
-              f"laggable: {planned['laggable']} x lags {list(settings.lags)} + {cat.table('bqx').count} core x "
-              f"causality lag {settings.causality_lag} = {planned['lagged']:,} lagged",
+              f"laggable: {planned['laggable']} x lags {list(settings.splits.lags)} + {cat.table('bqx').count} core x "
+              f"causality lag {settings.splits.causality_lag} = {planned['lagged']:,} lagged",
               f"candidates: {planned['candidates']:,} planned; {len(cat.candidate_names()):,} computed today"]
     avail = {d: sum(1 for c in cat.candidate_names() if cat.domain_of(c) == d) for d in DOMAINS}
     q = effective_quota(avail, settings)
-    lines.append(f"selection: {settings.n_select} per pair, >= {settings.min_idx} idx and >= {settings.min_bqx} bqx "
+    sel = settings.selection
+    lines.append(f"selection: {sel.n_select} per pair, >= {sel.min_idx} idx and >= {sel.min_bqx} bqx "
                  f"(effective today: {q.n_select}, idx >= {q.min_idx}, bqx >= {q.min_bqx})")
     lines.append(f"warm-up rows dropped by extract: {cat.warmup_rows():,}")
     sz = sizes(settings)
@@ -215,7 +219,7 @@ def _endpoint_lines(settings: Settings, prices: list[Instance], model_path: str 
         per_model, source = load_model("plan", model_path).bytes, f"measured on {model_path}"
     else:
         per_model = model_bytes_estimate(settings)
-        source = f"estimated for {settings.train.iterations} trees of depth {settings.train.depth}"
+        source = f"estimated for {settings.training.iterations} trees of depth {settings.training.depth}"
     need = endpoint_memory(settings, per_model)
     lines = ["", f"multi-model endpoint ({len(PAIRS)} models on one instance):",
              f"  per model {per_model / 2**20:,.2f} MiB ({source}); server base {SERVE_PROCESS_BASE / 2**20:,.0f} MiB; "
@@ -229,7 +233,7 @@ def _endpoint_lines(settings: Settings, prices: list[Instance], model_path: str 
 
 
 def compare_text(settings: Settings) -> str:
-    """The full and base profiles side by side (the phased roll-out of DESIGN.md section 3)."""
+    """The full and base profiles side by side (the phased roll-out: base tables first, advanced ones later)."""
     rows = []
     for profile in ("full", "base"):
         s = settings.replace(profile=profile)

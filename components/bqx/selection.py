@@ -28,9 +28,9 @@ class Quota:
 def effective_quota(available: dict[str, int], settings: Settings) -> Quota:
     """The configured quota, scaled to what exists: never more than the candidates of a domain, and the
     two minimums shrunk proportionally when they exceed the total that can be selected."""
-    n = min(settings.n_select, sum(available.values()))
-    mi = min(settings.min_idx, available.get("idx", 0))
-    mb = min(settings.min_bqx, available.get("bqx", 0))
+    n = min(settings.selection.n_select, sum(available.values()))
+    mi = min(settings.selection.min_idx, available.get("idx", 0))
+    mb = min(settings.selection.min_bqx, available.get("bqx", 0))
     if mi + mb > n:
         scale = n / (mi + mb)
         mi, mb = int(mi * scale), int(mb * scale)
@@ -68,17 +68,17 @@ def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int 
 def select(sample: pd.DataFrame, settings: Settings) -> dict:
     """Select features from a sample of training rows (candidates + target); returns ``selection.json``."""
     catalog = Catalog(settings)
-    target = settings.target_name
+    target = settings.features.target_name
     candidates = [c for c in sample.columns if "." in c]  # features are {table}.{name}; the rest is bookkeeping
     domains = {c: catalog.domain_of(c) for c in candidates}
     available = {d: sum(1 for c in candidates if domains[c] == d) for d in DOMAINS}
     quota = effective_quota(available, settings)
-    rng = np.random.default_rng(settings.seed)
-    n = min(settings.selection_sample_rows, len(sample))
+    rng = np.random.default_rng(settings.selection.seed)
+    n = min(settings.selection.sample_rows, len(sample))
     rows = np.sort(rng.choice(len(sample), size=n, replace=False))
     part = sample.iloc[rows]
-    importance = importance_catboost(part[candidates], part[target].to_numpy(), settings.seed,
-                                     settings.train.thread_count)
+    importance = importance_catboost(part[candidates], part[target].to_numpy(), settings.selection.seed,
+                                     settings.selection.thread_count)
     chosen = enforce_quota(importance, domains, quota)
     return {
         "features": chosen,
@@ -89,7 +89,7 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
         "quota": {"n_select": quota.n_select, "min_idx": quota.min_idx, "min_bqx": quota.min_bqx},
         "importance": {c: importance[c] for c in chosen},
         "sample_rows": n,
-        "seed": settings.seed,
+        "seed": settings.selection.seed,
         "settings": settings.to_dict(),
         "catalog_version": catalog.version(),
         "settings_hash": settings.settings_hash(),
@@ -112,7 +112,8 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     result["pair"] = pair
     splits = read_json(cdir / "splits.json")
     fpath = Path(features_dir) / "features.parquet"
-    targets = [target_column(settings.target_window, h) for h in settings.horizons]  # first = training target
+    f = settings.features
+    targets = [target_column(f.target_window, h) for h in f.horizons]  # first = training target
     head = pq.read_table(fpath, columns=["ts_utc", *targets, *evaluation_columns(settings)]).to_pandas()
     out = Path(out_dir)
     result["rows"] = {}

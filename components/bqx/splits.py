@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 
 from bqx.config import Settings
-from bqx.lagging import max_lag
 
 MIN_SPLIT_ROWS = 30  # usable rows, after both purge gaps, below which a pair cannot be split
 
 
 def purge_rows(settings: Settings) -> int:
-    return max(max(settings.horizons), max_lag(settings))
+    return max(max(settings.features.horizons), settings.splits.max_lag)
 
 
 def bars_needed_parts(settings: Settings) -> dict[str, int]:
@@ -28,8 +27,9 @@ def bars_needed_parts(settings: Settings) -> dict[str, int]:
     the longest lag, the target's horizon, two purge gaps and the smallest split :func:`bounds` accepts."""
     from bqx.catalog import Catalog
 
-    return {"warm-up": Catalog(settings).warmup_rows() + 1, "longest lag": max_lag(settings),
-            "horizon": max(settings.horizons), "purge gaps": 2 * purge_rows(settings), "splits": MIN_SPLIT_ROWS}
+    return {"warm-up": Catalog(settings).warmup_rows() + 1, "longest lag": settings.splits.max_lag,
+            "horizon": max(settings.features.horizons), "purge gaps": 2 * purge_rows(settings),
+            "splits": MIN_SPLIT_ROWS}
 
 
 def bars_needed(settings: Settings) -> int:
@@ -49,8 +49,8 @@ def bounds(n_rows: int, settings: Settings) -> SplitBounds:
     usable = n_rows - 2 * gap
     if usable < MIN_SPLIT_ROWS:
         raise ValueError(f"{n_rows} rows are too few to split with a {gap}-row purge gap on both sides")
-    n_train = int(usable * settings.train_fraction)
-    n_val = int(usable * settings.val_fraction)
+    n_train = int(usable * settings.splits.train_fraction)
+    n_val = int(usable * settings.splits.val_fraction)
     tr = (0, n_train)
     va = (n_train + gap, n_train + gap + n_val)
     te = (va[1] + gap, n_rows)
@@ -61,14 +61,14 @@ def split_rows(target: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     """Row positions of train/val/test in a features frame: rows from the longest lag on that have a
     target, cut in time order with purge gaps."""
     usable = np.flatnonzero(np.isfinite(target))
-    usable = usable[usable >= max_lag(settings)]
+    usable = usable[usable >= settings.splits.max_lag]
     b = bounds(len(usable), settings)
     return {name: usable[lo:hi] for name, (lo, hi) in (("train", b.train), ("val", b.val), ("test", b.test))}
 
 
 def split(frame: pd.DataFrame, settings: Settings) -> dict[str, pd.DataFrame]:
     """Drop rows without a target, then cut train/val/test with purge gaps."""
-    target = settings.target_name
+    target = settings.features.target_name
     clean = frame[frame[target].notna()].reset_index(drop=True)
     b = bounds(len(clean), settings)
     return {name: clean.iloc[lo:hi].reset_index(drop=True) for name, (lo, hi) in

@@ -1,12 +1,14 @@
 """The KFP components: one thin, typed ``@dsl.component`` per stage over the library functions.
 
 Each runs in its stage image (kfp and bqx baked in, nothing installed at run time), so the function
-bodies only import bqx, call the stage's library entry and record artifacts and metrics. Settings
-travel as one JSON string (``{}`` = defaults) so every stage sees the same, hashable settings.
+bodies only import bqx, call the stage's library entry and record artifacts and metrics. The run's
+settings (one JSON object, ``{}`` = defaults) go to ingest, which checks them whole and hands every
+later stage only the sections it reads (``bqx.config.STAGE_SECTIONS``), so a stage's cache key moves only
+when its own settings do.
 """
 
 
-from typing import List  # noqa: UP035  (KFP reads typing.List annotations)
+from typing import List, NamedTuple  # noqa: UP035  (KFP reads typing.List annotations)
 
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
@@ -16,9 +18,13 @@ from bqx.images import image
 
 @dsl.component(base_image=image("ingest"), install_kfp_package=False)
 def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[Dataset],  # noqa: UP006
-                report: Output[Markdown]) -> None:
+                report: Output[Markdown]) -> NamedTuple("StageSettings", panel=str, extract=str, lag=str, select=str,
+                                                        train=str, drift=str, deploy=str):
     """Validate and normalise the bars of every pair and check them against the settings (baseline date,
-    bar interval, enough bars); nothing is published if one file is bad."""
+    bar interval, enough bars); nothing is published if one file is bad. Returns each later stage's
+    settings: the sections of the run's settings that stage reads."""
+    from collections import namedtuple
+
     from bqx.bars import describe_interval
     from bqx.config import Settings
     from bqx.ingest import ingest
@@ -26,7 +32,8 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
     from bqx.reports import ingest_markdown
 
     work_started()
-    summary = ingest(source, bars.path, pairs, Settings.from_json(settings_json))
+    settings = Settings.from_json(settings_json)  # all of it checked here, before any stage's work
+    summary = ingest(source, bars.path, pairs, settings)
     bars.metadata["pairs"] = sorted(summary)
     interval = next(iter(summary.values()))["bar_interval_s"]
     bars.metadata["bar_interval_s"] = interval
@@ -37,6 +44,8 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
             f"are designed for 1-minute bars (a 60-bar window spans {describe_interval(60 * interval)})")
     with open(report.path, "w") as fh:
         fh.write(ingest_markdown(summary))
+    stages = ("panel", "extract", "lag", "select", "train", "drift", "deploy")
+    return namedtuple("StageSettings", stages)(*(settings.stage_json(s) for s in stages))
 
 
 @dsl.component(base_image=image("panel"), install_kfp_package=False)
@@ -47,7 +56,7 @@ def build_panel(bars: Input[Dataset], pairs: List[str], settings_json: str, pane
     from bqx.progress import say, work_started
 
     work_started()
-    summary = run(bars.path, pairs, Settings.from_json(settings_json), panel.path)
+    summary = run(bars.path, pairs, Settings.for_stage(settings_json, "panel"), panel.path)
     panel.metadata.update(summary)
     say("panel", "all", f"{len(summary['pairs'])} pairs on {summary['rows']:,} grid rows, "
         f"{len(summary['currencies'])} currencies")
@@ -63,7 +72,7 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
     from bqx.progress import say
 
     def work() -> None:
-        summary = run(bars.path, pair, Settings.from_json(settings_json), features.path, panel.path)
+        summary = run(bars.path, pair, Settings.for_stage(settings_json, "extract"), features.path, panel.path)
         features.metadata.update({"pair": pair, **summary})
         say("extract", pair, f"{summary['rows']:,} rows x {summary['features']} features")
 
@@ -79,7 +88,7 @@ def lag_features(features: Input[Dataset], pair: str, settings_json: str, candid
     from bqx.progress import say
 
     def work() -> None:
-        summary = run(features.path, Settings.from_json(settings_json), candidates.path)
+        summary = run(features.path, Settings.for_stage(settings_json, "lag"), candidates.path)
         candidates.metadata.update({"pair": pair, **summary})
         say("lag", pair, f"{summary['candidates']} candidates, sampled on {summary['sample_rows']:,} training rows")
 
@@ -96,7 +105,7 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
     from bqx.selection import run
 
     def work() -> None:
-        result = run(candidates.path, features.path, pair, Settings.from_json(settings_json), dataset.path)
+        result = run(candidates.path, features.path, pair, Settings.for_stage(settings_json, "select"), dataset.path)
         dataset.metadata.update({"pair": pair, "rows": result["rows"], "domain_counts": result["domain_counts"]})
         for domain, count in result["domain_counts"].items():
             metrics.log_metric(f"selected_{domain}", count)
@@ -127,8 +136,8 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
 
     def work() -> None:
         os.makedirs(model.path, exist_ok=True)
-        result = train_pair(dataset.path, Settings.from_json(settings_json), os.path.join(model.path, "model.tar.gz"),
-                            backend)
+        result = train_pair(dataset.path, Settings.for_stage(settings_json, "train"),
+                            os.path.join(model.path, "model.tar.gz"), backend)
         model.metadata.update({"pair": pair, "status": "trained",
                                **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
                                                                  "best_iteration")}})
@@ -166,7 +175,7 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     os.makedirs(repository.path, exist_ok=True)
     manifest = deploy_local(refs, repository.path)  # the local repository is kept on both backends
     if backend == "sagemaker":
-        summary = deploy_sagemaker(refs, Settings.from_json(settings_json))
+        summary = deploy_sagemaker(refs, Settings.for_stage(settings_json, "deploy"))
         repository.metadata.update({k: summary[k] for k in ("endpoint_config", "created", "updated", "uploaded")})
     elif backend != "local":
         raise ValueError(f"unknown deploy backend {backend!r} (local or sagemaker)")
@@ -191,7 +200,7 @@ def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settin
 
     def work() -> None:  # a pair whose training failed still gets its data's drift, without predictions
         tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, "model.tar.gz")
-        result = training_drift(dataset.path, tarball, pair, Settings.from_json(settings_json), report.path)
+        result = training_drift(dataset.path, tarball, pair, Settings.for_stage(settings_json, "drift"), report.path)
         say("drift", pair, record(result, summary, metrics, status.path))
 
     run_isolated("drift", pair, [dataset], [report, summary, metrics, status], work)
@@ -214,7 +223,7 @@ def monitor_drift(features: Input[Dataset], model_repository: str, prediction_lo
     def work() -> None:
         with tempfile.TemporaryDirectory(prefix="bqx-model-") as tmp:  # the package, from the repository's manifest
             tarball = model_tarball(model_repository, pair, tmp)
-            result = monitor_pair(features.path, tarball, pair, Settings.from_json(settings_json), report.path,
+            result = monitor_pair(features.path, tarball, pair, Settings.for_stage(settings_json, "drift"), report.path,
                                   prediction_log or None)
         say("drift", pair, record(result, summary, metrics, status.path))
 

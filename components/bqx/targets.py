@@ -22,8 +22,8 @@ def lead(x: np.ndarray, h: int) -> np.ndarray:
 
 def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     """One float64 target column per configured horizon (the first is the training target)."""
-    series = bqx_series(idx, settings.target_window, settings.bqx_version)
-    return {target_column(settings.target_window, h): lead(series, h) for h in settings.horizons}
+    series = bqx_series(idx, settings.features.target_window, settings.features.bqx_version)
+    return {target_column(settings.features.target_window, h): lead(series, h) for h in settings.features.horizons}
 
 
 BQX_NOW = "bqx_now"
@@ -35,14 +35,14 @@ def fwd_return_column(horizon: int) -> str:
 
 def evaluation_columns(settings: Settings) -> list[str]:
     """Non-feature columns carried next to the targets for honest evaluation (never used as features)."""
-    return [BQX_NOW, fwd_return_column(settings.horizon)]
+    return [BQX_NOW, fwd_return_column(settings.features.horizon)]
 
 
 def evaluation(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     """``bqx_now``: the primary BQX series at t (the persistence forecast of the target);
     ``fwd_ret_h{H}``: ln(idx(t+H) / idx(t)) in bps, what a position opened at t earns by t+H."""
-    h = settings.horizon
-    return {BQX_NOW: bqx_series(idx, settings.target_window, settings.bqx_version),
+    h = settings.features.horizon
+    return {BQX_NOW: bqx_series(idx, settings.features.target_window, settings.features.bqx_version),
             fwd_return_column(h): np.log(lead(idx, h) / idx) * 1e4}
 
 

@@ -1,4 +1,4 @@
-"""rate_idx, the BQX series and the ``bqx_{pair}`` core table (DESIGN.md section 4).
+"""rate_idx, the BQX series and the ``bqx_{pair}`` core table (docs/architecture.md, "Formulas").
 
 - ``rate_idx(t) = close(t) / baseline_close * 100``.
 - BQX v1 (default): ``bqx_W(t) = sum_{i=1..W} (idx(t-i) - idx(t)) / idx(t)``, backward momentum.
@@ -62,26 +62,26 @@ def bqx_series(idx: np.ndarray, window: int, version: str) -> np.ndarray:
 
 def primary_bqx(idx: np.ndarray, settings: Settings) -> np.ndarray:
     """The BQX series the technical/REG BQX tables use and the target is built from."""
-    return bqx_series(idx, settings.target_window, settings.bqx_version)
+    return bqx_series(idx, settings.features.target_window, settings.features.bqx_version)
 
 
 def primary_warmup(settings: Settings) -> int:
-    return settings.target_window
+    return settings.features.target_window
 
 
 def names(settings: Settings) -> list[str]:
-    window_names = [f"w{w}_bqx_{s}" for w in settings.bqx_windows for s in STATS]
-    if settings.bqx_version == "v1":
+    window_names = [f"w{w}_bqx_{s}" for w in settings.features.bqx_windows for s in STATS]
+    if settings.features.bqx_version == "v1":
         agg = [f"agg_bqx_{a}" for a in V1_AGGREGATES]
     else:
-        agg = [f"bqx_{n}" for n in settings.bqx_v3_windows]
+        agg = [f"bqx_{n}" for n in settings.features.bqx_v3_windows]
     return window_names + agg + [f"core_{c}" for c in CORE]
 
 
 def warmup(settings: Settings) -> int:
-    longest = max(*settings.bqx_windows, settings.bqx_agg_window)
-    if settings.bqx_version == "v3":
-        longest = max(longest, *settings.bqx_v3_windows)
+    longest = max(*settings.features.bqx_windows, settings.features.bqx_agg_window)
+    if settings.features.bqx_version == "v3":
+        longest = max(longest, *settings.features.bqx_v3_windows)
     return max(longest, primary_warmup(settings) + 1)
 
 
@@ -89,7 +89,7 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     """The 40 core BQX features from rate_idx (float64 arrays; the caller stores float32)."""
     out: dict[str, np.ndarray] = {}
     momenta = []
-    for w in settings.bqx_windows:
+    for w in settings.features.bqx_windows:
         past_sum = shift(rolling_sum(idx, w), 1)
         ret = (past_sum - w * idx) / idx
         momenta.append(ret / w)
@@ -99,8 +99,8 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
         out[f"w{w}_bqx_avg"] = ret / w
         out[f"w{w}_bqx_stdev"] = shift(rolling_std(idx, w), 1) / idx
         out[f"w{w}_bqx_endpoint"] = (shift(idx, w) - idx) / idx
-    if settings.bqx_version == "v1":
-        a = settings.bqx_agg_window
+    if settings.features.bqx_version == "v1":
+        a = settings.features.bqx_agg_window
         hi, lo = shift(rolling_max(idx, a), 1), shift(rolling_min(idx, a), 1)
         mean, sd = shift(rolling_mean(idx, a), 1), shift(rolling_std(idx, a), 1)
         out["agg_bqx_max"] = (hi - idx) / idx
@@ -111,7 +111,7 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
         out["agg_bqx_position"] = safe_div(idx - lo, hi - lo)
         out["agg_bqx_zscore"] = safe_div(idx - mean, sd)
     else:
-        for n in settings.bqx_v3_windows:
+        for n in settings.features.bqx_v3_windows:
             out[f"bqx_{n}"] = bqx_series(idx, n, "v3")
     primary = primary_bqx(idx, settings)
     out["core_rate_idx"] = idx.copy()
@@ -133,9 +133,9 @@ def bqx_point(idx: np.ndarray, t: int, window: int, v1: bool) -> float:
 
 
 def online_params(settings: Settings) -> tuple:
-    v3 = np.asarray(settings.bqx_v3_windows if settings.bqx_version == "v3" else (), dtype=np.int64)
-    return (np.asarray(settings.bqx_windows, dtype=np.int64), settings.bqx_agg_window, v3,
-            settings.target_window, settings.bqx_version == "v1")
+    v3 = np.asarray(settings.features.bqx_v3_windows if settings.features.bqx_version == "v3" else (), dtype=np.int64)
+    return (np.asarray(settings.features.bqx_windows, dtype=np.int64), settings.features.bqx_agg_window, v3,
+            settings.features.target_window, settings.features.bqx_version == "v1")
 
 
 @njit(cache=True)

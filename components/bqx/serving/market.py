@@ -35,7 +35,7 @@ class Market:
     def __init__(self, bars: dict[str, pd.DataFrame], settings: Settings, keep: int) -> None:
         self.pairs = tuple(p for p in PAIRS if p in bars)
         self.keep = keep
-        self.target, self.v1 = settings.target_window, settings.bqx_version == "v1"
+        self.target, self.v1 = settings.features.target_window, settings.features.bqx_version == "v1"
         grid, filled = filled_closes(bars, self.pairs)
         bqx = np.column_stack([grid_bqx(filled[:, j], settings) for j in range(len(self.pairs))])
         panel = panel_from(grid, self.pairs, filled, bqx)

@@ -75,7 +75,7 @@ def market_keep(settings: Settings) -> int:
     """Grid rows a market keeps: the longest cross-pair window, plus room for a pair seeded later to
     read its lagged rows (twice the longest lag, as the pair's rows are a subset of the grid's)."""
     panel = [t for t, fam in FAMILIES.items() if fam.online is not None and fam.online.panel]
-    return max(tail_length(t, settings) for t in panel) + 2 * (max(*settings.lags, settings.causality_lag) + 1)
+    return max(tail_length(t, settings) for t in panel) + 2 * (settings.splits.max_lag + 1)
 
 
 def state_bytes(settings: Settings, n_features: int, max_lag: int) -> tuple[int, int]:
@@ -89,7 +89,7 @@ def state_bytes(settings: Settings, n_features: int, max_lag: int) -> tuple[int,
     pair = (len(SERIES) * (keep + COMPACT_EVERY) + (max_lag + 1) * n_features) * 8
     pair += sum(FAMILIES[t].online.state_size(settings) for t in tables if FAMILIES[t].online) * 8  # type: ignore[union-attr]
     rows = market_keep(settings) + market.COMPACT_EVERY
-    n_pairs = len(settings.pairs)
+    n_pairs = len(settings.features.pairs)
     return pair, rows * (5 * n_pairs + 2 * 8 + 1) * 8
 
 
@@ -144,7 +144,7 @@ class PairEngine:
         if refused:
             raise ValueError(f"table(s) {refused} are not computed online yet")
         self.pair, self.settings, self.tables = pair, settings, list(tables)
-        self.target, self.v1 = settings.target_window, settings.bqx_version == "v1"
+        self.target, self.v1 = settings.features.target_window, settings.features.bqx_version == "v1"
         self.keep = max([*(tail_length(t, settings, snapshot) for t in tables), self.target + 2])
         self.hist_len = max_lag + 1
         base = float(snapshot["baseline_close"]) if snapshot and "baseline_close" in snapshot else None
@@ -375,8 +375,8 @@ class OnlineRegistry:
         plan = self._model_plan(model)
         panel, settings = plan.panel, plan.settings
         frames = self._frames(raw_bars, pair)
-        if panel and (not isinstance(raw_bars, dict) or any(p not in frames for p in settings.pairs)):
-            missing = [p for p in settings.pairs if p not in frames]
+        if panel and (not isinstance(raw_bars, dict) or any(p not in frames for p in settings.features.pairs)):
+            missing = [p for p in settings.features.pairs if p not in frames]
             cross = [f for f in features if split_feature(f)[0] in panel]
             raise PayloadError(422, f"model {name!r} uses {len(cross)} cross-pair feature(s) (e.g. "
                                     f"{', '.join(cross[:3])}): send 'bars' as {{pair: [bars]}} with every pair of "
@@ -387,14 +387,16 @@ class OnlineRegistry:
             if not panel:
                 return self._advance(model, plan, frames[pair], None)
             with self._market_lock:
-                mkey = ("market", tuple(settings.pairs), settings.target_window, settings.bqx_version)
+                f = settings.features
+                mkey = ("market", tuple(f.pairs), f.target_window, f.bqx_version)
                 market = self.markets.get(mkey)
                 if market is None:
                     frames = self._history(mkey, frames, 2 * plan.need)
                     if len(frames[pair]) < plan.need:
                         raise WarmingUp(name, pair, len(frames[pair]), plan.need)
                     del self.pending[mkey]
-                    market = Market({p: frames[p].frame() for p in settings.pairs}, settings, market_keep(settings))
+                    market = Market({p: frames[p].frame() for p in settings.features.pairs}, settings,
+                                    market_keep(settings))
                     self.markets[mkey] = market
                 else:
                     market.advance_bars(frames)
@@ -424,7 +426,7 @@ class OnlineRegistry:
         settings = self.settings or Settings.from_dict(_model_settings(model))
         state = model.loaded.selection.get("online_state")  # type: ignore[attr-defined]
         snapshot = state if isinstance(state, dict) else None
-        if settings.bar_interval_s is None and snapshot and snapshot.get("bar_interval_s"):
+        if settings.features.bar_interval_s is None and snapshot and snapshot.get("bar_interval_s"):
             settings = settings.replace(bar_interval_s=int(snapshot["bar_interval_s"]))
         if snapshot and snapshot.get("pairs"):  # the run's panel, which may be a subset of the 28 pairs
             settings = settings.replace(pairs=tuple(snapshot["pairs"]))
@@ -490,13 +492,12 @@ def compile_kernels() -> float:
 
     t0 = time.perf_counter()
     settings = Settings()
-    bars = generate(list(settings.pairs), days=3, seed=0)
+    bars = generate(list(settings.features.pairs), days=3, seed=0)
     grid = np.unique(np.concatenate([b["ts_utc"].astype("int64").to_numpy() for b in bars.values()]))
     before = {p: b[b["ts_utc"].astype("int64") < grid[-1]] for p, b in bars.items()}
     market = Market(before, settings, market_keep(settings))
-    pair = settings.pairs[0]
-    engine = PairEngine(pair, before[pair], list(FAMILIES), settings, max(*settings.lags, settings.causality_lag),
-                        market)
+    pair = settings.features.pairs[0]
+    engine = PairEngine(pair, before[pair], list(FAMILIES), settings, settings.splits.max_lag, market)
     market.advance_bars(bars)
     last = bars[pair].iloc[-1]
     engine.update({k: float(last[k]) for k in bars[pair].columns if k != "ts_utc"}, int(last["ts_utc"].value))

@@ -28,7 +28,7 @@ def synthetic_channels(data_dir: str | Path, pair: str, features: list[str], row
     in ``train``) for y = a few features + noise, under ``data_dir``."""
     rng = np.random.default_rng(seed)
     settings = Settings()
-    target = settings.target_name
+    target = settings.features.target_name
     selection = {"pair": pair, "features": features, "target": target, "catalog_version": "synthetic",
                  "settings_hash": settings.settings_hash(), "settings": settings.to_dict()}
     if online_state is not None:

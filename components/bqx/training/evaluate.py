@@ -183,7 +183,7 @@ def _table(metrics: dict[str, float], prefix: str) -> list[str]:
 
 def model_card(pair: str, metrics: dict[str, float], meta: dict, selection: dict, cost_bps: float) -> str:
     """Markdown model card: walk-forward and test-split tables with their baselines, data and provenance."""
-    s = selection["settings"]
+    s = selection["settings"]["features"]
     interval = int(metrics.get("bar_interval_s", 60))
     lines = [f"# Model card: {pair}", "", f"Target `{selection['target']}`: BQX over {s['target_window']} bars, "
              f"{s['horizons'][0]} bars ahead (BQX {s['bqx_version']}), {interval // 60}-minute bars."]

@@ -3,7 +3,6 @@ walk forward over purged folds, and draw the evaluation page."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
             shutil.copyfile(d / f"{split_name}.parquet", cdir / f"{split_name}.parquet")
             channels[channel] = cdir
         shutil.copyfile(d / "selection.json", channels["train"] / "selection.json")
-        hp = hyperparameters_for(dataclasses.asdict(settings.train), settings.seed)
+        hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))
         else:
@@ -43,7 +42,8 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
     loaded = load_tarball(out_tarball)
     frames = {name: pd.read_parquet(d / f"{name}.parquet") for name in ("train", "val", "test")}
     metrics, page = evaluation(loaded, frames, settings)
-    card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection, settings.eval_cost_bps)
+    card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection,
+                      settings.training.eval_cost_bps)
     return {"meta": meta, "metrics": metrics, "model_card": card, "evaluation_html": page}
 
 
@@ -55,15 +55,16 @@ def evaluation(loaded: LoadedModel, frames: dict[str, pd.DataFrame], settings: S
     from bqx.training import report
     from bqx.training.walk_forward import walk_forward
 
-    target, h = loaded.selection["target"], settings.horizon
-    fwd, sign = fwd_return_column(h), position_sign(settings.bqx_version)
+    target, h = loaded.selection["target"], settings.features.horizon
+    fwd, sign = fwd_return_column(h), position_sign(settings.features.bqx_version)
+    cost_bps = settings.training.eval_cost_bps
     state = loaded.selection.get("online_state") or {}
     interval = int(state.get("bar_interval_s") or interval_s(settings))
     test = frames["test"]
 
     def scored(rows: pd.DataFrame, pred: object) -> dict[str, float]:
         return evaluate(rows[target].to_numpy(), pred, rows[BQX_NOW].to_numpy(), rows[fwd].to_numpy(), h, sign,
-                        settings.eval_cost_bps, interval)
+                        cost_bps, interval)
 
     metrics = scored(test, loaded.predict(test[loaded.features]))
     metrics["bar_interval_s"] = float(interval)
@@ -78,13 +79,13 @@ def evaluation(loaded: LoadedModel, frames: dict[str, pd.DataFrame], settings: S
     raw = loaded.model.get_feature_importance()  # type: ignore[attr-defined]
     importance = {f: float(v) for f, v in zip(loaded.features, raw, strict=True)}
     pictures = {
-        f"Equity after cost, {where}": report.equity_curves(shown, h, sign, settings.eval_cost_bps, fwd, BQX_NOW),
+        f"Equity after cost, {where}": report.equity_curves(shown, h, sign, cost_bps, fwd, BQX_NOW),
         f"Predicted vs realised BQX, {where}": report.scatter(shown[target].to_numpy(), shown["prediction"].to_numpy(),
-                                                               settings.seed),
+                                                               settings.training.seed),
         "Feature importance of the deployed model": report.importance_chart(
             importance, {f: catalog.domain_of(f) for f in loaded.features}),
     }
-    notes = [f"One position per {h}-bar period from the sign of the forecast; half the {settings.eval_cost_bps} bps "
+    notes = [f"One position per {h}-bar period from the sign of the forecast; half the {cost_bps} bps "
              "round-trip cost per unit of position change. Sharpe ratios are annualised from the bar interval "
              f"({interval} s) and need at least 30 trades."]
     page = report.evaluation_page(str(loaded.selection.get("pair")), metrics, pictures, notes)

@@ -12,7 +12,6 @@ The folds run where the train stage runs (the pod or laptop), whatever the train
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +31,11 @@ class Fold:
 def folds(n_rows: int, oos_start: int, settings: Settings) -> list[Fold]:
     """Row ranges of each fold over ``n_rows`` time-ordered rows whose out-of-sample span starts at
     ``oos_start``; folds whose training window is too short to split are left out."""
-    k, gap = settings.walk_forward_folds, purge_rows(settings)
+    k, gap = settings.training.walk_forward_folds, purge_rows(settings)
     if k <= 0 or oos_start >= n_rows:
         return []
     edges = np.linspace(oos_start, n_rows, k + 1).astype(int)
-    share = settings.train_fraction / (settings.train_fraction + settings.val_fraction)
+    share = settings.splits.train_fraction / (settings.splits.train_fraction + settings.splits.val_fraction)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         window = lo - gap  # rows [0, window) may train fold k
@@ -54,10 +53,11 @@ def walk_forward(frames: list[pd.DataFrame], features: list[str], target: str, s
     rows = pd.concat(frames, ignore_index=True)
     x, y = rows[features].to_numpy(dtype=np.float32), rows[target].to_numpy(dtype=np.float64)
     parts = []
-    params = dataclasses.asdict(settings.train)
+    params = settings.training.hyperparameters()
     early = params.pop("early_stopping_rounds")
     for i, f in enumerate(folds(len(rows), len(frames[0]), settings)):
-        model = CatBoostRegressor(**params, random_seed=settings.seed, verbose=False, allow_writing_files=False)
+        model = CatBoostRegressor(**params, random_seed=settings.training.seed, verbose=False,
+                                  allow_writing_files=False)
         model.fit(x[slice(*f.fit)], y[slice(*f.fit)], eval_set=(x[slice(*f.early)], y[slice(*f.early)]),
                   early_stopping_rounds=early, use_best_model=True)
         block = rows.iloc[slice(*f.test)].copy()
