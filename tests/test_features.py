@@ -155,11 +155,12 @@ def test_no_all_nan_column_after_warmup(settings, tmp_path):
     assert not all_nan
     mostly = feats.iloc[:-1].isna().mean()
     assert mostly.max() < 0.01, mostly.idxmax()  # warm-up dropped: (almost) no NaN left
-    # the per-table files were only the way there: the output is the wide frame (and nothing twice)
+    # the output is the wide frame alone (nothing twice), with statistics only on the time column
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.parquet", "online_state.json"]
     meta = pq.ParquetFile(path.path).metadata.row_group(0)
     column = next(meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == feats.columns[0])
     assert column.compression == "ZSTD" and "BYTE_STREAM_SPLIT" in column.encodings
+    assert not column.is_stats_set and meta.column(0).path_in_schema == "ts_utc" and meta.column(0).is_stats_set
 
 
 def test_target_is_future_bqx_and_trailing_rows_are_nan(idx, settings):

@@ -71,8 +71,8 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         "ingest": 3 * n_pairs * bars,
         # every pair's bars and the grid being built from them
         "panel": n_pairs * bars + 2 * panel,
-        # inputs + the panel + one table in float64 while computed (the stage streams tables to disk)
-        "extract": bars + panel + 3 * rows * largest_table * F64,
+        # inputs + the panel + one table in float64 while computed + the float32 block written at the end
+        "extract": bars + panel + 3 * rows * largest_table * F64 + rows * base * F32,
         # lag: a batch of base columns at a time, plus the candidates on the training-row sample
         "lag": 2 * rows * COLUMN_BATCH * F32 + sample,
         # select: CatBoost on the sample (about 3x), then the chosen columns for every row
