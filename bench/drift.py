@@ -18,7 +18,7 @@ import pandas as pd
 
 from bqx.catalog import Catalog
 from bqx.config import Settings
-from bqx.drift import run_drift
+from bqx.drift.report import run_drift
 
 ROWS = 100_000
 

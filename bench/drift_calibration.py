@@ -2,7 +2,7 @@
 
 Many seeded samples of 4 pairs x 10 trading days (one unchanged generating process each) go through
 the real feature engine; each pair-run compares its first 70% of rows (the reference, as training
-rows) with its last 15% (the current, as the test split), with the calibration of bqx.drift_scores
+rows) with its last 15% (the current, as the test split), with the calibration of bqx.drift.scores
 and the status thresholds of the default settings. Scenarios: no change; in one domain's features of
 the current window, mean + 1 reference sd; or volatility x 2 (deviations from the window's mean
 doubled). Prints, per scenario and domain, the share of pair-runs whose status is critical. Goals:
@@ -28,7 +28,7 @@ def pair_runs(seed: int) -> list[dict[str, dict[str, float]]]:
     """Drift index per scenario and domain for each pair of one seeded sample."""
     from bqx.catalog import Catalog
     from bqx.config import Settings
-    from bqx.drift_scores import calibrate, scores, spread
+    from bqx.drift.scores import calibrate, scores, spread
     from bqx.extract import compute_tables, pair_inputs
     from bqx.panel import build_panel
     from bqx.sample import generate
@@ -78,7 +78,7 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         runs = [r for batch in pool.map(pair_runs, range(args.first_seed, args.first_seed + args.seeds)) for r in batch]
     from bqx.config import Settings
-    from bqx.drift import status_of
+    from bqx.drift.report import status_of
 
     settings = Settings()
     print(f"pair-runs: {len(runs)} runs")

@@ -41,11 +41,11 @@ def stage(name: str, root: Path) -> None:
         extract_pair(pd.read_parquet(root / "eurusd.parquet"), "eurusd", settings, root / "features",
                      load_panel(root / "panel" / "panel.parquet"))
     elif name == "lag":
-        from bqx.lagging import run
+        from bqx.lag import run
 
         run(root / "features", settings, root / "candidates")
     elif name == "select":
-        from bqx.selection import run
+        from bqx.select import run
 
         result = run(root / "candidates", root / "features", "eurusd", settings, root / "dataset")
         counts = result["domain_counts"]

@@ -48,8 +48,8 @@ def online_updates(steps: int = 500) -> None:
     from bqx.features.registry import FAMILIES
     from bqx.panel import build_panel
     from bqx.sample import generate
+    from bqx.serving.engine import PairEngine, market_keep
     from bqx.serving.market import Market
-    from bqx.serving.online import PairEngine, market_keep
 
     settings = Settings()
     tables = list(FAMILIES)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.config import Settings
-from bqx.training.local import hyperparameters_for, train_local
+from bqx.train.local import hyperparameters_for, train_local
 
 ROWS = 259 * 1440
 FEATURES = 250

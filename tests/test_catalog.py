@@ -1,4 +1,5 @@
-from bqx.catalog import TABLES, Catalog, base_name, lag_name
+from bqx.catalog import TABLES, Catalog
+from bqx.columns import base_name, lag_name, parse
 from bqx.config import Settings
 
 DESIGN_COUNTS = {
@@ -36,6 +37,12 @@ def test_computed_tables_have_catalog_counts_and_unique_names():
 def test_lag_names_round_trip_and_version_changes_with_settings():
     assert base_name(lag_name("technical_idx.rsi_14", 60)) == "technical_idx.rsi_14"
     assert base_name("reg_idx.w60_r2") == "reg_idx.w60_r2"
+    assert parse("technical_idx.rsi_14_lag60") == ("technical_idx", "technical_idx.rsi_14", 60)
+    assert parse("bqx.w15_bqx_return_lag61").lag == 61 and parse("reg_idx.w60_r2").lag == 0
+    assert parse("event_regime.bars_since_lag") == ("event_regime", "event_regime.bars_since_lag", 0)  # no digits
+    cat = Catalog()
+    for f in cat.candidate_names():  # every candidate parses back to a catalog feature
+        assert parse(f).base in cat.by_name and parse(f).table == cat.by_name[parse(f).base].table
     assert Catalog(Settings().replace(bqx_version="v3")).version() != Catalog().version()
     assert Catalog(Settings().replace(profile="base")).planned_counts()["base"] == 1080 - sum(
         t.count for t in TABLES if t.advanced)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from bqx.config import Settings
-from bqx.drift import run_drift
+from bqx.drift.report import run_drift
 
 IDX = ["reg_idx.w60_r2", "reg_idx.w90_rmse", "technical_idx.rsi_14", "technical_idx.cci_20"]
 BQX = ["bqx.w15_bqx_return", "bqx.w30_bqx_max", "technical_bqx.rsi_14", "reg_bqx.w60_r2"]
@@ -74,7 +74,7 @@ def test_target_and_prediction_drift_is_its_own_group():
 def test_critical_drift_publishes_to_sns(moto_server):
     import boto3
 
-    from bqx.drift import alert
+    from bqx.drift.report import alert
 
     sns = boto3.client("sns", endpoint_url=moto_server, region_name="us-east-1")
     sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1")
@@ -94,7 +94,7 @@ def test_critical_drift_publishes_to_sns(moto_server):
 
 
 def test_drift_distances_by_hand_and_too_short_a_reference():
-    from bqx.drift_scores import calibrate, distances, quantiles
+    from bqx.drift.scores import calibrate, distances, quantiles
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((20_000, 2))
@@ -114,7 +114,7 @@ def test_drift_distances_by_hand_and_too_short_a_reference():
 def test_quantiles_equal_numpys_nanquantile_with_missing_and_constant_columns():
     import warnings
 
-    from bqx.drift_scores import QUANTILES, quantiles
+    from bqx.drift.scores import QUANTILES, quantiles
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3001, 40)) * rng.uniform(0.01, 100, 40)

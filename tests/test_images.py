@@ -82,7 +82,7 @@ def test_serve_image_runs_the_serving_entrypoint():
 
 
 def test_image_plan_builds_the_wheelhouse_then_every_image_with_one_tag():
-    from bqx.images import IMAGES
+    from bqx.kubeflow.images import IMAGES
     from bqx.ship import image_plan
 
     plan = image_plan(ROOT, "registry.example/ml", "2026.11.24", "localhost/py:3.11")
@@ -220,7 +220,7 @@ def test_bqx_images_builds_tags_and_pushes_through_the_docker_api(monkeypatch, t
     """The docker SDK calls of `bqx images` against a Docker Engine API stand-in (tests/containers builds
     for real with podman): one small context with the CA bundle, the wheelhouse first, every image (two
     at a time with jobs=2), pushes only after every build."""
-    from bqx.images import IMAGES
+    from bqx.kubeflow.images import IMAGES
     from bqx.ship import build_images
 
     ca = tmp_path / "proxy-ca.pem"
@@ -256,7 +256,7 @@ def test_build_chains_keep_images_of_one_kind_together_and_start_with_the_heavie
     names = [[b.name for b in c] for c in chains]
     assert ["panel", "extract", "lag"] in names  # one image under three names: built once, then cached
     assert names[0] == ["serve"] and names[1] == ["drift"]
-    assert sorted(n for c in names for n in c) == sorted(__import__("bqx.images").images.IMAGES)
+    assert sorted(n for c in names for n in c) == sorted(__import__("bqx.kubeflow.images", fromlist=["IMAGES"]).IMAGES)
 
 
 def test_bqx_images_pushes_nothing_when_a_build_fails_and_stops_on_a_push_error(monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 from kfp_standin import KfpStandIn
 
 from bqx.cli import main
-from bqx.compile import load_compiled
+from bqx.kubeflow.compile import load_compiled
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pipelines" / "bqx_pipeline.yaml"

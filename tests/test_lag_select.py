@@ -4,8 +4,8 @@ import pytest
 
 from bqx.catalog import Catalog
 from bqx.config import SelectionSettings, Settings
-from bqx.lagging import add_lags
-from bqx.selection import Quota, effective_quota, enforce_quota, select
+from bqx.lag import add_lags
+from bqx.select import Quota, effective_quota, enforce_quota, select
 from bqx.splits import bounds, purge_rows, split
 
 
@@ -88,15 +88,15 @@ def test_split_rejects_too_little_data():
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
     """extract -> lag -> select through the stage entry points on a 5-day pair."""
-    from bqx import lagging, selection
+    from bqx import lag, select
     from bqx.extract import extract_pair
     from bqx.sample import generate
 
     s = Settings().replace(selection=SelectionSettings(sample_rows=800), horizons=(60, 30))
     root = tmp_path_factory.mktemp("stages")
     extract_pair(generate(["usdjpy"], days=5, seed=3)["usdjpy"], "usdjpy", s, root / "features")
-    lag_summary = lagging.run(root / "features", s, root / "candidates")
-    result = selection.run(root / "candidates", root / "features", "usdjpy", s, root / "dataset")
+    lag_summary = lag.run(root / "features", s, root / "candidates")
+    result = select.run(root / "candidates", root / "features", "usdjpy", s, root / "dataset")
     return s, root, lag_summary, result
 
 

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from bqx.cli import build_parser
-from bqx.compile import load_compiled
 from bqx.config import Settings
-from bqx.manifests import PIPELINES, pipeline_objects, write_pipeline_objects
+from bqx.kubeflow.compile import load_compiled
+from bqx.kubeflow.manifests import PIPELINES, pipeline_objects, write_pipeline_objects
+from bqx.kubeflow.schedule import params_from, typed_params
 from bqx.pairs import PAIRS
-from bqx.schedule import params_from, typed_params
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAYS = {"dev": ("bqx-dev", "111111111111"), "prod": ("bqx-prod", "222222222222")}

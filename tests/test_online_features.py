@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bqx.bars import validate_bars
+from bqx.columns import parse
 from bqx.config import Settings
 from bqx.extract import online_state, pair_inputs
 from bqx.features.registry import FAMILIES, PairInputs
@@ -15,18 +16,11 @@ from bqx.pairs import PAIRS
 from bqx.panel import build_panel
 from bqx.sample import generate
 from bqx.serving.config import ServeConfig
+from bqx.serving.engine import NOT_ONLINE, SERIES, PairEngine, market_keep, state_bytes
 from bqx.serving.market import Market
 from bqx.serving.models import ModelStore
-from bqx.serving.online import (
-    NOT_ONLINE,
-    SERIES,
-    PairEngine,
-    market_keep,
-    parse_bars,
-    split_feature,
-    state_bytes,
-)
 from bqx.serving.payload import PayloadError
+from bqx.serving.request_bars import parse_bars
 from bqx.serving.server import App
 from bqx.serving.synthetic import synthetic_model
 
@@ -133,7 +127,7 @@ def test_each_cross_pair_kernel_equals_the_batch_table_on_every_grid_row(panel, 
 def test_market_and_engine_with_every_table_follow_the_batch_engine(market_bars, panel, monkeypatch):
     """All 25 tables for one pair, the market advanced minute by minute from every pair's bars (with
     its buffers compacting on the way), equal extract's tables on the same bars."""
-    monkeypatch.setattr("bqx.serving.online.COMPACT_EVERY", 16)
+    monkeypatch.setattr("bqx.serving.engine.COMPACT_EVERY", 16)
     monkeypatch.setattr("bqx.serving.market.COMPACT_EVERY", 16)
     settings = Settings()
     _, inp = pair_inputs(market_bars["eurusd"], settings, "eurusd", panel=panel)
@@ -166,7 +160,7 @@ def test_market_and_engine_with_every_table_follow_the_batch_engine(market_bars,
 def test_engine_advances_bar_by_bar_through_buffer_compaction(bars, batch, monkeypatch):
     """Seeded from history, then one bar at a time; the buffers compact twice on the way (as they do
     every few thousand bars in a server), and every feature stays the batch value."""
-    monkeypatch.setattr("bqx.serving.online.COMPACT_EVERY", 16)
+    monkeypatch.setattr("bqx.serving.engine.COMPACT_EVERY", 16)
     n = len(bars)
     n0 = n - STEPS
     engine = PairEngine("eurusd", bars.iloc[:n0], PER_PAIR, Settings(), max_lag=240)
@@ -194,7 +188,7 @@ def _bars_json(frame) -> list[dict]:
 def test_raw_bars_requests_predict_from_online_features(bars, batch, tmp_path):
     names = ["technical_idx.rsi_14", "technical_bqx.rsi_14_lag60", "moving_avg_idx.ema60_dist",
              "event_regime.rows_since_shock", "statistics_bqx.w60_skew", "bqx.w15_bqx_return_lag61"]
-    names = [n for n in names if split_feature(n)[1] in batch]
+    names = [n for n in names if parse(n).base in batch]
     assert len(names) >= 5
     path = synthetic_model(tmp_path / "eurusd.tar.gz", "eurusd", names, rows=400, iterations=20)
     app = App(ServeConfig(), ModelStore())
@@ -206,7 +200,7 @@ def test_raw_bars_requests_predict_from_online_features(bars, batch, tmp_path):
         out = first if step == 0 else app.invoke(
             "eurusd", json.dumps({"bars": _bars_json(bars.iloc[i - 5: i])}).encode(), "application/json")
         row = n - 4 + step  # the latest bar the request carried
-        x = [batch[split_feature(f)[1]][row - split_feature(f)[2]] for f in names]
+        x = [batch[parse(f).base][row - parse(f).lag] for f in names]
         assert out["predictions"][0]["ts_utc"].startswith(str(bars["ts_utc"].iloc[row])[:19].replace(" ", "T"))
         assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], rel=1e-9)
 
@@ -219,7 +213,7 @@ def test_market_requests_predict_from_cross_pair_features(market_bars, panel, tm
     _, inp = pair_inputs(market_bars["gbpjpy"], settings, "gbpjpy", panel=panel)
     names = ["correlation_idx.corr240_usd", "cross_sectional_panel.disp60_lag60", "cross_pair.beta60",
              "error_correction.leg1_z240", "technical_bqx.rsi_14", "correlation_bqx.min_corr60_lag61"]
-    want = {n: FAMILIES[split_feature(n)[0]].compute(inp, settings)[split_feature(n)[1].split(".", 1)[1]]
+    want = {n: FAMILIES[parse(n).table].compute(inp, settings)[parse(n).base.split(".", 1)[1]]
             for n in names}
     path = synthetic_model(tmp_path / "gbpjpy.tar.gz", "gbpjpy", names, rows=400, iterations=20)
     model = load_tarball(path)
@@ -238,7 +232,7 @@ def test_market_requests_predict_from_cross_pair_features(market_bars, panel, tm
             out = app.invoke("gbpjpy", json.dumps({"bars": {p: v for p, v in minute.items() if v}}).encode(),
                              "application/json")
         row = int(np.searchsorted(ts, t if step else grid[-5], side="right")) - 1
-        x = [want[n][row - split_feature(n)[2]] for n in names]
+        x = [want[n][row - parse(n).lag] for n in names]
         assert np.isfinite(x).all()
         assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], rel=1e-9)
     with pytest.raises(PayloadError) as err:
@@ -280,7 +274,7 @@ def test_request_bars_fast_path_matches_the_file_rules(bars):
 def test_market_requests_are_checked_in_one_pass_and_name_the_pair_and_row(bars):
     """A minute of every pair is checked over all pairs at once; a pair that breaks a rule is named with
     its own row, exactly as a request with that pair alone would be."""
-    from bqx.serving.online import parse_market_bars
+    from bqx.serving.request_bars import parse_market_bars
 
     raw = [{k: v for k, v in b.items() if k != "volume"} for b in _bars_json(bars.iloc[:3])]
     market = {p: [dict(b) for b in raw] for p in ("eurusd", "usdjpy", "gbpusd")}
@@ -338,10 +332,10 @@ def test_model_package_snapshot_serves_level_and_regime_features_from_a_short_la
     state = json.loads(json.dumps(online_state(b, inp, settings)))
     names = ["technical_idx.macd_12_26_9", "reg_idx.w60_c_coef", "bqx.core_rate_idx_lag60", "hmm_regime.p_high",
              "hmm_regime.exp_var_lag60", "moving_avg_idx.ema60_dist"]
-    want = {n: FAMILIES[split_feature(n)[0]].compute(inp, settings)[split_feature(n)[1].split(".", 1)[1]]
+    want = {n: FAMILIES[parse(n).table].compute(inp, settings)[parse(n).base.split(".", 1)[1]]
             for n in names}
     row = len(bars) - 1
-    x = np.array([want[n][row - split_feature(n)[2]] for n in names])
+    x = np.array([want[n][row - parse(n).lag] for n in names])
     late = json.dumps({"bars": _bars_json(bars.iloc[-3300:])}).encode()
     results = {}
     for label, snap in (("with", state), ("without", None)):
@@ -394,7 +388,7 @@ def test_a_subset_run_serves_exactly_its_pairs_and_equals_batch_minute_by_minute
     assert sorted(state["pairs"]) == sorted(pairs)
     names = ["correlation_idx.corr240_usd", "cross_sectional_panel.disp60_lag60", "cross_pair.beta60",
              "error_correction.leg1_z240", "technical_bqx.rsi_14"]
-    want = {n: FAMILIES[split_feature(n)[0]].compute(inp, settings)[split_feature(n)[1].split(".", 1)[1]]
+    want = {n: FAMILIES[parse(n).table].compute(inp, settings)[parse(n).base.split(".", 1)[1]]
             for n in names}
     path = synthetic_model(tmp_path / "eurjpy.tar.gz", "eurjpy", names, rows=400, iterations=20,
                            online_state=json.loads(json.dumps(state)))
@@ -413,7 +407,7 @@ def test_a_subset_run_serves_exactly_its_pairs_and_equals_batch_minute_by_minute
             out = app.invoke("eurjpy", json.dumps({"bars": {p: v for p, v in minute.items() if v}}).encode(),
                              "application/json")
         row = int(np.searchsorted(ts, grid[-7] if t is None else t, side="right")) - 1
-        x = [want[n][row - split_feature(n)[2]] for n in names]
+        x = [want[n][row - parse(n).lag] for n in names]
         assert np.isfinite(x).all()
         assert out["predictions"][0]["prediction"] == pytest.approx(model.predict(np.array([x]))[0], abs=1e-6)
     with pytest.raises(PayloadError) as err:  # the package's pairs, not the 28 defaults, are what it needs

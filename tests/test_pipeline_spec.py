@@ -11,8 +11,8 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from bqx.compile import compile_pipeline, load_compiled
-from bqx.images import STAGES, TAG
+from bqx.kubeflow.compile import compile_pipeline, load_compiled
+from bqx.kubeflow.images import STAGES, TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "bqx_pipeline.yaml"
@@ -52,7 +52,7 @@ def test_compiled_yaml_parses_into_pipeline_spec():
 
 
 def test_every_component_image_is_one_bqx_images_builds():
-    from bqx.images import image
+    from bqx.kubeflow.images import image
     from bqx.ship import image_plan
 
     text = COMPILED.read_text() + COMPILED_DRIFT.read_text()

@@ -12,11 +12,11 @@ import pytest
 
 from bqx.config import AwsSettings, Settings
 from bqx.deploy import ModelRef, deploy_sagemaker
+from bqx.drift.run import monitor_pair
 from bqx.extract import run as extract
 from bqx.ingest import ingest
-from bqx.lagging import materialise
+from bqx.lag import materialise
 from bqx.locations import model_tarball, read_served
-from bqx.monitor import monitor_pair
 from bqx.panel import run as panel
 from bqx.sample import write_sample
 from bqx.serving.config import ServeConfig

@@ -143,7 +143,7 @@ def test_cli_refuses_twice_listed_pairs_and_zero_days(capsys):
 
 
 def test_failure_cause_is_the_failed_tasks_exception_line():
-    from bqx.local_run import failure_cause
+    from bqx.kubeflow.local_run import failure_cause
 
     log = "\n".join([
         "    Traceback (most recent call last):", '      File "x.py", line 1, in <module>',
@@ -160,7 +160,7 @@ def test_failure_cause_is_the_failed_tasks_exception_line():
 
 
 def test_annualisation_follows_the_bar_interval():
-    from bqx.training.evaluate import trading_metrics
+    from bqx.train.evaluate import trading_metrics
 
     rng = np.random.default_rng(5)
     fwd = rng.standard_normal(60 * 400) * 10 + 1.0
@@ -176,7 +176,7 @@ def test_local_run_leaves_python3_in_arguments_alone():
     """kfp.local replaced 'python3' in every argument, so a bars path under .../python3.11/... broke."""
     from kfp.local import subprocess_task_handler as handler
 
-    from bqx.local_run import _python_in_command_only
+    from bqx.kubeflow.local_run import _python_in_command_only
 
     cmd = ["sh", "-c", 'python3 -m kfp.dsl.executor_main "$program_path/ephemeral_component.py" "$@"', "code",
            "--executor_input", '{"source": "/usr/lib/python3.11/data/bars.csv"}']

@@ -11,7 +11,7 @@ import boto3
 from test_training import HP, _channels
 
 from bqx.deploy import ModelRef, deploy_sagemaker, endpoint_action
-from bqx.training.local import train_local
+from bqx.train.local import train_local
 
 
 def _models(tmp_path, n_pairs=2):

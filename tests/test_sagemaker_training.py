@@ -12,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from test_training import HP, _channels
 
-from bqx.training.local import TrainingFailed, train_local
-from bqx.training.sagemaker import job_name, train_sagemaker, wait
+from bqx.train.local import TrainingFailed, train_local
+from bqx.train.sagemaker import job_name, train_sagemaker, wait
 
 
 def test_training_job_request_artifact_and_idempotent_rerun(tmp_path, aws_settings, moto_server):
@@ -109,7 +109,7 @@ def test_ingest_reads_s3_through_pyarrow_with_the_endpoint_override(tmp_path, aw
 def _stubbed(monkeypatch, moto_server):
     """train_sagemaker's clients: SageMaker behind botocore's Stubber (moto cannot fail a job or throttle;
     the Stubber checks every request against the real service model), S3 on moto."""
-    import bqx.training.sagemaker as backend
+    import bqx.train.sagemaker as backend
 
     sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
@@ -177,7 +177,7 @@ def test_refusals_fail_the_pair_with_awss_code_and_message(tmp_path, aws_setting
 def test_the_request_carries_spot_checkpoints_vpc_kms_metrics_and_tags():
     """Validated against SageMaker's own service model by the Stubber."""
     from bqx.config import AwsSettings, Settings
-    from bqx.training.sagemaker import METRICS, training_request
+    from bqx.train.sagemaker import METRICS, training_request
 
     aws = AwsSettings(bucket="b", role_arn="arn:aws:iam::123456789012:role/r", train_image="i:1", spot=True,
                       max_wait_s=7200, vpc_subnets=("subnet-1",), vpc_security_groups=("sg-1",),
@@ -206,7 +206,7 @@ def test_the_entrypoint_prints_what_the_metric_definitions_read_and_resumes_from
     import subprocess
     import sys
 
-    from bqx.training.sagemaker import METRICS
+    from bqx.train.sagemaker import METRICS
 
     root = tmp_path / "optml"
     (root / "input" / "config").mkdir(parents=True)

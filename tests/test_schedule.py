@@ -6,8 +6,8 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from bqx.compile import load_compiled
-from bqx.schedule import Wanted, ensure_recurring_run, params_from, typed_params
+from bqx.kubeflow.compile import load_compiled
+from bqx.kubeflow.schedule import Wanted, ensure_recurring_run, params_from, typed_params
 
 SPEC, _ = load_compiled(Path(__file__).resolve().parents[1] / "pipelines" / "bqx_pipeline.yaml")
 

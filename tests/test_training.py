@@ -13,8 +13,8 @@ import pytest
 
 from bqx.deploy import ModelRef, deploy_local
 from bqx.model_package import load_tarball
-from bqx.training.evaluate import evaluate, sharpe_text, trading_metrics
-from bqx.training.local import TrainingFailed, train_local
+from bqx.train.evaluate import evaluate, sharpe_text, trading_metrics
+from bqx.train.local import TrainingFailed, train_local
 
 FEATURES = ["reg_idx.w60_r2", "bqx.w15_bqx_return", "technical_bqx.rsi_14"]
 
@@ -125,7 +125,7 @@ def test_evaluation_reports_every_metric_next_to_its_baselines():
 
 
 def test_position_costs_drawdown_and_holding_by_hand():
-    from bqx.training.evaluate import holding_periods, period_pnl
+    from bqx.train.evaluate import holding_periods, period_pnl
 
     pos = np.array([1.0, 1.0, -1.0, 0.0, 1.0])
     pnl = period_pnl(pos, np.array([10.0, -4.0, -6.0, 3.0, 2.0]), cost_bps=2.0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+from bqx.columns import base_name, feature_column, lag_name
 from bqx.config import Settings
 from bqx.features.registry import FAMILIES
 
@@ -116,7 +117,7 @@ class Catalog:
             names = FAMILIES[t.key].names(self.settings)
             if len(names) != t.count:
                 raise AssertionError(f"table {t.key}: family names {len(names)} features, catalog says {t.count}")
-            out.extend(Feature(f"{t.key}.{n}", t.key, t.domain, t.laggable) for n in names)
+            out.extend(Feature(feature_column(t.key, n), t.key, t.domain, t.laggable) for n in names)
         return tuple(out)
 
     @cached_property
@@ -165,11 +166,3 @@ class Catalog:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def lag_name(feature: str, lag: int) -> str:
-    return f"{feature}_lag{lag}"
-
-
-def base_name(column: str) -> str:
-    """``technical_idx.rsi_14_lag60`` -> ``technical_idx.rsi_14``."""
-    head, sep, tail = column.rpartition("_lag")
-    return head if sep and tail.isdigit() else column

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bqx import __version__
+from bqx.artifacts import MODEL_TARBALL
 from bqx.config import Settings
 from bqx.pairs import PAIRS
 
 if TYPE_CHECKING:
-    from bqx.local_run import Runner
+    from bqx.kubeflow.local_run import Runner
 
 DEFAULT_SAMPLE_PAIRS = ("eurusd", "gbpusd", "usdjpy", "audusd")
 DEFAULT_SAMPLE_DAYS = 10
@@ -95,7 +96,7 @@ def _rows_in(bars: str) -> int:
 
 
 def _runner(args: argparse.Namespace) -> Runner:
-    from bqx.local_run import Runner
+    from bqx.kubeflow.local_run import Runner
 
     if args.runner == "subprocess" and (args.registry or args.tag):
         raise ValueError("--registry and --tag choose the images of --runner docker")
@@ -133,7 +134,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bqx.local_run import run_local
+    from bqx.kubeflow.local_run import run_local
     from bqx.sample import write_sample
 
     if not args.local:
@@ -162,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def summary_text(result: object) -> str:
     """Where every output went, with the headline numbers."""
-    from bqx.local_run import LocalRunResult
+    from bqx.kubeflow.local_run import LocalRunResult
 
     assert isinstance(result, LocalRunResult)
     lines = [f"\nfinished in {result.seconds:.0f} s; outputs under the run directory {result.run_dir}/"]
@@ -177,7 +178,7 @@ def summary_text(result: object) -> str:
         if task.pair:
             by_pair.setdefault(task.pair, {})[task.task.rsplit("/", 1)[-1]] = task.artifacts
     shown = (("extract-features", "features", "features"), ("lag-features", "candidates", "candidates"),
-             ("select-features", "dataset", "train/val/test"), ("train-model", "model", "model.tar.gz"),
+             ("select-features", "dataset", "train/val/test"), ("train-model", "model", MODEL_TARBALL),
              ("train-model", "model_card", "model card"), ("train-model", "evaluation", "evaluation (HTML)"),
              ("drift-report", "report", "drift report (HTML)"),
              ("drift-report", "summary", "drift summary"))
@@ -195,7 +196,7 @@ def summary_text(result: object) -> str:
                 lines.append(f"    {label:<20} {rel(tasks[task_name][output]['uri'])}")
         m = tasks.get("train-model", {}).get("metrics", {}).get("metadata", {})
         if "model_rmse" in m:
-            from bqx.training.evaluate import headline
+            from bqx.train.evaluate import headline
 
             lines.append("    " + headline(m))
     deploy = result.find("deploy-models")
@@ -209,7 +210,7 @@ def summary_text(result: object) -> str:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from bqx.local_run import run_local_drift
+    from bqx.kubeflow.local_run import run_local_drift
 
     settings = _settings(args.settings)
     pairs = _pairs(args.pairs, settings.features.pairs)
@@ -228,7 +229,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from bqx.schedule import Wanted, ensure_recurring_run, params_from
+    from bqx.kubeflow.schedule import Wanted, ensure_recurring_run, params_from
 
     wanted = Wanted(args.name, args.pipeline, args.version, args.cron, args.experiment,
                     params_from(args.settings, args.source, args.param), args.service_account, args.namespace)
@@ -274,7 +275,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from bqx.schedule import params_from
+    from bqx.kubeflow.schedule import params_from
     from bqx.ship import submit
 
     run_id = submit(args.host, Path(args.package), args.pipeline, args.version, args.experiment, args.run_name,
@@ -284,7 +285,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
-    from bqx.manifests import write_pipeline_objects
+    from bqx.kubeflow.manifests import write_pipeline_objects
 
     print(f"wrote {write_pipeline_objects(args.out)}")
     return 0
@@ -301,21 +302,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from bqx.compile import DEFAULT_PATH, DRIFT_PATH, compile_pipeline
+    from bqx.kubeflow.compile import DEFAULT_PATH, DRIFT_PATH, compile_pipeline
 
     path = compile_pipeline(args.out, "train", args.registry, args.tag)
     print(f"wrote {path}")
     drift = compile_pipeline(Path(args.out).with_name(DRIFT_PATH.name), "drift", args.registry, args.tag)
     print(f"wrote {drift}")
     if Path(args.out) == DEFAULT_PATH and Path("manifests/base").is_dir():  # keep the GitOps objects in step
-        from bqx.manifests import write_pipeline_objects
+        from bqx.kubeflow.manifests import write_pipeline_objects
 
         print(f"wrote {write_pipeline_objects()}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bqx.training.entrypoint import main as train_main
+    from bqx.train.entrypoint import main as train_main
 
     return train_main()
 
@@ -514,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bqx {args.command}: error: {hint}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        from bqx.local_run import Interrupted, StageFailed
+        from bqx.kubeflow.local_run import Interrupted, StageFailed
 
         if getattr(args, "debug", False):
             import traceback

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from bqx.columns import target_column
 from bqx.pairs import PAIRS, check_pair, listed_twice
 
 BqxVersion = Literal["v1", "v3"]
@@ -113,7 +114,7 @@ class SplitSettings:
 @dataclass(frozen=True)
 class SelectionSettings:
     """Keep n_select per pair, at least min_idx of rate_idx and min_bqx of BQX features (scaled down when
-    fewer candidates exist, see bqx.selection.effective_quota), ranked on sample_rows training rows."""
+    fewer candidates exist, see bqx.select.effective_quota), ranked on sample_rows training rows."""
 
     n_select: int = 250
     min_idx: int = 100
@@ -144,7 +145,7 @@ class TrainingSettings:
     thread_count: int = 2
     early_stopping_rounds: int = 50
     # Walk-forward evaluation: purged expanding-window folds over the validation and test span whose
-    # out-of-sample predictions are pooled (0 = the test split alone); see bqx.training.walk_forward.
+    # out-of-sample predictions are pooled (0 = the test split alone); see bqx.train.walk_forward.
     walk_forward_folds: int = 3
     # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
     eval_cost_bps: float = 1.0
@@ -163,7 +164,7 @@ class DriftSettings:
     """When drift warns or alerts, and how the HTML's Evidently section tests each feature."""
 
     # A domain's drift index (the mean of its features' scores, each its distance from the reference over
-    # the largest the reference showed by itself; bqx.drift_scores) that raises a warning / critical
+    # the largest the reference showed by itself; bqx.drift.scores) that raises a warning / critical
     # status. Rows are thinned so the reference keeps 4 x sample_rows.
     warning_index: float = 1.0
     critical_index: float = 1.35  # from bench/drift_calibration.py: between unchanged and shifted quantiles
@@ -438,5 +439,3 @@ def interval_s(settings: Settings) -> int:
     return settings.features.bar_interval_s or 60
 
 
-def target_column(window: int, horizon: int) -> str:
-    return f"target_bqx{window}_h{horizon}"

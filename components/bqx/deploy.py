@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bqx.artifacts import MANIFEST
 from bqx.config import Settings
 from bqx.io import atomic_path, read_json, write_json
 from bqx.model_package import sha256_of
@@ -33,7 +34,7 @@ def deploy_local(models: list[ModelRef], repo: str | Path) -> dict:
     """Copy each pair's model.tar.gz into the repository and write the manifest; returns the manifest."""
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
-    manifest_path = repo / "manifest.json"
+    manifest_path = repo / MANIFEST
     old = read_json(manifest_path) if manifest_path.exists() else {"models": {}}
     entries: dict[str, dict] = dict(old.get("models", {}))
     changed = []
@@ -189,10 +190,10 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
                              **{k: ref.meta.get(k) for k in ("catalog_version", "settings_hash", "n_features")}}
     manifest = {"endpoint": a.endpoint_name, "models": entries}
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    got = _get(lambda: s3.get_object(Bucket=a.bucket, Key=prefix + "manifest.json"))
+    got = _get(lambda: s3.get_object(Bucket=a.bucket, Key=prefix + MANIFEST))
     old = got["Body"].read() if got else b""
     if old != body:
-        s3.put_object(Bucket=a.bucket, Key=prefix + "manifest.json", Body=body)
+        s3.put_object(Bucket=a.bucket, Key=prefix + MANIFEST, Body=body)
     model_data = f"s3://{a.bucket}/{prefix}"
     model_name = f"{a.endpoint_name}-{_short_hash(a.serve_image, model_data, a.role_arn)}"
     if not _exists(lambda: sm.describe_model(ModelName=model_name)):

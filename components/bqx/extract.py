@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bqx import targets
+from bqx.artifacts import FEATURES, ONLINE_STATE, PANEL, bars_file
 from bqx.bars import modal_interval_s
 from bqx.catalog import Catalog
+from bqx.columns import feature_column
 from bqx.config import Settings, interval_s
 from bqx.features import bqx_core, hmm_regime
 from bqx.features.registry import FAMILIES, PairInputs
@@ -127,7 +129,8 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     columns: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     for key, block in iter_tables(inputs, settings):
-        columns.update({f"{key}.{name}": np.ascontiguousarray(v[warm:], dtype=np.float32) for name, v in block.items()})
+        columns.update({feature_column(key, name): np.ascontiguousarray(v[warm:], dtype=np.float32)
+                        for name, v in block.items()})
         del block
         seconds[key] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -135,9 +138,9 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     if list(columns) != expected:
         raise AssertionError(f"computed columns differ from the catalog ({len(columns)} vs {len(expected)})")
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "features.parquet"
+    path = out / FEATURES
     _write_wide(head, columns, path)
-    write_json(online_state(b, inputs, settings), out / "online_state.json")
+    write_json(online_state(b, inputs, settings), out / ONLINE_STATE)
     return Extracted(path, len(ts_arrow), seconds, interval_s(settings))
 
 
@@ -154,8 +157,8 @@ def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path
         panel_dir: str | Path | None = None) -> dict:
     """Stage entry: read ``{bars_dir}/{pair}.parquet`` (and ``{panel_dir}/panel.parquet``), extract,
     write under ``out_dir``; returns a summary."""
-    bars = pd.read_parquet(Path(bars_dir) / f"{pair}.parquet")
-    panel = load_panel(Path(panel_dir) / "panel.parquet") if panel_dir is not None else None
+    bars = pd.read_parquet(Path(bars_dir) / bars_file(pair))
+    panel = load_panel(Path(panel_dir) / PANEL) if panel_dir is not None else None
     catalog = Catalog(settings)
     done = extract_pair(bars, pair, settings, out_dir, panel)
     return {"pair": pair, "rows": done.rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows(),

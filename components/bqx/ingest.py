@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bqx.artifacts import bars_file
 from bqx.bars import (
     BarValidationError,
     describe_interval,
@@ -204,9 +205,9 @@ def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         for pair, df in bars.items():
-            write_parquet(df, staging / f"{pair}.parquet")
+            write_parquet(df, staging / bars_file(pair))
         for pair in bars:
-            os.replace(staging / f"{pair}.parquet", out / f"{pair}.parquet")
+            os.replace(staging / bars_file(pair), out / bars_file(pair))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary = {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bqx.artifacts import MANIFEST
 from bqx.aws import endpoint_url, split_s3
 
 
@@ -75,7 +76,7 @@ def _read_bytes(location: str, name: str) -> bytes | None:
 
 def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
     """The pair's deployed package, as a local file (downloaded into ``into`` from S3)."""
-    raw = _read_bytes(str(repository), "manifest.json")
+    raw = _read_bytes(str(repository), MANIFEST)
     entries = json.loads(raw).get("models", {}) if raw else {}
     if raw and pair not in entries:
         raise FileNotFoundError(f"model repository {repository} has no model for {pair} "

@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-REQUIRED = ("model.cbm", "selection.json", "meta.json")
+from bqx.artifacts import META, MODEL_CBM, MODEL_JSON, REFERENCE, SELECTION
+
+REQUIRED = (MODEL_CBM, SELECTION, META)
 MAX_UNPACKED_BYTES = 4 * 2**30  # a 250-feature model with its reference is tens of MB
 # CatBoost stamps every saved model with these; they change on every fit and would change the version
 VOLATILE_MODEL_INFO = ("model_guid", "train_finish_time")
@@ -61,8 +63,8 @@ def save_model(model: object, model_dir: str | Path) -> None:
     for key in VOLATILE_MODEL_INFO:
         if key in info:
             del info[key]
-    model.save_model(str(Path(model_dir) / "model.cbm"))  # type: ignore[attr-defined]
-    model.save_model(str(Path(model_dir) / "model.json"), format="json")  # type: ignore[attr-defined]
+    model.save_model(str(Path(model_dir) / MODEL_CBM))  # type: ignore[attr-defined]
+    model.save_model(str(Path(model_dir) / MODEL_JSON), format="json")  # type: ignore[attr-defined]
 
 
 def write_tarball(model_dir: str | Path, out_path: str | Path) -> Path:
@@ -138,18 +140,18 @@ def load_dir(model_dir: str | Path, with_reference: bool = True, predictor: str 
     missing = [f for f in REQUIRED if not (d / f).is_file()]
     if missing:
         raise FileNotFoundError(f"model at {d} lacks {', '.join(missing)}")
-    selection, meta = _json_object(d / "selection.json"), _json_object(d / "meta.json")
+    selection, meta = _json_object(d / SELECTION), _json_object(d / META)
     features = selection.get("features")
     if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
         raise PackageError("selection.json: 'features' must be a non-empty list of feature names")
-    model = _trees(d) if predictor == "trees" and (d / "model.json").is_file() else _catboost(d)
+    model = _trees(d) if predictor == "trees" and (d / MODEL_JSON).is_file() else _catboost(d)
     if list(model.feature_names_ or []) != features:
         raise PackageError(f"model at {d}: feature names differ from selection.json")
     reference = None
-    if with_reference and (d / "reference.parquet").exists():
+    if with_reference and (d / REFERENCE).exists():
         import pandas as pd
 
-        reference = pd.read_parquet(d / "reference.parquet")
+        reference = pd.read_parquet(d / REFERENCE)
     return LoadedModel(model, list(features), selection, meta, reference)
 
 
@@ -161,7 +163,7 @@ def _catboost(d: Path) -> object:
                            "package is not installed to read model.cbm: retrain, or install bqx-ml[model]") from None
     model = CatBoostRegressor()
     try:
-        model.load_model(str(d / "model.cbm"))
+        model.load_model(str(d / MODEL_CBM))
     except CatBoostError as exc:
         raise PackageError(f"model.cbm is not a CatBoost model: {str(exc).splitlines()[0][:200]}") from None
     return model
@@ -171,9 +173,9 @@ def _trees(d: Path) -> object:
     from bqx.serving.trees import load_trees
 
     try:
-        return load_trees(d / "model.json")
+        return load_trees(d / MODEL_JSON)
     except ValueError as exc:  # not JSON, or a model the evaluator does not cover (it says which)
-        raise PackageError(str(exc) if str(exc).startswith("model.json") else f"model.json: {exc}") from None
+        raise PackageError(str(exc) if str(exc).startswith(MODEL_JSON) else f"{MODEL_JSON}: {exc}") from None
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
         raise PackageError(f"model.json is not a CatBoost JSON export: {type(exc).__name__}: {exc}") from None
 

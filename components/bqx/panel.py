@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bqx.artifacts import PANEL, bars_file
 from bqx.config import Settings
 from bqx.features import bqx_core
 from bqx.pairs import CURRENCIES, PAIRS, split_pair
@@ -149,8 +150,8 @@ def all_triangles() -> list[tuple[str, str, str]]:
 
 def run(bars_dir: str | Path, pairs: list[str], settings: Settings, out_dir: str | Path) -> dict:
     """Stage entry: read every pair's bars, build the panel, write ``panel.parquet``; returns a summary."""
-    bars = {p: pd.read_parquet(Path(bars_dir) / f"{p}.parquet") for p in pairs}
+    bars = {p: pd.read_parquet(Path(bars_dir) / bars_file(p)) for p in pairs}
     panel = build_panel(bars, settings)
-    save_panel(panel, Path(out_dir) / "panel.parquet")
+    save_panel(panel, Path(out_dir) / PANEL)
     covered = [c for j, c in enumerate(CURRENCIES) if np.isfinite(panel.g[:, j]).any()]
     return {"rows": len(panel.ts_ns), "pairs": list(panel.pairs), "currencies": covered}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
-from bqx.lagging import COLUMN_BATCH
+from bqx.lag import COLUMN_BATCH
 from bqx.pairs import PAIRS
-from bqx.selection import effective_quota
+from bqx.select import effective_quota
 
 ROWS_PER_PAIR_YEAR = 259 * 1440  # open-market minutes in a year: 5 x 24 h a week, less holidays
 GIB = 1024**3
@@ -148,7 +148,7 @@ ONLINE_CODE = 20 * 10**6  # compiled online kernels, loaded on the first raw-bar
 def online_memory(settings: Settings, n_pairs: int = len(PAIRS)) -> int:
     """The online feature engine serving raw bars for ``n_pairs`` pairs: each pair's state, the market,
     the compiled kernels (sizes from the catalog's feature count and the engine's own buffer rules)."""
-    from bqx.serving.online import state_bytes
+    from bqx.serving.engine import state_bytes
 
     longest_lag = settings.splits.max_lag
     per_pair, market = state_bytes(settings, len(Catalog(settings).features), longest_lag)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bqx import __version__
-from bqx.images import IMAGES, image
+from bqx.kubeflow.images import IMAGES, image
 
 DEFAULT_PYTHON_IMAGE = "python:3.11-slim-bookworm"
 CONTEXT_FILES = ("pyproject.toml", "README.md", "images/Dockerfile", "images/wheels/Dockerfile",
@@ -28,7 +28,7 @@ CA_IN_CONTEXT = ".bqx-build/ca-bundle.crt"  # images/wheels/Dockerfile hands it 
 
 @dataclass(frozen=True)
 class ImageBuild:
-    name: str  # "wheels" (the wheelhouse, never pushed) or an image of bqx.images.IMAGES
+    name: str  # "wheels" (the wheelhouse, never pushed) or an image of bqx.kubeflow.images.IMAGES
     dockerfile: str  # relative to the build context
     target: str | None
     ref: str

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bqx.config import Settings, target_column
+from bqx.columns import BQX_NOW, fwd_return_column, target_column
+from bqx.config import Settings
 from bqx.features.bqx_core import bqx_series
 
 
@@ -26,11 +27,6 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
     return {target_column(settings.features.target_window, h): lead(series, h) for h in settings.features.horizons}
 
 
-BQX_NOW = "bqx_now"
-
-
-def fwd_return_column(horizon: int) -> str:
-    return f"fwd_ret_h{horizon}"
 
 
 def evaluation_columns(settings: Settings) -> list[str]:

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bqx.images import IMAGES
+from bqx.kubeflow.images import IMAGES
 from bqx.locations import read_served
 from bqx.model_package import load_dir, sha256_of
 from bqx.sample import generate
@@ -23,7 +23,7 @@ from bqx.serving.launch import free_port
 from bqx.serving.models import ModelStore
 from bqx.serving.server import App
 from bqx.serving.synthetic import feature_names, synthetic_channels, synthetic_hyperparameters, synthetic_model
-from bqx.training.local import train_local
+from bqx.train.local import train_local
 
 FEATURES = feature_names(10)
 # real catalog features of per-pair tables, so raw-bars requests run the online engine

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bqx.config import Settings
-from bqx.local_run import Runner, run_local
+from bqx.kubeflow.local_run import Runner, run_local
 from bqx.model_package import sha256_of
 from bqx.sample import write_sample
 

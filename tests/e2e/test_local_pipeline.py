@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bqx.config import Settings
-from bqx.local_run import run_local
+from bqx.kubeflow.local_run import run_local
 from bqx.model_package import load_dir, load_tarball, unpacked
 from bqx.sample import write_sample
 
@@ -117,7 +117,7 @@ def test_a_pair_failing_mid_pipeline_does_not_stop_the_others(tmp_path, capsys):
 
 def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
     """bqx-drift: the deployed repository's packaged references vs fresh bars, per pair and group."""
-    from bqx.local_run import run_local_drift
+    from bqx.kubeflow.local_run import run_local_drift
 
     repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
     write_sample(tmp_path / "fresh", PAIRS, days=6, start="2024-08-05", seed=7)
@@ -156,7 +156,7 @@ def check_logged_predictions(task, result, repo, tmp_path):
     import numpy as np
     import pyarrow.parquet as pq
 
-    from bqx.monitor import monitor_pair
+    from bqx.drift.run import monitor_pair
 
     features = next(t for t in result.find("extract-features") if t.pair == "eurusd").artifacts["features"]["uri"]
     ts = pq.read_table(Path(features) / "features.parquet", columns=["ts_utc"]).to_pandas()["ts_utc"]

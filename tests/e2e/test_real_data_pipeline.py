@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bqx.config import Settings
-from bqx.local_run import run_local
+from bqx.kubeflow.local_run import run_local
 from bqx.model_package import load_tarball
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bqx.local_run import run_local
+from bqx.kubeflow.local_run import run_local
 from bqx.sample import write_sample
 
 PAIRS = ["eurusd", "usdjpy", "gbpusd"]

@@ -72,7 +72,7 @@ def _on_pair_rows(inp: PairInputs, block: dict[str, np.ndarray]) -> dict[str, np
 
 @dataclass(frozen=True)
 class Online:
-    """A table computed one row at a time by the serving engine (:mod:`bqx.serving.online`).
+    """A table computed one row at a time by the serving engine (:mod:`bqx.serving.engine`).
 
     ``step(t, *series, *params(settings), state, out)`` writes row t of every feature, in the
     table's name order, into ``out`` from the named :class:`PairInputs` series up to row t and the

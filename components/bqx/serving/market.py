@@ -20,7 +20,7 @@ from bqx.pairs import CURRENCIES, PAIRS
 from bqx.panel import filled_closes, grid_bqx, panel_from, strength_matrix
 
 if TYPE_CHECKING:
-    from bqx.serving.online import RequestBars
+    from bqx.serving.request_bars import RequestBars
 
 COMPACT_EVERY = 4096
 

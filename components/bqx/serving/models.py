@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bqx.artifacts import MODEL_CBM
 from bqx.model_package import LoadedModel, PackageError, load_dir, sha256_of, unpacked
 from bqx.serving.payload import PayloadError
 
@@ -83,7 +84,7 @@ def _from_dir(name: str, url: str, d: Path) -> ServedModel:
         loaded = load_dir(d, with_reference=False, predictor="trees")
     except (FileNotFoundError, ValueError) as exc:
         raise PayloadError(400, f"model {name!r} at {url!r} cannot be loaded: {exc}") from None
-    cbm = d / "model.cbm"
+    cbm = d / MODEL_CBM
     return ServedModel(name, url, loaded, sha256_of(cbm)[:12], charged_bytes(cbm.stat().st_size, len(loaded.features)))
 
 

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import pandas as pd
 
+from bqx.artifacts import MODEL_CBM
 from bqx.serving.config import SINGLE_MODEL_DIR, ServeConfig
 from bqx.serving.models import ModelStore, ServedModel, predict
 from bqx.serving.payload import PayloadError, WarmingUp, parse_json, request_rows, rows_matrix
@@ -76,14 +77,14 @@ class App:
     def preload(self) -> list[str]:
         """Load /opt/ml/model (single-model endpoint) and every model under ``config.models``."""
         loaded = []
-        if Path(SINGLE_MODEL_DIR, "model.cbm").exists():
+        if Path(SINGLE_MODEL_DIR, MODEL_CBM).exists():
             self.store.load(DEFAULT_MODEL, SINGLE_MODEL_DIR)
             loaded.append(DEFAULT_MODEL)
         if self.config.models:
             root = Path(self.config.models)
             for item in sorted(root.iterdir()) if root.is_dir() else []:
                 name = item.name.removesuffix(".tar.gz").removesuffix(".tgz")
-                if (item.is_dir() and (item / "model.cbm").exists()) or item.name.endswith((".tar.gz", ".tgz")):
+                if (item.is_dir() and (item / MODEL_CBM).exists()) or item.name.endswith((".tar.gz", ".tgz")):
                     self.store.load(name, str(item))
                     loaded.append(name)
         return loaded

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bqx.artifacts import MODEL_TARBALL
 from bqx.model_package import MAX_UNPACKED_BYTES, REQUIRED
 from bqx.serving.payload import PayloadError
 
@@ -77,7 +78,7 @@ def fetched(url: str) -> Iterator[Path]:
     bucket, _, key = url[5:].partition("/")
     s3 = boto3.client("s3", endpoint_url=endpoint_url())
     with tempfile.TemporaryDirectory(prefix="bqx-s3-model-") as tmp:
-        target = Path(tmp) / "model.tar.gz"
+        target = Path(tmp) / MODEL_TARBALL
         try:
             size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
             if size > MAX_UNPACKED_BYTES:

@@ -1,6 +1,6 @@
 """Real model packages on synthetic rows, for the serving tests and bench/serve.py.
 
-The model is trained by the real training entrypoint (``bqx.training.local.train_local``), so the
+The model is trained by the real training entrypoint (``bqx.train.local.train_local``), so the
 tarball has exactly what a pipeline run produces: model.cbm, selection.json, meta.json, reference.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bqx.artifacts import SELECTION
 from bqx.config import Settings
-from bqx.training.local import train_local
+from bqx.train.local import train_local
 
 
 def feature_names(n: int) -> list[str]:
@@ -41,7 +42,7 @@ def synthetic_channels(data_dir: str | Path, pair: str, features: list[str], row
         channels[ch] = Path(data_dir) / ch
         channels[ch].mkdir(parents=True, exist_ok=True)
         df.to_parquet(channels[ch] / f"{ch}.parquet")
-    (channels["train"] / "selection.json").write_text(json.dumps(selection))
+    (channels["train"] / SELECTION).write_text(json.dumps(selection))
     return channels
 
 

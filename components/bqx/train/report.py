@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.pictures import png_uri, pyplot
-from bqx.training.evaluate import FORECASTERS, metric_rows, period_pnl, positions
+from bqx.train.evaluate import FORECASTERS, metric_rows, period_pnl, positions
 
 COLOURS = {"model": "#1f77b4", "zero": "#7f7f7f", "persistence": "#ff7f0e", "idx": "#2ca02c", "bqx": "#d62728",
            "cross": "#9467bd"}

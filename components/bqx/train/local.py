@@ -11,8 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bqx.artifacts import META
 from bqx.model_package import write_tarball
-from bqx.training.contract import OptMl
+from bqx.train.contract import OptMl
 
 
 class TrainingFailed(RuntimeError):
@@ -35,13 +36,13 @@ def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_
             shutil.copytree(src, opt.channel(name))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
         env["BQX_OPT_ML"] = root
-        proc = subprocess.run([sys.executable, "-m", "bqx.training.entrypoint"], env=env, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "bqx.train.entrypoint"], env=env, capture_output=True,
                               text=True, timeout=timeout_s)
         if proc.returncode != 0:
             reason = opt.failure_file.read_text() if opt.failure_file.exists() else proc.stderr[-2000:]
             raise TrainingFailed(f"training failed (exit {proc.returncode}): {reason}")
         write_tarball(opt.model_dir, out_tarball)
-        meta = json.loads((opt.model_dir / "meta.json").read_text())
+        meta = json.loads((opt.model_dir / META).read_text())
         return {**meta, **_status(proc.stdout)}
 
 

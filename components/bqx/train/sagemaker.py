@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bqx.artifacts import META, SELECTION
 from bqx.aws import client, require, split_s3, tags
 from bqx.config import Settings
 from bqx.model_package import PackageError, unpacked, write_tarball
-from bqx.training.local import TrainingFailed
+from bqx.train.local import TrainingFailed
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
@@ -168,7 +169,7 @@ def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], 
                     settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Run one pair's training job and fetch its model.tar.gz; returns the model's meta.json."""
     require(settings, "bucket", "role_arn", "train_image")
-    selection = json.loads((channels["train"] / "selection.json").read_text())
+    selection = json.loads((channels["train"] / SELECTION).read_text())
     base = job_name(pair, selection, hyperparameters)
     sm, s3 = client("sagemaker", settings), client("s3", settings)
     name, existing = current_attempt(sm, base, settings.aws.max_attempts, sleep)
@@ -189,9 +190,9 @@ def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], 
                              f"s3://{bucket}/{key} cannot be read: {err}") from err
     try:  # SageMaker's tarball carries times and owners: repack it so equal models give equal bytes
         with unpacked(tmp) as d:
-            if not (d / "meta.json").is_file():
+            if not (d / META).is_file():
                 raise TrainingFailed(f"model artifact of {name} has no meta.json")
-            meta = json.loads((d / "meta.json").read_text())
+            meta = json.loads((d / META).read_text())
             write_tarball(d, out_tarball)
     except PackageError as err:
         raise TrainingFailed(f"model artifact of {name} (s3://{bucket}/{key}): {err}") from None

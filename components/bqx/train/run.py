@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bqx.artifacts import SELECTION, SPLIT_NAMES, split_file
+from bqx.columns import BQX_NOW, fwd_return_column
 from bqx.config import Settings
 from bqx.model_package import LoadedModel, load_tarball
-from bqx.targets import BQX_NOW, fwd_return_column, position_sign
-from bqx.training.evaluate import evaluate, model_card
-from bqx.training.local import hyperparameters_for, train_local
+from bqx.targets import position_sign
+from bqx.train.evaluate import evaluate, model_card
+from bqx.train.local import hyperparameters_for, train_local
 
 
 def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local") -> dict:
@@ -30,17 +32,17 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
             cdir.mkdir()
             shutil.copyfile(d / f"{split_name}.parquet", cdir / f"{split_name}.parquet")
             channels[channel] = cdir
-        shutil.copyfile(d / "selection.json", channels["train"] / "selection.json")
+        shutil.copyfile(d / SELECTION, channels["train"] / SELECTION)
         hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))
         else:
-            from bqx.training.sagemaker import train_sagemaker
+            from bqx.train.sagemaker import train_sagemaker
 
-            pair = json.loads((d / "selection.json").read_text()).get("pair", "pair")
+            pair = json.loads((d / SELECTION).read_text()).get("pair", "pair")
             meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
     loaded = load_tarball(out_tarball)
-    frames = {name: pd.read_parquet(d / f"{name}.parquet") for name in ("train", "val", "test")}
+    frames = {name: pd.read_parquet(d / split_file(name)) for name in SPLIT_NAMES}
     metrics, page = evaluation(loaded, frames, settings)
     card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection,
                       settings.training.eval_cost_bps)
@@ -52,8 +54,8 @@ def evaluation(loaded: LoadedModel, frames: dict[str, pd.DataFrame], settings: S
     folds, and the evaluation page drawn from the walk-forward rows (the test split without folds)."""
     from bqx.catalog import Catalog
     from bqx.config import interval_s
-    from bqx.training import report
-    from bqx.training.walk_forward import walk_forward
+    from bqx.train import report
+    from bqx.train.walk_forward import walk_forward
 
     target, h = loaded.selection["target"], settings.features.horizon
     fwd, sign = fwd_return_column(h), position_sign(settings.features.bqx_version)

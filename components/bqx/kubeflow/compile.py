@@ -19,8 +19,8 @@ def compile_pipeline(out: str | Path = DEFAULT_PATH, which: str = "train", regis
     import yaml
     from kfp import compiler
 
-    from bqx.images import REGISTRY, STAGES, TAG, image
-    from bqx.pipeline import bqx_drift_pipeline, bqx_pipeline
+    from bqx.kubeflow.images import REGISTRY, STAGES, TAG, image
+    from bqx.kubeflow.pipelines import bqx_drift_pipeline, bqx_pipeline
 
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The bqx-ml training pipeline: ingest -> panel -> per pair (extract -> lag -> select -> train, drift) -> deploy.
 
-(No ``from __future__ import annotations`` here or in stages.py: KFP reads the annotations at runtime.)
+(No ``from __future__ import annotations`` here or in components.py: KFP reads the annotations at runtime.)
 """
 
 
@@ -9,8 +9,8 @@ from typing import List  # noqa: UP035
 
 from kfp import dsl, kubernetes
 
-from bqx import stages
 from bqx.config import Settings
+from bqx.kubeflow import components
 from bqx.pairs import PAIRS
 from bqx.plan import task_resources
 
@@ -41,11 +41,11 @@ def _stage(task: object, stage: str) -> object:
 
 def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
     """The shared head of both pipelines: validated bars and the cross-pair panel."""
-    ingest = _stage(stages.ingest_bars(source=source, pairs=pairs, settings_json=settings_json), "ingest")
+    ingest = _stage(components.ingest_bars(source=source, pairs=pairs, settings_json=settings_json), "ingest")
     # A recurring run reads the same `source` every time while the bars under it grow: ingest always reads
     # them afresh, so every later task sees new inputs and none is served stale from KFP's cache.
     ingest.set_caching_options(False)
-    panel = stages.build_panel(bars=ingest.outputs["bars"], pairs=pairs,  # type: ignore[attr-defined]
+    panel = components.build_panel(bars=ingest.outputs["bars"], pairs=pairs,  # type: ignore[attr-defined]
                                settings_json=ingest.outputs["panel"])  # type: ignore[attr-defined]
     return ingest, _stage(panel, "panel")
 
@@ -56,7 +56,7 @@ def _settings(ingest: object, stage: str) -> object:
 
 
 def _extract(ingest: object, panel: object, pair: object) -> object:
-    extract = stages.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,  # type: ignore[attr-defined]
+    extract = components.extract_features(bars=ingest.outputs["bars"], panel=panel.outputs["panel"], pair=pair,  # type: ignore[attr-defined]
                                       settings_json=_settings(ingest, "extract"))
     return _stage(extract, "extract")
 
@@ -74,14 +74,15 @@ def bqx_pipeline(
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
         extract = _extract(ingest, panel, pair)
         features = extract.outputs["features"]
-        lag = _stage(stages.lag_features(features=features, pair=pair, settings_json=_settings(ingest, "lag")), "lag")
-        select = _stage(stages.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
+        lag = _stage(components.lag_features(features=features, pair=pair, settings_json=_settings(ingest, "lag")),
+                     "lag")
+        select = _stage(components.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
                                                settings_json=_settings(ingest, "select")), "select")
-        train = _stage(stages.train_model(dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
+        train = _stage(components.train_model(dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
                                           settings_json=_settings(ingest, "train")), "train")
-        _stage(stages.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
+        _stage(components.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
                                    settings_json=_settings(ingest, "drift")), "drift")
-    deploy = _stage(stages.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
+    deploy = _stage(components.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
                                          settings_json=_settings(ingest, "deploy")), "deploy")
     return deploy.outputs["repository"]
 
@@ -101,6 +102,6 @@ def bqx_drift_pipeline(
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
         extract = _extract(ingest, panel, pair)
-        _stage(stages.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
+        _stage(components.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
                                     prediction_log=prediction_log, pair=pair,
                                     settings_json=_settings(ingest, "drift")), "drift")

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from bqx import __version__
-from bqx.compile import DEFAULT_PATH, DRIFT_PATH, load_compiled
+from bqx.kubeflow.compile import DEFAULT_PATH, DRIFT_PATH, load_compiled
 
 API = "pipelines.kubeflow.org/v2beta1"
 PIPELINES = {"bqx-train": DEFAULT_PATH, "bqx-drift": DRIFT_PATH}

@@ -17,17 +17,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bqx.catalog import Catalog, base_name, lag_name
+from bqx.artifacts import CANDIDATES, FEATURES, LAG_PLAN, SPLITS
+from bqx.catalog import Catalog
+from bqx.columns import base_name, lag_of
 from bqx.config import Settings
 from bqx.io import write_json, write_parquet
 
 COLUMN_BATCH = 128  # feature columns read from Parquet at a time
-
-
-def lag_of(column: str) -> int:
-    """``x_lag60`` -> 60; a base feature -> 0."""
-    head, sep, tail = column.rpartition("_lag")
-    return int(tail) if sep and tail.isdigit() else 0
 
 
 def candidate_columns(settings: Settings) -> list[str]:
@@ -79,7 +75,7 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> di
     """Stage entry: split the rows, sample training rows, write the candidate sample, plan and split."""
     from bqx.splits import split_rows
 
-    path = Path(features_dir) / "features.parquet"
+    path = Path(features_dir) / FEATURES
     head = pq.read_table(path, columns=["ts_utc", settings.features.target_name]).to_pandas()
     parts = split_rows(head[settings.features.target_name].to_numpy(), settings)
     rng = np.random.default_rng(settings.selection.seed)
@@ -99,14 +95,14 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> di
     frame = pd.DataFrame({settings.features.target_name: head[settings.features.target_name].to_numpy()[sample],
                           **{c: parts_sample[c] for c in columns}})
     out = Path(out_dir)
-    write_parquet(frame, out / "candidates_sample.parquet")
+    write_parquet(frame, out / CANDIDATES)
     catalog = Catalog(settings)
     write_json({"columns": columns, "domains": {c: catalog.domain_of(c) for c in columns},
-                "lags": {c: lag_of(c) for c in columns}}, out / "lag_plan.json")
+                "lags": {c: lag_of(c) for c in columns}}, out / LAG_PLAN)
     write_json({name: [int(rows[0]), int(rows[-1]) + 1] if len(rows) else [0, 0] for name, rows in parts.items()}
-               | {"sample_rows": sample.tolist()}, out / "splits.json")
+               | {"sample_rows": sample.tolist()}, out / SPLITS)
     return {"rows": len(head), "candidates": len(columns), "sample_rows": n,
             "split_rows": {k: len(v) for k, v in parts.items()}}
 
 
-__all__ = ["add_lags", "lag_name", "materialise", "run"]
+__all__ = ["add_lags", "materialise", "run"]

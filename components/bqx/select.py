@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bqx.artifacts import CANDIDATES, FEATURES, ONLINE_STATE, SELECTION, SPLITS, split_file
 from bqx.catalog import DOMAINS, Catalog
-from bqx.config import Settings, target_column
+from bqx.columns import target_column
+from bqx.config import Settings
 from bqx.targets import evaluation_columns
 
 
@@ -104,14 +106,14 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     import pyarrow.parquet as pq
 
     from bqx.io import read_json, write_json, write_parquet
-    from bqx.lagging import materialise
+    from bqx.lag import materialise
 
     cdir = Path(candidates_dir)
-    sample = pd.read_parquet(cdir / "candidates_sample.parquet")
+    sample = pd.read_parquet(cdir / CANDIDATES)
     result = select(sample, settings)
     result["pair"] = pair
-    splits = read_json(cdir / "splits.json")
-    fpath = Path(features_dir) / "features.parquet"
+    splits = read_json(cdir / SPLITS)
+    fpath = Path(features_dir) / FEATURES
     f = settings.features
     targets = [target_column(f.target_window, h) for h in f.horizons]  # first = training target
     head = pq.read_table(fpath, columns=["ts_utc", *targets, *evaluation_columns(settings)]).to_pandas()
@@ -123,10 +125,10 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
         part = pd.concat([head.iloc[rows].reset_index(drop=True), materialise(fpath, result["features"], rows)],
                          axis=1)
         part = part[part[result["target"]].notna()].reset_index(drop=True)
-        write_parquet(part, out / f"{name}.parquet")
+        write_parquet(part, out / split_file(name))
         result["rows"][name] = len(part)
-    state = Path(features_dir) / "online_state.json"
+    state = Path(features_dir) / ONLINE_STATE
     if state.exists():  # the serving engine's baseline and HMM fit travel with the model
         result["online_state"] = read_json(state)
-    write_json(result, out / "selection.json")
+    write_json(result, out / SELECTION)
     return result

@@ -2,7 +2,7 @@
 
 rate_idx (``idx``) and BQX (``bqx``) features are reported separately, with ``cross`` as a third group
 when selected and the target and predictions as a fourth. Scores are calibrated on the reference's own
-variation (:mod:`bqx.drift_scores`): each feature's score is its distance from the reference over the
+variation (:mod:`bqx.drift.scores`): each feature's score is its distance from the reference over the
 largest distance the reference's own later windows show from their past; a domain's drift index is
 the mean score of its features and sets its status (``drift_warning_index``, ``drift_critical_index``).
 The HTML page shows, per domain, the index, every feature's score and an Evidently report of the
@@ -21,7 +21,7 @@ import pandas as pd
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
-from bqx.drift_scores import calibrate, scores
+from bqx.drift.scores import calibrate, scores
 from bqx.io import write_text
 from bqx.pictures import png_uri, pyplot
 

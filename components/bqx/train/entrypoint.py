@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bqx.artifacts import META, REFERENCE, SELECTION
 from bqx.model_package import save_model
-from bqx.training.contract import OptMl
+from bqx.train.contract import OptMl
 
 REFERENCE_ROWS = 5_000
 METRIC_MARK = "bqx-metric "
@@ -70,7 +71,7 @@ def train(opt: OptMl) -> dict:
     from catboost import CatBoostRegressor
 
     params = parse_hyperparameters(opt.hyperparameters())
-    selection = json.loads((opt.channel("train") / "selection.json").read_text())
+    selection = json.loads((opt.channel("train") / SELECTION).read_text())
     features, target = selection["features"], selection["target"]
     tr = _read_channel(opt.channel("train"), "train")
     va = _read_channel(opt.channel("validation"), "validation")
@@ -85,7 +86,7 @@ def train(opt: OptMl) -> dict:
               use_best_model=True)
     seconds = time.perf_counter() - t0
     resid = va[target].to_numpy() - model.predict(va[features])
-    # one line per metric: the training job's MetricDefinitions read these (bqx.training.sagemaker.METRICS)
+    # one line per metric: the training job's MetricDefinitions read these (bqx.train.sagemaker.METRICS)
     print(f"{METRIC_MARK}validation:rmse={float(np.sqrt(np.mean(resid**2))):.10g}", flush=True)
     print(f"{METRIC_MARK}best_iteration={int(model.get_best_iteration() or 0)}", flush=True)
     meta = {
@@ -108,9 +109,9 @@ def train(opt: OptMl) -> dict:
     ref = tr.iloc[::stride]
     ref = ref[[*features, target]].assign(prediction=model.predict(ref[features]))
     meta["reference_stride"] = stride
-    ref.to_parquet(opt.model_dir / "reference.parquet", index=False)
-    (opt.model_dir / "selection.json").write_text(json.dumps(selection, indent=2))
-    (opt.model_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    ref.to_parquet(opt.model_dir / REFERENCE, index=False)
+    (opt.model_dir / SELECTION).write_text(json.dumps(selection, indent=2))
+    (opt.model_dir / META).write_text(json.dumps(meta, indent=2))
     return {**meta, "train_seconds": round(seconds, 3)}  # reported, not packaged: it differs run to run
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from bqx.artifacts import FEATURES, SELECTION, split_file
 from bqx.config import Settings
-from bqx.drift import alert, run_drift
-from bqx.lagging import materialise
+from bqx.drift.report import alert, run_drift
+from bqx.lag import materialise
 from bqx.locations import read_served
 from bqx.model_package import load_tarball
 
@@ -31,7 +32,7 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
     loaded = load_tarball(model_tarball)
     if loaded.reference is None:
         raise ValueError(f"model {model_tarball} carries no reference.parquet: retrain it with this version")
-    fpath = Path(features_dir) / "features.parquet"
+    fpath = Path(features_dir) / FEATURES
     target = loaded.selection["target"]
     head = pq.read_table(fpath, columns=["ts_utc", target]).to_pandas()
     rows = np.arange(settings.splits.max_lag, len(head))
@@ -70,9 +71,9 @@ def training_drift(dataset_dir: str | Path, model_tarball: str | Path | None, pa
     import json
 
     d = Path(dataset_dir)
-    selection = json.loads((d / "selection.json").read_text())
+    selection = json.loads((d / SELECTION).read_text())
     features, target = selection["features"], selection["target"]
-    reference, current = pd.read_parquet(d / "train.parquet"), pd.read_parquet(d / "test.parquet")
+    reference, current = pd.read_parquet(d / split_file("train")), pd.read_parquet(d / split_file("test"))
     reference["target"], current["target"] = reference[target], current[target]
     outputs = ["target"]
     if model_tarball is not None:

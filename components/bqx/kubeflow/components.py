@@ -13,7 +13,7 @@ from typing import List, NamedTuple  # noqa: UP035  (KFP reads typing.List annot
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
-from bqx.images import image
+from bqx.kubeflow.images import image
 
 
 @dsl.component(base_image=image("ingest"), install_kfp_package=False)
@@ -83,7 +83,7 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
 def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]) -> None:
     """The candidate set of one pair: lag plan, purged walk-forward split, candidates on training rows."""
     from bqx.config import Settings
-    from bqx.lagging import run
+    from bqx.lag import run
     from bqx.pair_status import run_isolated
     from bqx.progress import say
 
@@ -102,7 +102,7 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
     from bqx.config import Settings
     from bqx.pair_status import run_isolated
     from bqx.progress import say
-    from bqx.selection import run
+    from bqx.select import run
 
     def work() -> None:
         result = run(candidates.path, features.path, pair, Settings.for_stage(settings_json, "select"), dataset.path)
@@ -128,16 +128,17 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     import math
     import os
 
+    from bqx.artifacts import MODEL_TARBALL
     from bqx.config import Settings
     from bqx.pair_status import run_isolated
     from bqx.progress import say
-    from bqx.training.evaluate import headline
-    from bqx.training.run import train_pair
+    from bqx.train.evaluate import headline
+    from bqx.train.run import train_pair
 
     def work() -> None:
         os.makedirs(model.path, exist_ok=True)
         result = train_pair(dataset.path, Settings.for_stage(settings_json, "train"),
-                            os.path.join(model.path, "model.tar.gz"), backend)
+                            os.path.join(model.path, MODEL_TARBALL), backend)
         model.metadata.update({"pair": pair, "status": "trained",
                                **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
                                                                  "best_iteration")}})
@@ -162,6 +163,7 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     import os
     from pathlib import Path
 
+    from bqx.artifacts import MODEL_TARBALL
     from bqx.config import Settings
     from bqx.deploy import ModelRef, deploy_local, deploy_sagemaker
     from bqx.progress import say, work_started
@@ -170,7 +172,7 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     work_started()
     failed = {m.metadata["pair"]: f"failed at {m.metadata.get('failed_stage', 'train')}: {m.metadata.get('reason', '')}"
               for m in models if m.metadata.get("status") == "failed"}
-    refs = [ModelRef(m.metadata["pair"], Path(m.path) / "model.tar.gz", dict(m.metadata)) for m in models
+    refs = [ModelRef(m.metadata["pair"], Path(m.path) / MODEL_TARBALL, dict(m.metadata)) for m in models
             if m.metadata.get("status") != "failed"]
     os.makedirs(repository.path, exist_ok=True)
     manifest = deploy_local(refs, repository.path)  # the local repository is kept on both backends
@@ -193,13 +195,14 @@ def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settin
     the model's predictions; a warning/critical status per group and an SNS alert when critical."""
     import os
 
+    from bqx.artifacts import MODEL_TARBALL
     from bqx.config import Settings
-    from bqx.monitor import record, training_drift
+    from bqx.drift.run import record, training_drift
     from bqx.pair_status import run_isolated
     from bqx.progress import say
 
     def work() -> None:  # a pair whose training failed still gets its data's drift, without predictions
-        tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, "model.tar.gz")
+        tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, MODEL_TARBALL)
         result = training_drift(dataset.path, tarball, pair, Settings.for_stage(settings_json, "drift"), report.path)
         say("drift", pair, record(result, summary, metrics, status.path))
 
@@ -215,8 +218,8 @@ def monitor_drift(features: Input[Dataset], model_repository: str, prediction_lo
     import tempfile
 
     from bqx.config import Settings
+    from bqx.drift.run import monitor_pair, record
     from bqx.locations import model_tarball
-    from bqx.monitor import monitor_pair, record
     from bqx.pair_status import run_isolated
     from bqx.progress import say
 

@@ -118,8 +118,8 @@ class Runner:
     its stage image, ``{registry}/bqx-{stage}:{tag}``, through the Docker Engine API at DOCKER_HOST)."""
 
     kind: str = "subprocess"
-    registry: str = ""  # "" = bqx.images.REGISTRY
-    tag: str = ""  # "" = bqx.images.TAG
+    registry: str = ""  # "" = bqx.kubeflow.images.REGISTRY
+    tag: str = ""  # "" = bqx.kubeflow.images.TAG
 
     def __post_init__(self) -> None:
         if self.kind not in ("subprocess", "docker"):
@@ -151,14 +151,14 @@ def _where(location: str | Path) -> str:
 def _pipeline(kind: str, runner: Runner, run_dir: Path) -> tuple[object, str]:
     """The pipeline to run: its Python function for the subprocess runner; for containers, the pipeline
     compiled with the runner's image references and loaded back, exactly what a cluster would run."""
-    from bqx.pipeline import DRIFT_PIPELINE_NAME, PIPELINE_NAME, bqx_drift_pipeline, bqx_pipeline
+    from bqx.kubeflow.pipelines import DRIFT_PIPELINE_NAME, PIPELINE_NAME, bqx_drift_pipeline, bqx_pipeline
 
     func, name = (bqx_pipeline, PIPELINE_NAME) if kind == "train" else (bqx_drift_pipeline, DRIFT_PIPELINE_NAME)
     if runner.kind == "subprocess":
         return func, name
     from kfp import components
 
-    from bqx.compile import compile_pipeline
+    from bqx.kubeflow.compile import compile_pipeline
 
     compiled = compile_pipeline(run_dir / f"{name}.yaml", kind, runner.registry or None, runner.tag or None)
     return components.load_component_from_file(str(compiled)), name
@@ -217,7 +217,7 @@ def _supervised(kind: str, out_dir: str | Path, echo: io.TextIOBase | None, runn
     t0 = time.perf_counter()
     with open(run_dir / _LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        child = subprocess.Popen([sys.executable, "-m", "bqx.local_run", str(run_dir)], stdout=subprocess.PIPE,
+        child = subprocess.Popen([sys.executable, "-m", "bqx.kubeflow.local_run", str(run_dir)], stdout=subprocess.PIPE,
                                  text=True, bufsize=1, start_new_session=True,
                                  env={**os.environ, "BQX_SUPERVISOR_PID": str(os.getpid())})
         with _stopping_group_on_signals(child.pid) as stopped:

@@ -1,0 +1,36 @@
+"""File names inside the stages' artifacts, in one place: what each stage writes and the next one reads.
+
+The directory is the KFP artifact's path (``Output[Dataset].path``); these are the names within it.
+"""
+
+from __future__ import annotations
+
+# ingest: one Parquet per pair; panel: the grid of every pair
+PANEL = "panel.parquet"
+# extract
+FEATURES = "features.parquet"
+ONLINE_STATE = "online_state.json"  # what serving needs beyond a short history (bqx.extract.online_state)
+# lag
+CANDIDATES = "candidates_sample.parquet"
+LAG_PLAN = "lag_plan.json"
+SPLITS = "splits.json"
+# select: the chosen features of each split, and what was chosen
+SPLIT_NAMES = ("train", "val", "test")
+SELECTION = "selection.json"
+# train: the model package and what is inside it
+MODEL_TARBALL = "model.tar.gz"
+MODEL_CBM = "model.cbm"
+MODEL_JSON = "model.json"  # CatBoost's JSON export, what the serving image predicts from
+META = "meta.json"
+REFERENCE = "reference.parquet"  # training rows with predictions: the drift reference
+# deploy: the model repository's index
+MANIFEST = "manifest.json"
+
+
+def bars_file(pair: str) -> str:
+    return f"{pair}.parquet"
+
+
+def split_file(split: str) -> str:
+    """``train`` -> ``train.parquet`` (select's output, train's input)."""
+    return f"{split}.parquet"
