@@ -48,8 +48,8 @@ def stage(name: str, root: Path) -> None:
         from bqx.select import run
 
         result = run(root / "candidates", root / "features", "eurusd", settings, root / "dataset")
-        counts = result["domain_counts"]
-        print(f"selected: {len(result['features'])} features (idx {counts['idx']}, bqx {counts['bqx']}, "
+        counts = result.domain_counts
+        print(f"selected: {len(result.features)} features (idx {counts['idx']}, bqx {counts['bqx']}, "
               f"cross {counts['cross']})")
     print(f"{name} wall time: {time.perf_counter() - t0:.2f} s")
     print(f"{name} peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")

@@ -104,7 +104,7 @@ def test_lag_stage_samples_training_rows_only_and_plans_every_candidate(staged):
     import json
 
     s, root, lag_summary, _ = staged
-    assert lag_summary["candidates"] == 2640 and lag_summary["sample_rows"] == 800
+    assert lag_summary.candidates == 2640 and lag_summary.sample_rows == 800
     splits = json.loads((root / "candidates" / "splits.json").read_text())
     sample = np.array(splits["sample_rows"])
     assert sample.min() >= splits["train"][0] and sample.max() < splits["train"][1]
@@ -120,9 +120,10 @@ def test_materialised_selection_equals_full_lagging(staged):
     full = add_lags(wide, s).set_index("ts_utc")
     test = pd.read_parquet(root / "dataset" / "test.parquet").set_index("ts_utc")
     assert list(test.columns) == ["target_bqx60_h60", "target_bqx60_h30", "bqx_now", "fwd_ret_h60",
-                                  *result["features"]]
-    assert list(result["settings"]["features"]["horizons"]) == [60, 30] and s.features.target_name == "target_bqx60_h60"
-    chosen = result["features"]
+                                  *result.features]
+    assert list(result.selection["settings"]["features"]["horizons"]) == [60, 30]
+    assert s.features.target_name == "target_bqx60_h60"
+    chosen = result.features
     np.testing.assert_array_equal(test[chosen].to_numpy(), full.loc[test.index, chosen].to_numpy())
     target = s.features.target_name
     np.testing.assert_array_equal(test[target].to_numpy(), full.loc[test.index, target].to_numpy())
@@ -138,7 +139,7 @@ def test_no_training_target_window_reaches_validation_or_test(staged):
     assert tr1 - 1 + s.features.horizon < va0 and va1 - 1 + s.features.horizon < te0
     gap = max(s.features.horizon, max(s.splits.lags))
     assert va0 - tr1 >= gap and te0 - va1 >= gap
-    counts = staged[3]["domain_counts"]
+    counts = staged[3].domain_counts
     assert counts["idx"] >= 100 and counts["bqx"] >= 100 and sum(counts.values()) == 250
 
 
@@ -151,7 +152,7 @@ def test_selection_carries_extracts_online_state(staged):
 
     s, root, _, result = staged
     state = json.loads((root / "features" / "online_state.json").read_text())
-    assert result["online_state"] == state
+    assert result.selection["online_state"] == state
     bars = generate(["usdjpy"], days=5, seed=3)["usdjpy"]
     assert state["baseline_close"] == float(bars["close"].iloc[0]) and state["baseline_ts"].startswith(
         str(bars["ts_utc"].iloc[0].date()))

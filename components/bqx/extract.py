@@ -153,13 +153,21 @@ def online_state(b: pd.DataFrame, inputs: PairInputs, settings: Settings) -> dic
             "hmm": hmm_regime.snapshot(inputs.idx, settings.features.hmm_fit_rows)}
 
 
+@dataclass(frozen=True)
+class ExtractSummary:
+    pair: str
+    rows: int  # after the warm-up
+    features: int
+    warmup_rows: int
+    bar_interval_s: int
+
+
 def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path,
-        panel_dir: str | Path | None = None) -> dict:
+        panel_dir: str | Path | None = None) -> ExtractSummary:
     """Stage entry: read ``{bars_dir}/{pair}.parquet`` (and ``{panel_dir}/panel.parquet``), extract,
-    write under ``out_dir``; returns a summary."""
+    write under ``out_dir``."""
     bars = pd.read_parquet(Path(bars_dir) / bars_file(pair))
     panel = load_panel(Path(panel_dir) / PANEL) if panel_dir is not None else None
     catalog = Catalog(settings)
     done = extract_pair(bars, pair, settings, out_dir, panel)
-    return {"pair": pair, "rows": done.rows, "features": len(catalog.features), "warmup_rows": catalog.warmup_rows(),
-            "bar_interval_s": done.bar_interval_s}
+    return ExtractSummary(pair, done.rows, len(catalog.features), catalog.warmup_rows(), done.bar_interval_s)

@@ -11,6 +11,7 @@ Usable rows start at the longest lag (so every lag exists) and must have a targe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,15 @@ def materialise(features_path: Path, columns: list[str], rows: np.ndarray) -> pd
     return build_candidates(read_base(features_path, bases), rows, columns)
 
 
-def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> dict:
+@dataclass(frozen=True)
+class LagSummary:
+    rows: int
+    candidates: int
+    sample_rows: int  # training rows sampled for selection
+    split_rows: dict[str, int]
+
+
+def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> LagSummary:
     """Stage entry: split the rows, sample training rows, write the candidate sample, plan and split."""
     from bqx.splits import split_rows
 
@@ -101,8 +110,7 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> di
                 "lags": {c: lag_of(c) for c in columns}}, out / LAG_PLAN)
     write_json({name: [int(rows[0]), int(rows[-1]) + 1] if len(rows) else [0, 0] for name, rows in parts.items()}
                | {"sample_rows": sample.tolist()}, out / SPLITS)
-    return {"rows": len(head), "candidates": len(columns), "sample_rows": n,
-            "split_rows": {k: len(v) for k, v in parts.items()}}
+    return LagSummary(len(head), len(columns), n, {k: len(v) for k, v in parts.items()})
 
 
 __all__ = ["add_lags", "materialise", "run"]

@@ -148,10 +148,17 @@ def all_triangles() -> list[tuple[str, str, str]]:
     return list(combinations(CURRENCIES, 3))
 
 
-def run(bars_dir: str | Path, pairs: list[str], settings: Settings, out_dir: str | Path) -> dict:
-    """Stage entry: read every pair's bars, build the panel, write ``panel.parquet``; returns a summary."""
+@dataclass(frozen=True)
+class PanelSummary:
+    rows: int  # grid rows
+    pairs: list[str]
+    currencies: list[str]  # those with a strength (a pair of theirs is in the panel)
+
+
+def run(bars_dir: str | Path, pairs: list[str], settings: Settings, out_dir: str | Path) -> PanelSummary:
+    """Stage entry: read every pair's bars, build the panel, write ``panel.parquet``."""
     bars = {p: pd.read_parquet(Path(bars_dir) / bars_file(p)) for p in pairs}
     panel = build_panel(bars, settings)
     save_panel(panel, Path(out_dir) / PANEL)
     covered = [c for j, c in enumerate(CURRENCIES) if np.isfinite(panel.g[:, j]).any()]
-    return {"rows": len(panel.ts_ns), "pairs": list(panel.pairs), "currencies": covered}
+    return PanelSummary(len(panel.ts_ns), list(panel.pairs), covered)

@@ -98,8 +98,18 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class SelectSummary:
+    pair: str
+    features: list[str]  # the chosen, in order
+    domain_counts: dict[str, int]
+    candidates: int
+    rows: dict[str, int]  # per split
+    selection: dict  # selection.json as written
+
+
 def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, settings: Settings,
-        out_dir: str | Path) -> dict:
+        out_dir: str | Path) -> SelectSummary:
     """Stage entry: select on the lag stage's training-row sample, then build only the selected columns
     for every train/val/test row; write ``selection.json`` and ``train/val/test.parquet`` (ts, every
     configured horizon's target, the first being the training target, then the selected features)."""
@@ -131,4 +141,5 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     if state.exists():  # the serving engine's baseline and HMM fit travel with the model
         result["online_state"] = read_json(state)
     write_json(result, out / SELECTION)
-    return result
+    return SelectSummary(pair, result["features"], result["domain_counts"], result["candidates"], result["rows"],
+                         result)

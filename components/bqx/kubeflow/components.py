@@ -51,21 +51,25 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
 @dsl.component(base_image=image("panel"), install_kfp_package=False)
 def build_panel(bars: Input[Dataset], pairs: List[str], settings_json: str, panel: Output[Dataset]) -> None:  # noqa: UP006
     """Put every pair on one minute grid: returns, BQX changes, currency strengths (cross-pair inputs)."""
+    from dataclasses import asdict
+
     from bqx.config import Settings
     from bqx.panel import run
     from bqx.progress import say, work_started
 
     work_started()
     summary = run(bars.path, pairs, Settings.for_stage(settings_json, "panel"), panel.path)
-    panel.metadata.update(summary)
-    say("panel", "all", f"{len(summary['pairs'])} pairs on {summary['rows']:,} grid rows, "
-        f"{len(summary['currencies'])} currencies")
+    panel.metadata.update(asdict(summary))
+    say("panel", "all", f"{len(summary.pairs)} pairs on {summary.rows:,} grid rows, "
+        f"{len(summary.currencies)} currencies")
 
 
 @dsl.component(base_image=image("extract"), install_kfp_package=False)
 def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, settings_json: str,
                      features: Output[Dataset]) -> None:
     """Compute every catalog table of one pair from its bars and the panel (float32, warm-up dropped)."""
+    from dataclasses import asdict
+
     from bqx.config import Settings
     from bqx.extract import run
     from bqx.pair_status import run_isolated
@@ -73,8 +77,8 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
 
     def work() -> None:
         summary = run(bars.path, pair, Settings.for_stage(settings_json, "extract"), features.path, panel.path)
-        features.metadata.update({"pair": pair, **summary})
-        say("extract", pair, f"{summary['rows']:,} rows x {summary['features']} features")
+        features.metadata.update(asdict(summary))
+        say("extract", pair, f"{summary.rows:,} rows x {summary.features} features")
 
     run_isolated("extract", pair, [], [features], work)
 
@@ -82,6 +86,8 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
 @dsl.component(base_image=image("lag"), install_kfp_package=False)
 def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]) -> None:
     """The candidate set of one pair: lag plan, purged walk-forward split, candidates on training rows."""
+    from dataclasses import asdict
+
     from bqx.config import Settings
     from bqx.lag import run
     from bqx.pair_status import run_isolated
@@ -89,8 +95,8 @@ def lag_features(features: Input[Dataset], pair: str, settings_json: str, candid
 
     def work() -> None:
         summary = run(features.path, Settings.for_stage(settings_json, "lag"), candidates.path)
-        candidates.metadata.update({"pair": pair, **summary})
-        say("lag", pair, f"{summary['candidates']} candidates, sampled on {summary['sample_rows']:,} training rows")
+        candidates.metadata.update({"pair": pair, **asdict(summary)})
+        say("lag", pair, f"{summary.candidates} candidates, sampled on {summary.sample_rows:,} training rows")
 
     run_isolated("lag", pair, [features], [candidates], work)
 
@@ -106,12 +112,12 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
 
     def work() -> None:
         result = run(candidates.path, features.path, pair, Settings.for_stage(settings_json, "select"), dataset.path)
-        dataset.metadata.update({"pair": pair, "rows": result["rows"], "domain_counts": result["domain_counts"]})
-        for domain, count in result["domain_counts"].items():
+        dataset.metadata.update({"pair": pair, "rows": result.rows, "domain_counts": result.domain_counts})
+        for domain, count in result.domain_counts.items():
             metrics.log_metric(f"selected_{domain}", count)
-        metrics.log_metric("candidates", result["candidates"])
-        counts = result["domain_counts"]
-        say("select", pair, f"{len(result['features'])} of {result['candidates']} (idx {counts['idx']}, "
+        metrics.log_metric("candidates", result.candidates)
+        counts = result.domain_counts
+        say("select", pair, f"{len(result.features)} of {result.candidates} (idx {counts['idx']}, "
             f"bqx {counts['bqx']}, cross {counts['cross']})")
 
     run_isolated("select", pair, [candidates, features], [dataset, metrics], work)
@@ -140,16 +146,16 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
         result = train_pair(dataset.path, Settings.for_stage(settings_json, "train"),
                             os.path.join(model.path, MODEL_TARBALL), backend)
         model.metadata.update({"pair": pair, "status": "trained",
-                               **{k: result["meta"][k] for k in ("catalog_version", "settings_hash", "n_features",
+                               **{k: result.meta[k] for k in ("catalog_version", "settings_hash", "n_features",
                                                                  "best_iteration")}})
-        for name, value in result["metrics"].items():
+        for name, value in result.metrics.items():
             if math.isfinite(value):  # undefined figures (a Sharpe ratio on too few trades) are left out
                 metrics.log_metric(name, value)
         with open(model_card.path, "w") as fh:
-            fh.write(result["model_card"])
+            fh.write(result.model_card)
         with open(evaluation.path, "w") as fh:
-            fh.write(result["evaluation_html"])
-        say("train", pair, headline(result["metrics"]))
+            fh.write(result.evaluation_html)
+        say("train", pair, headline(result.metrics))
 
     if not run_isolated("train", pair, [dataset], [model, metrics, model_card, evaluation], work):
         metrics.log_metric("failed", 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bqx.artifacts import SELECTION
+from bqx.artifacts import SELECTION, split_file
 from bqx.config import Settings
 from bqx.train.local import train_local
 
@@ -41,7 +41,7 @@ def synthetic_channels(data_dir: str | Path, pair: str, features: list[str], row
         df[target] = 0.05 * x[:, 0] - 0.03 * x[:, 1] + 0.01 * rng.standard_normal(rows)
         channels[ch] = Path(data_dir) / ch
         channels[ch].mkdir(parents=True, exist_ok=True)
-        df.to_parquet(channels[ch] / f"{ch}.parquet")
+        df.to_parquet(channels[ch] / split_file(ch))
     (channels["train"] / SELECTION).write_text(json.dumps(selection))
     return channels
 

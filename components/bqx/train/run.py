@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,9 +20,17 @@ from bqx.train.evaluate import evaluate, model_card
 from bqx.train.local import hyperparameters_for, train_local
 
 
-def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local") -> dict:
-    """Train from a select-stage dataset dir (train/val/test Parquet + selection.json); returns
-    ``{"meta": ..., "metrics": ...}`` with test metrics next to the zero baseline."""
+@dataclass(frozen=True)
+class Trained:
+    meta: dict  # meta.json of the package
+    metrics: dict[str, float]  # test split and walk-forward, next to the zero and persistence forecasts
+    model_card: str  # Markdown
+    evaluation_html: str
+
+
+def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local"
+               ) -> Trained:
+    """Train from a select-stage dataset dir (train/val/test Parquet + selection.json) and evaluate."""
     if backend not in ("local", "sagemaker"):
         raise ValueError(f"unknown training backend {backend!r} (local or sagemaker)")
     d = Path(dataset_dir)
@@ -30,7 +39,7 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
         for channel, split_name in (("train", "train"), ("validation", "val")):
             cdir = Path(tmp) / channel
             cdir.mkdir()
-            shutil.copyfile(d / f"{split_name}.parquet", cdir / f"{split_name}.parquet")
+            shutil.copyfile(d / split_file(split_name), cdir / split_file(split_name))
             channels[channel] = cdir
         shutil.copyfile(d / SELECTION, channels["train"] / SELECTION)
         hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
@@ -46,7 +55,7 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
     metrics, page = evaluation(loaded, frames, settings)
     card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection,
                       settings.training.eval_cost_bps)
-    return {"meta": meta, "metrics": metrics, "model_card": card, "evaluation_html": page}
+    return Trained(meta, metrics, card, page)
 
 
 def evaluation(loaded: LoadedModel, frames: dict[str, pd.DataFrame], settings: Settings) -> tuple[dict, str]:
