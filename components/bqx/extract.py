@@ -4,12 +4,14 @@ The output is one wide frame (``features.parquet``: ``ts_utc``, the float64 targ
 columns, then every feature in catalog order as float32; zstd with BYTE_STREAM_SPLIT,
 :data:`bqx.io.PARQUET_CODEC`). Rows before the baseline bar and the warm-up rows (the longest warm-up of
 any computed table) are dropped. Tables are computed one at a time in float64 and narrowed to float32
-at once, so peak memory is one table in float64 plus the float32 block and the inputs.
+at once; their float32 block is held for one write, or, for spans over :data:`IN_MEMORY_BYTES`,
+staged per table on disk, so memory stays bounded however many years a pair has.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,6 +100,12 @@ class Extracted:
     bar_interval_s: int  # as stated, or the bars' modal spacing
 
 
+# The float32 block of every table is held until the one write while it stays under this size (a
+# pair-year: 1.6 GB); a longer span stages each table in a temporary file and assembles the wide frame
+# one row group at a time, so memory stays at one table however many years a pair has.
+IN_MEMORY_BYTES = 2 * 2**30
+
+
 def _write_wide(head: dict[str, object], columns: dict[str, np.ndarray], path: Path) -> None:
     """features.parquet = head columns + every table's float32 columns, written once. Statistics only
     for ``ts_utc`` (what readers filter on): per-page min/max of 1,080 float columns cost a third of
@@ -108,12 +116,41 @@ def _write_wide(head: dict[str, object], columns: dict[str, np.ndarray], path: P
                        **parquet_options(table.schema))
 
 
+def _stage_table(columns: dict[str, np.ndarray], path: Path) -> None:
+    """A table's temporary file: uncompressed, as it is read back once, right away."""
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(columns), tmp, row_group_size=ROW_GROUP, compression="none", use_dictionary=False,
+                       write_statistics=False)
+
+
+def _assemble_wide(head: dict[str, object], staged: list[Path], path: Path) -> None:
+    """features.parquet from the staged tables, one row group of every column in memory at a time;
+    the same file :func:`_write_wide` writes."""
+    files = [pq.ParquetFile(f) for f in staged]
+    head_table = pa.table(head)
+    with atomic_path(path) as tmp:
+        writer = None
+        for g in range(files[0].num_row_groups):
+            part = head_table.slice(g * ROW_GROUP, ROW_GROUP)
+            for f in files:
+                block = f.read_row_group(g)
+                for name in block.column_names:
+                    part = part.append_column(name, block.column(name))
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, part.schema, write_statistics=["ts_utc"],
+                                          **parquet_options(part.schema))
+            writer.write_table(part, row_group_size=ROW_GROUP)
+        assert writer is not None
+        writer.close()
+
+
 def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str | Path,
                  panel: Panel | None = None) -> Extracted:
-    """Compute every table, narrow it to float32 without the warm-up rows, then write the wide frame once.
+    """Compute every table, narrow it to float32 without the warm-up rows, then write the wide frame.
 
-    One table is in float64 at a time while computed; the float32 columns of all tables (1.6 GB for a
-    pair-year) are held until the write, which is cheaper than staging them on disk and reading them back."""
+    One table is in float64 at a time while computed; the float32 columns of all tables are held until
+    the write up to :data:`IN_MEMORY_BYTES` (cheaper than staging them on disk and reading them back),
+    and staged per table beyond it."""
     settings = settle_interval(settings, bars)
     catalog = Catalog(settings)
     b, inputs = pair_inputs(bars, settings, pair, panel)
@@ -127,19 +164,33 @@ def extract_pair(bars: pd.DataFrame, pair: str, settings: Settings, out_dir: str
     head.update({name: vals[warm:] for name, vals in targets.evaluation(inputs.idx, settings).items()})
     seconds: dict[str, float] = {}
     columns: dict[str, np.ndarray] = {}
-    t0 = time.perf_counter()
-    for key, block in iter_tables(inputs, settings):
-        columns.update({feature_column(key, name): np.ascontiguousarray(v[warm:], dtype=np.float32)
-                        for name, v in block.items()})
-        del block
-        seconds[key] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-    expected = [f.name for f in catalog.features]
-    if list(columns) != expected:
-        raise AssertionError(f"computed columns differ from the catalog ({len(columns)} vs {len(expected)})")
+    names: list[str] = []
+    staged: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
     path = out / FEATURES
-    _write_wide(head, columns, path)
+    stage = len(ts_arrow) * len(catalog.features) * 4 > IN_MEMORY_BYTES
+    with tempfile.TemporaryDirectory(prefix=".tables-", dir=out) as tables:
+        t0 = time.perf_counter()
+        for key, block in iter_tables(inputs, settings):
+            narrow = {feature_column(key, name): np.ascontiguousarray(v[warm:], dtype=np.float32)
+                      for name, v in block.items()}
+            del block
+            seconds[key] = time.perf_counter() - t0
+            names += list(narrow)
+            if stage:
+                staged.append(Path(tables) / f"{key}.parquet")
+                _stage_table(narrow, staged[-1])
+            else:
+                columns.update(narrow)
+            del narrow
+            t0 = time.perf_counter()
+        expected = [f.name for f in catalog.features]
+        if names != expected:
+            raise AssertionError(f"computed columns differ from the catalog ({len(names)} vs {len(expected)})")
+        if stage:
+            _assemble_wide(head, staged, path)
+        else:
+            _write_wide(head, columns, path)
     write_json(online_state(b, inputs, settings), out / ONLINE_STATE)
     return Extracted(path, len(ts_arrow), seconds, interval_s(settings))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
+from bqx.extract import IN_MEMORY_BYTES
 from bqx.lag import COLUMN_BATCH
 from bqx.pairs import PAIRS
 from bqx.select import effective_quota
@@ -72,7 +73,8 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         # every pair's bars and the grid being built from them
         "panel": n_pairs * bars + 2 * panel,
         # inputs + the panel + one table in float64 while computed + the float32 block written at the end
-        "extract": bars + panel + 3 * rows * largest_table * F64 + rows * base * F32,
+        # (held up to IN_MEMORY_BYTES, staged per table on disk beyond)
+        "extract": bars + panel + 3 * rows * largest_table * F64 + min(rows * base * F32, IN_MEMORY_BYTES),
         # lag: a batch of base columns at a time, plus the candidates on the training-row sample
         "lag": 2 * rows * COLUMN_BATCH * F32 + sample,
         # select: CatBoost on the sample (about 3x), then the chosen columns for every row

@@ -10,6 +10,7 @@ every window that contains them.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 FloatArray = np.ndarray
 
@@ -147,6 +148,46 @@ def rows_since(event: np.ndarray) -> FloatArray:
     out = (idx - last).astype(np.float64)
     out[last < 0] = np.nan
     return out
+
+
+@njit(cache=True)
+def rolling_mean_abs_dev(x: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
+    """(mean, mean absolute deviation from that mean) over each trailing window, in one pass: the MAD
+    needs the window's own mean, so it cannot come from running sums (CCI's denominator)."""
+    n = len(x)
+    mean, mad = np.full(n, np.nan), np.full(n, np.nan)
+    for t in range(window - 1, n):
+        s = 0.0
+        for k in range(t - window + 1, t + 1):
+            s += x[k]
+        m = s / window
+        d = 0.0
+        for k in range(t - window + 1, t + 1):
+            d += abs(x[k] - m)
+        mean[t], mad[t] = m, d / window
+    return mean, mad
+
+
+@njit(cache=True)
+def rows_since_extremes(x: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
+    """Rows since the highest and since the lowest value of the last ``window + 1`` rows (the most
+    recent one on ties); NaN where the window holds a non-finite value (Aroon's inputs)."""
+    n = len(x)
+    since_hi, since_lo = np.full(n, np.nan), np.full(n, np.nan)
+    for t in range(window, n):
+        hi, lo, at_hi, at_lo, ok = x[t], x[t], t, t, np.isfinite(x[t])
+        for k in range(t - 1, t - window - 1, -1):
+            v = x[k]
+            if not np.isfinite(v):
+                ok = False
+                break
+            if v > hi:
+                hi, at_hi = v, k
+            if v < lo:
+                lo, at_lo = v, k
+        if ok:
+            since_hi[t], since_lo[t] = t - at_hi, t - at_lo
+    return since_hi, since_lo
 
 
 def fast_rolling_sum(x: FloatArray, window: int) -> FloatArray:

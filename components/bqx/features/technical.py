@@ -27,9 +27,11 @@ from bqx.features.rolling import (
     ema,
     rolling_max,
     rolling_mean,
+    rolling_mean_abs_dev,
     rolling_min,
     rolling_std,
     rolling_sum,
+    rows_since_extremes,
     safe_div,
     shift,
     wilder,
@@ -62,15 +64,8 @@ def _stoch(x: np.ndarray, h: np.ndarray, lo_: np.ndarray, n: int) -> Block:
 
 def cci(x: np.ndarray, n: int) -> np.ndarray:
     """Commodity channel index of a (typical price) series; mean absolute deviation in-window."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    out = np.full(len(x), np.nan)
-    if len(x) >= n:
-        win = sliding_window_view(x, n)
-        mean = win.mean(axis=1)
-        mad = np.abs(win - mean[:, None]).mean(axis=1)
-        out[n - 1:] = safe_div(x[n - 1:] - mean, 0.015 * mad)
-    return out
+    mean, mad = rolling_mean_abs_dev(np.ascontiguousarray(x, dtype=np.float64), n)
+    return safe_div(x - mean, 0.015 * mad)
 
 
 def williams_r(x: np.ndarray, h: np.ndarray, lo_: np.ndarray, n: int) -> np.ndarray:
@@ -114,18 +109,8 @@ def _adx(x: np.ndarray, h: np.ndarray, lo: np.ndarray, n: int) -> Block:
 
 def _aroon(x: np.ndarray, n: int) -> Block:
     """Aroon over n+1 rows: 100 * (n - rows since the window high/low) / n."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    up = np.full(len(x), np.nan)
-    down = np.full(len(x), np.nan)
-    if len(x) > n:
-        win = sliding_window_view(x, n + 1)
-        ok = np.isfinite(win).all(axis=1)
-        # argmax of the reversed window = rows since the most recent extreme
-        since_hi = np.argmax(win[:, ::-1], axis=1)
-        since_lo = np.argmin(win[:, ::-1], axis=1)
-        up[n:] = np.where(ok, 100.0 * (n - since_hi) / n, np.nan)
-        down[n:] = np.where(ok, 100.0 * (n - since_lo) / n, np.nan)
+    since_hi, since_lo = rows_since_extremes(np.ascontiguousarray(x, dtype=np.float64), n)
+    up, down = 100.0 * (n - since_hi) / n, 100.0 * (n - since_lo) / n
     return {f"aroon_up_{n}": up, f"aroon_down_{n}": down, f"aroon_osc_{n}": up - down}
 
 
