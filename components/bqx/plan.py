@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from bqx.catalog import DOMAINS, Catalog
-from bqx.config import Settings
+from bqx.config import STAGE_SECTIONS, Settings
 from bqx.extract import IN_MEMORY_BYTES
 from bqx.lag import COLUMN_BATCH
 from bqx.pairs import PAIRS
@@ -211,6 +211,8 @@ def plan_text(settings: Settings, prices_path: str | None = None, model_path: st
                      f"{heaviest} needs {_gib(int(HEADROOM * sz.working_set[heaviest]))} with headroom), "
                      f"${pick.usd_per_hour}/h in {pick.region} as of {pick.as_of} [{pick.source}]")
     lines += _endpoint_lines(settings, prices, model_path)
+    lines += ["", "settings each stage reads (a change re-runs only the stages that read it):",
+              *(f"  {stage:<8}{', '.join(sections)}" for stage, sections in STAGE_SECTIONS.items())]
     return "\n".join(lines)
 
 
