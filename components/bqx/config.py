@@ -290,7 +290,6 @@ MOVED |= {"n_select": "selection.n_select", "min_idx": "selection.min_idx", "min
           "walk_forward_folds": "training.walk_forward_folds", "eval_cost_bps": "training.eval_cost_bps",
           "train": "training"}
 MOVED |= {f"drift_{f.name}": f"drift.{f.name}" for f in fields(DriftSettings)}
-MOVED["drift_sample_rows"] = "drift.sample_rows"
 
 
 @dataclass(frozen=True)
@@ -308,16 +307,16 @@ class Settings:
         """The sections this object holds (all of them, except in a stage given only its own)."""
         return tuple(s for s in SECTIONS if not isinstance(getattr(self, s), SectionNotGiven))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {s: dataclasses.asdict(getattr(self, s)) for s in self.given()}
+    def to_dict(self, sections: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The sections held (or the given ones) as plain JSON-able data."""
+        return {s: dataclasses.asdict(getattr(self, s)) for s in sections or self.given()}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    def to_json(self, sections: tuple[str, ...] | None = None) -> str:
+        return json.dumps(self.to_dict(sections), sort_keys=True, separators=(",", ":"))
 
     def stage_json(self, stage: str) -> str:
         """The JSON of the sections ``stage`` reads: what its pipeline task is given."""
-        return json.dumps({s: dataclasses.asdict(getattr(self, s)) for s in STAGE_SECTIONS[stage]},
-                          sort_keys=True, separators=(",", ":"))
+        return self.to_json(STAGE_SECTIONS[stage])
 
     def settings_hash(self) -> str:
         """Short stable hash of the settings held; stored with every model for provenance."""

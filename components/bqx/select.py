@@ -100,12 +100,26 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
 
 @dataclass(frozen=True)
 class SelectSummary:
+    """The select stage's outcome: ``selection.json`` as written, with its figures by name."""
+
     pair: str
-    features: list[str]  # the chosen, in order
-    domain_counts: dict[str, int]
-    candidates: int
-    rows: dict[str, int]  # per split
-    selection: dict  # selection.json as written
+    selection: dict
+
+    @property
+    def features(self) -> list[str]:  # the chosen, in order
+        return self.selection["features"]
+
+    @property
+    def domain_counts(self) -> dict[str, int]:
+        return self.selection["domain_counts"]
+
+    @property
+    def candidates(self) -> int:
+        return self.selection["candidates"]
+
+    @property
+    def rows(self) -> dict[str, int]:  # per split
+        return self.selection["rows"]
 
 
 def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, settings: Settings,
@@ -141,5 +155,4 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     if state.exists():  # the serving engine's baseline and HMM fit travel with the model
         result["online_state"] = read_json(state)
     write_json(result, out / SELECTION)
-    return SelectSummary(pair, result["features"], result["domain_counts"], result["candidates"], result["rows"],
-                         result)
+    return SelectSummary(pair, result)

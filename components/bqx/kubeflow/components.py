@@ -26,7 +26,7 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
     from collections import namedtuple
 
     from bqx.bars import describe_interval
-    from bqx.config import Settings
+    from bqx.config import STAGE_SECTIONS, Settings
     from bqx.ingest import ingest
     from bqx.progress import say, work_started
     from bqx.reports import ingest_markdown
@@ -44,7 +44,7 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
             f"are designed for 1-minute bars (a 60-bar window spans {describe_interval(60 * interval)})")
     with open(report.path, "w") as fh:
         fh.write(ingest_markdown(summary))
-    stages = ("panel", "extract", "lag", "select", "train", "drift", "deploy")
+    stages = [s for s in STAGE_SECTIONS if s != "ingest"]  # the outputs above, in their order
     return namedtuple("StageSettings", stages)(*(settings.stage_json(s) for s in stages))
 
 
