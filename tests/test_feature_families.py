@@ -280,7 +280,7 @@ def test_multi_scale_against_pandas_resample_and_alignment(inp):
                          index=ts)
     res = frame.resample("30min", label="left", closed="left").agg(
         {"o": "first", "h": "max", "l": "min", "c": "last", "v": "sum"}).dropna()
-    rsi = technical.rsi(res["c"].to_numpy(), 14)
+    rsi = technical.compute(res["c"].to_numpy())["rsi_14"]
     # at 10:29 the 10:00 bucket is complete; at 10:15 the latest complete bucket is 09:30
     at_final = int(np.flatnonzero(ts == pd.Timestamp("2024-07-02 10:29", tz="UTC"))[0])
     inside = int(np.flatnonzero(ts == pd.Timestamp("2024-07-02 10:15", tz="UTC"))[0])

@@ -63,12 +63,13 @@ def test_each_kernel_equals_its_batch_family_on_every_row(bars, batch, table):
     settings = Settings()
     _, inp = pair_inputs(bars, settings, "eurusd")
     online = FAMILIES[table].online
+    run = online.runtime(settings)
     names = FAMILIES[table].names(settings)
-    series = [getattr(inp, k) for k in online.series]
+    series = [getattr(inp, k) for k in run.series]
     fitted = online.fit({k: getattr(inp, k) for k in SERIES}, settings) if online.fit else ()
     params = online.params(settings) + fitted
-    state = np.zeros(online.state_size(settings))
-    online.init(state)
+    state = np.zeros(run.state_size)
+    run.init(state)
     got = np.empty((len(inp.idx), len(names)))
     rng = np.random.default_rng(3)
     for t in range(len(inp.idx)):
@@ -77,8 +78,8 @@ def test_each_kernel_equals_its_batch_family_on_every_row(bars, batch, table):
             for y in future:
                 y[t + 1:] = (y[t + 1:] * rng.uniform(0.5, 2.0, len(y) - t - 1)).astype(y.dtype)
             probe = np.empty(len(names))
-            online.step(t, *future, *params, state.copy(), probe)
-        used = online.step(t, *series, *params, state, got[t])
+            run.step(t, *future, *params, state.copy(), probe)
+        used = run.step(t, *series, *params, state, got[t])
         assert used <= len(state)
         if t % 997 == 500:
             np.testing.assert_array_equal(probe, got[t], err_msg=f"{table}: row {t} moved with later bars")

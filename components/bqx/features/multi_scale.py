@@ -25,6 +25,7 @@ from numba import njit
 from bqx.features import latest as lt
 from bqx.features import reg, technical
 from bqx.features.rolling import ema, rolling_max, rolling_mean, rolling_min, rolling_std, safe_div, shift, wilder
+from bqx.features.spec import compile_table, series
 
 SCALES: tuple[int, ...] = (30, 60)
 LONGEST_WINDOW = 50  # buckets (sma50): the warm-up counts whole windows, EMAs start at the first value
@@ -75,7 +76,10 @@ def bucket_features(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
         f[f"ret{k}"] = (lc - shift(lc, k)) * 1e4
     f["range"] = (h - lo) / c * 1e4
     f["body"] = safe_div(c - o, h - lo)
-    f["rsi14"] = technical.rsi(c, 14)
+    osc = compile_table({"rsi14": technical.rsi(series("c"), 14),
+                         "cci20": technical.cci((series("h") + series("lo") + series("c")) / 3.0, 20)}
+                        ).batch({"c": c, "h": h, "lo": lo})
+    f["rsi14"] = osc["rsi14"]
     macd = ema(c, 12) - ema(c, 26)
     f["macd_hist"] = (macd - ema(macd, 9)) / c * 1e4
     tr = np.fmax(h - lo, np.fmax(np.abs(h - shift(c, 1)), np.abs(lo - shift(c, 1))))
@@ -101,8 +105,7 @@ def bucket_features(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
     f["bqx5"] = (past - 5 * c) / c
     f["adx14"] = _adx(h, lo, c, 14)
     f["willr14"] = -100 * safe_div(hh - c, hh - ll)
-    tp = (h + lo + c) / 3
-    f["cci20"] = technical.cci(tp, 20)
+    f["cci20"] = osc["cci20"]
     return {k: f[k] for k in BUCKET_FIELDS}
 
 

@@ -6,7 +6,7 @@ yet computed; ``bqx plan`` shows which.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,7 @@ from bqx.features import (
     time_features,
     volume,
 )
+from bqx.features.spec import Expr, Kernel, compile_table
 from bqx.panel import Panel
 
 
@@ -97,6 +98,24 @@ class Online:
     # a model package's ``online_state`` (fitted at extract) replaces ``fit``, and the warm-up shrinks
     from_snapshot: Callable[[dict], tuple | None] | None = None
     snapshot_warmup: Callable[[Settings], int] | None = None
+    # a table declared as expressions (bqx.features.spec): series, step, state and init come from its kernel
+    kernel: Callable[[Settings], Kernel] | None = None
+
+    def runtime(self, settings: Settings) -> Runtime:
+        """What the serving engine calls for these settings."""
+        if self.kernel is not None:
+            k = self.kernel(settings)
+            return Runtime(k.inputs, k.step, k.step, k.state_size, k.init)
+        return Runtime(self.series, self.step, self.warm or self.step, self.state_size(settings), self.init)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    series: tuple[str, ...]
+    step: Callable[..., int]
+    warm: Callable[..., int]
+    state_size: int
+    init: Callable[[np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,31 @@ class Family:
     compute: Callable[[PairInputs, Settings], dict[str, np.ndarray]]
     warmup: Callable[[Settings], int]
     online: Online | None = None
+
+
+def from_spec(table: Callable[[Settings], Mapping[str, Expr]],
+              input_warmup: Callable[[Settings], dict[str, int]] = lambda s: {}) -> Family:
+    """A family declared as named expressions over :class:`PairInputs` series: names, batch columns,
+    warm-up and the online kernel all come from ``table(settings)``; ``input_warmup`` gives the rows
+    an input series itself needs (BQX's own warm-up)."""
+
+    def kernel(s: Settings) -> Kernel:
+        return compile_table(table(s))
+
+    return Family(
+        names=lambda s: list(kernel(s).names),
+        compute=lambda inp, s: kernel(s).batch({name: getattr(inp, name) for name in kernel(s).inputs}),
+        warmup=lambda s: kernel(s).warmup(input_warmup(s)),
+        online=Online((), _no_step, kernel=kernel),
+    )
+
+
+def _no_step(*args: object) -> int:
+    raise AssertionError("a spec family steps through its kernel (Online.runtime)")
+
+
+def _bqx_warmup(s: Settings) -> dict[str, int]:
+    return {"bqx": bqx_core.primary_warmup(s)}
 
 
 FAMILIES: dict[str, Family] = {
@@ -122,19 +166,8 @@ FAMILIES: dict[str, Family] = {
         lambda s: bqx_core.primary_warmup(s) + reg.warmup(s.features.reg_windows),
         Online(("bqx",), reg.online_step, lambda s: reg.online_params(s.features.reg_windows)),
     ),
-    "technical_idx": Family(
-        lambda s: technical.names(), lambda inp, s: technical.compute(inp.idx, inp.idx_high, inp.idx_low),
-        lambda s: technical.WARMUP,
-        Online(("idx", "idx_high", "idx_low"), technical.online_step, lambda s: (0.0,),
-               state_size=lambda s: technical.ONLINE_STATE),
-    ),
-    "technical_bqx": Family(
-        lambda s: technical.names(),
-        lambda inp, s: technical.compute(inp.bqx, bounded_ppo=True),
-        lambda s: bqx_core.primary_warmup(s) + technical.WARMUP,
-        Online(("bqx", "bqx", "bqx"), technical.online_step, lambda s: (1.0,),
-               state_size=lambda s: technical.ONLINE_STATE),
-    ),
+    "technical_idx": from_spec(lambda s: technical.IDX),
+    "technical_bqx": from_spec(lambda s: technical.BQX, _bqx_warmup),
     "moving_avg_idx": Family(lambda s: moving_avg.names(), lambda inp, s: moving_avg.compute(inp.idx),
                              lambda s: moving_avg.WARMUP,
                              Online(("idx",), moving_avg.online_step, state_size=lambda s: moving_avg.ONLINE_STATE)),

@@ -72,7 +72,7 @@ def state_bytes(settings: Settings, n_features: int, max_lag: int) -> tuple[int,
     tables = list(FAMILIES)
     keep = max(tail_length(t, settings) for t in tables)
     pair = (len(SERIES) * (keep + COMPACT_EVERY) + (max_lag + 1) * n_features) * 8
-    pair += sum(FAMILIES[t].online.state_size(settings) for t in tables if FAMILIES[t].online) * 8  # type: ignore[union-attr]
+    pair += sum(FAMILIES[t].online.runtime(settings).state_size for t in tables if FAMILIES[t].online) * 8  # type: ignore[union-attr]
     rows = market_keep(settings) + market.COMPACT_EVERY
     n_pairs = len(settings.features.pairs)
     return pair, rows * (5 * n_pairs + 2 * 8 + 1) * 8
@@ -86,6 +86,7 @@ class _Table:
         online = FAMILIES[key].online
         assert online is not None
         self.key, self.online, self.panel = key, online, online.panel
+        self.run = online.runtime(settings)
         self.names = FAMILIES[key].names(settings)
         self.col = {name: i for i, name in enumerate(self.names)}
         fitted = online.from_snapshot(snapshot) if snapshot and online.from_snapshot else None
@@ -96,19 +97,19 @@ class _Table:
             if market is None:
                 raise ValueError(f"{key} is computed from every pair's bars: the engine needs the market")
             self.params += online.pair_params(pair, market.pairs)
-        self.state = np.zeros(online.state_size(settings))
-        online.init(self.state)
+        self.state = np.zeros(self.run.state_size)
+        self.run.init(self.state)
         self.ring = np.full((hist_len, len(self.names)), np.nan)
         self.pos = 0  # ring row the next step writes
 
     def bind(self, series: dict[str, np.ndarray] | Market) -> None:
         """Read from these buffers from now on (the argument tuple is built once, not per bar)."""
-        arrays = series.arrays(self.online.series) if isinstance(series, Market) else \
-            tuple(series[k] for k in self.online.series)
+        arrays = series.arrays(self.run.series) if isinstance(series, Market) else \
+            tuple(series[k] for k in self.run.series)
         self.args = (*arrays, *self.params, self.state)
 
     def step(self, t: int, warm: bool = False) -> None:
-        fn = (self.online.warm or self.online.step) if warm else self.online.step
+        fn = self.run.warm if warm else self.run.step
         used = fn(t, *self.args, self.ring[self.pos])
         if used > len(self.state):  # a kernel that outgrew its state would corrupt memory: stop at once
             raise RuntimeError(f"{self.key}: online kernel used {used} state slots, {len(self.state)} allocated")

@@ -1,0 +1,215 @@
+"""One-row primitives with carried state, the building blocks of generated feature kernels
+(:mod:`bqx.features.spec`).
+
+A kernel computes every feature of a table at row t from the row's inputs and a float64 state
+vector; the same kernel runs over every row for the batch table and once per new bar online, so
+batch and online agree by construction. The state holds, at offsets the generator assigns:
+
+- a **ring** of a series' recent values (``RING_HEAD`` + L slots: values pushed, newest position,
+  then the values), for every series something reads back in time;
+- a **window** statistic's running sums (``wsum``/``wvar``), refreshed exactly from the ring every
+  W rows so rounding cannot drift, and a count of NaNs inside the window;
+- a window **extreme** (``wext``) with its age, rescanned from the ring only when it leaves the window;
+- a recursive average (``latest.ewm``).
+
+Conventions are the batch ones (:mod:`bqx.features.rolling`): a window that starts before row 0
+or holds a non-finite value is NaN; averages start at their first finite input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NAN = np.nan
+NEVER = 1e18  # an age no window reaches: "nothing seen yet"
+RING_HEAD = 2
+WSUM_SLOTS = 3  # sum, non-finite values in the window, rows since the exact refresh
+WVAR_SLOTS = 5  # sum and sum of squares of centred values, non-finite count, rows since refresh, centre
+WEXT_SLOTS = 3  # best value, its age in rows, rows since the last non-finite value
+
+
+@njit(cache=True, inline="always")
+def push(state: np.ndarray, r: int, size: int, x: float) -> None:
+    """Append x to the ring at r (size values)."""
+    pos = int(state[r + 1]) + 1
+    if pos == size:
+        pos = 0
+    state[r + 1] = pos
+    state[r + 2 + pos] = x
+    state[r] += 1.0
+
+
+@njit(cache=True, inline="always")
+def back(state: np.ndarray, r: int, size: int, k: int) -> float:
+    """The value pushed k rows ago (k = 0: the newest); NaN before there were k + 1 pushes."""
+    if k >= state[r]:
+        return NAN
+    pos = int(state[r + 1]) - k
+    if pos < 0:
+        pos += size
+    return state[r + 2 + pos]
+
+
+@njit(cache=True)
+def _refresh_sum(state: np.ndarray, r: int, size: int, w: int, c: float) -> tuple[float, float]:
+    """Sum and sum of squares of the last w finite values minus c, read straight from the ring."""
+    s1 = 0.0
+    s2 = 0.0
+    i = r + 2 + int(state[r + 1])
+    first = r + 2
+    for _ in range(min(w, int(state[r]))):
+        v = state[i]
+        if np.isfinite(v):
+            s1 += v - c
+            s2 += (v - c) * (v - c)
+        i -= 1
+        if i < first:
+            i += size
+    return s1, s2
+
+
+@njit(cache=True, inline="always")
+def wsum(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
+    """Sum of the last w values of the ring at r (which was just pushed); the running sum is
+    recomputed exactly every w rows."""
+    n = state[r]
+    x = back(state, r, size, 0)
+    if np.isfinite(x):
+        state[o] += x
+    else:
+        state[o + 1] += 1.0
+    if n > w:
+        old = back(state, r, size, w)
+        if np.isfinite(old):
+            state[o] -= old
+        else:
+            state[o + 1] -= 1.0
+    state[o + 2] += 1.0
+    if state[o + 2] >= w:
+        state[o + 2] = 0.0
+        state[o] = _refresh_sum(state, r, size, w, 0.0)[0]
+    if n < w or state[o + 1] > 0.0:
+        return NAN
+    return state[o]
+
+
+@njit(cache=True, inline="always")
+def wvar(state: np.ndarray, o: int, r: int, size: int, w: int, ddof: int) -> float:
+    """Variance of the last w values (ddof 0 or 1) from sums of values centred on a recent one; the
+    sums are recomputed exactly (with a new centre) every w rows, so they stay well conditioned."""
+    n = state[r]
+    c = state[o + 4]
+    x = back(state, r, size, 0)
+    if np.isfinite(x):
+        state[o] += x - c
+        state[o + 1] += (x - c) * (x - c)
+    else:
+        state[o + 2] += 1.0
+    if n > w:
+        old = back(state, r, size, w)
+        if np.isfinite(old):
+            state[o] -= old - c
+            state[o + 1] -= (old - c) * (old - c)
+        else:
+            state[o + 2] -= 1.0
+    state[o + 3] += 1.0
+    if state[o + 3] >= w:
+        state[o + 3] = 0.0
+        c = x if np.isfinite(x) else 0.0
+        s1, s2 = _refresh_sum(state, r, size, w, c)
+        state[o], state[o + 1], state[o + 4] = s1, s2, c
+    if n < w or state[o + 2] > 0.0:
+        return NAN
+    s1 = state[o]
+    return max((state[o + 1] - s1 * s1 / w) / (w - ddof), 0.0)
+
+
+@njit(cache=True, inline="always")
+def wext(state: np.ndarray, o: int, r: int, size: int, w: int, highest: bool, age: bool) -> float:
+    """The highest (or lowest) of the last w values, or with ``age`` the rows since it (the most
+    recent on ties); rescans the ring only when the extreme leaves the window."""
+    n = state[r]
+    x = back(state, r, size, 0)
+    state[o + 2] += 1.0
+    best = state[o]
+    at = state[o + 1] + 1.0
+    if not np.isfinite(x):
+        state[o + 2] = 0.0
+    elif at >= NEVER or (highest and x >= best) or (not highest and x <= best):
+        best, at = x, 0.0
+    if at >= w:
+        best, at = NAN, NEVER
+        i = r + 2 + int(state[r + 1])
+        first = r + 2
+        for k in range(min(w, int(n))):
+            v = state[i]
+            if np.isfinite(v) and (at >= NEVER or (highest and v > best) or (not highest and v < best)):
+                best, at = v, float(k)
+            i -= 1
+            if i < first:
+                i += size
+    state[o], state[o + 1] = best, at
+    if n < w or state[o + 2] < w:
+        return NAN
+    return at if age else best
+
+
+@njit(cache=True, inline="always")
+def ext_init(state: np.ndarray, o: int) -> None:
+    state[o + 1] = NEVER
+    state[o + 2] = NEVER
+
+
+@njit(cache=True, inline="always")
+def wmad(state: np.ndarray, r: int, size: int, w: int, mean: float) -> float:
+    """Mean absolute deviation of the last w values from their mean (the window's ``wmean``): O(w)."""
+    if state[r] < w or not np.isfinite(mean):
+        return NAN
+    d = 0.0
+    i = r + 2 + int(state[r + 1])
+    first = r + 2
+    for _ in range(w):
+        d += abs(state[i] - mean)
+        i -= 1
+        if i < first:
+            i += size
+    return d / w
+
+
+@njit(cache=True, inline="always")
+def nmax(a: float, b: float) -> float:
+    """max with NaN propagated (as np.maximum)."""
+    if np.isnan(a) or np.isnan(b):
+        return NAN
+    return a if a >= b else b
+
+
+@njit(cache=True, inline="always")
+def nmin(a: float, b: float) -> float:
+    if np.isnan(a) or np.isnan(b):
+        return NAN
+    return a if a <= b else b
+
+
+@njit(cache=True, inline="always")
+def gt(a: float, b: float) -> float:
+    """1.0 where a > b, 0.0 where not, NaN where either side is NaN."""
+    if np.isnan(a) or np.isnan(b):
+        return NAN
+    return 1.0 if a > b else 0.0
+
+
+@njit(cache=True, inline="always")
+def both(a: float, b: float) -> float:
+    if np.isnan(a) or np.isnan(b):
+        return NAN
+    return 1.0 if (a > 0.0 and b > 0.0) else 0.0
+
+
+@njit(cache=True, inline="always")
+def select(c: float, a: float, b: float) -> float:
+    """a where c holds, b where not, NaN where c is NaN."""
+    if np.isnan(c):
+        return NAN
+    return a if c > 0.0 else b

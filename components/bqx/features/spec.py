@@ -1,0 +1,460 @@
+"""Features declared once, as expressions: the batch columns, the online kernel, its state layout
+and the warm-up are all derived from the same declaration.
+
+A table is a list of ``(name, expression)`` pairs over named input series::
+
+    x = series("idx")
+    table = {f"sma{w}_dist": (x - wmean(x, w)) / wmean(x, w) * 100 for w in (5, 15)}
+
+Expressions are built from paired primitives (each has a one-row form with carried state in
+:mod:`bqx.features.incremental`): arithmetic, ``lag``/``diff``, trailing-window sums, means,
+variances, extremes, rows since the extreme and mean absolute deviation, and recursive averages
+(``ema``, ``wilder``, ``ewm``). Equal sub-expressions are one node, so the rolling maximum shared by
+stochastic %K and Williams %R is computed once.
+
+:func:`compile_table` turns a table into one numba kernel (the generated source is cached on disk
+under its hash, and numba caches the machine code beside it): ``step`` computes row t, ``batch``
+runs the same row code over every row, so the batch table and the serving engine agree by
+construction. State offsets and sizes are assigned here, never written by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WSUM_SLOTS, WVAR_SLOTS
+
+EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
+
+
+@dataclass(frozen=True, eq=True)
+class Expr:
+    """A node of a feature expression; equal nodes (same op, arguments, parameters) are one node."""
+
+    op: str
+    args: tuple[Expr, ...] = ()
+    params: tuple = ()
+    _hash: int = field(default=0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.op, self.args, self.params)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __add__(self, other: Operand) -> Expr:
+        return Expr("add", (self, _e(other)))
+
+    def __radd__(self, other: Operand) -> Expr:
+        return Expr("add", (_e(other), self))
+
+    def __sub__(self, other: Operand) -> Expr:
+        return Expr("sub", (self, _e(other)))
+
+    def __rsub__(self, other: Operand) -> Expr:
+        return Expr("sub", (_e(other), self))
+
+    def __mul__(self, other: Operand) -> Expr:
+        return Expr("mul", (self, _e(other)))
+
+    def __rmul__(self, other: Operand) -> Expr:
+        return Expr("mul", (_e(other), self))
+
+    def __truediv__(self, other: Operand) -> Expr:
+        """Plain division (inf or NaN where the divisor is 0, as numpy); :func:`sdiv` for NaN instead."""
+        return Expr("div", (self, _e(other)))
+
+    def __rtruediv__(self, other: Operand) -> Expr:
+        return Expr("div", (_e(other), self))
+
+    def __neg__(self) -> Expr:
+        return Expr("neg", (self,))
+
+    def __abs__(self) -> Expr:
+        return Expr("abs", (self,))
+
+
+Operand = Expr | float | int
+
+
+def _e(v: Operand) -> Expr:
+    return v if isinstance(v, Expr) else Expr("const", params=(float(v),))
+
+
+def series(name: str) -> Expr:
+    """An input series of the pair (a :class:`bqx.features.registry.PairInputs` field)."""
+    return Expr("in", params=(name,))
+
+
+def lag(x: Expr, k: int) -> Expr:
+    """x k rows back (NaN for the first k rows)."""
+    return x if k == 0 else Expr("lag", (x,), (int(k),))
+
+
+def diff(x: Expr, k: int = 1) -> Expr:
+    return x - lag(x, k)
+
+
+def sdiv(a: Operand, b: Operand) -> Expr:
+    """a / b, NaN where b is 0 or the quotient is not finite."""
+    return Expr("sdiv", (_e(a), _e(b)))
+
+
+def sqrt(x: Expr) -> Expr:
+    return Expr("sqrt", (x,))
+
+
+def maximum(a: Operand, b: Operand) -> Expr:
+    return Expr("max", (_e(a), _e(b)))
+
+
+def minimum(a: Operand, b: Operand) -> Expr:
+    return Expr("min", (_e(a), _e(b)))
+
+
+def gt(a: Operand, b: Operand) -> Expr:
+    """1 where a > b, 0 where not, NaN where either is NaN."""
+    return Expr("gt", (_e(a), _e(b)))
+
+
+def both(a: Expr, b: Expr) -> Expr:
+    """1 where both conditions hold (NaN where either is NaN)."""
+    return Expr("both", (a, b))
+
+
+def select(cond: Expr, a: Operand, b: Operand) -> Expr:
+    """a where cond holds, b where not, NaN where cond is NaN."""
+    return Expr("select", (cond, _e(a), _e(b)))
+
+
+def positive(x: Expr) -> Expr:
+    """max(x, 0), NaN kept."""
+    return maximum(x, 0.0)
+
+
+def wsum(x: Expr, w: int) -> Expr:
+    return Expr("wsum", (x,), (int(w),))
+
+
+def wmean(x: Expr, w: int) -> Expr:
+    return wsum(x, w) / float(w)
+
+
+def wvar(x: Expr, w: int, ddof: int = 1) -> Expr:
+    return Expr("wvar", (x,), (int(w), int(ddof)))
+
+
+def wstd(x: Expr, w: int, ddof: int = 1) -> Expr:
+    return sqrt(wvar(x, w, ddof))
+
+
+def wmax(x: Expr, w: int) -> Expr:
+    return Expr("wext", (x,), (int(w), True, False))
+
+
+def wmin(x: Expr, w: int) -> Expr:
+    return Expr("wext", (x,), (int(w), False, False))
+
+
+def rows_since_max(x: Expr, w: int) -> Expr:
+    """Rows since the highest of the last w values (the most recent on ties)."""
+    return Expr("wext", (x,), (int(w), True, True))
+
+
+def rows_since_min(x: Expr, w: int) -> Expr:
+    return Expr("wext", (x,), (int(w), False, True))
+
+
+def wmad(x: Expr, w: int) -> Expr:
+    """Mean absolute deviation of the last w values from their own mean."""
+    return Expr("wmad", (x, wmean(x, w)), (int(w),))
+
+
+def ewm(x: Expr, alpha: float) -> Expr:
+    """Recursive average y = alpha x + (1 - alpha) y(t-1), started at the first finite x."""
+    return Expr("ewm", (x,), (float(alpha),))
+
+
+def ema(x: Expr, span: int) -> Expr:
+    return ewm(x, 2.0 / (span + 1))
+
+
+def wilder(x: Expr, period: int) -> Expr:
+    return ewm(x, 1.0 / period)
+
+
+# ------------------------------------------------------------------------------------------------
+# compilation
+
+
+def _lookback(node: Expr) -> int:
+    """Rows before t this node's own operation reads of its argument (0 for row-wise ones)."""
+    if node.op == "lag":
+        return node.params[0]
+    if node.op in ("wsum", "wvar", "wext", "wmad"):
+        return node.params[0] - 1
+    if node.op == "ewm":
+        return math.ceil(EWM_SETTLE / node.params[0])
+    return 0
+
+
+def _ring_size(node: Expr) -> int:
+    """Values of its argument's history this node needs in a ring."""
+    if node.op == "lag":
+        return node.params[0] + 1
+    if node.op in ("wsum", "wvar"):
+        return node.params[0] + 1  # the value leaving the window too
+    if node.op in ("wext", "wmad"):
+        return node.params[0]
+    return 0
+
+
+_STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wext": WEXT_SLOTS, "ewm": 2}
+
+
+def _order(outputs: Iterable[Expr]) -> list[Expr]:
+    """Every node the outputs need, arguments before their users."""
+    seen: dict[Expr, None] = {}
+
+    def visit(node: Expr) -> None:
+        stack = [(node, False)]
+        while stack:
+            n, done = stack.pop()
+            if n in seen:
+                continue
+            if done:
+                seen[n] = None
+                continue
+            stack.append((n, True))
+            stack.extend((a, False) for a in reversed(n.args) if a not in seen)
+
+    for out in outputs:
+        visit(out)
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each node lives: its local variable, its ring and its own state slots."""
+
+    nodes: list[Expr]
+    var: dict[Expr, str]
+    ring: dict[Expr, tuple[int, int]]  # node -> (offset, size) of its history ring
+    slots: dict[Expr, int]  # node -> offset of its own state
+    size: int
+    inputs: tuple[str, ...]
+
+
+def layout(outputs: Iterable[Expr]) -> Layout:
+    nodes = _order(outputs)
+    ring_size: dict[Expr, int] = {}
+    for n in nodes:
+        need = _ring_size(n)
+        if need:
+            ring_size[n.args[0]] = max(ring_size.get(n.args[0], 0), need)
+    offset = 0
+    ring: dict[Expr, tuple[int, int]] = {}
+    slots: dict[Expr, int] = {}
+    for n in nodes:
+        if n in ring_size:
+            ring[n] = (offset, ring_size[n])
+            offset += RING_HEAD + ring_size[n]
+        if n.op in _STATE:
+            slots[n] = offset
+            offset += _STATE[n.op]
+    inputs = tuple(dict.fromkeys(n.params[0] for n in nodes if n.op == "in"))
+    var = {n: f"v{i}" for i, n in enumerate(nodes)}
+    return Layout(nodes, var, ring, slots, offset, inputs)
+
+
+_BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "sdiv": "sdiv({0}, {1})",
+           "max": "nmax({0}, {1})", "min": "nmin({0}, {1})", "gt": "gt({0}, {1})", "both": "both({0}, {1})"}
+
+
+def _line(n: Expr, lay: Layout) -> str:
+    a = [lay.var[x] for x in n.args]
+    if n.op == "in":
+        return f"s_{n.params[0]}[t]"
+    if n.op == "const":
+        return repr(n.params[0])
+    if n.op in _BINARY:
+        return _BINARY[n.op].format(*a)
+    if n.op == "neg":
+        return f"-{a[0]}"
+    if n.op == "abs":
+        return f"abs({a[0]})"
+    if n.op == "sqrt":
+        return f"np.sqrt({a[0]})"
+    if n.op == "select":
+        return f"select({a[0]}, {a[1]}, {a[2]})"
+    if n.op == "ewm":
+        return f"ewm(state, {lay.slots[n]}, {a[0]}, {n.params[0]!r})"
+    r, size = lay.ring[n.args[0]]
+    if n.op == "lag":
+        return f"back(state, {r}, {size}, {n.params[0]})"
+    if n.op == "wsum":
+        return f"wsum(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
+    if n.op == "wvar":
+        return f"wvar(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {n.params[1]})"
+    if n.op == "wext":
+        w, highest, age = n.params
+        return f"wext(state, {lay.slots[n]}, {r}, {size}, {w}, {highest}, {age})"
+    if n.op == "wmad":
+        return f"wmad(state, {r}, {size}, {n.params[0]}, {a[1]})"
+    raise ValueError(f"unknown feature operation {n.op!r}")
+
+
+def _primitives_digest() -> str:
+    """Hash of the primitive modules' source: numba's cache only watches the generated file, so a
+    change in a primitive must change the generated file's name and content."""
+    from bqx.features import incremental, latest
+
+    h = hashlib.sha256()
+    for mod in (incremental, latest):
+        h.update(Path(mod.__file__ or "").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
+    """The kernel module's Python source: ``init``, ``step`` and ``batch`` around one row body."""
+    body = []
+    for n in lay.nodes:
+        body.append(f"{lay.var[n]} = {_line(n, lay)}")
+        if n in lay.ring:
+            r, size = lay.ring[n]
+            body.append(f"push(state, {r}, {size}, {lay.var[n]})")
+    args = ", ".join(f"s_{s}" for s in lay.inputs)
+    inits = [f"    ext_init(state, {o})" for n, o in lay.slots.items() if n.op == "wext"] or ["    pass"]
+    step_out = [f"out[{j}] = {lay.var[e]}" for j, e in enumerate(outputs)]
+    return (
+        '"""Generated by bqx.features.spec for the features ' + ", ".join(names[:4])
+        + (", ..." if len(names) > 4 else "") + '; do not edit."""\n'
+        f"# primitives {_primitives_digest()}\n"
+        "import numpy as np\nfrom numba import njit\n"
+        "from bqx.features.incremental import (back, both, ext_init, gt, nmax, nmin, push, select, wext, wmad,\n"
+        "                                      wsum, wvar)\n"
+        "from bqx.features.latest import ewm, sdiv\n\n"
+        f"STATE = {lay.size}\n\n\n"
+        "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
+        "@njit(cache=True, error_model='numpy')\n"
+        f"def step(t, {args}, state, out):\n    " + "\n    ".join(body + step_out) + f"\n    return {lay.size}\n\n\n"
+        "@njit(cache=True, error_model='numpy')\n"
+        f"def batch({args}, state, out):\n    init(state)\n    for t in range(out.shape[0]):\n"
+        f"        step(t, {args}, state, out[t])\n"
+    )
+
+
+def _kernel_dir() -> Path:
+    """Where generated kernels are written (``BQX_KERNEL_DIR``, else the user's cache)."""
+    env = os.environ.get("BQX_KERNEL_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bqx" / "kernels"
+
+
+def _load(src: str) -> ModuleType:
+    digest = hashlib.sha256(src.encode()).hexdigest()[:20]
+    name = f"bqx_kernel_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        folder = _kernel_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: a private temporary folder (numba then compiles each process)
+        folder = Path(tempfile.gettempdir()) / f"bqx-kernels-{os.getuid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text() != src:  # unchanged files keep their mtime: numba's cache holds
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One table's generated kernel: its feature names, inputs (argument order) and state size."""
+
+    names: tuple[str, ...]
+    inputs: tuple[str, ...]
+    state_size: int
+    module: ModuleType
+    input_lookback: Mapping[str, int]  # rows of each input series the longest output needs
+
+    @property
+    def step(self) -> Callable[..., int]:
+        return self.module.step
+
+    def init(self, state: np.ndarray) -> None:
+        self.module.init(state)
+
+    def batch(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every feature on every row of the input series (float64 columns)."""
+        ins = [np.ascontiguousarray(arrays[s], dtype=np.int64 if s == "ts_ns" else np.float64) for s in self.inputs]
+        n = len(ins[0]) if ins else 0
+        out = np.empty((n, len(self.names)))  # rows as the online kernel writes them
+        self.module.batch(*ins, np.zeros(self.state_size), out)
+        return dict(zip(self.names, out.T, strict=True))
+
+    def warmup(self, input_warmup: Mapping[str, int] | None = None) -> int:
+        """Rows until every feature is settled: the longest path of lookbacks from an input (plus that
+        input's own warm-up), a recursive average counting 6/alpha rows."""
+        warm = input_warmup or {}
+        return max((lb + warm.get(s, 0) for s, lb in self.input_lookback.items()), default=0) + 1
+
+
+def _input_lookback(outputs: list[Expr]) -> dict[str, int]:
+    """For each input series, the longest chain of lookbacks from it to an output."""
+    memo: dict[Expr, dict[str, int]] = {}
+    for n in _order(outputs):
+        if n.op == "in":
+            memo[n] = {n.params[0]: 0}
+            continue
+        own = _lookback(n)
+        acc: dict[str, int] = {}
+        for a in n.args:
+            for s, lb in memo[a].items():
+                acc[s] = max(acc.get(s, 0), lb + own)
+        memo[n] = acc
+    total: dict[str, int] = {}
+    for out in outputs:
+        for s, lb in memo[out].items():
+            total[s] = max(total.get(s, 0), lb)
+    return total
+
+
+_KERNELS: dict[tuple[tuple[str, Expr], ...], Kernel] = {}
+
+
+def compile_table(table: Mapping[str, Expr] | Iterable[tuple[str, Expr]]) -> Kernel:
+    """The kernel of a table of named expressions (memoised per process; numba caches on disk)."""
+    items = tuple(table.items()) if isinstance(table, Mapping) else tuple(table)
+    kernel = _KERNELS.get(items)
+    if kernel is None:
+        names = [name for name, _ in items]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"feature names declared twice: {dup}")
+        outputs = [_e(e) for _, e in items]
+        lay = layout(outputs)
+        module = _load(source(names, outputs, lay))
+        kernel = Kernel(tuple(names), lay.inputs, lay.size, module, _input_lookback(outputs))
+        _KERNELS[items] = kernel
+    return kernel

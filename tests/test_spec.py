@@ -1,0 +1,148 @@
+"""Features declared as expressions (bqx.features.spec): every one-row primitive equals its batch
+counterpart in bqx.features.rolling, the generated kernels are causal, and the derived layout,
+warm-up and names are what the declaration says."""
+
+import numpy as np
+import pytest
+
+from bqx.features import rolling, technical
+from bqx.features.spec import (
+    compile_table,
+    diff,
+    ema,
+    lag,
+    layout,
+    rows_since_max,
+    rows_since_min,
+    sdiv,
+    series,
+    wilder,
+    wmad,
+    wmax,
+    wmean,
+    wmin,
+    wstd,
+    wsum,
+)
+
+X = series("x")
+
+
+@pytest.fixture(scope="module")
+def walk() -> np.ndarray:
+    """A rate-like random walk with a NaN warm-up and a NaN gap inside."""
+    rng = np.random.default_rng(7)
+    x = 100.0 + np.cumsum(rng.normal(0.0, 0.01, 5000))
+    x[:30] = np.nan
+    x[2500] = np.nan
+    return x
+
+
+def _batch(expr, x: np.ndarray) -> np.ndarray:
+    return compile_table({"f": expr}).batch({"x": x})["f"]
+
+
+@pytest.mark.parametrize("w", [1, 3, 20, 61])
+def test_window_sums_means_and_variances_equal_the_batch_primitives(walk, w):
+    np.testing.assert_allclose(_batch(wsum(X, w), walk), rolling.rolling_sum(walk, w), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(_batch(wmean(X, w), walk), rolling.rolling_mean(walk, w), rtol=1e-12, equal_nan=True)
+    if w > 1:
+        for ddof in (0, 1):
+            np.testing.assert_allclose(_batch(wstd(X, w, ddof), walk), rolling.rolling_std(walk, w, ddof),
+                                       rtol=1e-7, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("w", [2, 14, 26])
+def test_window_extremes_and_rows_since_them_equal_the_batch_primitives(walk, w):
+    x = walk[:2400]  # one warm-up, no gap: the filters' NaN rule is only defined for leading NaNs
+    np.testing.assert_array_equal(_batch(wmax(X, w), x), rolling.rolling_max(x, w))
+    np.testing.assert_array_equal(_batch(wmin(X, w), x), rolling.rolling_min(x, w))
+    since_hi, since_lo = rolling.rows_since_extremes(x, w - 1)
+    np.testing.assert_array_equal(_batch(rows_since_max(X, w), x), since_hi)
+    np.testing.assert_array_equal(_batch(rows_since_min(X, w), x), since_lo)
+    # a NaN inside the window makes the window NaN, and the extreme comes back once it has left
+    got = _batch(wmax(X, w), walk)
+    assert np.isnan(got[2500:2500 + w]).all() and np.isfinite(got[2500 + w:]).all()
+    np.testing.assert_array_equal(got[2500 + w:], rolling.rolling_max(walk[2501:], w)[w - 1:])
+
+
+def test_ties_count_from_the_most_recent_extreme():
+    x = np.array([1.0, 3.0, 2.0, 3.0, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(_batch(rows_since_max(X, 3), x), [np.nan, np.nan, 1, 0, 1, 2, 2])
+    np.testing.assert_array_equal(_batch(rows_since_min(X, 3), x), [np.nan, np.nan, 2, 1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("w", [5, 20, 40])
+def test_mean_absolute_deviation_recursive_averages_and_lags_equal_the_batch_primitives(walk, w):
+    _, mad = rolling.rolling_mean_abs_dev(walk, w)
+    np.testing.assert_allclose(_batch(wmad(X, w), walk), mad, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(_batch(ema(X, w), walk), rolling.ema(walk, w), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(_batch(wilder(X, w), walk), rolling.wilder(walk, w), rtol=1e-12, equal_nan=True)
+    np.testing.assert_array_equal(_batch(lag(X, w), walk), rolling.shift(walk, w))
+    got = _batch(sdiv(diff(X, w), X - lag(X, 1)), walk)
+    np.testing.assert_array_equal(got, rolling.safe_div(rolling.diff(walk, w), rolling.diff(walk, 1)))
+
+
+def test_running_sums_do_not_drift_over_a_long_series():
+    """Two million rows near 100 with a tiny spread: the incremental variance stays equal to the
+    exact two-pass one on the last windows (the sums are refreshed exactly every window)."""
+    rng = np.random.default_rng(1)
+    x = 100.0 + np.cumsum(rng.normal(0.0, 1e-4, 2_000_000))
+    got = _batch(wstd(X, 60), x)
+    exact = np.array([np.std(x[t - 59:t + 1], ddof=1) for t in range(len(x) - 1000, len(x))])
+    np.testing.assert_allclose(got[-1000:], exact, rtol=1e-8)
+
+
+def test_every_row_depends_on_earlier_rows_only(walk):
+    """Each output of the full technical table at row t is unchanged when every later row changes."""
+    table = technical.table(X, series("h"), series("lo"))
+    kernel = compile_table(table)
+    h, lo = walk + 0.003, walk - 0.003
+    base = kernel.batch({"x": walk, "h": h, "lo": lo})
+    rng = np.random.default_rng(2)
+    for t in (400, 2600, 4000):
+        later = [a.copy() for a in (walk, h, lo)]
+        for a in later:
+            a[t + 1:] *= rng.uniform(0.9, 1.1, len(a) - t - 1)
+        moved = kernel.batch(dict(zip(("x", "h", "lo"), later, strict=True)))
+        for name in table:
+            np.testing.assert_array_equal(moved[name][: t + 1], base[name][: t + 1], err_msg=name)
+
+
+def test_equal_subexpressions_are_one_node_with_their_own_state():
+    """The rolling high shared by stochastic %K and Williams %R is computed once; every node that
+    keeps state gets slots of its own and the kernel's state is exactly their sum."""
+    table = technical.table(X, series("h"), series("lo"))
+    lay = layout(list(table.values()))
+    highs = [n for n in lay.nodes if n.op == "wext" and n.args[0] == series("h") and n.params[0] == 14]
+    assert len(highs) == 1
+    spans = sorted([(o, o + 2 + size) for o, size in lay.ring.values()]
+                   + [(o, o + {"wsum": 3, "wvar": 5, "wext": 3, "ewm": 2}[n.op]) for n, o in lay.slots.items()])
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert spans[-1][1] == lay.size == compile_table(table).state_size
+    # technical_bqx passes one series three times: it is one input
+    assert compile_table(technical.BQX).inputs == ("bqx",)
+
+
+def test_warmup_is_the_longest_path_of_lookbacks():
+    assert compile_table({"f": wmean(X, 20)}).warmup() == 20
+    assert compile_table({"f": lag(wmean(X, 20), 11)}).warmup() == 31
+    assert compile_table({"f": ema(X, 10)}).warmup() == 34  # 6 / alpha rows, alpha = 2 / 11
+    assert compile_table({"f": wmean(X, 20), "g": lag(X, 5)}).warmup({"x": 100}) == 120
+
+
+def test_a_new_feature_is_one_entry_and_a_name_is_declared_once():
+    table = dict(technical.table(X, X, X))
+    table["range_pos_50"] = sdiv(X - wmin(X, 50), wmax(X, 50) - wmin(X, 50))  # the whole declaration
+    kernel = compile_table(table)
+    x = 100.0 + np.cumsum(np.random.default_rng(3).normal(0, 0.01, 800))
+    got = kernel.batch({"x": x})["range_pos_50"]
+    want = rolling.safe_div(x - rolling.rolling_min(x, 50), rolling.rolling_max(x, 50) - rolling.rolling_min(x, 50))
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    state, row = np.zeros(kernel.state_size), np.empty(len(kernel.names))
+    kernel.init(state)
+    for t in range(len(x)):
+        kernel.step(t, x, state, row)
+    assert row[kernel.names.index("range_pos_50")] == got[-1]
+    with pytest.raises(ValueError, match="declared twice: \\['f'\\]"):
+        compile_table([("f", wmean(X, 3)), ("f", wmean(X, 4))])
