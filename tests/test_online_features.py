@@ -10,7 +10,8 @@ from bqx.bars import validate_bars
 from bqx.columns import parse
 from bqx.config import Settings
 from bqx.extract import online_state, pair_inputs
-from bqx.features.registry import FAMILIES, PairInputs
+from bqx.features.family import PairInputs
+from bqx.features.registry import FAMILIES
 from bqx.model_package import load_tarball
 from bqx.pairs import PAIRS
 from bqx.panel import build_panel

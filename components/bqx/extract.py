@@ -29,7 +29,8 @@ from bqx.catalog import Catalog
 from bqx.columns import TIME, feature_column
 from bqx.config import Settings, interval_s
 from bqx.features import bqx_core, hmm_regime
-from bqx.features.registry import FAMILIES, PairInputs
+from bqx.features.family import PairInputs
+from bqx.features.registry import FAMILIES
 from bqx.io import atomic_path, parquet_options, write_json
 from bqx.panel import Panel, build_panel, load_panel
 

@@ -201,6 +201,13 @@ def gt(a: float, b: float) -> float:
 
 
 @njit(cache=True, inline="always")
+def eq(a: float, b: float) -> float:
+    if np.isnan(a) or np.isnan(b):
+        return NAN
+    return 1.0 if a == b else 0.0
+
+
+@njit(cache=True, inline="always")
 def both(a: float, b: float) -> float:
     if np.isnan(a) or np.isnan(b):
         return NAN

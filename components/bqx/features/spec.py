@@ -86,6 +86,7 @@ class Expr:
 
 
 Operand = Expr | float | int
+Table = dict[str, Expr]
 
 
 def _e(v: Operand) -> Expr:
@@ -115,12 +116,31 @@ def sqrt(x: Expr) -> Expr:
     return Expr("sqrt", (x,))
 
 
+def log(x: Expr) -> Expr:
+    return Expr("log", (x,))
+
+
+def sign(x: Expr) -> Expr:
+    """-1, 0 or 1 (NaN kept)."""
+    return Expr("sign", (x,))
+
+
+def clip(x: Expr, lo: float, hi: float) -> Expr:
+    """x limited to [lo, hi] (NaN kept)."""
+    return minimum(maximum(x, lo), hi)
+
+
 def maximum(a: Operand, b: Operand) -> Expr:
     return Expr("max", (_e(a), _e(b)))
 
 
 def minimum(a: Operand, b: Operand) -> Expr:
     return Expr("min", (_e(a), _e(b)))
+
+
+def eq(a: Operand, b: Operand) -> Expr:
+    """1 where a == b, 0 where not, NaN where either is NaN."""
+    return Expr("eq", (_e(a), _e(b)))
 
 
 def gt(a: Operand, b: Operand) -> Expr:
@@ -157,6 +177,17 @@ def wvar(x: Expr, w: int, ddof: int = 1) -> Expr:
 
 def wstd(x: Expr, w: int, ddof: int = 1) -> Expr:
     return sqrt(wvar(x, w, ddof))
+
+
+def wcov(x: Expr, y: Expr, w: int) -> Expr:
+    """Population covariance over the last w rows, from window means (for centred series: returns,
+    changes; levels go through :func:`wvar`)."""
+    return wmean(x * y, w) - wmean(x, w) * wmean(y, w)
+
+
+def wcorr(x: Expr, y: Expr, w: int) -> Expr:
+    """Pearson correlation over the last w rows, clipped to [-1, 1]; NaN where either side is flat."""
+    return clip(sdiv(wcov(x, y, w), sqrt(wvar(x, w, 0) * wvar(y, w, 0))), -1.0, 1.0)
 
 
 def wmax(x: Expr, w: int) -> Expr:
@@ -279,7 +310,8 @@ def layout(outputs: Iterable[Expr]) -> Layout:
 
 
 _BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "sdiv": "sdiv({0}, {1})",
-           "max": "nmax({0}, {1})", "min": "nmin({0}, {1})", "gt": "gt({0}, {1})", "both": "both({0}, {1})"}
+           "max": "nmax({0}, {1})", "min": "nmin({0}, {1})", "gt": "gt({0}, {1})", "both": "both({0}, {1})",
+           "eq": "eq({0}, {1})"}
 
 
 def _line(n: Expr, lay: Layout) -> str:
@@ -294,8 +326,8 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"-{a[0]}"
     if n.op == "abs":
         return f"abs({a[0]})"
-    if n.op == "sqrt":
-        return f"np.sqrt({a[0]})"
+    if n.op in ("sqrt", "log", "sign"):
+        return f"np.{n.op}({a[0]})"
     if n.op == "select":
         return f"select({a[0]}, {a[1]}, {a[2]})"
     if n.op == "ewm":
@@ -342,8 +374,8 @@ def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
         + (", ..." if len(names) > 4 else "") + '; do not edit."""\n'
         f"# primitives {_primitives_digest()}\n"
         "import numpy as np\nfrom numba import njit\n"
-        "from bqx.features.incremental import (back, both, ext_init, gt, nmax, nmin, push, select, wext, wmad,\n"
-        "                                      wsum, wvar)\n"
+        "from bqx.features.incremental import (back, both, eq, ext_init, gt, nmax, nmin, push, select, wext,\n"
+        "                                      wmad, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
         f"STATE = {lay.size}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"

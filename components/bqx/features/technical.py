@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bqx.features.family import from_spec
 from bqx.features.spec import (
     Expr,
     both,
@@ -127,6 +128,9 @@ def table(x: Expr, h: Expr, lo: Expr, bounded_ppo: bool = False) -> Table:
 
 IDX = table(series("idx"), series("idx_high"), series("idx_low"))
 BQX = table(series("bqx"), series("bqx"), series("bqx"), bounded_ppo=True)  # no intrabar range: H = L = C
+
+
+TABLES = {"technical_idx": from_spec(lambda s: IDX), "technical_bqx": from_spec(lambda s: BQX)}
 
 
 def names() -> list[str]:
