@@ -8,7 +8,7 @@ import pytest
 from bqx.catalog import Catalog
 from bqx.config import Settings
 from bqx.extract import compute_tables, pair_inputs
-from bqx.features import bqx_core, reg, technical
+from bqx.features import bqx_core, primary, reg, technical
 from bqx.features.rolling import rolling_std
 
 RTOL = 1e-6
@@ -44,7 +44,7 @@ def test_bqx_v3_and_primary_series(idx):
     out = bqx_core.compute(idx, s)
     t = 1460
     _close(out["bqx_90"][t], (idx[t] - idx[t - 90]) / idx[t - 90] * 100)
-    prim = bqx_core.primary_bqx(idx, s)
+    prim = primary.primary_bqx(idx, s)
     _close(prim[t], (idx[t] - idx[t - 60]) / idx[t - 60] * 100)
     assert len(bqx_core.names(s)) == 40
 
@@ -175,6 +175,6 @@ def test_target_is_future_bqx_and_trailing_rows_are_nan(idx, settings):
     from bqx.targets import compute
 
     tgt = compute(idx, settings)[settings.features.target_name]
-    series = bqx_core.bqx_series(idx, 60, "v1")
+    series = primary.bqx_series(idx, 60, "v1")
     _close(tgt[100], series[160])
     assert np.isnan(tgt[-60:]).all() and np.isfinite(tgt[-61])

@@ -28,7 +28,7 @@ from bqx.bars import modal_interval_s
 from bqx.catalog import Catalog
 from bqx.columns import TIME, feature_column
 from bqx.config import Settings, interval_s
-from bqx.features import bqx_core, hmm_regime
+from bqx.features import hmm_regime, primary
 from bqx.features.family import PairInputs
 from bqx.features.registry import FAMILIES
 from bqx.io import atomic_path, parquet_options, write_json
@@ -56,13 +56,13 @@ def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel 
     """Bars from the baseline row on, and the series the tables are computed from. Without a panel the
     cross-pair tables see this pair alone (the other pairs' columns are NaN). ``base_close`` indexes
     rate_idx to a known baseline close (the server's, from the model package) instead of the first bar's."""
-    start = bqx_core.baseline_row(bars["ts_utc"], settings.features.baseline_date)
+    start = primary.baseline_row(bars["ts_utc"], settings.features.baseline_date)
     if start:
         log.info("dropping %d bars before the baseline date %s", start, settings.features.baseline_date)
     b = bars.iloc[start:].reset_index(drop=True)
     close = _col(b, "close")
     base = close[0] if base_close is None else base_close
-    idx = bqx_core.rate_idx(close, base)
+    idx = primary.rate_idx(close, base)
     o, h, lo = _col(b, "open"), _col(b, "high"), _col(b, "low")
     ts_ns = pd.DatetimeIndex(b["ts_utc"]).asi8
     if panel is None:
@@ -71,9 +71,9 @@ def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel 
         raise ValueError(f"pair {pair} is not in the panel (it holds {', '.join(panel.pairs)})")
     inputs = PairInputs(
         ts_ns=ts_ns, open=o, high=h, low=lo, close=close, volume=_col(b, "volume"),
-        bid=_col(b, "bid"), ask=_col(b, "ask"), idx=idx, idx_open=bqx_core.rate_idx(o, base),
-        idx_high=bqx_core.rate_idx(h, base), idx_low=bqx_core.rate_idx(lo, base),
-        bqx=bqx_core.primary_bqx(idx, settings), pair=pair, panel=panel, panel_rows=panel.rows_for(ts_ns),
+        bid=_col(b, "bid"), ask=_col(b, "ask"), idx=idx, idx_open=primary.rate_idx(o, base),
+        idx_high=primary.rate_idx(h, base), idx_low=primary.rate_idx(lo, base),
+        bqx=primary.primary_bqx(idx, settings), pair=pair, panel=panel, panel_rows=panel.rows_for(ts_ns),
     )
     return b, inputs
 

@@ -72,7 +72,7 @@ def check_coverage(bars: dict[str, pd.DataFrame], settings: Settings, run_checks
     """Each pair against the settings: one shared bar interval (the stated one, if stated), the baseline
     date inside the data and (``run_checks``) enough bars from the baseline on. Raises one ValueError
     naming the pair and what is needed."""
-    from bqx.features.bqx_core import baseline_instant, baseline_row
+    from bqx.features.primary import baseline_instant, baseline_row
     from bqx.splits import bars_needed, bars_needed_parts
 
     need = bars_needed(settings)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from bqx.artifacts import PANEL, bars_file
 from bqx.config import Settings
-from bqx.features import bqx_core
+from bqx.features import primary
 from bqx.pairs import CURRENCIES, PAIRS, split_pair
 
 NAMED_TRIANGLES: tuple[tuple[str, str, str], ...] = (
@@ -94,7 +94,7 @@ def filled_closes(bars: dict[str, pd.DataFrame], pairs: tuple[str, ...]) -> tupl
 
 def grid_bqx(filled: np.ndarray, settings: Settings) -> np.ndarray:
     """A pair's primary BQX series on the grid, from its carried-forward close indexed to its first."""
-    return bqx_core.primary_bqx(bqx_core.rate_idx(filled, filled[np.flatnonzero(np.isfinite(filled))[0]]), settings)
+    return primary.primary_bqx(primary.rate_idx(filled, filled[np.flatnonzero(np.isfinite(filled))[0]]), settings)
 
 
 def build_panel(bars: dict[str, pd.DataFrame], settings: Settings) -> Panel:

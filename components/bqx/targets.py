@@ -10,7 +10,7 @@ import numpy as np
 
 from bqx.columns import BQX_NOW, fwd_return_column, target_column
 from bqx.config import Settings
-from bqx.features.bqx_core import bqx_series
+from bqx.features.primary import bqx_series
 
 
 def lead(x: np.ndarray, h: int) -> np.ndarray:

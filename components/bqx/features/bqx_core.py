@@ -1,8 +1,4 @@
-"""rate_idx, the BQX series and the ``bqx_{pair}`` core table (docs/architecture.md, "Formulas").
-
-- ``rate_idx(t) = close(t) / baseline_close * 100``.
-- BQX v1 (default): ``bqx_W(t) = sum_{i=1..W} (idx(t-i) - idx(t)) / idx(t)``, backward momentum.
-- BQX v3: ``bqx_W(t) = (idx(t) - idx(t-W)) / idx(t-W) * 100``.
+"""The ``bqx_{pair}`` core table of the BQX series (:mod:`bqx.features.primary`).
 
 The core table (40 features) holds, for each v1 window W in ``bqx_windows``, six statistics of the
 backward deviations ``d_i = (idx(t-i) - idx(t)) / idx(t)``, i = 1..W: ``return`` (sum), ``max``,
@@ -15,58 +11,17 @@ series models predict: ``bqx_{target_window}`` under the configured version).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numba import njit
 
 from bqx.config import Settings
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online
+from bqx.features.primary import bqx_point, bqx_series, primary_bqx, primary_warmup
 from bqx.features.rolling import rolling_max, rolling_mean, rolling_min, rolling_std, rolling_sum, safe_div, shift
 
 STATS: tuple[str, ...] = ("return", "max", "min", "avg", "stdev", "endpoint")
 V1_AGGREGATES: tuple[str, ...] = ("max", "min", "range", "volatility", "momentum", "position", "zscore")
 CORE: tuple[str, ...] = ("rate_idx", "idx_ret_1", "bqx_primary_d1")
-
-
-def baseline_instant(baseline_date: str) -> pd.Timestamp:
-    """The configured baseline date as a UTC instant (a date without a zone is read as UTC)."""
-    when = pd.Timestamp(baseline_date)
-    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-
-
-def baseline_row(ts: pd.DatetimeIndex | pd.Series, baseline_date: str | None) -> int:
-    """Row of the baseline close: row 0 without a date, else the first bar at or after ``baseline_date``
-    (row 0 if the data starts later; ingest refuses a date outside the data). Rows before it are dropped
-    by the extract stage: indexing them against a later close would let the future into their level."""
-    if baseline_date is None:
-        return 0
-    when = baseline_instant(baseline_date)
-    idx = np.flatnonzero(pd.DatetimeIndex(ts) >= when)
-    if idx.size == 0:
-        raise ValueError(f"no bar at or after the baseline date {baseline_date}")
-    return int(idx[0])
-
-
-def rate_idx(close: np.ndarray, baseline_close: float) -> np.ndarray:
-    return np.asarray(close, dtype=np.float64) / baseline_close * 100.0
-
-
-def bqx_series(idx: np.ndarray, window: int, version: str) -> np.ndarray:
-    """The BQX series of rate_idx over ``window`` rows, v1 or v3 (see module docstring)."""
-    if version == "v1":
-        return (shift(rolling_sum(idx, window), 1) - window * idx) / idx
-    if version == "v3":
-        past = shift(idx, window)
-        return (idx - past) / past * 100.0
-    raise ValueError(f"unknown BQX version {version!r}")
-
-
-def primary_bqx(idx: np.ndarray, settings: Settings) -> np.ndarray:
-    """The BQX series the technical/REG BQX tables use and the target is built from."""
-    return bqx_series(idx, settings.features.target_window, settings.features.bqx_version)
-
-
-def primary_warmup(settings: Settings) -> int:
-    return settings.features.target_window
 
 
 def names(settings: Settings) -> list[str]:
@@ -123,15 +78,6 @@ def compute(idx: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
 # --- online: one row at a time (see bqx.features.latest) ---
 
 
-@njit(cache=True)
-def bqx_point(idx: np.ndarray, t: int, window: int, v1: bool) -> float:
-    """The BQX series of rate_idx at row t (v1 or v3, as :func:`bqx_series`)."""
-    if v1:
-        return (lt.wsum(idx, t - 1, window) - window * idx[t]) / idx[t]
-    past = lt.lag(idx, t, window)
-    return (idx[t] - past) / past * 100.0
-
-
 def online_params(settings: Settings) -> tuple:
     v3 = np.asarray(settings.features.bqx_v3_windows if settings.features.bqx_version == "v3" else (), dtype=np.int64)
     return (np.asarray(settings.features.bqx_windows, dtype=np.int64), settings.features.bqx_agg_window, v3,
@@ -175,3 +121,9 @@ def online_step(t: int, idx: np.ndarray, windows: np.ndarray, agg: int, v3_windo
     out[j + 1] = (x - prev) / prev
     out[j + 2] = bqx_point(idx, t, target, v1) - (bqx_point(idx, t - 1, target, v1) if t >= 1 else np.nan)
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "bqx": Family(names, lambda inp, s: compute(inp.idx, s), warmup,
+                  Online(("idx",), online_step, online_params)),
+}

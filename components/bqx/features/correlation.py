@@ -15,6 +15,8 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features import primary
+from bqx.features.family import Family, Online, on_pair_rows
 from bqx.features.rolling import fast_rolling_corr
 from bqx.pairs import CURRENCIES, split_pair
 from bqx.panel import Panel
@@ -139,3 +141,17 @@ def online_step(k: int, series: np.ndarray, strength: np.ndarray, col: int, grou
         elif others:
             out[j + 6] = np.nan
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "correlation_idx": Family(lambda s: names(),
+                              lambda inp, s: on_pair_rows(inp, compute(inp.panel, inp.pair, "idx")),
+                              lambda s: max(WINDOWS) + 1,
+                              Online(("r", "g"), online_step, panel=True,
+                                     pair_params=online_params)),
+    "correlation_bqx": Family(lambda s: names(),
+                              lambda inp, s: on_pair_rows(inp, compute(inp.panel, inp.pair, "bqx")),
+                              lambda s: primary.primary_warmup(s) + max(WINDOWS) + 1,
+                              Online(("dbqx", "gb"), online_step, panel=True,
+                                     pair_params=online_params)),
+}

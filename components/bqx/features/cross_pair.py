@@ -16,6 +16,7 @@ from numba import njit
 
 from bqx.features import latest as lt
 from bqx.features.cross_sectional import _ranks
+from bqx.features.family import Family, Online, on_pair_rows
 from bqx.features.rolling import fast_rolling_corr, fast_rolling_cov, fast_rolling_sum, safe_div
 from bqx.pairs import CURRENCIES, split_pair
 from bqx.panel import Panel
@@ -107,3 +108,11 @@ def online_step(k: int, r: np.ndarray, g: np.ndarray, col: int, bi: int, qi: int
         out[j + 7] = lt.sdiv(np.sqrt(m_ee / (w - 1)), np.sqrt(m_rr / (w - 1)))
         out[j + 8], out[j + 9], out[j + 10] = ranks[bi], ranks[qi], ranks[qi] - ranks[bi]
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "cross_pair": Family(lambda s: names(),
+                         lambda inp, s: on_pair_rows(inp, compute(inp.panel, inp.pair)),
+                         lambda s: max(WINDOWS) + 1,
+                         Online(("r", "g"), online_step, panel=True, pair_params=online_params)),
+}

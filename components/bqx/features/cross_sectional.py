@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bqx.features.family import Family, Online, on_pair_rows
 from bqx.features.rolling import fast_rolling_sum
 from bqx.pairs import CURRENCIES
 from bqx.panel import NAMED_TRIANGLES, Panel, all_triangles
@@ -146,3 +147,12 @@ def online_step(k: int, r: np.ndarray, g: np.ndarray, logp: np.ndarray, cols: np
             count += 1
     out[j + named] = total / count if count else np.nan
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "cross_sectional_panel": Family(lambda s: names(),
+                                    lambda inp, s: on_pair_rows(inp, compute(inp.panel)),
+                                    lambda s: 241,
+                                    Online(("r", "g", "logp"), online_step, panel=True,
+                                           pair_params=online_params)),
+}

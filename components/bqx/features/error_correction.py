@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online, on_pair_rows
 from bqx.features.rolling import fast_rolling_cov, fast_rolling_sum, safe_div, shift
 from bqx.pairs import split_pair
 from bqx.panel import Panel
@@ -163,3 +164,12 @@ def online_step(k: int, logp: np.ndarray, col: int, legs: np.ndarray, state: np.
     for wi in range(len(WINDOWS)):
         out[2 * len(WINDOWS) * n_fields + wi] = zs[0, wi] - zs[1, wi]
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "error_correction": Family(lambda s: names(),
+                               lambda inp, s: on_pair_rows(inp, compute(inp.panel, inp.pair)),
+                               lambda s: max(WINDOWS) + 1,
+                               Online(("logp",), online_step, panel=True,
+                                      pair_params=online_params)),
+}

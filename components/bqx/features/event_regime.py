@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from bqx.config import interval_s
 from bqx.features import latest as lt
 from bqx.features import time_features
+from bqx.features.family import Family, Online
 from bqx.features.rolling import (
     keep_nan,
     rolling_max,
@@ -178,3 +180,14 @@ def online_step(t: int, ts_ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.
                 gap_ns: float, long_ns: float, state: np.ndarray, out: np.ndarray) -> int:
     keys = time_features.CALENDAR.row(int(ts_ns[t]))[-len(time_features.KEY_STARTS):]
     return _step(t, ts_ns, o, h, lo, c, gap_ns, long_ns, keys, state, out)
+
+
+TABLES: dict[str, Family] = {
+    "event_regime": Family(lambda s: names(),
+                           lambda inp, s: compute(inp.ts_ns, inp.open, inp.high, inp.low, inp.close,
+                                                               interval_s(s)),
+                           lambda s: LONGEST + 1,
+                           Online(("ts_ns", "open", "high", "low", "close"), online_step,
+                                  lambda s: gap_thresholds(interval_s(s)),
+                                  state_size=lambda s: ONLINE_STATE, init=online_init)),
+}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bqx.config import Settings
-from bqx.features.bqx_core import primary_warmup
+from bqx.features.primary import primary_warmup
 from bqx.features.spec import Expr, Kernel, compile_table
 from bqx.panel import Panel
 
@@ -121,5 +121,5 @@ def _no_step(*args: object) -> int:
 
 
 def input_warmup(s: Settings) -> dict[str, int]:
-    """Rows an input series is NaN for before its first value (the primary BQX series' own window)."""
+    """Rows an input series is NaN for before its first value."""
     return {"bqx": primary_warmup(s)}

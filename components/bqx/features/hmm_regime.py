@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online
 from bqx.features.rolling import ema, rolling_mean, rolling_sum, rows_since
 
 STATES = 3
@@ -312,3 +313,15 @@ def from_snapshot(state: dict) -> tuple | None:
         return None
     return (1, np.asarray(fit["prior"], dtype=np.float64), np.asarray(fit["trans"], dtype=np.float64),
             np.asarray(fit["mu"], dtype=np.float64), np.asarray(fit["var"], dtype=np.float64), float(fit["sd"]))
+
+
+TABLES: dict[str, Family] = {
+    "hmm_regime": Family(lambda s: names(),
+                         lambda inp, s: compute(inp.idx, s.features.hmm_fit_rows),
+                         lambda s: warmup(s.features.hmm_fit_rows),
+                         Online(("idx",), online_step, state_size=lambda s: ONLINE_STATE,
+                                init=online_init,
+                                fit=lambda series, s: online_fit(series, s.features.hmm_fit_rows),
+                                from_snapshot=from_snapshot,
+                                snapshot_warmup=lambda s: warmup(SNAPSHOT_SETTLE))),
+}

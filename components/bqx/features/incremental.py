@@ -94,7 +94,7 @@ def wsum(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
     return state[o]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def wvar(state: np.ndarray, o: int, r: int, size: int, w: int, ddof: int) -> float:
     """Variance of the last w values (ddof 0 or 1) from sums of values centred on a recent one; the
     sums are recomputed exactly (with a new centre) every w rows, so they stay well conditioned."""

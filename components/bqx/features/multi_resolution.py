@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online
 from bqx.features.rolling import rolling_max, rolling_min, safe_div, shift
 
 HORIZONS: tuple[int, ...] = (1, 5, 15, 30, 60, 120, 240, 480, 960, 1440)
@@ -42,3 +43,11 @@ def online_step(t: int, idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarr
         out[3 * i + 1] = (hi - lo) / idx[t] * 1e4
         out[3 * i + 2] = lt.sdiv(idx[t] - lo, hi - lo)
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "multi_resolution_idx": Family(lambda s: names(),
+                                   lambda inp, s: compute(inp.idx, inp.idx_high, inp.idx_low),
+                                   lambda s: max(HORIZONS),
+                                   Online(("idx", "idx_high", "idx_low"), online_step)),
+}

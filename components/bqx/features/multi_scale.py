@@ -24,6 +24,7 @@ from numba import njit
 
 from bqx.features import latest as lt
 from bqx.features import reg, technical
+from bqx.features.family import Family, Online
 from bqx.features.rolling import ema, rolling_max, rolling_mean, rolling_min, rolling_std, safe_div, shift, wilder
 from bqx.features.spec import compile_table, series
 
@@ -270,3 +271,13 @@ def online_step(t: int, ts_ns: np.ndarray, idx_open: np.ndarray, idx_high: np.nd
         o[j + 2] = np.log(idx[t] / close) * 1e4
         o[j + 3] = (st[_CUR + 2] - st[_CUR + 3]) / idx[t] * 1e4
     return ONLINE_STATE
+
+
+TABLES: dict[str, Family] = {
+    "multi_scale": Family(lambda s: names(),
+                          lambda inp, s: compute(inp.ts_ns, inp.idx_open, inp.idx_high, inp.idx_low,
+                                                             inp.idx, inp.volume),
+                          lambda s: warmup(),
+                          Online(("ts_ns", "idx_open", "idx_high", "idx_low", "idx", "volume"), online_step,
+                                 state_size=lambda s: ONLINE_STATE, init=online_init)),
+}

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bqx.features import reg
+from bqx.features import primary, reg
+from bqx.features.family import Family, Online
 
 DOMAIN_FIELDS: tuple[str, ...] = ("quad_norm_diff", "lin_norm_diff", "r2_diff", "resid_norm_diff", "curv_agree",
                                   "slope_agree", "quad_norm_prod", "lin_norm_prod", "r2_min", "r2_max",
@@ -94,3 +95,12 @@ def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, windows: np.ndarray, s
             _compare_at(fits[d, i], fits[d, i + 1], out, j)
             j += 6
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "parabolic": Family(lambda s: names(s.features.reg_windows),
+                        lambda inp, s: compute(inp.idx, inp.bqx, s.features.reg_windows),
+                        lambda s: primary.primary_warmup(s) + reg.warmup(s.features.reg_windows),
+                        Online(("idx", "bqx"), online_step,
+                               lambda s: reg.online_params(s.features.reg_windows))),
+}

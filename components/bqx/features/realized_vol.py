@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online
 from bqx.features.rolling import rolling_mean, rolling_var, safe_div, shift
 
 WINDOWS: tuple[int, ...] = (15, 30, 60, 120, 240)
@@ -120,3 +121,11 @@ def online_step(t: int, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndar
         else:
             out[j + 6] = out[j + 7] = 0.0
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "realized_vol": Family(lambda s: names(),
+                           lambda inp, s: compute(inp.open, inp.high, inp.low, inp.close),
+                           lambda s: SPAN,
+                           Online(("open", "high", "low", "close"), online_step)),
+}

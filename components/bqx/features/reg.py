@@ -19,6 +19,8 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features import primary
+from bqx.features.family import Family, Online
 from bqx.features.rolling import first_valid, safe_div, window_dot
 
 FIELDS: tuple[str, ...] = (
@@ -133,3 +135,19 @@ def online_step(t: int, y: np.ndarray, windows: np.ndarray, state: np.ndarray, o
     for i, w in enumerate(windows):
         fit_at(y, t, w, out, 12 * i)
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "reg_idx": Family(
+        lambda s: names(s.features.reg_windows),
+        lambda inp, s: compute(inp.idx, s.features.reg_windows),
+        lambda s: warmup(s.features.reg_windows),
+        Online(("idx",), online_step, lambda s: online_params(s.features.reg_windows)),
+    ),
+    "reg_bqx": Family(
+        lambda s: names(s.features.reg_windows),
+        lambda inp, s: compute(inp.bqx, s.features.reg_windows),
+        lambda s: primary.primary_warmup(s) + warmup(s.features.reg_windows),
+        Online(("bqx",), online_step, lambda s: online_params(s.features.reg_windows)),
+    ),
+}

@@ -20,6 +20,8 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features import primary
+from bqx.features.family import Family, Online
 from bqx.features.rolling import rolling_mean, safe_div, shift
 from bqx.features.windows import window_reduce
 
@@ -197,3 +199,11 @@ def online_warm(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out
     """Advance the rings only (the FFT features carry no state): seeding uses it for early rows."""
     _wavelets(t, idx, bqx, state, out, np.empty((len(SERIES), RING_X)))
     return ONLINE_STATE
+
+
+TABLES: dict[str, Family] = {
+    "spectral_features": Family(lambda s: names(), lambda inp, s: compute(inp.idx, inp.bqx),
+                                lambda s: primary.primary_warmup(s) + warmup(),
+                                Online(("idx", "bqx"), online_step, state_size=lambda s: ONLINE_STATE,
+                                       init=online_init, warm=online_warm)),
+}

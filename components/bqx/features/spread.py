@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online
 from bqx.features.rolling import rolling_max, rolling_mean, rolling_std, safe_div
 
 NAMES: tuple[str, ...] = ("spread_bps", "spread_bps_ma60", "spread_bps_max60", "spread_z60", "hl_range_bps",
@@ -62,3 +63,11 @@ def online_step(t: int, h: np.ndarray, lo: np.ndarray, c: np.ndarray, bid: np.nd
     out[4] = (h[t] - lo[t]) / c[t] * 1e4
     out[5] = 1.0 if (np.isfinite(bid[t]) and np.isfinite(ask[t])) else 0.0
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "spread_features": Family(lambda s: names(),
+                              lambda inp, s: compute(inp.high, inp.low, inp.close, inp.bid, inp.ask),
+                              lambda s: WINDOW,
+                              Online(("high", "low", "close", "bid", "ask"), online_step)),
+}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bqx.features import primary
+from bqx.features.family import Family, Online
 from bqx.features.rolling import first_valid
 
 WINDOWS: tuple[int, ...] = (30, 60, 120, 240)
@@ -152,3 +154,10 @@ def online_step(t: int, x: np.ndarray, state: np.ndarray, out: np.ndarray) -> in
             continue
         _window_row(win, np.sort(win), w, counts, row)
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "statistics_bqx": Family(lambda s: names(), lambda inp, s: compute(inp.bqx),
+                             lambda s: primary.primary_warmup(s) + max(WINDOWS),
+                             Online(("bqx",), online_step)),
+}

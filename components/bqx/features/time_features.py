@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bqx.config import interval_s
+from bqx.features.family import Family, Online
+
 SESSIONS: dict[str, tuple[str, int, int]] = {
     "tokyo": ("Asia/Tokyo", 9, 18), "london": ("Europe/London", 8, 17), "ny": ("America/New_York", 8, 17),
 }
@@ -111,3 +114,11 @@ def online_step(t: int, ts_ns: np.ndarray, interval_ns: float, state: np.ndarray
     out[:-1] = CALENDAR.row(int(ts_ns[t]))[: len(NAMES) - 1]
     out[-1] = (ts_ns[t] - ts_ns[t - 1] - interval_ns) / 60e9 if t >= 1 else np.nan
     return 0
+
+
+TABLES: dict[str, Family] = {
+    "time_features": Family(lambda s: names(),
+                            lambda inp, s: compute(inp.ts_ns, interval_s(s)),
+                            lambda s: 1, Online(("ts_ns",), online_step,
+                                                lambda s: (float(interval_s(s)) * 1e9,))),
+}

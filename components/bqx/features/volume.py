@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
+from bqx.features.family import Family, Online
 from bqx.features.rolling import (
     diff,
     ema,
@@ -125,3 +126,12 @@ def online_step(t: int, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndar
     out[j + 10] = lt.wmean(s[8], last, 14)
     out[j + 11] = lt.sdiv(lt.wstd(vol, last, 60, 1), lt.wmean(vol, last, 60))
     return ONLINE_STATE
+
+
+TABLES: dict[str, Family] = {
+    "volume_features": Family(lambda s: names(),
+                              lambda inp, s: compute(inp.high, inp.low, inp.close, inp.volume),
+                              lambda s: SPAN,
+                              Online(("high", "low", "close", "volume"), online_step,
+                                     state_size=lambda s: ONLINE_STATE)),
+}

@@ -25,7 +25,7 @@ import pandas as pd
 from bqx.columns import parse
 from bqx.config import Settings
 from bqx.extract import pair_inputs
-from bqx.features import bqx_core
+from bqx.features import primary
 from bqx.features.registry import FAMILIES
 from bqx.serving.market import Market
 
@@ -199,7 +199,7 @@ class PairEngine:
         scale = 100.0 / self.base_close
         for src, dst in ON_IDX_SCALE:
             s[dst][t] = bar[src] * scale
-        s["bqx"][t] = bqx_core.bqx_point(s["idx"], t, self.target, self.v1)
+        s["bqx"][t] = primary.bqx_point(s["idx"], t, self.target, self.v1)
         self.n += 1
         k = self.market.row_of(ts_ns) if self.market is not None else -1
         for table in self._tables:

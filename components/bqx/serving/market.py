@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.config import Settings
-from bqx.features import bqx_core
+from bqx.features import primary
 from bqx.pairs import CURRENCIES, PAIRS
 from bqx.panel import filled_closes, grid_bqx, panel_from, strength_matrix
 
@@ -54,7 +54,7 @@ class Market:
             getattr(self, name)[: self.n] = getattr(panel, name)[lo:]
         self.close = filled[-1].copy()
         self.base = filled[np.argmax(np.isfinite(filled), axis=0), np.arange(n_pairs)]  # each pair's first close
-        self.idx[:, : self.n] = bqx_core.rate_idx(filled[lo:], self.base).T
+        self.idx[:, : self.n] = primary.rate_idx(filled[lo:], self.base).T
         self.bqx[:, : self.n] = bqx[lo:].T
 
     @property
@@ -92,7 +92,7 @@ class Market:
         self.r[k] = (self.logp[k] - self.logp[k - 1]) * 1e4
         self.idx[:, k] = self.close / self.base * 100.0
         for j in range(len(self.pairs)):
-            self.bqx[j, k] = bqx_core.bqx_point(self.idx[j], k, self.target, self.v1)
+            self.bqx[j, k] = primary.bqx_point(self.idx[j], k, self.target, self.v1)
         self.dbqx[k] = self.bqx[:, k] - self.bqx[:, k - 1]
         self.g[k] = self.proj @ self.r[k]
         self.gb[k] = self.proj @ self.dbqx[k]
