@@ -60,6 +60,8 @@ def image_plan(root: Path, registry: str, tag: str, python_image: str = DEFAULT_
     plan = [ImageBuild("wheels", "images/wheels/Dockerfile", None, wheels, {"PYTHON_IMAGE": python_image})]
     for name in IMAGES:
         args = {"PYTHON_IMAGE": python_image, "WHEELS_IMAGE": wheels, "EXTRAS": image_extras(root, name)}
+        if args["EXTRAS"] == image_extras(root, "extract"):  # the image extract shares with panel and lag
+            args["FEATURE_KERNELS"] = "1"
         plan.append(ImageBuild(name, "images/Dockerfile", name if name in ("train", "serve") else "stage",
                                image(name, registry, tag), args))
     return plan

@@ -6,6 +6,11 @@ yet computed; ``bqx plan`` shows which.
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
+from bqx.config import Settings
 from bqx.features import (
     bollinger,
     bqx_core,
@@ -61,3 +66,17 @@ MODULES = (
     parabolic,
 )
 FAMILIES: dict[str, Family] = {name: fam for module in MODULES for name, fam in module.TABLES.items()}
+
+
+def compile_declared(settings: Settings) -> list[tuple[str, float, int]]:
+    """Compile (or load from the caches) every table declared as expressions, batch and online forms:
+    (table, seconds, state slots) each. The extract image runs it at build (``bqx kernels``)."""
+    done = []
+    for name, fam in FAMILIES.items():
+        if fam.online is None or fam.online.kernel is None:
+            continue
+        t0 = time.perf_counter()
+        kernel = fam.online.kernel(settings)
+        kernel.batch({s: np.zeros(2, dtype=np.int64 if s == "ts_ns" else np.float64) for s in kernel.inputs})
+        done.append((name, time.perf_counter() - t0, kernel.state_size))
+    return done
