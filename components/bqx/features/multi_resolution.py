@@ -8,46 +8,25 @@ sits in that range, 0 (low) to 1 (high).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from bqx.features import latest as lt
-from bqx.features.family import Family, Online
-from bqx.features.rolling import rolling_max, rolling_min, safe_div, shift
+from bqx.features.family import from_spec
+from bqx.features.spec import Expr, Table, compile_table, lag, log, sdiv, series, wmax, wmin
 
 HORIZONS: tuple[int, ...] = (1, 5, 15, 30, 60, 120, 240, 480, 960, 1440)
 
 
-def names() -> list[str]:
-    return [f"{f}{k}" for k in HORIZONS for f in ("ret", "range", "pos")]
+def table(idx: Expr, high: Expr, low: Expr) -> Table:
+    t: Table = {}
+    for k in HORIZONS:
+        hi, lo = wmax(high, k), wmin(low, k)
+        t[f"ret{k}"] = log(idx / lag(idx, k)) * 1e4
+        t[f"range{k}"] = (hi - lo) / idx * 1e4
+        t[f"pos{k}"] = sdiv(idx - lo, hi - lo)
+    return t
+
+
+TABLES = {"multi_resolution_idx": from_spec(lambda s: table(series("idx"), series("idx_high"), series("idx_low")))}
 
 
 def compute(idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for k in HORIZONS:
-        hi, lo = rolling_max(idx_high, k), rolling_min(idx_low, k)
-        out[f"ret{k}"] = np.log(idx / shift(idx, k)) * 1e4
-        out[f"range{k}"] = (hi - lo) / idx * 1e4
-        out[f"pos{k}"] = safe_div(idx - lo, hi - lo)
-    return out
-
-
-# --- online: one row at a time (see bqx.features.latest) ---
-
-
-@njit(cache=True)
-def online_step(t: int, idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray, state: np.ndarray,
-                out: np.ndarray) -> int:
-    for i, k in enumerate(HORIZONS):
-        hi, lo = lt.wmax(idx_high, t, k), lt.wmin(idx_low, t, k)
-        out[3 * i] = np.log(idx[t] / lt.lag(idx, t, k)) * 1e4
-        out[3 * i + 1] = (hi - lo) / idx[t] * 1e4
-        out[3 * i + 2] = lt.sdiv(idx[t] - lo, hi - lo)
-    return 0
-
-
-TABLES: dict[str, Family] = {
-    "multi_resolution_idx": Family(lambda s: names(),
-                                   lambda inp, s: compute(inp.idx, inp.idx_high, inp.idx_low),
-                                   lambda s: max(HORIZONS),
-                                   Online(("idx", "idx_high", "idx_low"), online_step)),
-}
+    return compile_table(table(series("i"), series("h"), series("lo"))).batch({"i": idx, "h": idx_high, "lo": idx_low})
