@@ -35,6 +35,7 @@ import numpy as np
 
 from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WSUM_SLOTS, WVAR_SLOTS
 
+BATCH_CHUNK = 1024  # rows the batch kernel writes row-wise (as online) before moving them into columns
 EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
 
 
@@ -118,6 +119,21 @@ def sqrt(x: Expr) -> Expr:
 
 def log(x: Expr) -> Expr:
     return Expr("log", (x,))
+
+
+def log1p(x: Expr) -> Expr:
+    """ln(1 + x), exact for small x."""
+    return Expr("log1p", (x,))
+
+
+def finite(x: Expr) -> Expr:
+    """1 where x is a finite number, 0 where it is NaN or infinite (never NaN)."""
+    return Expr("finite", (x,))
+
+
+def keep_nan(x: Expr, like: Expr) -> Expr:
+    """x where ``like`` is a number, NaN where it is NaN."""
+    return select(eq(like, like), x, x)
 
 
 def sign(x: Expr) -> Expr:
@@ -326,8 +342,10 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"-{a[0]}"
     if n.op == "abs":
         return f"abs({a[0]})"
-    if n.op in ("sqrt", "log", "sign"):
+    if n.op in ("sqrt", "log", "log1p", "sign"):
         return f"np.{n.op}({a[0]})"
+    if n.op == "finite":
+        return f"(1.0 if np.isfinite({a[0]}) else 0.0)"
     if n.op == "select":
         return f"select({a[0]}, {a[1]}, {a[2]})"
     if n.op == "ewm":
@@ -377,13 +395,21 @@ def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
         "from bqx.features.incremental import (back, both, eq, ext_init, gt, nmax, nmin, push, select, wext,\n"
         "                                      wmad, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
-        f"STATE = {lay.size}\n\n\n"
+        f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
         "@njit(cache=True, error_model='numpy')\n"
         f"def step(t, {args}, state, out):\n    " + "\n    ".join(body + step_out) + f"\n    return {lay.size}\n\n\n"
         "@njit(cache=True, error_model='numpy')\n"
-        f"def batch({args}, state, out):\n    init(state)\n    for t in range(out.shape[0]):\n"
-        f"        step(t, {args}, state, out[t])\n"
+        f"def batch({args}, state, out):\n"
+        "    init(state)\n"
+        "    buf = np.empty((CHUNK, out.shape[0]))\n"
+        "    for t0 in range(0, out.shape[1], CHUNK):\n"
+        "        m = min(CHUNK, out.shape[1] - t0)\n"
+        "        for i in range(m):\n"
+        f"            step(t0 + i, {args}, state, buf[i])\n"
+        "        for j in range(out.shape[0]):\n"
+        "            for i in range(m):\n"
+        "                out[j, t0 + i] = buf[i, j]\n"
     )
 
 
@@ -441,9 +467,9 @@ class Kernel:
         """Every feature on every row of the input series (float64 columns)."""
         ins = [np.ascontiguousarray(arrays[s], dtype=np.int64 if s == "ts_ns" else np.float64) for s in self.inputs]
         n = len(ins[0]) if ins else 0
-        out = np.empty((n, len(self.names)))  # rows as the online kernel writes them
+        out = np.empty((len(self.names), n))  # one contiguous column per feature
         self.module.batch(*ins, np.zeros(self.state_size), out)
-        return dict(zip(self.names, out.T, strict=True))
+        return dict(zip(self.names, out, strict=True))
 
     def warmup(self, input_warmup: Mapping[str, int] | None = None) -> int:
         """Rows until every feature is settled: the longest path of lookbacks from an input (plus that
