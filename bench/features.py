@@ -134,7 +134,7 @@ def main() -> None:
         panel = load_panel(Path(tmp) / "panel.parquet")
     print(f"rows: {len(bars)} rows")
     t0 = time.perf_counter()
-    compile_declared(settings)  # numba's cache: compiled once per machine, loaded here (not timed below)
+    list(compile_declared(settings))  # numba's cache: compiled once per machine, loaded here (not timed below)
     print(f"declared kernels load time: {time.perf_counter() - t0:.2f} s")
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()

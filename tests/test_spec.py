@@ -146,3 +146,56 @@ def test_a_new_feature_is_one_entry_and_a_name_is_declared_once():
     assert row[kernel.names.index("range_pos_50")] == got[-1]
     with pytest.raises(ValueError, match="declared twice: \\['f'\\]"):
         compile_table([("f", wmean(X, 3)), ("f", wmean(X, 4))])
+
+
+def test_bqx_kernels_lists_every_declared_table(capsys):
+    from bqx.cli import main
+    from bqx.features.registry import FAMILIES
+
+    assert main(["kernels"]) == 0
+    out = capsys.readouterr().out
+    declared = [t for t, fam in FAMILIES.items() if fam.online is not None and fam.online.kernel is not None]
+    assert len(declared) >= 11
+    for table in declared:
+        assert f"\n{table} " in "\n" + out
+    assert "declared feature kernels ready in" in out
+
+
+def test_generated_source_names_its_primitives_and_a_read_only_cache_falls_back(tmp_path, monkeypatch):
+    """The generated file carries a hash of the primitive modules (numba's cache only watches the
+    generated file itself), and an unwritable kernel folder falls back to a private temporary one."""
+    from bqx.features import spec
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("BQX_KERNEL_DIR", str(blocked / "kernels"))
+    table = {"g": wmean(X, 7) - lag(X, 2)}
+    kernel = compile_table(table)
+    assert spec._primitives_digest() in open(kernel.module.__file__).read()
+    import os
+    import tempfile
+
+    fallback = os.path.join(tempfile.gettempdir(), f"bqx-kernels-{os.getuid()}")
+    assert str(kernel.module.__file__).startswith(fallback)
+    x = np.arange(20.0)
+    np.testing.assert_allclose(kernel.batch({"x": x})["g"][6:], (x[6:] - 3.0) - (x[6:] - 2.0))
+
+
+def test_sliding_quadratic_fits_equal_least_squares_after_many_rows():
+    """REG's moments slide in O(1) per row; after 300,000 rows the fitted coefficients still equal a
+    direct least-squares fit of each window (numpy.polyfit) and the r2 its definition."""
+    from bqx.features import reg
+
+    rng = np.random.default_rng(4)
+    y = 100.0 + np.cumsum(rng.normal(0.0, 0.01, 300_000))
+    w = 90
+    got = reg.fit_window(y, w)
+    for t in (w - 1, 150_017, len(y) - 1):
+        win = y[t - w + 1:t + 1]
+        a, b, c = np.polyfit(np.arange(w, dtype=float), win, 2)
+        np.testing.assert_allclose([got["a_coef"][t], got["b_coef"][t], got["c_coef"][t]], [a, b, c],
+                                   rtol=1e-6, atol=1e-9)
+        fitted = np.polyval([a, b, c], np.arange(w, dtype=float))
+        r2 = 1.0 - np.sum((win - fitted) ** 2) / np.sum((win - win.mean()) ** 2)
+        np.testing.assert_allclose(got["r2"][t], r2, rtol=1e-6)
+    assert np.isnan(got["a_coef"][: w - 1]).all()

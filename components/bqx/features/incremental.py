@@ -27,6 +27,7 @@ RING_HEAD = 2
 WSUM_SLOTS = 3  # sum, non-finite values in the window, rows since the exact refresh
 WVAR_SLOTS = 5  # sum and sum of squares of centred values, non-finite count, rows since refresh, centre
 WEXT_SLOTS = 3  # best value, its age in rows, rows since the last non-finite value
+WPOLY_SLOTS = 7  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, rows since refresh, centre
 
 
 @njit(cache=True, inline="always")
@@ -153,6 +154,50 @@ def wext(state: np.ndarray, o: int, r: int, size: int, w: int, highest: bool, ag
     if n < w or state[o + 2] < w:
         return NAN
     return at if age else best
+
+
+@njit(cache=True)
+def wpoly(state: np.ndarray, o: int, r: int, size: int, w: int) -> tuple[float, float, float, float, float]:
+    """The moments a quadratic fit over the last w values needs, in the symmetric basis u = (j - m) / m
+    (j = 0 oldest .. w - 1 newest, m = (w - 1) / 2): sum y, sum u y, sum u^2 y and sum y^2 of the values
+    less a centre c, and c. Sliding one row moves every u by -1/m, so the sums update in O(1); they are
+    recomputed exactly (with a new centre) every w rows. NaN while the window is short or holds a
+    non-finite value."""
+    n = state[r]
+    x = back(state, r, size, 0)
+    c = state[o + 6]
+    if not np.isfinite(x):
+        state[o + 4] += 1.0
+    if n > w:
+        old = back(state, r, size, w)
+        if not np.isfinite(old):
+            state[o + 4] -= 1.0
+        yo = old - c if np.isfinite(old) else 0.0
+        yn = x - c if np.isfinite(x) else 0.0
+        d = 2.0 / (w - 1)  # 1 / m
+        r0, r1, r2 = state[o] - yo, state[o + 1] + yo, state[o + 2] - yo
+        state[o] = r0 + yn
+        state[o + 1] = r1 - d * r0 + yn
+        state[o + 2] = r2 - 2.0 * d * r1 + d * d * r0 + yn
+        state[o + 3] += yn * yn - yo * yo
+    state[o + 5] += 1.0
+    if state[o + 5] >= w and n >= w:
+        state[o + 5] = 0.0
+        c = x if np.isfinite(x) else 0.0
+        m = (w - 1) / 2.0
+        s0 = s1 = s2 = sq = 0.0
+        for k in range(w):
+            v = back(state, r, size, k)
+            if np.isfinite(v):
+                u = (w - 1 - k - m) / m
+                s0 += v - c
+                s1 += u * (v - c)
+                s2 += u * u * (v - c)
+                sq += (v - c) * (v - c)
+        state[o], state[o + 1], state[o + 2], state[o + 3], state[o + 6] = s0, s1, s2, sq, c
+    if n < w or state[o + 4] > 0.0:
+        return NAN, NAN, NAN, NAN, NAN
+    return state[o], state[o + 1], state[o + 2], state[o + 3], c
 
 
 @njit(cache=True, inline="always")

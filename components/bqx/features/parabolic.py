@@ -12,10 +12,10 @@ From the rate_idx and BQX quadratic fits of :mod:`bqx.features.reg` at the six R
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from bqx.features import primary, reg
-from bqx.features.family import Family, Online
+from bqx.features import reg
+from bqx.features.family import from_spec
+from bqx.features.spec import Expr, Table, compile_table, maximum, minimum, series, sign
 
 DOMAIN_FIELDS: tuple[str, ...] = ("quad_norm_diff", "lin_norm_diff", "r2_diff", "resid_norm_diff", "curv_agree",
                                   "slope_agree", "quad_norm_prod", "lin_norm_prod", "r2_min", "r2_max",
@@ -23,84 +23,38 @@ DOMAIN_FIELDS: tuple[str, ...] = ("quad_norm_diff", "lin_norm_diff", "r2_diff", 
 WINDOW_FIELDS: tuple[str, ...] = DOMAIN_FIELDS[:6]
 
 
-def names(windows: tuple[int, ...]) -> list[str]:
-    out = [f"w{w}_{f}" for w in windows for f in DOMAIN_FIELDS]
-    pairs = list(zip(windows[:-1], windows[1:], strict=True))
-    out += [f"{d}_w{a}_w{b}_{f}" for d in ("idx", "bqx") for a, b in pairs for f in WINDOW_FIELDS]
-    return out
-
-
-def _compare(p: dict[str, np.ndarray], q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _compare(p: dict[str, Expr], q: dict[str, Expr]) -> dict[str, Expr]:
     return {
         "quad_norm_diff": p["quad_norm"] - q["quad_norm"], "lin_norm_diff": p["lin_norm"] - q["lin_norm"],
         "r2_diff": p["r2"] - q["r2"], "resid_norm_diff": p["resid_norm"] - q["resid_norm"],
-        "curv_agree": np.sign(p["a_coef"]) * np.sign(q["a_coef"]),
-        "slope_agree": np.sign(p["b_coef"]) * np.sign(q["b_coef"]),
+        "curv_agree": sign(p["a_coef"]) * sign(q["a_coef"]), "slope_agree": sign(p["b_coef"]) * sign(q["b_coef"]),
     }
 
 
-def compute(idx: np.ndarray, bqx: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
-    fits = {"idx": {w: reg.fit_window(idx, w) for w in windows}, "bqx": {w: reg.fit_window(bqx, w) for w in windows}}
-    out: dict[str, np.ndarray] = {}
+def table(idx: Expr, bqx: Expr, windows: tuple[int, ...]) -> Table:
+    fits = {"idx": {w: reg.fit(idx, w) for w in windows}, "bqx": {w: reg.fit(bqx, w) for w in windows}}
+    t: Table = {}
     for w in windows:
         a, b = fits["idx"][w], fits["bqx"][w]
         for f, v in _compare(a, b).items():
-            out[f"w{w}_{f}"] = v
-        out[f"w{w}_quad_norm_prod"] = a["quad_norm"] * b["quad_norm"]
-        out[f"w{w}_lin_norm_prod"] = a["lin_norm"] * b["lin_norm"]
-        out[f"w{w}_r2_min"] = np.minimum(a["r2"], b["r2"])
-        out[f"w{w}_r2_max"] = np.maximum(a["r2"], b["r2"])
-        out[f"w{w}_resid_norm_sum"] = a["resid_norm"] + b["resid_norm"]
+            t[f"w{w}_{f}"] = v
+        t[f"w{w}_quad_norm_prod"] = a["quad_norm"] * b["quad_norm"]
+        t[f"w{w}_lin_norm_prod"] = a["lin_norm"] * b["lin_norm"]
+        t[f"w{w}_r2_min"], t[f"w{w}_r2_max"] = minimum(a["r2"], b["r2"]), maximum(a["r2"], b["r2"])
+        t[f"w{w}_resid_norm_sum"] = a["resid_norm"] + b["resid_norm"]
     for d in ("idx", "bqx"):
         for w1, w2 in zip(windows[:-1], windows[1:], strict=True):
             for f, v in _compare(fits[d][w1], fits[d][w2]).items():
-                out[f"{d}_w{w1}_w{w2}_{f}"] = v
-    return {k: out[k] for k in names(windows)}
+                t[f"{d}_w{w1}_w{w2}_{f}"] = v
+    return t
 
 
-# --- online: one row at a time (see bqx.features.latest) ---
-A, B, R2, QN, LN, RN = 0, 1, 5, 8, 9, 11  # positions of the fit fields used here in reg.FIELDS
+TABLES = {"parabolic": from_spec(lambda s: table(series("idx"), series("bqx"), s.features.reg_windows))}
 
 
-@njit(cache=True)
-def _compare_at(p: np.ndarray, q: np.ndarray, out: np.ndarray, j: int) -> None:
-    out[j] = p[QN] - q[QN]
-    out[j + 1] = p[LN] - q[LN]
-    out[j + 2] = p[R2] - q[R2]
-    out[j + 3] = p[RN] - q[RN]
-    out[j + 4] = np.sign(p[A]) * np.sign(q[A])
-    out[j + 5] = np.sign(p[B]) * np.sign(q[B])
+def names(windows: tuple[int, ...]) -> list[str]:
+    return list(table(series("idx"), series("bqx"), tuple(windows)))
 
 
-@njit(cache=True)
-def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, windows: np.ndarray, state: np.ndarray,
-                out: np.ndarray) -> int:
-    n = len(windows)
-    fits = np.empty((2, n, 12))
-    for i in range(n):
-        reg.fit_at(idx, t, windows[i], fits[0, i], 0)
-        reg.fit_at(bqx, t, windows[i], fits[1, i], 0)
-    j = 0
-    for i in range(n):
-        a, b = fits[0, i], fits[1, i]
-        _compare_at(a, b, out, j)
-        out[j + 6] = a[QN] * b[QN]
-        out[j + 7] = a[LN] * b[LN]
-        out[j + 8] = min(a[R2], b[R2]) if not (np.isnan(a[R2]) or np.isnan(b[R2])) else np.nan
-        out[j + 9] = max(a[R2], b[R2]) if not (np.isnan(a[R2]) or np.isnan(b[R2])) else np.nan
-        out[j + 10] = a[RN] + b[RN]
-        j += 11
-    for d in range(2):
-        for i in range(n - 1):
-            _compare_at(fits[d, i], fits[d, i + 1], out, j)
-            j += 6
-    return 0
-
-
-TABLES: dict[str, Family] = {
-    "parabolic": Family(lambda s: names(s.features.reg_windows),
-                        lambda inp, s: compute(inp.idx, inp.bqx, s.features.reg_windows),
-                        lambda s: primary.primary_warmup(s) + reg.warmup(s.features.reg_windows),
-                        Online(("idx", "bqx"), online_step,
-                               lambda s: reg.online_params(s.features.reg_windows))),
-}
+def compute(idx: np.ndarray, bqx: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return compile_table(table(series("i"), series("b"), tuple(windows))).batch({"i": idx, "b": bqx})

@@ -10,7 +10,8 @@ x counts rows inside the window, 0 (oldest) .. W-1 (newest, row t). Fields per w
   (scale-free, so rate_idx and BQX fits compare); ``resid_norm = resid_end / rmse``
 
 The normal equations are solved in the symmetric basis u = (x - m) / m, m = (W-1)/2, whose Gram
-matrix is well conditioned for every window; the window sums are exact causal convolutions.
+matrix is well conditioned for every window; the window sums slide in O(1) per row and are
+recomputed exactly every W rows (:func:`bqx.features.incremental.wpoly`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import numpy as np
 from numba import njit
 
 from bqx.features import latest as lt
-from bqx.features import primary
-from bqx.features.family import Family, Online
-from bqx.features.rolling import first_valid, safe_div, window_dot
+from bqx.features.family import from_spec
+from bqx.features.spec import Expr, Table, compile_table, maximum, sdiv, series, sqrt, wpoly
 
 FIELDS: tuple[str, ...] = (
     "a_coef", "b_coef", "c_coef", "a_term", "b_term", "r2", "rmse",
@@ -29,61 +29,57 @@ FIELDS: tuple[str, ...] = (
 )
 
 
+def fit(y: Expr, window: int) -> dict[str, Expr]:
+    """The 12 REG fields of the trailing window of ``window`` rows over y, by field name."""
+    m = (window - 1) / 2.0
+    u = (np.arange(window) - m) / m
+    s0, s2, s4 = float(window), float(np.sum(u**2)), float(np.sum(u**4))
+    sy, suy, su2y, syy, centre = wpoly(y, window)
+    det = s4 * s0 - s2 * s2  # Gram matrix [[s4, 0, s2], [0, s2, 0], [s2, 0, s0]] solved in closed form
+    alpha = (s0 * su2y - s2 * sy) / det
+    beta = suy / s2
+    gamma = (s4 * sy - s2 * su2y) / det
+    sse = maximum(syy - (alpha * su2y + beta * suy + gamma * sy), 0.0)
+    sst = maximum(syy - sy * sy / s0, 0.0)
+    a = alpha / m**2
+    b = beta / m - 2.0 * alpha / m
+    c = alpha - beta + gamma + centre  # the fit at x = 0 (u = -1)
+    a_term, b_term = a * float((window - 1) ** 2), b * float(window - 1)
+    yhat_end = a_term + b_term + c
+    rmse, sd = sqrt(sse / s0), sqrt(sst / (window - 1))
+    resid_end = y - yhat_end
+    return {
+        "a_coef": a, "b_coef": b, "c_coef": c, "a_term": a_term, "b_term": b_term, "r2": 1.0 - sdiv(sse, sst),
+        "rmse": rmse, "yhat_end": yhat_end, "quad_norm": sdiv(a_term, sd), "lin_norm": sdiv(b_term, sd),
+        "resid_end": resid_end, "resid_norm": sdiv(resid_end, rmse),
+    }
+
+
+def table(y: Expr, windows: tuple[int, ...]) -> Table:
+    return {f"w{w}_{field}": e for w in windows for field, e in fit(y, w).items()}
+
+
+TABLES = {
+    "reg_idx": from_spec(lambda s: table(series("idx"), s.features.reg_windows)),
+    "reg_bqx": from_spec(lambda s: table(series("bqx"), s.features.reg_windows)),
+}
+
+
 def names(windows: tuple[int, ...]) -> list[str]:
     return [f"w{w}_{f}" for w in windows for f in FIELDS]
 
 
-def warmup(windows: tuple[int, ...]) -> int:
-    return max(windows) - 1
+def compute(y: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return compile_table(table(series("y"), tuple(windows))).batch({"y": y})
 
 
 def fit_window(y: np.ndarray, window: int) -> dict[str, np.ndarray]:
-    """The 12 REG fields of one trailing window over series y."""
-    start = first_valid(y)
-    anchor = float(y[start]) if start < len(y) else 0.0
-    yc = y - anchor  # causal centring keeps the sums well conditioned; only c shifts
-    m = (window - 1) / 2.0
-    u = (np.arange(window) - m) / m
-    s0, s2, s4 = float(window), float(np.sum(u**2)), float(np.sum(u**4))
-    sy = window_dot(yc, np.ones(window))
-    suy = window_dot(yc, u)
-    su2y = window_dot(yc, u**2)
-    syy = window_dot(yc * yc, np.ones(window))
-    # Gram matrix [[s4, 0, s2], [0, s2, 0], [s2, 0, s0]] solved in closed form.
-    det = s4 * s0 - s2 * s2
-    alpha = (s0 * su2y - s2 * sy) / det
-    beta = suy / s2
-    gamma = (s4 * sy - s2 * su2y) / det
-    sse = np.maximum(syy - (alpha * su2y + beta * suy + gamma * sy), 0.0)
-    sst = np.maximum(syy - sy * sy / s0, 0.0)
-    a = alpha / m**2
-    b = beta / m - 2 * alpha / m
-    c = alpha - beta + gamma + anchor  # value of the fit at x = 0 (u = -1)
-    a_term = a * (window - 1) ** 2
-    b_term = b * (window - 1)
-    yhat_end = a_term + b_term + c
-    rmse = np.sqrt(sse / window)
-    sd = np.sqrt(sst / (window - 1))
-    resid_end = y - yhat_end
-    r2 = 1.0 - safe_div(sse, sst)
-    return {
-        "a_coef": a, "b_coef": b, "c_coef": c, "a_term": a_term, "b_term": b_term, "r2": r2, "rmse": rmse,
-        "yhat_end": yhat_end, "quad_norm": safe_div(a_term, sd), "lin_norm": safe_div(b_term, sd),
-        "resid_end": resid_end, "resid_norm": safe_div(resid_end, rmse),
-    }
+    """The 12 REG fields of one trailing window over an array (the declared :func:`fit`)."""
+    return compile_table(fit(series("y"), window)).batch({"y": y})
 
 
-def compute(y: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for w in windows:
-        for field, values in fit_window(y, w).items():
-            out[f"w{w}_{field}"] = values
-    return out
-
-
-# --- online: one row at a time (see bqx.features.latest) ---
-
-
+# The same fit at one row of a plain array, for multi_scale's hand-written kernel (its bucket series
+# live in its own buffers); tests hold it equal to fit_window.
 @njit(cache=True)
 def fit_at(y: np.ndarray, t: int, window: int, out: np.ndarray, at: int) -> None:
     """The 12 REG fields of the window ending at row t, written to out[at:at + 12] in FIELDS order
@@ -124,30 +120,3 @@ def fit_at(y: np.ndarray, t: int, window: int, out: np.ndarray, at: int) -> None
             lt.sdiv(resid_end, rmse))
     for k in range(12):
         out[at + k] = vals[k]
-
-
-def online_params(windows: tuple[int, ...]) -> tuple:
-    return (np.asarray(windows, dtype=np.int64),)
-
-
-@njit(cache=True)
-def online_step(t: int, y: np.ndarray, windows: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
-    for i, w in enumerate(windows):
-        fit_at(y, t, w, out, 12 * i)
-    return 0
-
-
-TABLES: dict[str, Family] = {
-    "reg_idx": Family(
-        lambda s: names(s.features.reg_windows),
-        lambda inp, s: compute(inp.idx, s.features.reg_windows),
-        lambda s: warmup(s.features.reg_windows),
-        Online(("idx",), online_step, lambda s: online_params(s.features.reg_windows)),
-    ),
-    "reg_bqx": Family(
-        lambda s: names(s.features.reg_windows),
-        lambda inp, s: compute(inp.bqx, s.features.reg_windows),
-        lambda s: primary.primary_warmup(s) + warmup(s.features.reg_windows),
-        Online(("bqx",), online_step, lambda s: online_params(s.features.reg_windows)),
-    ),
-}

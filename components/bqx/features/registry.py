@@ -7,6 +7,7 @@ yet computed; ``bqx plan`` shows which.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -68,15 +69,14 @@ MODULES = (
 FAMILIES: dict[str, Family] = {name: fam for module in MODULES for name, fam in module.TABLES.items()}
 
 
-def compile_declared(settings: Settings) -> list[tuple[str, float, int]]:
-    """Compile (or load from the caches) every table declared as expressions, batch and online forms:
-    (table, seconds, state slots) each. The extract image runs it at build (``bqx kernels``)."""
-    done = []
+def compile_declared(settings: Settings) -> Iterator[tuple[str, float, int]]:
+    """Compile (or load from the caches) every table declared as expressions, batch and online forms,
+    yielding (table, seconds, state slots) as each is ready. The extract image runs it at build
+    (``bqx kernels``)."""
     for name, fam in FAMILIES.items():
         if fam.online is None or fam.online.kernel is None:
             continue
         t0 = time.perf_counter()
         kernel = fam.online.kernel(settings)
         kernel.batch({s: np.zeros(2, dtype=np.int64 if s == "ts_ns" else np.float64) for s in kernel.inputs})
-        done.append((name, time.perf_counter() - t0, kernel.state_size))
-    return done
+        yield name, time.perf_counter() - t0, kernel.state_size

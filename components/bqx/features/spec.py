@@ -33,7 +33,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WSUM_SLOTS, WVAR_SLOTS
+from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSUM_SLOTS, WVAR_SLOTS
 
 BATCH_CHUNK = 1024  # rows the batch kernel writes row-wise (as online) before moving them into columns
 EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
@@ -228,6 +228,13 @@ def wmad(x: Expr, w: int) -> Expr:
     return Expr("wmad", (x, wmean(x, w)), (int(w),))
 
 
+def wpoly(x: Expr, w: int) -> tuple[Expr, Expr, Expr, Expr, Expr]:
+    """Moments of a quadratic fit over the last w values (:func:`bqx.features.incremental.wpoly`):
+    sum y, sum u y, sum u^2 y, sum y^2 of the values less a centre, and the centre."""
+    node = Expr("wpoly", (x,), (int(w),))
+    return tuple(Expr("item", (node,), (k,)) for k in range(5))  # type: ignore[return-value]
+
+
 def ewm(x: Expr, alpha: float) -> Expr:
     """Recursive average y = alpha x + (1 - alpha) y(t-1), started at the first finite x."""
     return Expr("ewm", (x,), (float(alpha),))
@@ -249,7 +256,7 @@ def _lookback(node: Expr) -> int:
     """Rows before t this node's own operation reads of its argument (0 for row-wise ones)."""
     if node.op == "lag":
         return node.params[0]
-    if node.op in ("wsum", "wvar", "wext", "wmad"):
+    if node.op in ("wsum", "wvar", "wext", "wmad", "wpoly"):
         return node.params[0] - 1
     if node.op == "ewm":
         return math.ceil(EWM_SETTLE / node.params[0])
@@ -260,14 +267,14 @@ def _ring_size(node: Expr) -> int:
     """Values of its argument's history this node needs in a ring."""
     if node.op == "lag":
         return node.params[0] + 1
-    if node.op in ("wsum", "wvar"):
+    if node.op in ("wsum", "wvar", "wpoly"):
         return node.params[0] + 1  # the value leaving the window too
     if node.op in ("wext", "wmad"):
         return node.params[0]
     return 0
 
 
-_STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wext": WEXT_SLOTS, "ewm": 2}
+_STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wext": WEXT_SLOTS, "wpoly": WPOLY_SLOTS, "ewm": 2}
 
 
 def _order(outputs: Iterable[Expr]) -> list[Expr]:
@@ -346,6 +353,8 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"np.{n.op}({a[0]})"
     if n.op == "finite":
         return f"(1.0 if np.isfinite({a[0]}) else 0.0)"
+    if n.op == "item":
+        return f"{a[0]}[{n.params[0]}]"
     if n.op == "select":
         return f"select({a[0]}, {a[1]}, {a[2]})"
     if n.op == "ewm":
@@ -362,6 +371,8 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"wext(state, {lay.slots[n]}, {r}, {size}, {w}, {highest}, {age})"
     if n.op == "wmad":
         return f"wmad(state, {r}, {size}, {n.params[0]}, {a[1]})"
+    if n.op == "wpoly":
+        return f"wpoly(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
     raise ValueError(f"unknown feature operation {n.op!r}")
 
 
@@ -393,7 +404,7 @@ def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
         f"# primitives {_primitives_digest()}\n"
         "import numpy as np\nfrom numba import njit\n"
         "from bqx.features.incremental import (back, both, eq, ext_init, gt, nmax, nmin, push, select, wext,\n"
-        "                                      wmad, wsum, wvar)\n"
+        "                                      wmad, wpoly, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
         f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
