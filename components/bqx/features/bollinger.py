@@ -32,4 +32,4 @@ TABLES = {"bollinger_bqx": from_spec(lambda s: table(series("bqx")))}
 
 
 def compute(x: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("x"))).batch({"x": x})
+    return compile_table(table(series("bqx"))).batch({"bqx": x})

@@ -56,4 +56,4 @@ TABLES = {"dual_domain": from_spec(lambda s: table(series("idx"), series("bqx"))
 
 
 def compute(idx: np.ndarray, bqx: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("i"), series("b"))).batch({"i": idx, "b": bqx})
+    return compile_table(table(series("idx"), series("bqx"))).batch({"idx": idx, "bqx": bqx})

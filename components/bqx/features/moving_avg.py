@@ -29,4 +29,4 @@ TABLES = {"moving_avg_idx": from_spec(lambda s: table(series("idx")))}
 
 
 def compute(idx: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("x"))).batch({"x": idx})
+    return compile_table(table(series("idx"))).batch({"idx": idx})

@@ -29,4 +29,5 @@ TABLES = {"multi_resolution_idx": from_spec(lambda s: table(series("idx"), serie
 
 
 def compute(idx: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("i"), series("h"), series("lo"))).batch({"i": idx, "h": idx_high, "lo": idx_low})
+    return compile_table(table(series("idx"), series("idx_high"), series("idx_low"))).batch(
+        {"idx": idx, "idx_high": idx_high, "idx_low": idx_low})

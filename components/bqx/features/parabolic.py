@@ -57,4 +57,4 @@ def names(windows: tuple[int, ...]) -> list[str]:
 
 
 def compute(idx: np.ndarray, bqx: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
-    return compile_table(table(series("i"), series("b"), tuple(windows))).batch({"i": idx, "b": bqx})
+    return compile_table(table(series("idx"), series("bqx"), tuple(windows))).batch({"idx": idx, "bqx": bqx})

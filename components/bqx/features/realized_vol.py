@@ -71,5 +71,5 @@ TABLES = {"realized_vol": from_spec(lambda s: table(series("open"), series("high
 
 
 def compute(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("o"), series("h"), series("lo"), series("c"))).batch(
-        {"o": o, "h": h, "lo": lo, "c": c})
+    return compile_table(table(series("open"), series("high"), series("low"), series("close"))).batch(
+        {"open": o, "high": h, "low": lo, "close": c})

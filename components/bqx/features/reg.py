@@ -70,7 +70,7 @@ def names(windows: tuple[int, ...]) -> list[str]:
 
 
 def compute(y: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
-    return compile_table(table(series("y"), tuple(windows))).batch({"y": y})
+    return compile_table(table(series("idx"), tuple(windows))).batch({"idx": y})  # reg_idx's kernel
 
 
 def fit_window(y: np.ndarray, window: int) -> dict[str, np.ndarray]:

@@ -30,5 +30,5 @@ TABLES = {"spread_features": from_spec(lambda s: table(series("high"), series("l
 
 
 def compute(h: np.ndarray, lo: np.ndarray, c: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("h"), series("lo"), series("c"), series("b"), series("a"))).batch(
-        {"h": h, "lo": lo, "c": c, "b": bid, "a": ask})
+    return compile_table(table(series("high"), series("low"), series("close"), series("bid"), series("ask"))).batch(
+        {"high": h, "low": lo, "close": c, "bid": bid, "ask": ask})

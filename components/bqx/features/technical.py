@@ -140,7 +140,9 @@ def names() -> list[str]:
 def compute(x: np.ndarray, high: np.ndarray | None = None, low: np.ndarray | None = None,
             bounded_ppo: bool = False) -> dict[str, np.ndarray]:
     """Every indicator of close series ``x`` (with its bars' ``high`` and ``low`` when they exist)."""
+    # the series names of the registered tables, so these are the same (cached) kernels
     if high is None and low is None:
-        return compile_table(table(series("x"), series("x"), series("x"), bounded_ppo)).batch({"x": x})
-    return compile_table(table(series("x"), series("h"), series("lo"), bounded_ppo)).batch(
-        {"x": x, "h": x if high is None else high, "lo": x if low is None else low})
+        b = series("bqx")
+        return compile_table(table(b, b, b, bounded_ppo)).batch({"bqx": x})
+    return compile_table(table(series("idx"), series("idx_high"), series("idx_low"), bounded_ppo)).batch(
+        {"idx": x, "idx_high": x if high is None else high, "idx_low": x if low is None else low})

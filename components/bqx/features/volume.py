@@ -75,5 +75,5 @@ TABLES = {"volume_features": from_spec(lambda s: table(series("high"), series("l
 
 
 def compute(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
-    return compile_table(table(series("h"), series("lo"), series("c"), series("v"))).batch(
-        {"h": h, "lo": lo, "c": c, "v": v})
+    return compile_table(table(series("high"), series("low"), series("close"), series("volume"))).batch(
+        {"high": h, "low": lo, "close": c, "volume": v})
