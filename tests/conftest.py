@@ -11,6 +11,17 @@ from bqx.config import Settings
 from bqx.sample import generate
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the declared feature kernels once, on both cores, before any test needs them (on a
+    machine with numba's cache warm this only loads them); tests then load instead of compiling."""
+    import os
+
+    from bqx.features.registry import compile_declared
+
+    for _ in compile_declared(Settings(), workers=min(2, os.cpu_count() or 1)):
+        pass
+
+
 @pytest.fixture(scope="session")
 def bars_2d() -> dict[str, pd.DataFrame]:
     """Two trading days of three pairs (2,880 bars each)."""

@@ -166,9 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _ready_kernels(settings: Settings) -> None:
     """Compile the declared feature kernels here, once, before the extract tasks start (in parallel
     they would each compile them); on a machine that has them cached this only loads them."""
+    import os
+
     from bqx.features.registry import compile_declared
 
-    for table, seconds, _ in compile_declared(settings):
+    for table, seconds, _ in compile_declared(settings, workers=min(2, os.cpu_count() or 1)):
         if seconds > 2.0:
             print(f"feature kernel {table} compiled in {seconds:.0f} s (once per machine; cached from now on)",
                   flush=True)
@@ -335,11 +337,11 @@ def cmd_kernels(args: argparse.Namespace) -> int:
 
     settings = _settings(args.settings)
     total = 0.0
-    for table, seconds, state in compile_declared(settings):
+    for table, seconds, state in compile_declared(settings, workers=os.cpu_count() or 1):
         total += seconds
         print(f"{table:<22} {seconds:6.1f} s  ({state} state slots)", flush=True)
     where = os.environ.get("NUMBA_CACHE_DIR", "beside the generated source")
-    print(f"declared feature kernels ready in {total:.1f} s (machine code cached {where})")
+    print(f"declared feature kernels ready ({total:.1f} s of compiling or loading; machine code cached {where})")
     return 0
 
 

@@ -69,14 +69,43 @@ MODULES = (
 FAMILIES: dict[str, Family] = {name: fam for module in MODULES for name, fam in module.TABLES.items()}
 
 
-def compile_declared(settings: Settings) -> Iterator[tuple[str, float, int]]:
-    """Compile (or load from the caches) every table declared as expressions, batch and online forms,
-    yielding (table, seconds, state slots) as each is ready. The extract image runs it at build
-    (``bqx kernels``)."""
-    for name, fam in FAMILIES.items():
-        if fam.online is None or fam.online.kernel is None:
-            continue
-        t0 = time.perf_counter()
-        kernel = fam.online.kernel(settings)
-        kernel.batch({s: np.zeros(2, dtype=np.int64 if s == "ts_ns" else np.float64) for s in kernel.inputs})
-        yield name, time.perf_counter() - t0, kernel.state_size
+def declared(settings: Settings) -> list[str]:
+    """The tables declared as expressions (their kernels are generated)."""
+    return [name for name, fam in FAMILIES.items() if fam.online is not None and fam.online.kernel is not None]
+
+
+def _compile_one(name: str, settings_json: str) -> tuple[str, float, int]:
+    settings = Settings.from_json(settings_json)
+    t0 = time.perf_counter()
+    kernel = FAMILIES[name].online.kernel(settings)  # type: ignore[union-attr]
+    kernel.batch({s: np.zeros(2, dtype=np.int64 if s == "ts_ns" else np.float64) for s in kernel.inputs})
+    return name, time.perf_counter() - t0, kernel.state_size
+
+
+def compile_declared(settings: Settings, workers: int = 1) -> Iterator[tuple[str, float, int]]:
+    """Compile (or load from the caches) every table declared as expressions, batch and online forms
+    (``batch`` calls ``step``, so both are compiled), yielding (table, seconds, state slots) as each is
+    ready. When the first one had to compile (a cold cache) and ``workers`` > 1, the rest compile in
+    that many processes (numba's cache is shared through the disk) and this process then loads them;
+    a warm cache loads in this process alone, in about a second."""
+    names = declared(settings)
+    if not names:
+        return
+    first = _compile_one(names[0], settings.to_json())
+    yield first
+    if workers > 1 and first[1] > COLD_SECONDS:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_compile_one, name, settings.to_json()) for name in names[1:]]
+            yield from (f.result() for f in as_completed(futures))
+        for name in names[1:]:  # load what the workers compiled into this process
+            _compile_one(name, settings.to_json())
+        return
+    for name in names[1:]:
+        yield _compile_one(name, settings.to_json())
+
+
+COLD_SECONDS = 2.0  # a kernel that took longer was compiled, not loaded
