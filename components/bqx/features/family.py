@@ -110,10 +110,14 @@ def from_spec(table: Callable[[Settings], Mapping[str, Expr]]) -> Family:
 
     return Family(
         names=lambda s: list(kernel(s).names),
-        compute=lambda inp, s: kernel(s).batch({name: getattr(inp, name) for name in kernel(s).inputs}),
+        compute=lambda inp, s: _batch(kernel(s), inp),
         warmup=lambda s: kernel(s).warmup(input_warmup(s)),
         online=Online((), _no_step, kernel=kernel),
     )
+
+
+def _batch(kernel: Kernel, inp: PairInputs) -> dict[str, np.ndarray]:
+    return kernel.batch({name: getattr(inp, name) for name in kernel.inputs})
 
 
 def _no_step(*args: object) -> int:
