@@ -41,12 +41,12 @@ def main() -> None:
         run_drift(ref, cur, cols, settings, Path(tmp) / "report.html")
         t_html = time.perf_counter() - t0
         size = (Path(tmp) / "report.html").stat().st_size
-    d = summary["domains"]
+    d = summary.domains
     print(f"features: {len(cols)} features")
     print(f"rows: {ROWS} rows per frame (sampled to {settings.drift.sample_rows})")
     for dom in ("idx", "bqx"):
-        print(f"{dom} drift index: {d[dom]['index']:.2f} score")
-        print(f"{dom} share past threshold: {d[dom]['share']:.2f} ratio")
+        print(f"{dom} drift index: {d[dom].index:.2f} score")
+        print(f"{dom} share past threshold: {d[dom].share:.2f} ratio")
     print(f"summary wall time: {t_summary:.2f} s")
     print(f"summary + HTML wall time: {t_html:.2f} s")
     print(f"HTML size: {size / 1e6:.1f} MB")

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,10 +33,10 @@ def _frames(shift_domain: str, kind: str = "mean", n: int = 4000):
 def test_drift_in_one_domain_is_flagged_there_only(shifted, still, kind, tmp_path):
     ref, cur = _frames(shifted, kind)
     out = run_drift(ref, cur, IDX + BQX, Settings(), tmp_path / "r.html")
-    d = out["domains"]
-    assert d[shifted]["status"] == "critical" and d[shifted]["index"] >= Settings().drift.critical_index
-    assert d[still]["status"] == "ok" and d[still]["index"] < 1.0
-    assert {d["idx"]["title"], d["bqx"]["title"]} == {"rate_idx", "BQX"}
+    d = out.domains
+    assert d[shifted].status == "critical" and d[shifted].index >= Settings().drift.critical_index
+    assert d[still].status == "ok" and d[still].index < 1.0
+    assert {d["idx"].title, d["bqx"].title} == {"rate_idx", "BQX"}
     html = (tmp_path / "r.html").read_text()
     assert "<h2>rate_idx features</h2>" in html and "<h2>BQX features</h2>" in html and "Evidently" in html
     assert "bqx.w15_bqx_return" in html and "reg_idx.w60_r2" in html
@@ -43,14 +45,16 @@ def test_drift_in_one_domain_is_flagged_there_only(shifted, still, kind, tmp_pat
 def test_unchanged_autocorrelated_data_does_not_alarm_where_a_fixed_threshold_does():
     ref, cur = _frames("none")
     out = run_drift(ref, cur, IDX + BQX, Settings())
-    assert {d["status"] for d in out["domains"].values()} == {"ok"}
+    assert {d.status for d in out.domains.values()} == {"ok"}
     # Evidently's default (normed Wasserstein >= 0.1) calls most of these unchanged features drifted
-    fixed = [f for f, v in out["features"].items() if v["location"] >= 0.1]
+    fixed = [f for f, v in out.features.items() if v.location >= 0.1]
     assert len(fixed) >= 4
-    f = out["features"]["reg_idx.w60_r2"]
-    assert f["location_threshold"] > 0.1 and f["score"] == pytest.approx(
-        max(f["location"] / f["location_threshold"], f["scale"] / f["scale_threshold"]))
-    assert out["calibration"]["windows"] >= 4
+    f = out.features["reg_idx.w60_r2"]
+    assert f.location_threshold > 0.1 and f.score == pytest.approx(
+        max(f.location / f.location_threshold, f.scale / f.scale_threshold))
+    assert out.calibration["windows"] >= 4
+    as_json = out.with_run("eurusd", None).to_json()  # the summary artifact: plain JSON, the same figures
+    assert json.loads(json.dumps(as_json))["domains"]["idx"]["status"] == "ok" and as_json["pair"] == "eurusd"
 
 
 def test_configured_evidently_method_is_used_in_the_html(tmp_path):
@@ -67,8 +71,8 @@ def test_target_and_prediction_drift_is_its_own_group():
     ref["target"], cur["target"] = rng.standard_normal(len(ref)), rng.standard_normal(len(cur))
     ref["prediction"], cur["prediction"] = rng.standard_normal(len(ref)), rng.standard_normal(len(cur)) + 2
     out = run_drift(ref, cur, IDX + BQX, Settings(), outputs=["target", "prediction"])
-    group = out["domains"]["output"]
-    assert group["title"] == "target and prediction" and group["drifted_features"] == ["prediction"]
+    group = out.domains["output"]
+    assert group.title == "target and prediction" and group.drifted_features == ["prediction"]
 
 
 def test_critical_drift_publishes_to_sns(moto_server):

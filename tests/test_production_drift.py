@@ -62,13 +62,13 @@ def test_drift_reads_the_s3_repository_and_the_endpoints_data_capture(fresh, tmp
     deployed = deploy_sagemaker([ModelRef("eurusd", tarball, {"catalog_version": "synthetic"})], settings,
                                 sleep=lambda s: None)
     sm = boto3.client("sagemaker", endpoint_url=moto_server, region_name="us-east-1")
-    config = sm.describe_endpoint_config(EndpointConfigName=deployed["endpoint_config"])["DataCaptureConfig"]
+    config = sm.describe_endpoint_config(EndpointConfigName=deployed.endpoint_config)["DataCaptureConfig"]
     assert config["DestinationS3Uri"] == capture_uri and config["InitialSamplingPercentage"] == 50
 
     # the package, found through the repository's manifest.json on S3, is the one deployed
     repo = f"s3://{bucket}/bqx-ml/models"
     got = model_tarball(repo, "eurusd", tmp_path)
-    assert got.name == deployed["manifest"]["models"]["eurusd"]["target_model"]
+    assert got.name == deployed.manifest["models"]["eurusd"]["target_model"]
     assert got.read_bytes() == tarball.read_bytes()
     with pytest.raises(FileNotFoundError, match="has no model for gbpusd .*lists eurusd"):
         model_tarball(repo, "gbpusd", tmp_path)
@@ -97,7 +97,7 @@ def test_drift_reads_the_s3_repository_and_the_endpoints_data_capture(fresh, tmp
     assert len(logged) == len(rows) and np.allclose(logged.to_numpy(), [served[k] for k in sorted(served)])
 
     summary = monitor_pair(fresh / "features", got, "eurusd", Settings(), prediction_log=capture_uri)
-    assert summary["predictions"] == "logged" and summary["fresh_rows"] == len(rows)
+    assert summary.fresh["predictions"] == "logged" and summary.fresh["fresh_rows"] == len(rows)
 
 
 def test_the_servers_prediction_log_goes_to_s3_and_drift_reads_it_there(aws_settings, moto_server):

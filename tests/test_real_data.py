@@ -35,7 +35,7 @@ def test_dukascopy_export_imports_with_pair_interval_and_utc_times(tmp_path: Pat
     assert modal_interval_s(pd.DatetimeIndex(bars["ts_utc"]).asi8) == 3600
     # ingest sniffs the format and the pair from the vendor's file name
     summary = ingest(gym_eurusd(), tmp_path, None, Settings())
-    assert summary["eurusd"]["bar_interval_s"] == 3600 and summary["eurusd"]["rows"] == 6225
+    assert summary.pairs["eurusd"].bar_interval_s == 3600 and summary.pairs["eurusd"].rows == 6225
 
 
 def test_dukascopy_local_time_offset_and_bad_time_names_line(tmp_path: Path):

@@ -26,30 +26,30 @@ def test_deploy_creates_mme_resources_once(tmp_path, aws_settings, moto_server):
     sm, s3 = boto3.client("sagemaker", **kw), boto3.client("s3", **kw)
     aas = boto3.client("application-autoscaling", **kw)
     first = deploy_sagemaker(_models(tmp_path), aws_settings)
-    assert len(first["uploaded"]) == 2 and not first["updated"]
-    assert [c.split("/")[0] for c in first["created"]] == ["model", "endpoint-config", "endpoint", "scaling"]
-    model = sm.describe_model(ModelName=first["model"])
+    assert len(first.uploaded) == 2 and not first.updated
+    assert [c.split("/")[0] for c in first.created] == ["model", "endpoint-config", "endpoint", "scaling"]
+    model = sm.describe_model(ModelName=first.model)
     assert model["PrimaryContainer"]["Mode"] == "MultiModel"
     assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{aws_settings.aws.bucket}/bqx-ml/models/"
-    config = sm.describe_endpoint_config(EndpointConfigName=first["endpoint_config"])
+    config = sm.describe_endpoint_config(EndpointConfigName=first.endpoint_config)
     variant = config["ProductionVariants"][0]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 1)
     name = aws_settings.aws.endpoint_name
-    assert sm.describe_endpoint(EndpointName=name)["EndpointConfigName"] == first["endpoint_config"]
+    assert sm.describe_endpoint(EndpointName=name)["EndpointConfigName"] == first.endpoint_config
     resource = f"endpoint/{name}/variant/AllTraffic"
     target = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])["ScalableTargets"][0]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 2)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=aws_settings.aws.bucket)["Contents"]}
-    names = {e["target_model"] for e in first["manifest"]["models"].values()}
+    names = {e["target_model"] for e in first.manifest["models"].values()}
     assert {f"bqx-ml/models/{n}" for n in names} | {"bqx-ml/models/manifest.json"} <= keys
 
     again = deploy_sagemaker(_models(tmp_path), aws_settings)  # same models: nothing changes
-    assert again["uploaded"] == [] and again["created"] == [] and again["updated"] == []
-    assert again["endpoint_config"] == first["endpoint_config"]
+    assert again.uploaded == [] and again.created == [] and again.updated == []
+    assert again.endpoint_config == first.endpoint_config
 
     wider = dataclasses.replace(aws_settings, aws=dataclasses.replace(aws_settings.aws, autoscale_max=4))
     changed = deploy_sagemaker(_models(tmp_path), wider)
-    assert changed["updated"] == ["scaling/target"]
+    assert changed.updated == ["scaling/target"]
     target = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])["ScalableTargets"][0]
     assert target["MaxCapacity"] == 4
 
@@ -110,10 +110,10 @@ def test_new_instance_type_updates_the_existing_endpoint_blue_green(tmp_path, aw
     result = deploy_sagemaker(_models(tmp_path), bigger, sleep=sleeps.append)
     name = aws_settings.aws.endpoint_name
     assert events[:2] == ["deregister", "update"] and sleeps == [bigger.aws.poll_s]  # waited out one Updating
-    assert result["updated"] == ["scaling/deregistered", f"endpoint/{name}"]
-    assert result["created"] == [f"endpoint-config/{result['endpoint_config']}", "scaling/target+policy"]
+    assert result.updated == ["scaling/deregistered", f"endpoint/{name}"]
+    assert result.created == [f"endpoint-config/{result.endpoint_config}", "scaling/target+policy"]
     (update,) = calls
-    assert update["EndpointConfigName"] == result["endpoint_config"]
+    assert update["EndpointConfigName"] == result.endpoint_config
     policy = update["DeploymentConfig"]
     assert policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE",
                                                                              "WaitIntervalInSeconds": 120}

@@ -95,7 +95,7 @@ def test_ingest_reads_s3_through_pyarrow_with_the_endpoint_override(tmp_path, aw
     for f in (tmp_path / "bars").iterdir():
         s3.upload_file(str(f), bucket, f"bars/{f.name}")
     summary = ingest(f"s3://{bucket}/bars", tmp_path / "out")
-    assert sorted(summary) == ["eurusd", "usdjpy"] and summary["eurusd"]["rows"] == 1440
+    assert sorted(summary.pairs) == ["eurusd", "usdjpy"] and summary.pairs["eurusd"].rows == 1440
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "usdjpy.parquet"),
                                   pd.read_parquet(tmp_path / "bars" / "usdjpy.parquet"), check_dtype=False)
     bad = pd.read_parquet(tmp_path / "bars" / "usdjpy.parquet")

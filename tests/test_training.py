@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bqx.deploy import ModelRef, deploy_local
+from bqx import deploy
+from bqx.config import Settings
+from bqx.deploy import ModelRef
 from bqx.model_package import load_tarball
+from bqx.reports import deploy_markdown
 from bqx.train.evaluate import evaluate, sharpe_text, trading_metrics
 from bqx.train.local import TrainingFailed, train_local
 
@@ -92,10 +95,15 @@ def test_failure_reason_is_written_and_exit_is_nonzero(tmp_path: Path):
 def test_local_deploy_is_idempotent(tmp_path: Path):
     train_local(_channels(tmp_path / "ch"), HP, tmp_path / "m" / "model.tar.gz")
     refs = [ModelRef("eurusd", tmp_path / "m" / "model.tar.gz", {"catalog_version": "c0ffee"})]
-    first = deploy_local(refs, tmp_path / "repo")
+    first = deploy.run(refs, "local", Settings(), tmp_path / "repo")
     stamp = (tmp_path / "repo" / "manifest.json").stat().st_mtime_ns
-    second = deploy_local(refs, tmp_path / "repo")
-    assert first["changed"] == ["eurusd"] and second["changed"] == []
+    second = deploy.run(refs, "local", Settings(), tmp_path / "repo", {"gbpusd": "failed at select: no rows"})
+    assert first.repository.changed == ["eurusd"] and second.repository.changed == [] and first.endpoint is None
+    report = deploy_markdown(second)
+    assert "| eurusd | eurusd.tar.gz |" in report and "none (already deployed)" in report
+    assert "- gbpusd: failed at select: no rows" in report
+    with pytest.raises(ValueError, match="unknown deploy backend 'ack'"):
+        deploy.run(refs, "ack", Settings(), tmp_path / "repo")
     assert (tmp_path / "repo" / "manifest.json").stat().st_mtime_ns == stamp
     assert load_tarball(tmp_path / "repo" / "eurusd.tar.gz").features == FEATURES
 

@@ -30,8 +30,35 @@ class ModelRef:
     meta: dict
 
 
-def deploy_local(models: list[ModelRef], repo: str | Path) -> dict:
-    """Copy each pair's model.tar.gz into the repository and write the manifest; returns the manifest."""
+@dataclass(frozen=True)
+class Repository:
+    """The local model repository after a deploy: its manifest's entries and the pairs whose file changed."""
+
+    models: dict[str, dict]  # pair -> manifest.json entry (target_model, sha256, bytes, catalog_version, ...)
+    changed: list[str]
+
+
+@dataclass(frozen=True)
+class EndpointDeploy:
+    """What a SageMaker deploy did: the S3 manifest, the names it serves under and each change it made."""
+
+    manifest: dict  # manifest.json under the models prefix
+    model: str
+    endpoint_config: str
+    uploaded: list[str]
+    created: list[str]
+    updated: list[str]
+
+
+@dataclass(frozen=True)
+class DeploySummary:
+    repository: Repository
+    endpoint: EndpointDeploy | None  # None on the local backend
+    failed: dict[str, str]  # pair -> why it has no model to deploy
+
+
+def deploy_local(models: list[ModelRef], repo: str | Path) -> Repository:
+    """Copy each pair's model.tar.gz into the repository and write the manifest."""
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
     manifest_path = repo / MANIFEST
@@ -51,7 +78,7 @@ def deploy_local(models: list[ModelRef], repo: str | Path) -> dict:
     manifest = {"models": dict(sorted(entries.items())), "changed": changed}
     if old.get("models") != manifest["models"] or changed:
         write_json(manifest, manifest_path)
-    return manifest
+    return Repository(manifest["models"], changed)
 
 
 # ---- SageMaker multi-model endpoint ------------------------------------------------------------------
@@ -164,7 +191,8 @@ def _deregister_scaling(aas: object, settings: Settings) -> bool:
     return True
 
 
-def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable[[float], None] = time.sleep) -> dict:
+def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable[[float], None] = time.sleep
+                     ) -> EndpointDeploy:
     """Publish the models under one S3 prefix and serve them from one multi-model endpoint.
 
     Target models are versioned (``{pair}-{sha12}.tar.gz``) because a multi-model endpoint caches what
@@ -232,7 +260,17 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     scaling = _ensure_scaling(aas, settings, fresh=released)
     if scaling:
         done["created" if scaling == "target+policy" else "updated"].append(f"scaling/{scaling}")
-    return {"manifest": manifest, "model": model_name, "endpoint_config": config_name, **done}
+    return EndpointDeploy(manifest, model_name, config_name, **done)
+
+
+def run(models: list[ModelRef], backend: str, settings: Settings, repo: str | Path,
+        failed: dict[str, str] | None = None) -> DeploySummary:
+    """The deploy stage: the local repository always (both backends keep it), the endpoint on ``sagemaker``."""
+    if backend not in ("local", "sagemaker"):
+        raise ValueError(f"unknown deploy backend {backend!r} (local or sagemaker)")
+    repository = deploy_local(models, repo)
+    endpoint = deploy_sagemaker(models, settings) if backend == "sagemaker" else None
+    return DeploySummary(repository, endpoint, dict(failed or {}))
 
 
 def _ensure_scaling(aas: object, settings: Settings, fresh: bool = False) -> str:

@@ -68,6 +68,31 @@ class Coverage:
     baseline_row: int  # first bar the run uses (the baseline); earlier bars are dropped by extract
 
 
+@dataclass(frozen=True)
+class IngestedPair:
+    rows: int
+    first: str  # first and last bar time, UTC
+    last: str
+    columns: list[str]
+    bar_interval_s: int
+    baseline_row: int
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What ingest published: every pair's bars, on one shared bar interval."""
+
+    pairs: dict[str, IngestedPair]
+
+    @property
+    def bar_interval_s(self) -> int:
+        return next(iter(self.pairs.values())).bar_interval_s
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.pairs.values())
+
+
 def check_coverage(bars: dict[str, pd.DataFrame], settings: Settings, run_checks: bool = True) -> dict[str, Coverage]:
     """Each pair against the settings: one shared bar interval (the stated one, if stated), the baseline
     date inside the data and (``run_checks``) enough bars from the baseline on. Raises one ValueError
@@ -185,10 +210,10 @@ def _load_s3(uri: str, pairs: Iterable[str] | None) -> dict[str, pd.DataFrame]:
 
 
 def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None = None,
-           settings: Settings | None = None) -> dict[str, dict]:
-    """Validate all pairs, then publish ``{out_dir}/{pair}.parquet``; returns a per-pair summary with each
-    pair's bar interval. With ``settings`` (as the stage always passes) every pair is also checked against
-    them (:func:`check_coverage`): a run's inputs are refused here, not deep inside a later stage."""
+           settings: Settings | None = None) -> IngestSummary:
+    """Validate all pairs, then publish ``{out_dir}/{pair}.parquet``; returns what was published. With
+    ``settings`` (as the stage always passes) every pair is also checked against them
+    (:func:`check_coverage`): a run's inputs are refused here, not deep inside a later stage."""
     if pairs is not None:
         pairs = list(pairs)
         twice = listed_twice(pairs)
@@ -210,14 +235,13 @@ def ingest(source: str | Path, out_dir: str | Path, pairs: Iterable[str] | None 
             os.replace(staging / bars_file(pair), out / bars_file(pair))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    summary = {
-        pair: {"rows": len(df), "first": str(df["ts_utc"].iloc[0]), "last": str(df["ts_utc"].iloc[-1]),
-               "columns": list(df.columns), "bar_interval_s": coverage[pair].interval_s,
-               "baseline_row": coverage[pair].baseline_row}
+    summary = IngestSummary({
+        pair: IngestedPair(len(df), str(df["ts_utc"].iloc[0]), str(df["ts_utc"].iloc[-1]), list(df.columns),
+                           coverage[pair].interval_s, coverage[pair].baseline_row)
         for pair, df in bars.items()
-    }
-    log.info("ingested %d pairs", len(summary))
+    })
+    log.info("ingested %d pairs", len(summary.pairs))
     return summary
 
 
-__all__ = ["BarValidationError", "ingest", "load_pairs", "read_any"]
+__all__ = ["BarValidationError", "IngestSummary", "IngestedPair", "ingest", "load_pairs", "read_any"]

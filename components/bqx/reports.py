@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def ingest_markdown(summary: dict[str, dict]) -> str:
+if TYPE_CHECKING:
+    from bqx.deploy import DeploySummary
+    from bqx.ingest import IngestSummary
+
+
+def ingest_markdown(summary: IngestSummary) -> str:
     from bqx.bars import describe_interval
 
     lines = ["# Ingested bars", "", "| pair | rows | first | last | interval | columns |", "|---|---:|---|---|---|---|"]
-    for pair, info in sorted(summary.items()):
-        interval = describe_interval(info["bar_interval_s"]) if "bar_interval_s" in info else "?"
-        lines.append(f"| {pair} | {info['rows']:,} | {info['first']} | {info['last']} | {interval} | "
-                     f"{', '.join(info['columns'])} |")
+    for pair, info in sorted(summary.pairs.items()):
+        lines.append(f"| {pair} | {info.rows:,} | {info.first} | {info.last} | {describe_interval(info.bar_interval_s)}"
+                     f" | {', '.join(info.columns)} |")
     return "\n".join(lines) + "\n"
 
 
-def deploy_markdown(manifest: dict, failed: dict[str, str] | None = None) -> str:
+def deploy_markdown(summary: DeploySummary) -> str:
     lines = ["# Model repository", "", "| pair | target model | bytes | sha256 | catalog |", "|---|---|---:|---|---|"]
-    for pair, e in manifest["models"].items():
+    for pair, e in summary.repository.models.items():
         lines.append(f"| {pair} | {e['target_model']} | {e['bytes']:,} | {e['sha256'][:12]} | {e['catalog_version']} |")
-    changed = ", ".join(manifest["changed"]) or "none (already deployed)"
+    changed = ", ".join(summary.repository.changed) or "none (already deployed)"
     text = "\n".join(lines) + f"\n\nChanged: {changed}\n"
+    if summary.endpoint:
+        e = summary.endpoint
+        text += (f"\nEndpoint {e.manifest['endpoint']} on config {e.endpoint_config}; uploaded "
+                 f"{len(e.uploaded)}, created: {', '.join(e.created) or 'nothing'}, updated: "
+                 f"{', '.join(e.updated) or 'nothing'}\n")
+    failed = summary.failed
     if failed:
         text += "\n## Failed pairs (not deployed)\n\n" + "\n".join(f"- {p}: {r}" for p, r in sorted(failed.items()))
         text += "\n"

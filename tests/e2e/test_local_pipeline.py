@@ -165,6 +165,6 @@ def check_logged_predictions(task, result, repo, tmp_path):
     (tmp_path / "predlog").mkdir()
     log.to_parquet(tmp_path / "predlog" / "part-0.parquet")
     summary = monitor_pair(features, repo / "eurusd.tar.gz", "eurusd", Settings(), prediction_log=tmp_path / "predlog")
-    assert summary["predictions"] == "logged"
-    assert summary["domains"]["output"]["drifted_features"][-1] == "prediction"
-    assert summary["fresh_rows"] <= 3000
+    assert summary.fresh["predictions"] == "logged"
+    assert summary.domains["output"].drifted_features[-1] == "prediction"
+    assert summary.fresh["fresh_rows"] <= 3000

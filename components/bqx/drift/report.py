@@ -22,6 +22,7 @@ import pandas as pd
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import Settings
 from bqx.drift.scores import calibrate, scores
+from bqx.drift.summary import DomainDrift, DriftSummary, FeatureDrift
 from bqx.io import write_text
 from bqx.pictures import png_uri, pyplot
 
@@ -36,15 +37,15 @@ def status_of(index: float, settings: Settings) -> str:
     return "ok"
 
 
-def alert(summary: dict, pair: str, settings: Settings) -> str | None:
+def alert(summary: DriftSummary, pair: str, settings: Settings) -> str | None:
     """Publish one SNS message when any domain is critical; returns the message id (None if no alert)."""
-    critical = {d: v for d, v in summary["domains"].items() if v["status"] == "critical"}
+    critical = summary.critical()
     if not critical or not settings.drift.sns_topic_arn:
         return None
     from bqx.aws import client
 
-    lines = [f"{v['title']}: drift index {v['index']:.2f}, {v['drifted']} of {v['features']} features drifted "
-             f"({v['share']:.0%})" for v in critical.values()]
+    lines = [f"{v.title}: drift index {v.index:.2f}, {v.drifted} of {v.features} features drifted "
+             f"({v.share:.0%})" for v in critical.values()]
     response = client("sns", settings).publish(
         TopicArn=settings.drift.sns_topic_arn, Subject=f"bqx drift critical: {pair}"[:100],
         Message=f"Critical feature drift for {pair}.\n" + "\n".join(lines),
@@ -126,7 +127,7 @@ def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str
 
 def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], settings: Settings,
               html_path: str | Path | None = None, outputs: list[str] | None = None,
-              stride: int | None = None) -> dict:
+              stride: int | None = None) -> DriftSummary:
     """Calibrated drift per domain; writes the HTML page if asked; returns the summary.
 
     ``reference`` and ``current`` are in time order at the same row spacing; both are thinned to every
@@ -169,7 +170,7 @@ def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str
         thresholds = {c: feats[c]["location_threshold"] for c in shown}
         page = _page(domains, feats, _evidently(ref, cur, shown, thresholds, settings), calibration)
         write_text(page, html_path)
-    for info in domains.values():
-        del info["columns"], info["ranked"]
-    return {"reference_rows": len(ref), "current_rows": len(cur), "calibration": calibration, "domains": domains,
-            "features": feats}
+    kept = DomainDrift.__dataclass_fields__
+    return DriftSummary(len(ref), len(cur), calibration,
+                        {d: DomainDrift(**{k: v for k, v in info.items() if k in kept}) for d, info in domains.items()},
+                        {c: FeatureDrift(**f) for c, f in feats.items()})

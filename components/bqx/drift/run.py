@@ -19,13 +19,14 @@ import pyarrow.parquet as pq
 from bqx.artifacts import FEATURES, SELECTION, split_file
 from bqx.config import Settings
 from bqx.drift.report import alert, run_drift
+from bqx.drift.summary import DriftSummary
 from bqx.lag import materialise
 from bqx.locations import read_served
 from bqx.model_package import load_tarball
 
 
 def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str, settings: Settings,
-                 html_path: str | Path | None = None, prediction_log: str | Path | None = None) -> dict:
+                 html_path: str | Path | None = None, prediction_log: str | Path | None = None) -> DriftSummary:
     """With ``prediction_log`` (the server's prediction log or the endpoint's Data Capture, a directory or
     s3:// prefix), prediction drift is measured on what was actually served, on the fresh bars it covers;
     otherwise on the model's predictions of them."""
@@ -58,14 +59,13 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
     else:
         summary = run_drift(reference, current.iloc[::stride], loaded.features, settings, html_path,
                             outputs=["prediction"], stride=1)
-    summary.update({"pair": pair, "fresh_rows": int(len(current)), "predictions": "logged" if prediction_log
-                    else "recomputed", "model_catalog": loaded.meta.get("catalog_version"),
-                    "alert_message_id": alert(summary, pair, settings)})
-    return summary
+    return summary.with_run(pair, alert(summary, pair, settings), fresh_rows=int(len(current)),
+                            predictions="logged" if prediction_log else "recomputed",
+                            model_catalog=loaded.meta.get("catalog_version"))
 
 
 def training_drift(dataset_dir: str | Path, model_tarball: str | Path | None, pair: str, settings: Settings,
-                   html_path: str | Path | None = None) -> dict:
+                   html_path: str | Path | None = None) -> DriftSummary:
     """The training run's drift: training rows (reference) vs test rows (current) of the selected
     features, plus the target and, when the pair has a model, its predictions; alerts when critical."""
     import json
@@ -82,34 +82,32 @@ def training_drift(dataset_dir: str | Path, model_tarball: str | Path | None, pa
         current["prediction"] = loaded.predict(current[features])
         outputs.append("prediction")
     result = run_drift(reference, current, features, settings, html_path, outputs=outputs)
-    result.update({"pair": pair, "alert_message_id": alert(result, pair, settings)})
-    return result
+    return result.with_run(pair, alert(result, pair, settings))
 
 
-def record(result: dict, summary: object, metrics: object, status_path: str) -> str:
+def record(result: DriftSummary, summary: object, metrics: object, status_path: str) -> str:
     """Write a drift result to the KFP outputs (JSON summary with per-group status in its metadata,
     Metrics per group, the status card); returns the one-line progress text."""
     from bqx.io import write_json
 
-    write_json(result, summary.path)  # type: ignore[attr-defined]
-    for domain, info in result["domains"].items():
-        metrics.log_metric(f"drift_index_{domain}", info["index"])  # type: ignore[attr-defined]
-        metrics.log_metric(f"drift_share_{domain}", info["share"])  # type: ignore[attr-defined]
-        metrics.log_metric(f"drifted_{domain}", info["drifted"])  # type: ignore[attr-defined]
-        summary.metadata[f"status_{domain}"] = info["status"]  # type: ignore[attr-defined]
-    summary.metadata["pair"] = result["pair"]  # type: ignore[attr-defined]
+    write_json(result.to_json(), summary.path)  # type: ignore[attr-defined]
+    for domain, info in result.domains.items():
+        metrics.log_metric(f"drift_index_{domain}", info.index)  # type: ignore[attr-defined]
+        metrics.log_metric(f"drift_share_{domain}", info.share)  # type: ignore[attr-defined]
+        metrics.log_metric(f"drifted_{domain}", info.drifted)  # type: ignore[attr-defined]
+        summary.metadata[f"status_{domain}"] = info.status  # type: ignore[attr-defined]
+    summary.metadata["pair"] = result.pair  # type: ignore[attr-defined]
     Path(status_path).write_text(status_markdown(result))
-    return ", ".join(f"{i['title']} index {i['index']:.2f} ({i['status']})" for i in result["domains"].values())
+    return result.line()
 
 
-def status_markdown(summary: dict) -> str:
-    lines = [f"# Drift status: {summary['pair']}", "", f"Reference {summary['reference_rows']} rows, current "
-             f"{summary['current_rows']} rows.", "", "| group | drift index | past threshold | status |",
+def status_markdown(summary: DriftSummary) -> str:
+    lines = [f"# Drift status: {summary.pair}", "", f"Reference {summary.reference_rows} rows, current "
+             f"{summary.current_rows} rows.", "", "| group | drift index | past threshold | status |",
              "|---|---:|---:|---|"]
-    for info in summary["domains"].values():
-        lines.append(f"| {info['title']} | {info['index']:.2f} | {info['drifted']} of {info['features']} | "
-                     f"**{info['status']}** |")
-    if summary.get("alert_message_id"):
-        lines += ["", f"Alert published (SNS message {summary['alert_message_id']})."]
+    for info in summary.domains.values():
+        lines.append(f"| {info.title} | {info.index:.2f} | {info.drifted} of {info.features} | **{info.status}** |")
+    if summary.alert_message_id:
+        lines += ["", f"Alert published (SNS message {summary.alert_message_id})."]
     return "\n".join(lines) + "\n"
 

@@ -34,10 +34,10 @@ def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[
     work_started()
     settings = Settings.from_json(settings_json)  # all of it checked here, before any stage's work
     summary = ingest(source, bars.path, pairs, settings)
-    bars.metadata["pairs"] = sorted(summary)
-    interval = next(iter(summary.values()))["bar_interval_s"]
+    bars.metadata["pairs"] = sorted(summary.pairs)
+    interval = summary.bar_interval_s
     bars.metadata["bar_interval_s"] = interval
-    say("ingest", "all", f"{len(summary)} pairs, {sum(v['rows'] for v in summary.values()):,} bars validated, "
+    say("ingest", "all", f"{len(summary.pairs)} pairs, {summary.rows:,} bars validated, "
         f"{describe_interval(interval)} bars")
     if interval != 60:
         say("ingest", "all", f"WARNING: {describe_interval(interval)} bars: the catalog's windows count bars and "
@@ -139,11 +139,11 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     from bqx.pair_status import run_isolated
     from bqx.progress import say
     from bqx.train.evaluate import headline
-    from bqx.train.run import train_pair
+    from bqx.train.run import run
 
     def work() -> None:
         os.makedirs(model.path, exist_ok=True)
-        result = train_pair(dataset.path, Settings.for_stage(settings_json, "train"),
+        result = run(dataset.path, Settings.for_stage(settings_json, "train"),
                             os.path.join(model.path, MODEL_TARBALL), backend)
         model.metadata.update({"pair": pair, "status": "trained",
                                **{k: result.meta[k] for k in ("catalog_version", "settings_hash", "n_features",
@@ -171,7 +171,7 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
 
     from bqx.artifacts import MODEL_TARBALL
     from bqx.config import Settings
-    from bqx.deploy import ModelRef, deploy_local, deploy_sagemaker
+    from bqx.deploy import ModelRef, run
     from bqx.progress import say, work_started
     from bqx.reports import deploy_markdown
 
@@ -181,16 +181,15 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     refs = [ModelRef(m.metadata["pair"], Path(m.path) / MODEL_TARBALL, dict(m.metadata)) for m in models
             if m.metadata.get("status") != "failed"]
     os.makedirs(repository.path, exist_ok=True)
-    manifest = deploy_local(refs, repository.path)  # the local repository is kept on both backends
-    if backend == "sagemaker":
-        summary = deploy_sagemaker(refs, Settings.for_stage(settings_json, "deploy"))
-        repository.metadata.update({k: summary[k] for k in ("endpoint_config", "created", "updated", "uploaded")})
-    elif backend != "local":
-        raise ValueError(f"unknown deploy backend {backend!r} (local or sagemaker)")
-    repository.metadata.update({"pairs": sorted(manifest["models"]), "failed": failed})
+    summary = run(refs, backend, Settings.for_stage(settings_json, "deploy"), repository.path, failed)
+    if summary.endpoint:
+        e = summary.endpoint
+        repository.metadata.update({"endpoint_config": e.endpoint_config, "created": e.created, "updated": e.updated,
+                                    "uploaded": e.uploaded})
+    repository.metadata.update({"pairs": sorted(summary.repository.models), "failed": failed})
     with open(report.path, "w") as fh:
-        fh.write(deploy_markdown(manifest, failed))
-    say("deploy", "all", f"{len(manifest['models'])} models in {repository.path}"
+        fh.write(deploy_markdown(summary))
+    say("deploy", "all", f"{len(summary.repository.models)} models in {repository.path}"
         + (f"; FAILED pairs: {', '.join(sorted(failed))}" if failed else ""))
 
 

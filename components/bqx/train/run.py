@@ -21,15 +21,15 @@ from bqx.train.local import hyperparameters_for, train_local
 
 
 @dataclass(frozen=True)
-class Trained:
+class TrainSummary:
     meta: dict  # meta.json of the package
     metrics: dict[str, float]  # test split and walk-forward, next to the zero and persistence forecasts
     model_card: str  # Markdown
     evaluation_html: str
 
 
-def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local"
-               ) -> Trained:
+def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local"
+        ) -> TrainSummary:
     """Train from a select-stage dataset dir (train/val/test Parquet + selection.json) and evaluate."""
     if backend not in ("local", "sagemaker"):
         raise ValueError(f"unknown training backend {backend!r} (local or sagemaker)")
@@ -55,7 +55,7 @@ def train_pair(dataset_dir: str | Path, settings: Settings, out_tarball: str | P
     metrics, page = evaluation(loaded, frames, settings)
     card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection,
                       settings.training.eval_cost_bps)
-    return Trained(meta, metrics, card, page)
+    return TrainSummary(meta, metrics, card, page)
 
 
 def evaluation(loaded: LoadedModel, frames: dict[str, pd.DataFrame], settings: Settings) -> tuple[dict, str]:
