@@ -16,11 +16,14 @@ from bqx.features.spec import (
     rows_since_min,
     sdiv,
     series,
+    wentropy,
     wilder,
     wmad,
     wmax,
     wmean,
     wmin,
+    wmoments,
+    wquantile,
     wstd,
     wsum,
 )
@@ -81,6 +84,36 @@ def test_mean_absolute_deviation_recursive_averages_and_lags_equal_the_batch_pri
     np.testing.assert_array_equal(_batch(lag(X, w), walk), rolling.shift(walk, w))
     got = _batch(sdiv(diff(X, w), X - lag(X, 1)), walk)
     np.testing.assert_array_equal(got, rolling.safe_div(rolling.diff(walk, w), rolling.diff(walk, 1)))
+
+
+@pytest.mark.parametrize("w", [2, 7, 30])
+def test_sorted_window_quantiles_entropy_and_moments_equal_direct_windows(walk, w):
+    """Quantiles and the histogram entropy read the sorted window, moments and the lag-1
+    autocorrelation the ring; each equals numpy on the window itself, and a window holding the NaN or
+    an infinity is NaN. Repeated values (the rounded walk) exercise removal among equal values."""
+    x = np.round(walk, 2)
+    x[4000] = np.inf
+    table = {"p10": wquantile(X, w, 0.1), "p50": wquantile(X, w, 0.5), "p100": wquantile(X, w, 1.0),
+             "h": wentropy(X, w, 10)}
+    m2, m3, m4, ac = wmoments(X, w)
+    table.update({"m2": m2, "m3": m3, "m4": m4, "ac": ac})
+    got = compile_table(table).batch({"x": x})
+    for t in range(len(x)):
+        v = x[max(0, t - w + 1):t + 1]
+        if t < w - 1 or not np.isfinite(v).all():
+            assert all(np.isnan(got[k][t]) for k in table), t
+            continue
+        want = {"p10": np.percentile(v, 10), "p50": np.percentile(v, 50), "p100": v.max()}
+        c = v - v.mean()
+        want.update({"m2": np.mean(c**2), "m3": np.mean(c**3), "m4": np.mean(c**4)})
+        counts, _ = np.histogram(v, bins=10, range=(v.min(), v.max()))
+        p = counts[counts > 0] / w
+        want["h"] = -np.sum(p * np.log(p)) / np.log(10) if v.max() > v.min() else np.nan
+        a, b = v[:-1], v[1:]
+        flat = np.ptp(a) == 0 or np.ptp(b) == 0
+        want["ac"] = np.nan if w < 3 or flat else np.corrcoef(a, b)[0, 1]
+        for k, value in want.items():
+            np.testing.assert_allclose(got[k][t], value, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=f"{k} {t}")
 
 
 def test_running_sums_do_not_drift_over_a_long_series():

@@ -10,6 +10,7 @@ batch and online agree by construction. The state holds, at offsets the generato
 - a **window** statistic's running sums (``wsum``/``wvar``), refreshed exactly from the ring every
   W rows so rounding cannot drift, and a count of NaNs inside the window;
 - a window **extreme** (``wext``) with its age, rescanned from the ring only when it leaves the window;
+- a **sorted window** (``wsort``): the window's finite values in order, for quantiles and histograms;
 - a recursive average (``latest.ewm``).
 
 Conventions are the batch ones (:mod:`bqx.features.rolling`): a window that starts before row 0
@@ -28,6 +29,7 @@ WSUM_SLOTS = 3  # sum, non-finite values in the window, rows since the exact ref
 WVAR_SLOTS = 5  # sum and sum of squares of centred values, non-finite count, rows since refresh, centre
 WEXT_SLOTS = 3  # best value, its age in rows, rows since the last non-finite value
 WPOLY_SLOTS = 7  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, rows since refresh, centre
+WSORT_HEAD = 2  # finite values held, non-finite values in the window; then the w sorted values
 
 
 @njit(cache=True, inline="always")
@@ -265,3 +267,149 @@ def select(c: float, a: float, b: float) -> float:
     if np.isnan(c):
         return NAN
     return a if c > 0.0 else b
+
+
+@njit(cache=True, inline="always")
+def _leftmost(state: np.ndarray, base: int, m: int, x: float) -> int:
+    """First position in the sorted state[base:base + m] whose value is >= x."""
+    lo, hi = 0, m
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if state[base + mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def wsort(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
+    """Keep the last w values of the ring at r sorted (the finite ones; non-finite ones are counted):
+    the leaving value is found by binary search and removed, the new one inserted, O(w) moves per row.
+    Returns 1.0 when the window is full and finite, else NaN: the readiness its readers propagate."""
+    n = state[r]
+    x = back(state, r, size, 0)
+    base = o + WSORT_HEAD
+    m = int(state[o])
+    if n > w:
+        old = back(state, r, size, w)
+        if np.isfinite(old):
+            for k in range(base + _leftmost(state, base, m, old), base + m - 1):
+                state[k] = state[k + 1]
+            m -= 1
+        else:
+            state[o + 1] -= 1.0
+    if np.isfinite(x):
+        i = base + _leftmost(state, base, m, x)
+        for k in range(base + m, i, -1):
+            state[k] = state[k - 1]
+        state[i] = x
+        m += 1
+    else:
+        state[o + 1] += 1.0
+    state[o] = m
+    if n < w or state[o + 1] > 0.0:
+        return NAN
+    return 1.0
+
+
+@njit(cache=True, inline="always")
+def wquant(state: np.ndarray, o: int, w: int, q: float, ready: float) -> float:
+    """The q-quantile of a full sorted window at o, interpolated linearly between order statistics
+    (numpy's default ``percentile``)."""
+    if np.isnan(ready):
+        return NAN
+    base = o + WSORT_HEAD
+    pos = q * (w - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, w - 1)
+    return state[base + lo] + (pos - lo) * (state[base + hi] - state[base + lo])
+
+
+@njit(cache=True)
+def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> float:
+    """Shannon entropy of a ``bins``-bin histogram spanning the window's range (``numpy.histogram``'s
+    bins, edges included), over ln(bins) so it lies in [0, 1]; NaN for a flat window. The values are
+    sorted, so each bin is one run of them."""
+    if np.isnan(ready):
+        return NAN
+    base = o + WSORT_HEAD
+    lo, hi = state[base], state[base + w - 1]
+    if not hi > lo:
+        return NAN
+    h = 0.0
+    run = 0
+    bin_of_run = -1
+    norm = bins / (hi - lo)
+    step = (hi - lo) / bins
+    for i in range(w):  # numpy.histogram's binning: edges lo + j * step, the last bin closed
+        v = state[base + i]
+        k = min(int((v - lo) * norm), bins - 1)
+        if v < k * step + lo:
+            k -= 1
+        elif k != bins - 1 and v >= ((k + 1) * step + lo if k + 1 < bins else hi):
+            k += 1
+        if k != bin_of_run and run > 0:
+            p = run / w
+            h -= p * np.log(p)
+            run = 0
+        bin_of_run = k
+        run += 1
+    p = run / w
+    h -= p * np.log(p)
+    return h / np.log(bins)
+
+
+@njit(cache=True)
+def wmoments(state: np.ndarray, r: int, size: int, w: int) -> tuple[float, float, float, float]:
+    """Central moments m2, m3, m4 (divided by w) of the last w values and their lag-1 autocorrelation
+    (Pearson, of the w - 1 consecutive pairs), computed exactly from the ring in two passes, O(w).
+    NaN while the window is short or holds a non-finite value; the correlation is NaN when either side
+    of the pairs is constant."""
+    if state[r] < w:
+        return NAN, NAN, NAN, NAN
+    first = r + 2
+    newest = first + int(state[r + 1])
+    s = sa = sb = 0.0  # all values; the pairs' earlier side (all but the newest); later side (all but the oldest)
+    flat_a = flat_b = True
+    prev = NAN
+    i = newest
+    for k in range(w):
+        v = state[i]
+        if not np.isfinite(v):
+            return NAN, NAN, NAN, NAN
+        s += v
+        if k > 0:
+            sa += v
+            flat_a = flat_a and (k == 1 or v == prev)
+        if k < w - 1:
+            sb += v
+            flat_b = flat_b and (k == 0 or v == prev)
+        prev = v
+        i -= 1
+        if i < first:
+            i += size
+    mean, ma, mb = s / w, sa / (w - 1), sb / (w - 1)
+    m2 = m3 = m4 = 0.0
+    sab = saa = sbb = 0.0
+    later = NAN
+    i = newest
+    for k in range(w):
+        v = state[i]
+        c = v - mean
+        c2 = c * c
+        m2 += c2
+        m3 += c2 * c
+        m4 += c2 * c2
+        if k > 0:
+            a = v - ma
+            b = later - mb
+            sab += a * b
+            saa += a * a
+            sbb += b * b
+        later = v
+        i -= 1
+        if i < first:
+            i += size
+    ac = NAN if flat_a or flat_b or saa <= 0.0 or sbb <= 0.0 else sab / np.sqrt(saa * sbb)
+    return m2 / w, m3 / w, m4 / w, ac

@@ -8,7 +8,8 @@ A table is a list of ``(name, expression)`` pairs over named input series::
 
 Expressions are built from paired primitives (each has a one-row form with carried state in
 :mod:`bqx.features.incremental`): arithmetic, ``lag``/``diff``, trailing-window sums, means,
-variances, extremes, rows since the extreme and mean absolute deviation, and recursive averages
+variances, extremes, rows since the extreme, mean absolute deviation, quantiles and histogram
+entropy over a sorted window, exact central moments, and recursive averages
 (``ema``, ``wilder``, ``ewm``). Equal sub-expressions are one node, so the rolling maximum shared by
 stochastic %K and Williams %R is computed once.
 
@@ -33,7 +34,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSUM_SLOTS, WVAR_SLOTS
+from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSORT_HEAD, WSUM_SLOTS, WVAR_SLOTS
 
 BATCH_CHUNK = 1024  # rows the batch kernel writes row-wise (as online) before moving them into columns
 EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
@@ -235,6 +236,29 @@ def wpoly(x: Expr, w: int) -> tuple[Expr, Expr, Expr, Expr, Expr]:
     return tuple(Expr("item", (node,), (k,)) for k in range(5))  # type: ignore[return-value]
 
 
+def wsorted(x: Expr, w: int) -> Expr:
+    """The last w values kept in order (one node per series and window, shared by its readers); its
+    value is 1.0 when the window is full and finite, else NaN."""
+    return Expr("wsort", (x,), (int(w),))
+
+
+def wquantile(x: Expr, w: int, q: float) -> Expr:
+    """The q-quantile of the last w values, linear between order statistics (numpy's ``percentile``)."""
+    return Expr("wquant", (wsorted(x, w),), (float(q),))
+
+
+def wentropy(x: Expr, w: int, bins: int) -> Expr:
+    """Entropy of a ``bins``-bin histogram over the last w values' range, in [0, 1]; NaN when flat."""
+    return Expr("wentropy", (wsorted(x, w),), (int(bins),))
+
+
+def wmoments(x: Expr, w: int) -> tuple[Expr, Expr, Expr, Expr]:
+    """Central moments m2, m3, m4 of the last w values (over w) and their lag-1 autocorrelation,
+    exact in O(w) per row (:func:`bqx.features.incremental.wmoments`)."""
+    node = Expr("wmoments", (x,), (int(w),))
+    return tuple(Expr("item", (node,), (k,)) for k in range(4))  # type: ignore[return-value]
+
+
 def ewm(x: Expr, alpha: float) -> Expr:
     """Recursive average y = alpha x + (1 - alpha) y(t-1), started at the first finite x."""
     return Expr("ewm", (x,), (float(alpha),))
@@ -256,7 +280,7 @@ def _lookback(node: Expr) -> int:
     """Rows before t this node's own operation reads of its argument (0 for row-wise ones)."""
     if node.op == "lag":
         return node.params[0]
-    if node.op in ("wsum", "wvar", "wext", "wmad", "wpoly"):
+    if node.op in ("wsum", "wvar", "wext", "wmad", "wpoly", "wsort", "wmoments"):
         return node.params[0] - 1
     if node.op == "ewm":
         return math.ceil(EWM_SETTLE / node.params[0])
@@ -267,14 +291,21 @@ def _ring_size(node: Expr) -> int:
     """Values of its argument's history this node needs in a ring."""
     if node.op == "lag":
         return node.params[0] + 1
-    if node.op in ("wsum", "wvar", "wpoly"):
+    if node.op in ("wsum", "wvar", "wpoly", "wsort"):
         return node.params[0] + 1  # the value leaving the window too
-    if node.op in ("wext", "wmad"):
+    if node.op in ("wext", "wmad", "wmoments"):
         return node.params[0]
     return 0
 
 
 _STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wext": WEXT_SLOTS, "wpoly": WPOLY_SLOTS, "ewm": 2}
+
+
+def _state_size(node: Expr) -> int:
+    """Slots of the node's own state (besides its argument's ring)."""
+    if node.op == "wsort":
+        return WSORT_HEAD + node.params[0]
+    return _STATE.get(node.op, 0)
 
 
 def _order(outputs: Iterable[Expr]) -> list[Expr]:
@@ -324,9 +355,9 @@ def layout(outputs: Iterable[Expr]) -> Layout:
         if n in ring_size:
             ring[n] = (offset, ring_size[n])
             offset += RING_HEAD + ring_size[n]
-        if n.op in _STATE:
+        if _state_size(n):
             slots[n] = offset
-            offset += _STATE[n.op]
+            offset += _state_size(n)
     inputs = tuple(dict.fromkeys(n.params[0] for n in nodes if n.op == "in"))
     var = {n: f"v{i}" for i, n in enumerate(nodes)}
     return Layout(nodes, var, ring, slots, offset, inputs)
@@ -359,6 +390,10 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"select({a[0]}, {a[1]}, {a[2]})"
     if n.op == "ewm":
         return f"ewm(state, {lay.slots[n]}, {a[0]}, {n.params[0]!r})"
+    if n.op == "wquant":
+        return f"wquant(state, {lay.slots[n.args[0]]}, {n.args[0].params[0]}, {n.params[0]!r}, {a[0]})"
+    if n.op == "wentropy":
+        return f"wentropy(state, {lay.slots[n.args[0]]}, {n.args[0].params[0]}, {n.params[0]}, {a[0]})"
     r, size = lay.ring[n.args[0]]
     if n.op == "lag":
         return f"back(state, {r}, {size}, {n.params[0]})"
@@ -373,6 +408,10 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"wmad(state, {r}, {size}, {n.params[0]}, {a[1]})"
     if n.op == "wpoly":
         return f"wpoly(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
+    if n.op == "wsort":
+        return f"wsort(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
+    if n.op == "wmoments":
+        return f"wmoments(state, {r}, {size}, {n.params[0]})"
     raise ValueError(f"unknown feature operation {n.op!r}")
 
 
@@ -403,8 +442,8 @@ def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
         + (", ..." if len(names) > 4 else "") + '; do not edit."""\n'
         f"# primitives {_primitives_digest()}\n"
         "import numpy as np\nfrom numba import njit\n"
-        "from bqx.features.incremental import (back, both, eq, ext_init, gt, nmax, nmin, push, select, wext,\n"
-        "                                      wmad, wpoly, wsum, wvar)\n"
+        "from bqx.features.incremental import (back, both, eq, ext_init, gt, nmax, nmin, push, select, wentropy,\n"
+        "                                      wext, wmad, wmoments, wpoly, wquant, wsort, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
         f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
