@@ -329,34 +329,24 @@ def wquant(state: np.ndarray, o: int, w: int, q: float, ready: float) -> float:
 @njit(cache=True)
 def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> float:
     """Shannon entropy of a ``bins``-bin histogram spanning the window's range (``numpy.histogram``'s
-    bins, edges included), over ln(bins) so it lies in [0, 1]; NaN for a flat window. The values are
-    sorted, so each bin is one run of them."""
+    bins: edges lo + j (hi - lo) / bins, each bin closed below, the last closed above too), over
+    ln(bins) so it lies in [0, 1]; NaN for a flat window. The window is sorted, so each bin's count is
+    a difference of two binary searches: O(bins log w)."""
     if np.isnan(ready):
         return NAN
     base = o + WSORT_HEAD
     lo, hi = state[base], state[base + w - 1]
     if not hi > lo:
         return NAN
-    h = 0.0
-    run = 0
-    bin_of_run = -1
-    norm = bins / (hi - lo)
     step = (hi - lo) / bins
-    for i in range(w):  # numpy.histogram's binning: edges lo + j * step, the last bin closed
-        v = state[base + i]
-        k = min(int((v - lo) * norm), bins - 1)
-        if v < k * step + lo:
-            k -= 1
-        elif k != bins - 1 and v >= ((k + 1) * step + lo if k + 1 < bins else hi):
-            k += 1
-        if k != bin_of_run and run > 0:
-            p = run / w
+    h = 0.0
+    below = 0  # values under the current bin's lower edge
+    for k in range(bins):
+        upto = w if k == bins - 1 else _leftmost(state, base, w, (k + 1) * step + lo)
+        if upto > below:
+            p = (upto - below) / w
             h -= p * np.log(p)
-            run = 0
-        bin_of_run = k
-        run += 1
-    p = run / w
-    h -= p * np.log(p)
+        below = upto
     return h / np.log(bins)
 
 
