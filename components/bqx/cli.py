@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from bqx import __version__
 from bqx.artifacts import MODEL_TARBALL
 from bqx.config import Settings
+from bqx.costs import DEFAULT_CRON
 from bqx.pairs import PAIRS
 
 if TYPE_CHECKING:
@@ -307,12 +308,38 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bqx.plan import compare_text, plan_text
+    import json
+
+    from bqx.costs import CostLine, MonthlyCost, monthly_text
+    from bqx.io import write_json
+    from bqx.plan import compare_text, diff_text, plan_data, plan_text
 
     settings = _settings(args.settings).replace(profile=args.profile)
-    print(plan_text(settings, args.prices, args.model))
-    if args.profile == "base":
-        print(compare_text(settings))
+    if args.years <= 0:
+        raise ValueError(f"--years {args.years}: must be above 0")
+    if args.tune_trials < 0:
+        raise ValueError(f"--tune-trials {args.tune_trials}: must be 0 or more")
+    data = plan_data(settings, args.prices, args.cron, args.years, args.tune_trials) \
+        if args.monthly or args.json or args.diff else None
+    if args.diff:
+        try:
+            old = json.loads(Path(args.diff).read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--diff {args.diff}: not a plan written by bqx plan --json ({err})") from None
+        if not isinstance(old, dict) or "monthly" not in old:
+            raise ValueError(f"--diff {args.diff}: not a plan written by bqx plan --json (no monthly section)")
+        print(diff_text(old, data or {}))
+    else:
+        print(plan_text(settings, args.prices, args.model))
+        if args.profile == "base":
+            print(compare_text(settings))
+        if args.monthly and data:
+            m = data["monthly"]
+            lines = [CostLine(**line) for line in m["lines"]]
+            print("\n" + monthly_text(MonthlyCost(lines, m["runs_per_month"], m["years"])))
+    if args.json and data:
+        write_json(data, args.json)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -438,6 +465,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prices", help="instance price CSV (default: the bundled, dated file)")
     p.add_argument("--model", help="a model.tar.gz (or model directory) whose loaded size sizes the endpoint "
                                    "(default: estimated from the training settings)")
+    p.add_argument("--monthly", action="store_true",
+                   help="also print the monthly cost: processing, training, tuning, endpoint, batch, storage")
+    p.add_argument("--cron", default=DEFAULT_CRON,
+                   help=f"the recurring training run's six-field cron, its cadence (default {DEFAULT_CRON!r})")
+    p.add_argument("--years", type=float, default=1.0, help="years of bars per pair each run trains on (default 1)")
+    p.add_argument("--tune-trials", type=int, default=0, help="tuning fits per pair and run (default 0)")
+    p.add_argument("--json", metavar="FILE", help="write the plan (counts, instances, sizes, monthly cost) as JSON")
+    p.add_argument("--diff", metavar="OLD.json", help="print what changed from a plan written by --json")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")

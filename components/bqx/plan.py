@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bqx.catalog import DOMAINS, Catalog
 from bqx.config import STAGE_SECTIONS, Settings
+from bqx.costs import DEFAULT_CRON
 from bqx.extract import IN_MEMORY_BYTES
 from bqx.lag import COLUMN_BATCH
 from bqx.pairs import PAIRS
@@ -247,3 +248,97 @@ def compare_text(settings: Settings) -> str:
     lines = ["", f"{'profile':<8}{'base':>7}{'candidates':>12}{'features/pair-year':>20}{'largest task':>14}"]
     lines += [f"{p:<8}{b:>7,}{c:>12,}{_gib(f):>20}{_gib(w):>14}" for p, b, c, f, w in rows]
     return "\n".join(lines)
+
+
+# ---- the plan as data: JSON, the monthly cost and the difference between two plans -------------------
+
+PLAN_FORMAT = 1
+
+
+def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DEFAULT_CRON, years: float = 1.0,
+              tune_trials: int = 0) -> dict:
+    """Everything ``bqx plan --json`` writes: counts, instances, sizes and the monthly cost lines."""
+    from bqx.costs import monthly, runs_per_month
+
+    cat = Catalog(settings)
+    planned, by_domain = cat.planned_counts(), cat.planned_domain_counts()
+    rows = int(round(years * ROWS_PER_PAIR_YEAR))
+    sz, prices = sizes(settings, rows), load_prices(prices_path)
+    heaviest = max(sz.working_set, key=lambda k: sz.working_set[k])
+    pick = recommend(sz.working_set[heaviest], prices)
+    if pick is None:
+        raise ValueError(f"no instance in the price file holds {HEADROOM} x the {heaviest} working set "
+                         f"({_gib(sz.working_set[heaviest])}): add a larger one (--prices FILE)")
+    stored = disk_bytes(settings, rows)
+    a = settings.aws
+    cost = monthly(settings, prices, pick.name, runs_per_month(cron), years, tune_trials, stored)
+    return {
+        "format": PLAN_FORMAT, "catalog": cat.version(), "profile": settings.features.profile,
+        "bqx_version": settings.features.bqx_version, "cron": cron, "prices_as_of": sorted({p.as_of for p in prices}),
+        "counts": {"base": planned["base"], **{d: by_domain[d] for d in DOMAINS}, "laggable": planned["laggable"],
+                   "lagged": planned["lagged"], "candidates": planned["candidates"],
+                   "selected": settings.selection.n_select, "min_idx": settings.selection.min_idx,
+                   "min_bqx": settings.selection.min_bqx},
+        "tables": {t.key: t.count for t in cat.tables},
+        "instances": {"processing": pick.name, "training": a.instance_type, "training_count": a.instance_count,
+                      "endpoint": a.endpoint_instance_type, "endpoint_count": a.endpoint_instance_count},
+        "bytes": {"features_per_pair_year": sz.features, "stored_per_run": stored,
+                  **{f"working_set_{k}": v for k, v in sz.working_set.items()}},
+        "monthly": cost.as_dict(),
+    }
+
+
+def flatten(plan: dict) -> dict[str, object]:
+    """A plan's comparable figures, one key each (``counts.base``, ``cost.training``, ``cost.total`` ...)."""
+    out: dict[str, object] = {"catalog": plan.get("catalog"), "profile": plan.get("profile"), "cron": plan.get("cron")}
+    for section in ("counts", "instances", "tables", "bytes"):
+        out.update({f"{section}.{k}": v for k, v in plan.get(section, {}).items()})
+    monthly_cost = plan.get("monthly", {})
+    out.update({f"cost.{line['name']}": float(line["usd"]) for line in monthly_cost.get("lines", [])})
+    out["cost.total"] = float(monthly_cost.get("total_usd", 0.0))
+    return out
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) < 0.005  # dollars: equal to the cent
+    return a == b
+
+
+def diff_text(old: dict, new: dict) -> str:
+    """What changed between two plans, one row per changed figure (the monthly total always shown)."""
+    a, b = flatten(old), flatten(new)
+    rows = []
+    for key in [*a, *(k for k in b if k not in a)]:
+        before, after = a.get(key), b.get(key)
+        if _same(before, after) and key != "cost.total":
+            continue
+        change = ""
+        if isinstance(before, int | float) and isinstance(after, int | float) and not isinstance(before, bool):
+            delta = after - before
+            change = f"{delta:+,.2f}" if key.startswith("cost.") else f"{delta:+,}"
+            if before:
+                change += f" ({delta / before:+.1%})"
+        rows.append((key, _show(before), _show(after), change))
+    if len(rows) == 1 and _same(a.get("cost.total"), b.get("cost.total")):
+        return "the plans agree: no figure changed\n" + _table(rows)
+    return _table(rows)
+
+
+def _show(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> str:
+    head = ("figure", "old", "new", "change")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join([line, rule, *body])
