@@ -101,8 +101,8 @@ def test_each_cross_pair_kernel_equals_the_batch_table_on_every_grid_row(panel, 
     n = len(panel.ts_ns)
     empty = np.empty(0)
     inp = PairInputs(ts_ns=panel.ts_ns, open=empty, high=empty, low=empty, close=empty, volume=empty, bid=empty,
-                     ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty, pair=pair,
-                     panel=panel, panel_rows=np.arange(n))
+                     ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty, day_tokyo=empty,
+                     day_london=empty, day_ny=empty, day_fx=empty, pair=pair, panel=panel, panel_rows=np.arange(n))
     names = FAMILIES[table].names(settings)
     batch_block = FAMILIES[table].compute(inp, settings)
     want = np.column_stack([batch_block[k] for k in names])

@@ -31,6 +31,7 @@ from bqx.config import Settings, interval_s
 from bqx.features import hmm_regime, primary
 from bqx.features.family import PairInputs
 from bqx.features.registry import FAMILIES
+from bqx.features.time_features import day_keys
 from bqx.io import atomic_path, parquet_options, write_json
 from bqx.panel import Panel, build_panel, load_panel
 
@@ -73,7 +74,8 @@ def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel 
         ts_ns=ts_ns, open=o, high=h, low=lo, close=close, volume=_col(b, "volume"),
         bid=_col(b, "bid"), ask=_col(b, "ask"), idx=idx, idx_open=primary.rate_idx(o, base),
         idx_high=primary.rate_idx(h, base), idx_low=primary.rate_idx(lo, base),
-        bqx=primary.primary_bqx(idx, settings), pair=pair, panel=panel, panel_rows=panel.rows_for(ts_ns),
+        bqx=primary.primary_bqx(idx, settings), **day_keys(ts_ns), pair=pair, panel=panel,
+        panel_rows=panel.rows_for(ts_ns),
     )
     return b, inputs
 

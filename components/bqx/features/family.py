@@ -19,7 +19,8 @@ class PairInputs:
     """The series a pair's tables are computed from (float64, one value per bar, rows after baseline).
 
     ``idx_open/high/low`` are the bar's prices on the rate_idx scale; ``volume``, ``bid`` and ``ask``
-    are all-NaN when the source has none; ``ts_ns`` is the bar time in UTC nanoseconds.
+    are all-NaN when the source has none; ``ts_ns`` is the bar time in UTC nanoseconds; ``day_*`` key
+    the trading session (or FX day) each bar belongs to.
     """
 
     ts_ns: np.ndarray
@@ -35,6 +36,11 @@ class PairInputs:
     idx_high: np.ndarray
     idx_low: np.ndarray
     bqx: np.ndarray  # primary BQX series (NaN during its warm-up)
+    # each trading session's key (the local day of its latest start, ns; bqx.features.time_features)
+    day_tokyo: np.ndarray
+    day_london: np.ndarray
+    day_ny: np.ndarray
+    day_fx: np.ndarray  # the FX day, rolling at 17:00 New York
     pair: str
     panel: Panel  # every pair on one grid (bqx.panel); cross-pair tables are computed on it
     panel_rows: np.ndarray  # grid row of each of this pair's bars

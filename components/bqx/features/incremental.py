@@ -11,7 +11,9 @@ batch and online agree by construction. The state holds, at offsets the generato
   W rows so rounding cannot drift, and a count of NaNs inside the window;
 - a window **extreme** (``wext``) with its age, rescanned from the ring only when it leaves the window;
 - a **sorted window** (``wsort``): the window's finite values in order, for quantiles and histograms;
-- a recursive average (``latest.ewm``).
+- a recursive average (``latest.ewm``);
+- the rows since an event (``since``), and a run's first value or extreme so far (``group_first``,
+  ``group_ext``: a session's opening price, the FX day's high), which restart when a key changes.
 
 Conventions are the batch ones (:mod:`bqx.features.rolling`): a window that starts before row 0
 or holds a non-finite value is NaN; averages start at their first finite input.
@@ -403,3 +405,33 @@ def wmoments(state: np.ndarray, r: int, size: int, w: int) -> tuple[float, float
             i += size
     ac = NAN if flat_a or flat_b or saa <= 0.0 or sbb <= 0.0 else sab / np.sqrt(saa * sbb)
     return m2 / w, m3 / w, m4 / w, ac
+
+
+@njit(cache=True, inline="always")
+def since(state: np.ndarray, o: int, event: float) -> float:
+    """Rows since ``event`` last held (0 on an event row); NaN before the first (the slot starts NaN)."""
+    if event > 0.0:
+        state[o] = 0.0
+    else:
+        state[o] += 1.0
+    return state[o]
+
+
+@njit(cache=True, inline="always")
+def group_first(state: np.ndarray, o: int, x: float, key: float) -> float:
+    """x on the first row of the current run of equal ``key`` values (a session's opening price)."""
+    if key != state[o]:
+        state[o], state[o + 1] = key, x
+    return state[o + 1]
+
+
+@njit(cache=True, inline="always")
+def group_ext(state: np.ndarray, o: int, x: float, key: float, highest: bool) -> float:
+    """The highest (or lowest) x so far in the current run of equal ``key`` values (the FX day's high)."""
+    if key != state[o]:
+        state[o], state[o + 1] = key, x
+    elif highest:
+        state[o + 1] = max(state[o + 1], x)
+    else:
+        state[o + 1] = min(state[o + 1], x)
+    return state[o + 1]

@@ -76,13 +76,20 @@ def compute(ts_ns: np.ndarray, interval_s: int = 60) -> dict[str, np.ndarray]:
 MINUTE_NS = 60_000_000_000
 KEY_STARTS: tuple[tuple[str, int], ...] = (*((zone, start) for zone, start, _ in SESSIONS.values()),
                                            ("America/New_York", 17))  # session opens, then the FX day
+DAY_KEYS: tuple[str, ...] = (*(f"day_{name}" for name in SESSIONS), "day_fx")  # their input series' names
+
+
+def day_keys(ts_ns: np.ndarray) -> dict[str, np.ndarray]:
+    """Per bar, each session's (and the FX day's) key: the local day of its latest start, in ns."""
+    ts = pd.DatetimeIndex(np.asarray(ts_ns, dtype=np.int64).astype("datetime64[ns]"), tz="UTC")
+    return {name: session_keys(ts, zone, hour).astype(np.float64)
+            for name, (zone, hour) in zip(DAY_KEYS, KEY_STARTS, strict=True)}
 
 
 def calendar(ts_ns: np.ndarray) -> np.ndarray:
     """(n, 19 + 4): every feature but ``gap_minutes``, then the session-open and FX-day keys."""
     block = compute(np.asarray(ts_ns, dtype=np.int64))
-    ts = pd.DatetimeIndex(np.asarray(ts_ns, dtype=np.int64).astype("datetime64[ns]"), tz="UTC")
-    cols = [block[k] for k in NAMES[:-1]] + [session_keys(ts, z, h).astype(np.float64) for z, h in KEY_STARTS]
+    cols = [block[k] for k in NAMES[:-1]] + list(day_keys(ts_ns).values())
     return np.column_stack(cols)
 
 

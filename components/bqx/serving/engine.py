@@ -25,7 +25,7 @@ import pandas as pd
 from bqx.columns import parse
 from bqx.config import Settings
 from bqx.extract import pair_inputs
-from bqx.features import primary
+from bqx.features import primary, time_features
 from bqx.features.registry import FAMILIES
 from bqx.serving.market import Market
 
@@ -33,7 +33,7 @@ NOT_ONLINE = frozenset(t for t, fam in FAMILIES.items() if fam.online is None)
 TAIL_MARGIN = 4
 COMPACT_EVERY = 4096  # buffers hold keep + this many rows before the newest keep rows move to the front
 SERIES = ("ts_ns", "open", "high", "low", "close", "volume", "bid", "ask", "idx", "idx_open", "idx_high",
-          "idx_low", "bqx")
+          "idx_low", "bqx", *time_features.DAY_KEYS)
 RAW = ("open", "high", "low", "close", "volume", "bid", "ask")
 ON_IDX_SCALE = (("close", "idx"), ("open", "idx_open"), ("high", "idx_high"), ("low", "idx_low"))
 
@@ -200,6 +200,9 @@ class PairEngine:
         for src, dst in ON_IDX_SCALE:
             s[dst][t] = bar[src] * scale
         s["bqx"][t] = primary.bqx_point(s["idx"], t, self.target, self.v1)
+        keys = time_features.CALENDAR.row(ts_ns)[-len(time_features.DAY_KEYS):]
+        for j, name in enumerate(time_features.DAY_KEYS):
+            s[name][t] = keys[j]
         self.n += 1
         k = self.market.row_of(ts_ns) if self.market is not None else -1
         for table in self._tables:
