@@ -10,12 +10,17 @@ from bqx.features.spec import (
     compile_table,
     diff,
     ema,
+    group_first,
+    group_max,
+    group_min,
+    gt,
     lag,
     layout,
     rows_since_max,
     rows_since_min,
     sdiv,
     series,
+    since,
     wentropy,
     wilder,
     wmad,
@@ -114,6 +119,27 @@ def test_sorted_window_quantiles_entropy_and_moments_equal_direct_windows(walk, 
         want["ac"] = np.nan if w < 3 or flat else np.corrcoef(a, b)[0, 1]
         for k, value in want.items():
             np.testing.assert_allclose(got[k][t], value, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=f"{k} {t}")
+
+
+def test_rows_since_an_event_and_per_session_first_values_and_extremes_equal_pandas(walk):
+    """since() is rolling.rows_since (NaN before the first event, a NaN condition is no event);
+    group_first/max/min restart whenever the key changes, as pandas' groupby on consecutive keys."""
+    import pandas as pd
+
+    key = np.repeat(np.arange(50, dtype=np.float64) * 86_400e9, 100)  # 50 sessions of 100 rows
+    event = gt(X - lag(X, 1), 0.02)
+    table = {"since": since(event), "first": group_first(X, series("k")), "hi": group_max(X, series("k")),
+             "lo": group_min(X, series("k"))}
+    x = walk.copy()
+    x[:30] = 100.0  # the groups' pandas reference skips NaN; give them numbers
+    x[2500] = 100.0
+    got = compile_table(table).batch({"x": x, "k": key})
+    jump = np.diff(x, prepend=np.nan) > 0.02
+    np.testing.assert_array_equal(got["since"], rolling.rows_since(jump))
+    groups = pd.Series(x).groupby(key)
+    np.testing.assert_array_equal(got["first"], groups.transform("first").to_numpy())
+    np.testing.assert_array_equal(got["hi"], groups.cummax().to_numpy())
+    np.testing.assert_array_equal(got["lo"], groups.cummin().to_numpy())
 
 
 def test_running_sums_do_not_drift_over_a_long_series():
