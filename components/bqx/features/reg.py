@@ -17,9 +17,7 @@ recomputed exactly every W rows (:func:`bqx.features.incremental.wpoly`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from bqx.features import latest as lt
 from bqx.features.family import from_spec
 from bqx.features.spec import Expr, Table, compile_table, maximum, sdiv, series, sqrt, wpoly
 
@@ -77,46 +75,3 @@ def fit_window(y: np.ndarray, window: int) -> dict[str, np.ndarray]:
     """The 12 REG fields of one trailing window over an array (the declared :func:`fit`)."""
     return compile_table(fit(series("y"), window)).batch({"y": y})
 
-
-# The same fit at one row of a plain array, for multi_scale's hand-written kernel (its bucket series
-# live in its own buffers); tests hold it equal to fit_window.
-@njit(cache=True)
-def fit_at(y: np.ndarray, t: int, window: int, out: np.ndarray, at: int) -> None:
-    """The 12 REG fields of the window ending at row t, written to out[at:at + 12] in FIELDS order
-    (the same closed form as :func:`fit_window`, centred on the window's first value)."""
-    if t - window + 1 < 0:
-        out[at:at + 12] = np.nan
-        return
-    anchor = y[t - window + 1]
-    m = (window - 1) / 2.0
-    s2 = s4 = sy = suy = su2y = syy = 0.0
-    for k in range(window):
-        u = (k - m) / m
-        v = y[t - window + 1 + k] - anchor
-        s2 += u * u
-        s4 += u * u * u * u
-        sy += v
-        suy += u * v
-        su2y += u * u * v
-        syy += v * v
-    s0 = float(window)
-    det = s4 * s0 - s2 * s2
-    alpha = (s0 * su2y - s2 * sy) / det
-    beta = suy / s2
-    gamma = (s4 * sy - s2 * su2y) / det
-    sse = max(syy - (alpha * su2y + beta * suy + gamma * sy), 0.0)
-    sst = max(syy - sy * sy / s0, 0.0)
-    a = alpha / m**2
-    b = beta / m - 2 * alpha / m
-    c = alpha - beta + gamma + anchor
-    a_term = a * (window - 1) ** 2
-    b_term = b * (window - 1)
-    yhat_end = a_term + b_term + c
-    rmse = np.sqrt(sse / window)
-    sd = np.sqrt(sst / (window - 1))
-    resid_end = y[t] - yhat_end
-    r2 = 1.0 - lt.sdiv(sse, sst)
-    vals = (a, b, c, a_term, b_term, r2, rmse, yhat_end, lt.sdiv(a_term, sd), lt.sdiv(b_term, sd), resid_end,
-            lt.sdiv(resid_end, rmse))
-    for k in range(12):
-        out[at + k] = vals[k]

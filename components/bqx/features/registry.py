@@ -7,7 +7,7 @@ yet computed; ``bqx plan`` shows which.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from bqx.features import (
     volume,
 )
 from bqx.features.family import Family, Online, PairInputs
+from bqx.features.spec import Kernel
 
 __all__ = ["FAMILIES", "Family", "Online", "PairInputs"]
 
@@ -69,15 +70,31 @@ MODULES = (
 FAMILIES: dict[str, Family] = {name: fam for module in MODULES for name, fam in module.TABLES.items()}
 
 
+# generated kernels a family uses inside its own machinery (multi_scale's per-bucket table), by name
+PART_KERNELS: dict[str, Callable[[Settings], Kernel]] = {
+    name: build for module in MODULES for name, build in getattr(module, "KERNELS", {}).items()}
+
+
 def declared(settings: Settings) -> list[str]:
     """The tables declared as expressions (their kernels are generated)."""
     return [name for name, fam in FAMILIES.items() if fam.online is not None and fam.online.kernel is not None]
 
 
+def generated(settings: Settings) -> list[str]:
+    """Every generated kernel: the declared tables', then the parts of other tables."""
+    return declared(settings) + list(PART_KERNELS)
+
+
+def _kernel(name: str, settings: Settings) -> Kernel:
+    if name in PART_KERNELS:
+        return PART_KERNELS[name](settings)
+    return FAMILIES[name].online.kernel(settings)  # type: ignore[union-attr]
+
+
 def _compile_one(name: str, settings_json: str) -> tuple[str, float, int]:
     settings = Settings.from_json(settings_json)
     t0 = time.perf_counter()
-    kernel = FAMILIES[name].online.kernel(settings)  # type: ignore[union-attr]
+    kernel = _kernel(name, settings)
     kernel.batch({s: np.zeros(2) for s in kernel.inputs})  # batch casts each input to its kernel dtype
     return name, time.perf_counter() - t0, kernel.state_size
 
@@ -88,7 +105,7 @@ def compile_declared(settings: Settings, workers: int = 1) -> Iterator[tuple[str
     ready. When the first one had to compile (a cold cache) and ``workers`` > 1, the rest compile in
     that many processes (numba's cache is shared through the disk) and this process then loads them;
     a warm cache loads in this process alone, in about a second."""
-    names = declared(settings)
+    names = generated(settings)
     if not names:
         return
     first = _compile_one(names[0], settings.to_json())
