@@ -16,13 +16,15 @@ over W in (64, 256) and ``db4_d{j}_share{W}`` = that energy over the sum of the 
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+from functools import cache
 
-from bqx.features import latest as lt
+import numpy as np
+
+from bqx.config import Settings
 from bqx.features import primary
-from bqx.features.family import Family, Online
-from bqx.features.rolling import rolling_mean, safe_div, shift
+from bqx.features.family import Family, Online, input_warmup
+from bqx.features.rolling import shift
+from bqx.features.spec import Expr, Kernel, Table, compile_table, lag, log, sdiv, series, wmean
 from bqx.features.windows import window_reduce
 
 FFT_WINDOWS: tuple[int, ...] = (64, 256)
@@ -35,18 +37,59 @@ DB4_LOW = np.array([-0.010597401784997278, 0.032883011666982945, 0.0308413818359
                     -0.02798376941698385, 0.6308807679295904, 0.7148465705525415, 0.23037781330885523])
 DB4_HIGH = np.array([(-1) ** (k + 1) * DB4_LOW[len(DB4_LOW) - 1 - k] for k in range(len(DB4_LOW))])
 FFT_FIELDS = tuple(f"band{j}" for j in range(BANDS)) + ("entropy", "dom_period", "centroid", "flatness")
+_FFT_OUT = len(SERIES) * len(FFT_WINDOWS) * len(FFT_FIELDS)
 
 
 def names() -> list[str]:
-    out = [f"{s}_fft{w}_{f}" for s in SERIES for w in FFT_WINDOWS for f in FFT_FIELDS]
-    out += [f"{s}_db4_d{j}_{kind}{w}" for s in SERIES for j in LEVELS for kind in ("energy", "share")
-            for w in WAVELET_WINDOWS]
-    return out
+    return [f"{s}_fft{w}_{f}" for s in SERIES for w in FFT_WINDOWS for f in FFT_FIELDS] + list(wavelet_kernel().names)
 
 
-def warmup() -> int:
-    dilated = sum((len(DB4_LOW) - 1) * 2 ** (j - 1) for j in LEVELS)
-    return 1 + max(max(FFT_WINDOWS), dilated + max(WAVELET_WINDOWS))
+def inputs(idx: Expr, bqx: Expr) -> dict[str, Expr]:
+    """The two series: rate_idx log return (bps) and the one-row BQX change."""
+    return {"ret": log(idx / lag(idx, 1)) * 1e4, "bqx": bqx - lag(bqx, 1)}
+
+
+def causal_filter(x: Expr, taps: np.ndarray, dilation: int) -> Expr:
+    """y_t = sum_m taps[m] x_{t - m * dilation} (NaN until every tap has data)."""
+    y = float(taps[0]) * x
+    for m in range(1, len(taps)):
+        y = y + float(taps[m]) * lag(x, m * dilation)
+    return y
+
+
+def swt_details(x: Expr) -> dict[int, Expr]:
+    """Detail coefficients of the causal undecimated db4 transform, one per level."""
+    approx, details = x, {}
+    for j in LEVELS:
+        dilation = 2 ** (j - 1)
+        details[j] = causal_filter(approx, DB4_HIGH, dilation)
+        approx = causal_filter(approx, DB4_LOW, dilation)
+    return details
+
+
+def wavelet_table(idx: Expr, bqx: Expr) -> Table:
+    """The 32 wavelet features, declared once (the FFT features are a window reducer, below)."""
+    t: Table = {}
+    for s, x in inputs(idx, bqx).items():
+        energies = {(j, w): wmean(d * d, w) for j, d in swt_details(x).items() for w in WAVELET_WINDOWS}
+        total = {w: sum((energies[j, w] for j in LEVELS[1:]), energies[LEVELS[0], w]) for w in WAVELET_WINDOWS}
+        for j in LEVELS:
+            for kind in ("energy", "share"):
+                for w in WAVELET_WINDOWS:
+                    e = energies[j, w]
+                    t[f"{s}_db4_d{j}_{kind}{w}"] = e if kind == "energy" else sdiv(e, total[w])
+    return t
+
+
+@cache
+def wavelet_kernel() -> Kernel:
+    return compile_table(wavelet_table(series("idx"), series("bqx")))
+
+
+def warmup(s: Settings) -> int:
+    """The wavelets' derived warm-up, or the FFT's longest window of one-row changes if longer."""
+    fft = max(FFT_WINDOWS) + 1 + primary.primary_warmup(s)
+    return max(wavelet_kernel().warmup(input_warmup(s)), fft)
 
 
 def _fft_reducer(w: int):  # noqa: ANN202  (returns a reducer closure)
@@ -75,135 +118,57 @@ def _fft_reducer(w: int):  # noqa: ANN202  (returns a reducer closure)
     return reduce
 
 
-def causal_filter(x: np.ndarray, taps: np.ndarray, dilation: int) -> np.ndarray:
-    """y_t = sum_m taps[m] x_{t - m * dilation} (NaN until every tap has data)."""
-    y = np.zeros(len(x))
-    for m, c in enumerate(taps):
-        y = y + c * shift(x, m * dilation)
-    return y
-
-
-def swt_details(x: np.ndarray, levels: tuple[int, ...] = LEVELS) -> dict[int, np.ndarray]:
-    """Detail coefficients of the causal undecimated db4 transform, one array per level."""
-    approx = x
-    details = {}
-    for j in range(1, max(levels) + 1):
-        dilation = 2 ** (j - 1)
-        details[j] = causal_filter(approx, DB4_HIGH, dilation)
-        approx = causal_filter(approx, DB4_LOW, dilation)
-    return {j: details[j] for j in levels}
+def _series(idx: np.ndarray, bqx: np.ndarray) -> dict[str, np.ndarray]:
+    return {"ret": np.log(idx / shift(idx, 1)) * 1e4, "bqx": bqx - shift(bqx, 1)}
 
 
 def compute(idx: np.ndarray, bqx: np.ndarray) -> dict[str, np.ndarray]:
-    series = {"ret": np.log(idx / shift(idx, 1)) * 1e4, "bqx": bqx - shift(bqx, 1)}
     out: dict[str, np.ndarray] = {}
-    for s, x in series.items():
+    for s, x in _series(idx, bqx).items():
         for w in FFT_WINDOWS:
             block = window_reduce(x, w, _fft_reducer(w))
             out.update({f"{s}_fft{w}_{f}": block[f] for f in FFT_FIELDS})
-        details = swt_details(x)
-        for w in WAVELET_WINDOWS:
-            energies = {j: rolling_mean(d * d, w) for j, d in details.items()}
-            total = sum(energies.values())
-            for j, e in energies.items():
-                out[f"{s}_db4_d{j}_energy{w}"] = e
-                out[f"{s}_db4_d{j}_share{w}"] = safe_div(e, total)
+    out.update(wavelet_kernel().batch({"idx": idx, "bqx": bqx}))
     return {k: out[k] for k in names()}
 
 
-# --- online: one row at a time (see bqx.features.latest) ---
-# state per series: a ring of the input (RING_X rows, also the FFT windows), rings of the approximations
-# of levels 1..3 (RING_A rows, longer than the widest dilated filter) and of the details of levels 1..4.
-RING_X = max(max(FFT_WINDOWS), max(WAVELET_WINDOWS))
-RING_A = 64
-RING_D = max(WAVELET_WINDOWS)
-_PER_SERIES = RING_X + 3 * RING_A + len(LEVELS) * RING_D
-_ROWS = len(SERIES) * _PER_SERIES  # rows seen: ring positions count rows, not buffer indices
-ONLINE_STATE = _ROWS + 1
+# --- online: the wavelet kernel steps every row; the FFT reducer reads the trailing windows ---
 _REDUCERS = {w: _fft_reducer(w) for w in FFT_WINDOWS}
-_FFT_OUT = len(SERIES) * len(FFT_WINDOWS) * len(FFT_FIELDS)
 
 
-def online_init(state: np.ndarray) -> None:
-    state[:] = np.nan
-    state[_ROWS] = 0.0
+def _kernel_args(idx: np.ndarray, bqx: np.ndarray) -> tuple[np.ndarray, ...]:
+    arrays = {"idx": idx, "bqx": bqx}
+    return tuple(arrays[name] for name in wavelet_kernel().inputs)
 
 
-@njit(cache=True)
-def _ring_get(state: np.ndarray, base: int, size: int, n: int, back: int) -> float:
-    u = n - back
-    return state[base + u % size] if u >= 0 else np.nan
-
-
-@njit(cache=True)
-def _wavelets(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray,
-              windows: np.ndarray) -> None:
-    """Advance the rings by row t, write the wavelet features, and copy each series' last RING_X inputs
-    (oldest first) into ``windows`` for the FFT features."""
-    n = int(state[_ROWS])
-    state[_ROWS] = n + 1
-    j = _FFT_OUT
-    for si in range(2):
-        base = si * _PER_SERIES
-        x = np.log(idx[t] / lt.lag(idx, t, 1)) * 1e4 if si == 0 else bqx[t] - lt.lag(bqx, t, 1)
-        state[base + n % RING_X] = x
-        prev_base, prev_size = base, RING_X
-        for level in range(1, len(LEVELS) + 1):
-            dil = 2 ** (level - 1)
-            hi = lo = 0.0
-            for m in range(len(DB4_LOW)):
-                v = _ring_get(state, prev_base, prev_size, n, m * dil)
-                hi += DB4_HIGH[m] * v
-                lo += DB4_LOW[m] * v
-            d_base = base + RING_X + 3 * RING_A + (level - 1) * RING_D
-            state[d_base + n % RING_D] = hi
-            if level < len(LEVELS):
-                a_base = base + RING_X + (level - 1) * RING_A
-                state[a_base + n % RING_A] = lo
-                prev_base, prev_size = a_base, RING_A
-        energies = np.empty((len(LEVELS), len(WAVELET_WINDOWS)))
-        for li in range(len(LEVELS)):
-            d_base = base + RING_X + 3 * RING_A + li * RING_D
-            for wi in range(len(WAVELET_WINDOWS)):
-                w = WAVELET_WINDOWS[wi]
-                e = 0.0
-                for back in range(w):
-                    v = _ring_get(state, d_base, RING_D, n, back)
-                    e += v * v
-                energies[li, wi] = e / w
-        for li in range(len(LEVELS)):
-            for wi in range(len(WAVELET_WINDOWS)):
-                out[j + wi] = energies[li, wi]
-                out[j + len(WAVELET_WINDOWS) + wi] = lt.sdiv(energies[li, wi], energies[:, wi].sum())
-            j += 2 * len(WAVELET_WINDOWS)
-        for back in range(RING_X):
-            windows[si, RING_X - 1 - back] = _ring_get(state, base, RING_X, n, back)
+def online_warm(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
+    """Advance the wavelet state only (the FFT features carry none): seeding uses it for early rows."""
+    return wavelet_kernel().step(t, *_kernel_args(idx, bqx), state, out[_FFT_OUT:])
 
 
 def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
-    windows = np.empty((len(SERIES), RING_X))
-    _wavelets(t, idx, bqx, state, out, windows)
+    used = online_warm(t, idx, bqx, state, out)
+    w_max = max(FFT_WINDOWS)
+    lo = max(0, t - w_max)
+    windows = np.full((len(SERIES), w_max), np.nan)  # both series' last w_max values, oldest first
+    for si, x in enumerate(_series(idx[lo:t + 1], bqx[lo:t + 1]).values()):
+        windows[si, w_max - (t - lo):] = x[1:]
     nf = len(FFT_FIELDS)
     for wi, w in enumerate(FFT_WINDOWS):  # both series' windows in one reducer call (rows are independent)
-        block = windows[:, RING_X - w:]
+        block = windows[:, w_max - w:]
         res = _REDUCERS[w](block)
         vals = np.stack([res[f] for f in FFT_FIELDS], axis=1)  # (series, fields)
         vals[np.isnan(block).any(axis=1)] = np.nan
         for si in range(len(SERIES)):
             j = (si * len(FFT_WINDOWS) + wi) * nf
             out[j:j + nf] = vals[si]
-    return ONLINE_STATE
+    return used
 
 
-def online_warm(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
-    """Advance the rings only (the FFT features carry no state): seeding uses it for early rows."""
-    _wavelets(t, idx, bqx, state, out, np.empty((len(SERIES), RING_X)))
-    return ONLINE_STATE
-
+KERNELS = {"spectral_features.wavelets": lambda s: wavelet_kernel()}  # precompiled with the declared tables
 
 TABLES: dict[str, Family] = {
-    "spectral_features": Family(lambda s: names(), lambda inp, s: compute(inp.idx, inp.bqx),
-                                lambda s: primary.primary_warmup(s) + warmup(),
-                                Online(("idx", "bqx"), online_step, state_size=lambda s: ONLINE_STATE,
-                                       init=online_init, warm=online_warm)),
+    "spectral_features": Family(lambda s: names(), lambda inp, s: compute(inp.idx, inp.bqx), warmup,
+                                Online(("idx", "bqx"), online_step, state_size=lambda s: wavelet_kernel().state_size,
+                                       init=lambda state: wavelet_kernel().init(state), warm=online_warm)),
 }
