@@ -93,24 +93,35 @@ def warmup(s: Settings) -> int:
 
 
 def _fft_reducer(w: int):  # noqa: ANN202  (returns a reducer closure)
+    """The FFT features of (rows, w) windows. Bands are equal runs of the w/2 frequencies; the entropy
+    comes from sum p log p (-sum s log s = log P - sum p log p / P with s = p / P) so that one log of
+    the spectrum serves the entropy and the flatness."""
     taper = np.hanning(w)
-    k = np.arange(1, w // 2 + 1)
-    band_of = np.minimum((k - 1) * BANDS // len(k), BANDS - 1)
+    half = w // 2
+    k = np.arange(1, half + 1)
+    band_of = np.minimum((k - 1) * BANDS // half, BANDS - 1)
+    equal_bands = half % BANDS == 0  # then band j is the j-th run of half / BANDS frequencies
 
     def reduce(block: np.ndarray) -> dict[str, np.ndarray]:
         x = (block - block.mean(axis=1, keepdims=True)) * taper
-        p = np.abs(np.fft.rfft(x, axis=1)[:, 1:]) ** 2
+        f = np.fft.rfft(x, axis=1)[:, 1:]
+        p = f.real * f.real + f.imag * f.imag
         total = p.sum(axis=1)
         ok = total > 0
-        share = p / np.where(ok, total, 1.0)[:, None]
-        out = {f"band{j}": share[:, band_of == j].sum(axis=1) for j in range(BANDS)}
+        safe_total = np.where(ok, total, 1.0)
+        if equal_bands:
+            bands = p.reshape(len(p), BANDS, half // BANDS).sum(axis=2) / safe_total[:, None]
+        else:
+            bands = np.stack([p[:, band_of == j].sum(axis=1) for j in range(BANDS)], axis=1) / safe_total[:, None]
+        out = {f"band{j}": bands[:, j] for j in range(BANDS)}
         with np.errstate(divide="ignore", invalid="ignore"):
-            ent = -np.sum(np.where(share > 0, share * np.log(share), 0.0), axis=1) / np.log(len(k))
-            geo = np.exp(np.mean(np.log(p), axis=1))
-        out["entropy"] = ent
+            logp = np.log(p)
+            plogp = np.where(p > 0, p * logp, 0.0)
+            out["entropy"] = (np.log(safe_total) - plogp.sum(axis=1) / safe_total) / np.log(half)
+            geo = np.exp(logp.mean(axis=1))
         out["dom_period"] = w / k[np.argmax(p, axis=1)]
-        out["centroid"] = (share * k).sum(axis=1) / len(k)
-        out["flatness"] = geo / (total / len(k))
+        out["centroid"] = (p @ k.astype(np.float64)) / safe_total / half
+        out["flatness"] = geo / (total / half)
         for name in out:
             out[name] = np.where(ok, out[name], np.nan)
         return out
