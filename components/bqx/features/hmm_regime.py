@@ -25,6 +25,7 @@ from numba import njit
 
 from bqx.features import latest as lt
 from bqx.features.family import Family, Online
+from bqx.features.incremental import since
 from bqx.features.rolling import ema, rolling_mean, rolling_sum, rows_since
 
 STATES = 3
@@ -253,7 +254,7 @@ def online_step(t: int, idx: np.ndarray, fit_rows: int, init: np.ndarray, trans:
     st = int(np.argmax(alpha))
     change = n == 0 or st != int(state[_STATE])
     state[_STATE] = st
-    duration = lt.rows_since(state, _DUR, 1.0 if change else 0.0)
+    duration = since(state, _DUR, 1.0 if change else 0.0)
     sp = max(0.0, (state[_CUSUM] if n else 0.0) + obs / sd - CUSUM_K)
     sn = max(0.0, (state[_CUSUM + 1] if n else 0.0) - obs / sd - CUSUM_K)
     alarm = 1.0 if (sp > CUSUM_H or sn > CUSUM_H) else 0.0
@@ -273,7 +274,7 @@ def online_step(t: int, idx: np.ndarray, fit_rows: int, init: np.ndarray, trans:
     out[11], out[12] = (alpha * var).sum(), (alpha * mu).sum()
     out[13], out[14] = ent / np.log(STATES), trans[st, st]
     out[15], out[16], out[17] = sp, sn, alarm
-    out[18] = lt.rows_since(state, _ALARM, 1.0 if (alarm > 0 or n == 0) else 0.0)
+    out[18] = since(state, _ALARM, 1.0 if (alarm > 0 or n == 0) else 0.0)
     for k, w in enumerate((60, 240)):
         if n + 1 >= w:
             total = 0.0

@@ -7,7 +7,7 @@ feature. Conventions match the batch ones: a window that starts before row 0 or 
 input and carry a NaN forever once one arrives after the start (as the recursion does).
 
 Recursive state lives in a float64 vector owned by the caller: an average uses two slots (started,
-value), ``rows_since`` one.
+value); rows since an event is :func:`bqx.features.incremental.since`.
 """
 
 from __future__ import annotations
@@ -173,13 +173,3 @@ def wilder(state: np.ndarray, slot: int, x: float, period: int) -> float:
 def ewm_value(state: np.ndarray, slot: int) -> float:
     """The average's current value (NaN before it starts)."""
     return state[slot + 1] if state[slot] == 1.0 else NAN
-
-
-@njit(cache=True)
-def rows_since(state: np.ndarray, slot: int, event: float) -> float:
-    """Rows since the event last held; NaN before the first event. The slot starts at NaN."""
-    if event > 0:
-        state[slot] = 0.0
-    else:
-        state[slot] += 1.0
-    return state[slot]
