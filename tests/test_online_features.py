@@ -92,6 +92,44 @@ def test_each_kernel_equals_its_batch_family_on_every_row(bars, batch, table):
     assert np.isfinite(got[FAMILIES[table].warmup(settings) + 1:]).mean() > 0.9 or table == "volume_features"
 
 
+@pytest.fixture(scope="module")
+def stale_panel():
+    """Five pairs, two of them with a hole in their quotes (their closes carried forward: AUD and NZD,
+    which only audnzd prices here, have no move at all for 400 minutes)."""
+    got = generate(("eurusd", "usdjpy", "eurjpy", "gbpusd", "audnzd"), days=3, seed=3)
+    got["gbpusd"] = got["gbpusd"].drop(index=range(1500, 1550)).reset_index(drop=True)
+    got["audnzd"] = got["audnzd"].drop(index=range(2500, 2900)).reset_index(drop=True)
+    return build_panel(got, Settings())
+
+
+@pytest.mark.parametrize("table", PANEL)
+def test_cross_pair_kernels_equal_the_batch_table_through_stale_quotes(stale_panel, table):
+    """Where every pair of a currency is stale its strength is exactly 0 (not pinv's 1e-16 noise),
+    flat windows are NaN in both forms and equal sums rank as ties in both."""
+    from bqx.pairs import CURRENCIES
+
+    aud = stale_panel.g[2600:2900, CURRENCIES.index("AUD")]
+    assert np.all(aud == 0.0)
+    settings, n, empty = Settings(), len(stale_panel.ts_ns), np.empty(0)
+    for pair in ("eurusd", "gbpusd", "audnzd"):
+        inp = PairInputs(ts_ns=stale_panel.ts_ns, open=empty, high=empty, low=empty, close=empty, volume=empty,
+                         bid=empty, ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty,
+                         day_tokyo=empty, day_london=empty, day_ny=empty, day_fx=empty, pair=pair, panel=stale_panel,
+                         panel_rows=np.arange(n))
+        names = FAMILIES[table].names(settings)
+        block = FAMILIES[table].compute(inp, settings)
+        want = np.column_stack([block[k] for k in names])
+        online = FAMILIES[table].online
+        arrays = [np.ascontiguousarray(getattr(stale_panel, k)) for k in online.series]
+        params = online.params(settings) + online.pair_params(pair, stale_panel.pairs)
+        got = np.empty((n, len(names)))
+        for k in range(n):
+            online.step(k, *arrays, *params, np.zeros(0), got[k])
+        close = np.isclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+        bad = [f"{names[j]} (row {np.flatnonzero(~close[:, j])[0]})" for j in np.flatnonzero(~close.all(axis=0))]
+        assert not bad, f"{table} for {pair}: {', '.join(bad[:8])}"
+
+
 @pytest.mark.parametrize("table", PANEL)
 @pytest.mark.parametrize("pair", ["eurusd", "audnzd"])
 def test_each_cross_pair_kernel_equals_the_batch_table_on_every_grid_row(panel, table, pair):

@@ -75,6 +75,10 @@ def strength_matrix(pairs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     # least squares with sum(g) = 0 over the covered currencies: pinv of the design plus the constraint row
     aug = np.vstack([sub, np.ones((1, sub.shape[1]))])
     proj = np.linalg.pinv(aug)[:, : len(pairs)]
+    # pinv leaves ~1e-17 weights where a pair does not bear on a currency at all: drop them, so a currency
+    # whose every pair is stale has a strength of exactly 0 (not 1e-16 noise the window statistics of
+    # the cross-pair tables would read as a signal)
+    proj[np.abs(proj) < 1e-12] = 0.0
     full = np.full((len(CURRENCIES), len(pairs)), np.nan)
     full[covered] = proj
     return full, covered

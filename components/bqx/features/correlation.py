@@ -103,16 +103,19 @@ def _column(i: int, c: int, n_cur: int, series: np.ndarray, strength: np.ndarray
 def _batch(xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray, out: np.ndarray) -> None:
     """Every grid row, window by window: running sums of x (``xs``) against each column of ``ys`` (the
     currency strengths, then every pair) over the finite values, with a count of non-finite ones per
-    column, recomputed exactly every W rows so rounding cannot drift."""
+    column, recomputed exactly every W rows so rounding cannot drift. A sum whose terms in the window
+    are all zero (a stale quote) is read as exactly 0, as the online step's fresh sum is."""
     n, m = ys.shape
     corr, row = np.empty(m), np.empty(out.shape[0])
     sy, syy, sxy, bad = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
+    nz_y, nz_xy = np.zeros(m), np.zeros(m)
     ty, tyy, txy = np.empty(m), np.empty(m), np.empty(m)
     for wi in range(len(WINDOWS)):
         w = WINDOWS[wi]
         sx = sxx = 0.0
         bad_x = 0
-        sy[:], syy[:], sxy[:], bad[:] = 0.0, 0.0, 0.0, 0.0
+        nz_x = 0.0
+        sy[:], syy[:], sxy[:], bad[:], nz_y[:], nz_xy[:] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         for t in range(n):
             for sign, i in ((1.0, t), (-1.0, t - w)):
                 if i < 0:
@@ -122,6 +125,7 @@ def _batch(xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray, out: 
                 if x_ok:
                     sx += sign * x
                     sxx += sign * x * x
+                    nz_x += sign * (x != 0.0)
                 else:
                     bad_x += int(sign)
                     x = 0.0
@@ -131,6 +135,8 @@ def _batch(xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray, out: 
                         sy[c] += sign * y
                         syy[c] += sign * y * y
                         sxy[c] += sign * x * y
+                        nz_y[c] += sign * (y != 0.0)
+                        nz_xy[c] += sign * (x * y != 0.0)
                     else:
                         bad[c] += sign
             if t < w - 1:
@@ -148,12 +154,14 @@ def _batch(xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray, out: 
                             sy[c] += y
                             syy[c] += y * y
                             sxy[c] += x * y
+            vx, vxx = (sx, sxx) if nz_x else (0.0, 0.0)
             for c in range(m):  # a window holding a non-finite value: NaN sums, NaN correlation
                 if bad_x == 0 and bad[c] == 0:
-                    ty[c], tyy[c], txy[c] = sy[c], syy[c], sxy[c]
+                    ty[c], tyy[c] = (sy[c], syy[c]) if nz_y[c] else (0.0, 0.0)
+                    txy[c] = sxy[c] if nz_xy[c] else 0.0
                 else:
                     ty[c], tyy[c], txy[c] = np.nan, np.nan, np.nan
-            _window_features(wi, w, sx, sxx, ty, tyy, txy, n_cur, groups, corr, row)
+            _window_features(wi, w, vx, vxx, ty, tyy, txy, n_cur, groups, corr, row)
             for j in range(wi * n_cur, (wi + 1) * n_cur):
                 out[j, t] = row[j]
             j0 = len(WINDOWS) * n_cur + wi * len(SUMMARY)

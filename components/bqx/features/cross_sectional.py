@@ -38,9 +38,7 @@ def compute(panel: Panel) -> dict[str, np.ndarray]:
         out[f"g60_{cur.lower()}"] = fast_rolling_sum(panel.g[:, j], 60)
         g240[:, j] = fast_rolling_sum(panel.g[:, j], 240)
         out[f"g240_{cur.lower()}"] = g240[:, j]
-    finite = np.isfinite(g240)
-    order = np.argsort(np.argsort(-np.where(finite, g240, -np.inf), axis=1), axis=1) + 1.0
-    order[~finite] = np.nan
+    order = rank_rows(g240)
     for j, cur in enumerate(CURRENCIES):
         out[f"rank240_{cur.lower()}"] = order[:, j]
     cum = {w: np.column_stack([fast_rolling_sum(panel.r[:, k], w) for k in range(len(panel.pairs))])
@@ -76,9 +74,14 @@ def online_params(pair: str, pairs: tuple[str, ...]) -> tuple:
     return cols, signs, len(NAMED_TRIANGLES)
 
 
+TIE = 1e-9  # relative (absolute below 1): strengths are in bps, far above this
+
+
 @njit(cache=True)
 def _ranks(values: np.ndarray, out: np.ndarray) -> None:
-    """1 = largest; NaN where not finite (ties in order of position)."""
+    """1 = largest; NaN where not finite. Values within TIE of each other are tied and ranked in order
+    of position: sums that are equal in exact arithmetic (two currencies whose pairs are all stale) must
+    not be ordered by their last bits, which differ between a running sum and a fresh one."""
     for j in range(len(values)):
         if not np.isfinite(values[j]):
             out[j] = np.nan
@@ -86,9 +89,21 @@ def _ranks(values: np.ndarray, out: np.ndarray) -> None:
         rank = 1
         for i in range(len(values)):
             v = values[i]
-            if np.isfinite(v) and (v > values[j] or (v == values[j] and i < j)):
+            if not np.isfinite(v) or i == j:
+                continue
+            close = abs(v - values[j]) <= TIE * max(abs(v), abs(values[j]), 1.0)
+            if (close and i < j) or (not close and v > values[j]):
                 rank += 1
         out[j] = rank
+
+
+@njit(cache=True)
+def rank_rows(values: np.ndarray) -> np.ndarray:
+    """:func:`_ranks` of every row."""
+    out = np.empty_like(values)
+    for t in range(values.shape[0]):
+        _ranks(values[t], out[t])
+    return out
 
 
 @njit(cache=True)
