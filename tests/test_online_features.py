@@ -102,31 +102,39 @@ def stale_panel():
     return build_panel(got, Settings())
 
 
+def _panel_both_ways(panel, table: str, pair: str) -> tuple[list[str], np.ndarray, np.ndarray, list, tuple]:
+    """A cross-pair table of ``pair`` on every grid row of ``panel``: (names, batch, online, the online
+    step's arrays and parameters)."""
+    settings, n, empty = Settings(), len(panel.ts_ns), np.empty(0)
+    inp = PairInputs(ts_ns=panel.ts_ns, open=empty, high=empty, low=empty, close=empty, volume=empty, bid=empty,
+                     ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty, day_tokyo=empty,
+                     day_london=empty, day_ny=empty, day_fx=empty, pair=pair, panel=panel, panel_rows=np.arange(n))
+    names = FAMILIES[table].names(settings)
+    block = FAMILIES[table].compute(inp, settings)
+    online = FAMILIES[table].online
+    arrays = [np.ascontiguousarray(getattr(panel, k)) for k in online.series]
+    params = online.params(settings) + online.pair_params(pair, panel.pairs)
+    got = np.empty((n, len(names)))
+    for k in range(n):
+        online.step(k, *arrays, *params, np.zeros(0), got[k])
+    return names, np.column_stack([block[k] for k in names]), got, arrays, params
+
+
+def _differ(names: list[str], got: np.ndarray, want: np.ndarray) -> list[str]:
+    close = np.isclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+    return [f"{names[j]} (row {np.flatnonzero(~close[:, j])[0]})" for j in np.flatnonzero(~close.all(axis=0))]
+
+
 @pytest.mark.parametrize("table", PANEL)
 def test_cross_pair_kernels_equal_the_batch_table_through_stale_quotes(stale_panel, table):
     """Where every pair of a currency is stale its strength is exactly 0 (not pinv's 1e-16 noise),
     flat windows are NaN in both forms and equal sums rank as ties in both."""
     from bqx.pairs import CURRENCIES
 
-    aud = stale_panel.g[2600:2900, CURRENCIES.index("AUD")]
-    assert np.all(aud == 0.0)
-    settings, n, empty = Settings(), len(stale_panel.ts_ns), np.empty(0)
+    assert np.all(stale_panel.g[2600:2900, CURRENCIES.index("AUD")] == 0.0)
     for pair in ("eurusd", "gbpusd", "audnzd"):
-        inp = PairInputs(ts_ns=stale_panel.ts_ns, open=empty, high=empty, low=empty, close=empty, volume=empty,
-                         bid=empty, ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty,
-                         day_tokyo=empty, day_london=empty, day_ny=empty, day_fx=empty, pair=pair, panel=stale_panel,
-                         panel_rows=np.arange(n))
-        names = FAMILIES[table].names(settings)
-        block = FAMILIES[table].compute(inp, settings)
-        want = np.column_stack([block[k] for k in names])
-        online = FAMILIES[table].online
-        arrays = [np.ascontiguousarray(getattr(stale_panel, k)) for k in online.series]
-        params = online.params(settings) + online.pair_params(pair, stale_panel.pairs)
-        got = np.empty((n, len(names)))
-        for k in range(n):
-            online.step(k, *arrays, *params, np.zeros(0), got[k])
-        close = np.isclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True)
-        bad = [f"{names[j]} (row {np.flatnonzero(~close[:, j])[0]})" for j in np.flatnonzero(~close.all(axis=0))]
+        names, want, got, _, _ = _panel_both_ways(stale_panel, table, pair)
+        bad = _differ(names, got, want)
         assert not bad, f"{table} for {pair}: {', '.join(bad[:8])}"
 
 
@@ -135,23 +143,10 @@ def test_cross_pair_kernels_equal_the_batch_table_through_stale_quotes(stale_pan
 def test_each_cross_pair_kernel_equals_the_batch_table_on_every_grid_row(panel, table, pair):
     """The cross-pair kernels over all 28 pairs' grid, row for row, for a USD pair and a cross; a
     probe row is recomputed with every later grid row replaced by noise and must not move."""
-    settings = Settings()
-    n = len(panel.ts_ns)
-    empty = np.empty(0)
-    inp = PairInputs(ts_ns=panel.ts_ns, open=empty, high=empty, low=empty, close=empty, volume=empty, bid=empty,
-                     ask=empty, idx=empty, idx_open=empty, idx_high=empty, idx_low=empty, bqx=empty, day_tokyo=empty,
-                     day_london=empty, day_ny=empty, day_fx=empty, pair=pair, panel=panel, panel_rows=np.arange(n))
-    names = FAMILIES[table].names(settings)
-    batch_block = FAMILIES[table].compute(inp, settings)
-    want = np.column_stack([batch_block[k] for k in names])
+    settings, n = Settings(), len(panel.ts_ns)
+    names, want, got, arrays, params = _panel_both_ways(panel, table, pair)
     online = FAMILIES[table].online
-    arrays = [np.ascontiguousarray(getattr(panel, k)) for k in online.series]
-    params = online.params(settings) + online.pair_params(pair, panel.pairs)
-    got = np.empty((n, len(names)))
-    for k in range(n):
-        online.step(k, *arrays, *params, np.zeros(0), got[k])
-    close = np.isclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True)
-    bad = [f"{names[j]} (row {np.flatnonzero(~close[:, j])[0]})" for j in np.flatnonzero(~close.all(axis=0))]
+    bad = _differ(names, got, want)
     assert not bad, f"{table} for {pair}: {len(bad)} feature(s) differ from the batch table: {', '.join(bad[:8])}"
     assert np.isfinite(got[FAMILIES[table].warmup(settings):]).mean() > 0.9
     k = n - 500
