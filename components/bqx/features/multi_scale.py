@@ -225,10 +225,15 @@ def _row(t: int, ts_ns: np.ndarray, idx: np.ndarray, minutes: int, st: np.ndarra
     o[j + 3] = (st[_CUR + 2] - st[_CUR + 3]) / idx[t] * 1e4
 
 
+@cache
+def _input_order() -> tuple[int, ...]:
+    """Where each of the bucket kernel's inputs sits in a completed bucket's row (worked out once)."""
+    return tuple(BUCKET_INPUTS.index(name) for name in bucket_kernel().inputs)
+
+
 def online_step(t: int, ts_ns: np.ndarray, idx_open: np.ndarray, idx_high: np.ndarray, idx_low: np.ndarray,
                 idx: np.ndarray, volume: np.ndarray, state: np.ndarray, out: np.ndarray) -> int:
-    kernel = bucket_kernel()
-    order = [BUCKET_INPUTS.index(name) for name in kernel.inputs]
+    kernel, order = bucket_kernel(), _input_order()
     size = per_scale()
     per = len(BUCKET_FIELDS) + len(ROW_FIELDS)
     done = np.empty((2, len(BUCKET_INPUTS) + 1))
