@@ -102,8 +102,8 @@ def test_local_deploy_is_idempotent(tmp_path: Path):
     report = deploy_markdown(second)
     assert "| eurusd | eurusd.tar.gz |" in report and "none (already deployed)" in report
     assert "- gbpusd: failed at select: no rows" in report
-    with pytest.raises(ValueError, match="unknown deploy backend 'ack'"):
-        deploy.run(refs, "ack", Settings(), tmp_path / "repo")
+    with pytest.raises(ValueError, match=r"unknown deploy backend 'k8s' \(local, sagemaker, ack\)"):
+        deploy.run(refs, "k8s", Settings(), tmp_path / "repo")
     assert (tmp_path / "repo" / "manifest.json").stat().st_mtime_ns == stamp
     assert load_tarball(tmp_path / "repo" / "eurusd.tar.gz").features == FEATURES
 

@@ -307,6 +307,22 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ack_manifests(args: argparse.Namespace) -> int:
+    from bqx.ack.manifests import pair_objects, write
+
+    objects = pair_objects(args.pair, _settings(args.settings), args.dataset, args.run, args.namespace)
+    if args.crds:
+        from bqx.ack.schema import load, problems
+
+        schemas = load(args.crds)
+        found = [f"{o['kind']}/{o['metadata']['name']}: {p}" for o in objects for p in problems(o, schemas)]
+        if found:
+            raise ValueError("the objects do not match the CRDs in " + args.crds + ": " + "; ".join(found))
+    for path in write(objects, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
@@ -532,6 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifests", help="write the Pipeline/PipelineVersion objects for manifests/")
     p.add_argument("--out", default="manifests/base/pipelines.yaml")
     p.set_defaults(func=cmd_manifests)
+
+    p = sub.add_parser("ack-manifests", help="write one pair's ACK SageMaker objects (TrainingJob, Model, "
+                       "EndpointConfig, Endpoint) as YAML files",
+                       description="The custom resources the ack backends create for a pair, one YAML file each, to "
+                                   "review or to apply by GitOps.")
+    p.add_argument("--pair", required=True)
+    p.add_argument("--out", required=True, help="directory for the YAML files")
+    p.add_argument("--settings", help="settings JSON file (its aws section names the bucket, role and images)")
+    p.add_argument("--dataset", help="the pair's select-stage output: the TrainingJob gets a run's exact name")
+    p.add_argument("--run", default="", help="the bqx.ml/run label (default: manual)")
+    p.add_argument("--namespace", default="", help="metadata.namespace of the objects (default: none)")
+    p.add_argument("--crds", help="check the objects against the ACK CRDs in this directory before writing")
+    p.set_defaults(func=cmd_ack_manifests)
 
     p = sub.add_parser("kernels", help="compile the declared feature kernels into the caches (images do it at build)",
                        description="Generate and compile every feature table declared as expressions, batch and "

@@ -222,6 +222,11 @@ class AwsSettings:
     endpoint_timeout_s: float = 3600.0  # how long create/update may take before the deploy fails
     data_capture_s3_uri: str = ""  # s3:// prefix: SageMaker captures requests and responses there
     data_capture_percent: int = 100
+    # the ack backends: SageMaker through the ACK controller's custom resources on a Kubernetes cluster
+    ack_namespace: str = ""  # "" = the pod's own namespace (in a cluster) or the kubeconfig context's
+    ack_kubeconfig: str = ""  # "" = in-cluster config inside a pod, else $KUBECONFIG or ~/.kube/config
+    # False: delete a TrainingJob resource once its model is fetched, and endpoint resources no longer used
+    ack_keep: bool = True
 
     def __post_init__(self) -> None:
         for name in ("vpc_subnets", "vpc_security_groups", "rollback_alarms"):  # JSON lists arrive as lists

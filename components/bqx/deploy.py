@@ -1,4 +1,4 @@
-"""The deploy stage: a local model repository, or S3 + a SageMaker multi-model endpoint.
+"""The deploy stage: a local model repository, and S3 + a SageMaker multi-model endpoint (boto3 or ACK).
 
 Local backend: a model repository laid out like a multi-model endpoint's prefix.
 
@@ -9,8 +9,6 @@ same models again changes nothing; files are replaced atomically.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -19,15 +17,21 @@ from pathlib import Path
 
 from bqx.artifacts import MANIFEST
 from bqx.config import Settings
+from bqx.endpoint import (
+    VARIANT,
+    DeployFailed,
+    EndpointDeploy,
+    ModelRef,
+    deployment_config,
+    endpoint_config_request,
+    endpoint_request,
+    exists,
+    found,
+    model_request,
+    publish_models,
+)
 from bqx.io import atomic_path, read_json, write_json
 from bqx.model_package import sha256_of
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    pair: str
-    tarball: Path
-    meta: dict
 
 
 @dataclass(frozen=True)
@@ -36,18 +40,6 @@ class Repository:
 
     models: dict[str, dict]  # pair -> manifest.json entry (target_model, sha256, bytes, catalog_version, ...)
     changed: list[str]
-
-
-@dataclass(frozen=True)
-class EndpointDeploy:
-    """What a SageMaker deploy did: the S3 manifest, the names it serves under and each change it made."""
-
-    manifest: dict  # manifest.json under the models prefix
-    model: str
-    endpoint_config: str
-    uploaded: list[str]
-    created: list[str]
-    updated: list[str]
 
 
 @dataclass(frozen=True)
@@ -83,65 +75,12 @@ def deploy_local(models: list[ModelRef], repo: str | Path) -> Repository:
 
 # ---- SageMaker multi-model endpoint ------------------------------------------------------------------
 
-VARIANT = "AllTraffic"
-
-
-def _short_hash(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-NOT_FOUND = ("ValidationException", "ResourceNotFound", "404", "NoSuchKey", "NotFound")
-
-
-def _get(call: Callable[[], dict]) -> dict | None:
-    """The response, or None when AWS says the resource does not exist."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return call()
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in NOT_FOUND:
-            return None
-        raise
-
-
-def _exists(call: Callable[[], dict]) -> bool:
-    return _get(call) is not None
-
 
 def endpoint_action(current_config: str | None, wanted_config: str) -> str:
     """create (no endpoint), update (blue/green to a new config) or none."""
     if current_config is None:
         return "create"
     return "none" if current_config == wanted_config else "update"
-
-
-def data_capture_config(settings: Settings) -> dict | None:
-    """SageMaker Data Capture of the endpoint's JSON requests and responses to ``aws.data_capture_s3_uri``
-    (``aws.data_capture_percent`` of them), where the drift pipeline reads what was served; None = off."""
-    a = settings.aws
-    if not a.data_capture_s3_uri:
-        return None
-    return {"EnableCapture": True, "InitialSamplingPercentage": a.data_capture_percent,
-            "DestinationS3Uri": a.data_capture_s3_uri,
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
-
-
-class DeployFailed(RuntimeError):
-    """The endpoint did not come into service on the wanted config; the message has SageMaker's reason."""
-
-
-def deployment_config(settings: Settings) -> dict:
-    """UpdateEndpoint's blue/green policy: the new fleet takes all traffic after ``baking_s`` with it, the
-    old fleet is kept as long again; the ``rollback_alarms`` firing meanwhile roll the update back."""
-    a = settings.aws
-    config: dict = {"BlueGreenUpdatePolicy": {
-        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": a.baking_s},
-        "TerminationWaitInSeconds": a.baking_s}}
-    if a.rollback_alarms:
-        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": n} for n in a.rollback_alarms]}
-    return config
 
 
 WAITING = {"Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"}
@@ -171,7 +110,7 @@ def wait_endpoint(sm: object, name: str, config_name: str, poll_s: float, timeou
 
 
 def _variant(sm: object, config_name: str) -> tuple[str, int] | None:
-    desc = _get(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name))  # type: ignore[attr-defined]
+    desc = found(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name))  # type: ignore[attr-defined]
     if desc is None:
         return None
     v = desc["ProductionVariants"][0]
@@ -200,50 +139,28 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     names. The Model, EndpointConfig and scaling are created only when missing or changed; an existing
     endpoint moves to a new config with UpdateEndpoint (SageMaker's blue/green). Running it twice with
     the same models changes nothing."""
-    from bqx.aws import client, require, tags
+    from bqx.aws import client, require
 
     require(settings, "bucket", "role_arn", "serve_image")
     a = settings.aws
     s3, sm, aas = client("s3", settings), client("sagemaker", settings), client("application-autoscaling", settings)
-    prefix = f"{a.prefix}/models/"
-    done: dict[str, list[str]] = {"uploaded": [], "created": [], "updated": []}
-    entries = {}
-    for ref in sorted(models, key=lambda r: r.pair):
-        digest = sha256_of(ref.tarball)
-        name = f"{ref.pair}-{digest[:12]}.tar.gz"
-        if not _exists(lambda key=prefix + name: s3.head_object(Bucket=a.bucket, Key=key)):
-            s3.upload_file(str(ref.tarball), a.bucket, prefix + name, ExtraArgs={"Metadata": {"sha256": digest}})
-            done["uploaded"].append(name)
-        entries[ref.pair] = {"target_model": name, "sha256": digest,
-                             **{k: ref.meta.get(k) for k in ("catalog_version", "settings_hash", "n_features")}}
-    manifest = {"endpoint": a.endpoint_name, "models": entries}
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    got = _get(lambda: s3.get_object(Bucket=a.bucket, Key=prefix + MANIFEST))
-    old = got["Body"].read() if got else b""
-    if old != body:
-        s3.put_object(Bucket=a.bucket, Key=prefix + MANIFEST, Body=body)
-    model_data = f"s3://{a.bucket}/{prefix}"
-    model_name = f"{a.endpoint_name}-{_short_hash(a.serve_image, model_data, a.role_arn)}"
-    if not _exists(lambda: sm.describe_model(ModelName=model_name)):
-        sm.create_model(ModelName=model_name, ExecutionRoleArn=a.role_arn,
-                        PrimaryContainer={"Image": a.serve_image, "Mode": "MultiModel", "ModelDataUrl": model_data},
-                        Tags=tags(settings, endpoint=a.endpoint_name))
+    manifest, uploaded = publish_models(s3, models, settings)
+    done: dict[str, list[str]] = {"uploaded": uploaded, "created": [], "updated": []}
+    model = model_request(settings)
+    model_name = model["ModelName"]
+    if not exists(lambda: sm.describe_model(ModelName=model_name)):
+        sm.create_model(**model)
         done["created"].append(f"model/{model_name}")
-    capture = data_capture_config(settings)
-    config_name = f"{a.endpoint_name}-" + _short_hash(model_name, a.endpoint_instance_type, a.endpoint_instance_count,
-                                                     *([capture] if capture else []))
-    if not _exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
-        sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[{
-            "VariantName": VARIANT, "ModelName": model_name, "InitialInstanceCount": a.endpoint_instance_count,
-            "InstanceType": a.endpoint_instance_type}], Tags=tags(settings, endpoint=a.endpoint_name),
-            **({"DataCaptureConfig": capture} if capture else {}))
+    config = endpoint_config_request(settings, model_name)
+    config_name = config["EndpointConfigName"]
+    if not exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
+        sm.create_endpoint_config(**config)
         done["created"].append(f"endpoint-config/{config_name}")
-    endpoint = _get(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
+    endpoint = found(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
     action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)
     released = False
     if action == "create":
-        sm.create_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name,
-                           Tags=tags(settings, endpoint=a.endpoint_name))
+        sm.create_endpoint(**endpoint_request(settings, config_name))
         done["created"].append(f"endpoint/{a.endpoint_name}")
     elif action == "update":
         assert endpoint is not None
@@ -263,13 +180,23 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     return EndpointDeploy(manifest, model_name, config_name, **done)
 
 
+BACKENDS = ("local", "sagemaker", "ack")
+
+
 def run(models: list[ModelRef], backend: str, settings: Settings, repo: str | Path,
-        failed: dict[str, str] | None = None) -> DeploySummary:
-    """The deploy stage: the local repository always (both backends keep it), the endpoint on ``sagemaker``."""
-    if backend not in ("local", "sagemaker"):
-        raise ValueError(f"unknown deploy backend {backend!r} (local or sagemaker)")
+        failed: dict[str, str] | None = None, run_label: str = "") -> DeploySummary:
+    """The deploy stage: the local repository always (every backend keeps it), and the endpoint through
+    boto3 (``sagemaker``) or the ACK controller's resources (``ack``, labelled with ``run_label``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown deploy backend {backend!r} ({', '.join(BACKENDS)})")
     repository = deploy_local(models, repo)
-    endpoint = deploy_sagemaker(models, settings) if backend == "sagemaker" else None
+    endpoint = None
+    if backend == "sagemaker":
+        endpoint = deploy_sagemaker(models, settings)
+    elif backend == "ack":
+        from bqx.ack.deploy import deploy_ack
+
+        endpoint = deploy_ack(models, settings, run_label)
     return DeploySummary(repository, endpoint, dict(failed or {}))
 
 

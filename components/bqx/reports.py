@@ -29,7 +29,8 @@ def deploy_markdown(summary: DeploySummary) -> str:
         e = summary.endpoint
         text += (f"\nEndpoint {e.manifest['endpoint']} on config {e.endpoint_config}; uploaded "
                  f"{len(e.uploaded)}, created: {', '.join(e.created) or 'nothing'}, updated: "
-                 f"{', '.join(e.updated) or 'nothing'}\n")
+                 f"{', '.join(e.updated) or 'nothing'}"
+                 + (f", deleted: {', '.join(e.deleted)}" if e.deleted else "") + "\n")
     failed = summary.failed
     if failed:
         text += "\n## Failed pairs (not deployed)\n\n" + "\n".join(f"- {p}: {r}" for p, r in sorted(failed.items()))

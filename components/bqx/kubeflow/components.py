@@ -126,7 +126,8 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
 def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
                 metrics: Output[Metrics], model_card: Output[Markdown], evaluation: Output[HTML]) -> None:
-    """Train one pair's CatBoost model on the SageMaker training contract; evaluate it on the test split
+    """Train one pair's CatBoost model on the SageMaker training contract (backend local, sagemaker or ack:
+    the ACK controller's TrainingJob resource); evaluate it on the test split
     and by walk-forward folds (model card and an HTML page with equity curves, scatter, importance).
 
     A failed training job (or a failure upstream) is recorded (status=failed with the stage and the
@@ -144,7 +145,7 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     def work() -> None:
         os.makedirs(model.path, exist_ok=True)
         result = run(dataset.path, Settings.for_stage(settings_json, "train"),
-                            os.path.join(model.path, MODEL_TARBALL), backend)
+                     os.path.join(model.path, MODEL_TARBALL), backend, os.environ.get("BQX_RUN", ""))
         model.metadata.update({"pair": pair, "status": "trained",
                                **{k: result.meta[k] for k in ("catalog_version", "settings_hash", "n_features",
                                                                  "best_iteration")}})
@@ -164,7 +165,7 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
 @dsl.component(base_image=image("deploy"), install_kfp_package=False)
 def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, repository: Output[Model],  # noqa: UP006
                   report: Output[Markdown]) -> None:
-    """Publish every trained pair's model.tar.gz under one prefix and (sagemaker) serve them from one
+    """Publish every trained pair's model.tar.gz under one prefix and (sagemaker, ack) serve them from one
     multi-model endpoint; failed pairs are listed, not deployed."""
     import os
     from pathlib import Path
@@ -181,10 +182,12 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     refs = [ModelRef(m.metadata["pair"], Path(m.path) / MODEL_TARBALL, dict(m.metadata)) for m in models
             if m.metadata.get("status") != "failed"]
     os.makedirs(repository.path, exist_ok=True)
-    summary = run(refs, backend, Settings.for_stage(settings_json, "deploy"), repository.path, failed)
+    summary = run(refs, backend, Settings.for_stage(settings_json, "deploy"), repository.path, failed,
+                  os.environ.get("BQX_RUN", ""))
     if summary.endpoint:
         e = summary.endpoint
         repository.metadata.update({"endpoint_config": e.endpoint_config, "created": e.created, "updated": e.updated,
+                                    "deleted": e.deleted,
                                     "uploaded": e.uploaded})
     repository.metadata.update({"pairs": sorted(summary.repository.models), "failed": failed})
     with open(report.path, "w") as fh:

@@ -39,6 +39,16 @@ def _stage(task: object, stage: str) -> object:
     return task
 
 
+# The ack backends label their custom resources with the run: Argo labels every pod of a run with its
+# workflow's name, and the downward API hands it to the task without entering KFP's cache key.
+RUN_ENV, RUN_FIELD = "BQX_RUN", "metadata.labels['workflows.argoproj.io/workflow']"
+
+
+def _with_run_label(task: object) -> object:
+    kubernetes.use_field_path_as_env(task, env_name=RUN_ENV, field_path=RUN_FIELD)
+    return task
+
+
 def _ingest_and_panel(source: str, pairs: list, settings_json: str) -> tuple:
     """The shared head of both pipelines: validated bars and the cross-pair panel."""
     ingest = _stage(components.ingest_bars(source=source, pairs=pairs, settings_json=settings_json), "ingest")
@@ -78,12 +88,14 @@ def bqx_pipeline(
                      "lag")
         select = _stage(components.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
                                                settings_json=_settings(ingest, "select")), "select")
-        train = _stage(components.train_model(dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
-                                          settings_json=_settings(ingest, "train")), "train")
+        train = _with_run_label(_stage(components.train_model(
+            dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
+            settings_json=_settings(ingest, "train")), "train"))
         _stage(components.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
                                    settings_json=_settings(ingest, "drift")), "drift")
-    deploy = _stage(components.deploy_models(models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
-                                         settings_json=_settings(ingest, "deploy")), "deploy")
+    deploy = _with_run_label(_stage(components.deploy_models(
+        models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
+        settings_json=_settings(ingest, "deploy")), "deploy"))
     return deploy.outputs["repository"]
 
 

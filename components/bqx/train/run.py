@@ -28,11 +28,15 @@ class TrainSummary:
     evaluation_html: str
 
 
-def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local"
-        ) -> TrainSummary:
-    """Train from a select-stage dataset dir (train/val/test Parquet + selection.json) and evaluate."""
-    if backend not in ("local", "sagemaker"):
-        raise ValueError(f"unknown training backend {backend!r} (local or sagemaker)")
+BACKENDS = ("local", "sagemaker", "ack")
+
+
+def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local",
+        run_label: str = "") -> TrainSummary:
+    """Train from a select-stage dataset dir (train/val/test Parquet + selection.json) and evaluate; on the
+    ``ack`` backend the TrainingJob resource is labelled with ``run_label`` (the KFP run)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown training backend {backend!r} ({', '.join(BACKENDS)})")
     d = Path(dataset_dir)
     with tempfile.TemporaryDirectory(prefix="bqx-channels-") as tmp:
         channels = {}
@@ -46,10 +50,15 @@ def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, ba
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))
         else:
-            from bqx.train.sagemaker import train_sagemaker
-
             pair = json.loads((d / SELECTION).read_text()).get("pair", "pair")
-            meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
+            if backend == "ack":
+                from bqx.ack.train import train_ack
+
+                meta = train_ack(channels, hp, Path(out_tarball), settings, pair, run_label)
+            else:
+                from bqx.train.sagemaker import train_sagemaker
+
+                meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
     loaded = load_tarball(out_tarball)
     frames = {name: pd.read_parquet(d / split_file(name)) for name in SPLIT_NAMES}
     metrics, page = evaluation(loaded, frames, settings)

@@ -37,13 +37,19 @@ def job_name(pair: str, selection: dict, hyperparameters: dict[str, str]) -> str
     return f"bqx-{pair}-{digest}"
 
 
+CHANNELS = ("train", "validation")
+
+
+def channel_uris(bucket: str, prefix: str, names: tuple[str, ...] = CHANNELS) -> dict[str, str]:
+    """Where each channel's files go: ``s3://{bucket}/{prefix}/{channel}/``."""
+    return {name: f"s3://{bucket}/{prefix}/{name}/" for name in names}
+
+
 def upload_channels(s3: Any, bucket: str, prefix: str, channels: dict[str, Path]) -> dict[str, str]:  # noqa: ANN401
-    uris = {}
+    uris = channel_uris(bucket, prefix, tuple(channels))
     for name, folder in channels.items():
-        key_prefix = f"{prefix}/{name}/"
         for f in sorted(Path(folder).iterdir()):
-            s3.upload_file(str(f), bucket, key_prefix + f.name)
-        uris[name] = f"s3://{bucket}/{key_prefix}"
+            s3.upload_file(str(f), bucket, f"{prefix}/{name}/{f.name}")
     return uris
 
 
@@ -165,6 +171,33 @@ def current_attempt(sm: Any, base: str, max_attempts: int, sleep: Callable[[floa
                          f"{last.get('FailureReason', 'no reason given')}")
 
 
+def fetch_artifact(s3: Any, uri: str, job: str, out_tarball: Path) -> dict:  # noqa: ANN401
+    """Download the model.tar.gz a training job wrote and repack it byte-reproducibly (SageMaker's tarball
+    carries times and owners, so equal models would give unequal bytes); returns its meta.json."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3(uri)
+    out_tarball.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_tarball.with_name(f".{out_tarball.name}.tmp")
+    try:
+        s3.download_file(bucket, key, str(tmp))
+    except ClientError as err:
+        tmp.unlink(missing_ok=True)
+        raise TrainingFailed(f"training job {job} completed but its model artifact "
+                             f"s3://{bucket}/{key} cannot be read: {err}") from err
+    try:
+        with unpacked(tmp) as d:
+            if not (d / META).is_file():
+                raise TrainingFailed(f"model artifact of {job} has no meta.json")
+            meta = json.loads((d / META).read_text())
+            write_tarball(d, out_tarball)
+    except PackageError as err:
+        raise TrainingFailed(f"model artifact of {job} (s3://{bucket}/{key}): {err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return meta
+
+
 def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], out_tarball: Path,
                     settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Run one pair's training job and fetch its model.tar.gz; returns the model's meta.json."""
@@ -177,27 +210,7 @@ def train_sagemaker(channels: dict[str, Path], hyperparameters: dict[str, str], 
         uris = upload_channels(s3, settings.aws.bucket, f"{settings.aws.prefix}/jobs/{base}/input", channels)
         call(sm.create_training_job, sleep, **training_request(name, uris, hyperparameters, settings, pair))
     desc = wait(sm, name, settings.aws.poll_s, settings.aws.wait_timeout_s, sleep)
-    bucket, key = split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
-    out_tarball.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_tarball.with_name(f".{out_tarball.name}.tmp")
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.download_file(bucket, key, str(tmp))
-    except ClientError as err:
-        tmp.unlink(missing_ok=True)
-        raise TrainingFailed(f"training job {name} completed but its model artifact "
-                             f"s3://{bucket}/{key} cannot be read: {err}") from err
-    try:  # SageMaker's tarball carries times and owners: repack it so equal models give equal bytes
-        with unpacked(tmp) as d:
-            if not (d / META).is_file():
-                raise TrainingFailed(f"model artifact of {name} has no meta.json")
-            meta = json.loads((d / META).read_text())
-            write_tarball(d, out_tarball)
-    except PackageError as err:
-        raise TrainingFailed(f"model artifact of {name} (s3://{bucket}/{key}): {err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    meta = fetch_artifact(s3, desc["ModelArtifacts"]["S3ModelArtifacts"], name, out_tarball)
     if desc.get("TrainingTimeInSeconds") is not None:
         meta["train_seconds"] = float(desc["TrainingTimeInSeconds"])
     meta["training_job"] = name
