@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bqx import deploy
-from bqx.config import Settings
+from bqx.config import RegistrySettings, Settings
 from bqx.deploy import ModelRef
 from bqx.model_package import load_tarball
 from bqx.reports import deploy_markdown
@@ -95,9 +95,10 @@ def test_failure_reason_is_written_and_exit_is_nonzero(tmp_path: Path):
 def test_local_deploy_is_idempotent(tmp_path: Path):
     train_local(_channels(tmp_path / "ch"), HP, tmp_path / "m" / "model.tar.gz")
     refs = [ModelRef("eurusd", tmp_path / "m" / "model.tar.gz", {"catalog_version": "c0ffee"})]
-    first = deploy.run(refs, "local", Settings(), tmp_path / "repo")
+    ungated = Settings(registry=RegistrySettings(gate=False))  # no metrics here: the gate is tested in test_registry
+    first = deploy.run(refs, "local", ungated, tmp_path / "repo")
     stamp = (tmp_path / "repo" / "manifest.json").stat().st_mtime_ns
-    second = deploy.run(refs, "local", Settings(), tmp_path / "repo", {"gbpusd": "failed at select: no rows"})
+    second = deploy.run(refs, "local", ungated, tmp_path / "repo", {"gbpusd": "failed at select: no rows"})
     assert first.repository.changed == ["eurusd"] and second.repository.changed == [] and first.endpoint is None
     report = deploy_markdown(second)
     assert "| eurusd | eurusd.tar.gz |" in report and "none (already deployed)" in report

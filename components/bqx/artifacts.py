@@ -23,6 +23,10 @@ MODEL_CBM = "model.cbm"
 MODEL_JSON = "model.json"  # CatBoost's JSON export, what the serving image predicts from
 META = "meta.json"
 REFERENCE = "reference.parquet"  # training rows with predictions: the drift reference
+# beside model.tar.gz in the train stage's model artifact, and in every registered version
+METRICS = "metrics.json"  # the test-split and walk-forward metrics the gate reads
+MODEL_CARD = "model_card.md"
+VERSION = "version.json"  # a registered version's record (bqx.registry)
 # deploy: the model repository's index
 MANIFEST = "manifest.json"
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,6 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.days < 1:
         raise ValueError(f"--days must be at least 1, got {args.days}")
     out = Path(args.out).resolve()
+    if not settings.registry.uri:  # runs into the same --out share one model registry
+        settings = settings.replace(registry=dataclasses.replace(settings.registry, uri=str(out / "registry")))
     runner = _runner(args)
     _check_disk(out, settings, len(_pairs(args.pairs, settings.features.pairs if args.bars else DEFAULT_SAMPLE_PAIRS)),
                 args.days * 1440 if not args.bars else None, args.bars)
@@ -216,11 +219,18 @@ def summary_text(result: object) -> str:
 
             lines.append("    " + headline(m))
     deploy = result.find("deploy-models")
+    not_served: dict[str, str] = {}
     if deploy:
-        lines.append(f"  model repository       {rel(deploy[0].artifacts['repository']['uri'])}")
-    if failed:
-        lines.append(f"  deployed {len(by_pair) - len(failed)} of {len(by_pair)} pairs; FAILED: "
-                     + ", ".join(f"{p} (at {stage})" for p, stage in sorted(failed.items())))
+        repo = deploy[0].artifacts["repository"]
+        lines.append(f"  model repository       {rel(repo['uri'])}")
+        not_served = repo["metadata"].get("not_served", {})
+        for pair, why in sorted(not_served.items()):
+            lines.append(f"  gate: {pair} not deployed: {why}")
+    if failed or not_served:
+        lines.append(f"  deployed {len(by_pair) - len(failed) - len(not_served)} of {len(by_pair)} pairs"
+                     + (f"; not approved: {', '.join(sorted(not_served))}" if not_served else "")
+                     + ("; FAILED: " + ", ".join(f"{p} (at {stage})" for p, stage in sorted(failed.items()))
+                        if failed else ""))
     lines.append(f"  log                    {result.log_path}")
     return "\n".join(lines)
 
@@ -320,6 +330,37 @@ def cmd_ack_manifests(args: argparse.Namespace) -> int:
             raise ValueError("the objects do not match the CRDs in " + args.crds + ": " + "; ".join(found))
     for path in write(objects, args.out):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from bqx.pairs import check_pair
+    from bqx.registry.gate import APPROVED, REJECTED
+
+    check_pair(args.pair)
+    if args.dir:
+        from bqx.registry.local import LocalRegistry
+
+        registry = LocalRegistry(args.dir)
+    else:
+        from bqx.registry.sagemaker import SageMakerRegistry
+
+        registry = SageMakerRegistry(_settings(args.settings))
+    if args.action == "list":
+        versions = registry.versions(args.pair)
+        if not versions:
+            print(f"{args.pair}: no versions registered")
+        for v in versions:
+            rmse = v.metrics.get("model_rmse")
+            print(f"v{v.version:<4} {v.status:<22} {v.created:<26} "
+                  f"{'' if rmse is None else f'test RMSE {rmse:.4g}  '}{v.reason}")
+        return 0
+    if args.version is None:
+        raise ValueError(f"bqx registry {args.action} needs --version")
+    status = APPROVED if args.action == "approve" else REJECTED
+    reason = args.reason or f"{status.lower()} by hand (bqx registry {args.action})"
+    v = registry.set_status(args.pair, args.version, status, reason)
+    print(f"{v.name} is {v.status}: {v.reason}; the next deploy serves the newest approved version")
     return 0
 
 
@@ -548,6 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifests", help="write the Pipeline/PipelineVersion objects for manifests/")
     p.add_argument("--out", default="manifests/base/pipelines.yaml")
     p.set_defaults(func=cmd_manifests)
+
+    p = sub.add_parser("registry", help="list a pair's registered model versions, or approve/reject one by hand",
+                       description="The model registry the deploy stage writes: a directory (--dir, e.g. "
+                                   "runs/registry after bqx run --local) or SageMaker's Model Registry (the aws "
+                                   "section of --settings). Deploy serves each pair's newest approved version.")
+    p.add_argument("action", choices=("list", "approve", "reject"))
+    p.add_argument("--pair", required=True)
+    p.add_argument("--version", type=int, help="the version to approve or reject")
+    p.add_argument("--reason", default="", help="recorded with the new status")
+    p.add_argument("--dir", help="a local registry directory (default: SageMaker's, from --settings)")
+    p.add_argument("--settings", help="settings JSON file (aws.region, bucket, prefix, serve_image)")
+    p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("ack-manifests", help="write one pair's ACK SageMaker objects (TrainingJob, Model, "
                        "EndpointConfig, Endpoint) as YAML files",

@@ -160,6 +160,27 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """Every trained model is registered as a version; the gate decides which versions may serve."""
+
+    # where versions are kept on the local deploy backend ("" = inside the deploy's own repository, so a
+    # run knows only its own models; `bqx run --local` uses {out}/registry). The sagemaker and ack
+    # backends keep them in SageMaker's Model Registry: a model package group per pair, {aws.prefix}-{pair}.
+    uri: str = ""
+    gate: bool = True  # False approves every trained model
+    # a model is approved when its test-split RMSE is below both the zero and the persistence forecast's
+    # by at least this fraction of theirs (0.02 = 2 % better than the better of the two)
+    min_improvement: float = 0.0
+    manual_approval: bool = False  # a model that passes waits as PendingManualApproval for `bqx approve`
+
+    def __post_init__(self) -> None:
+        check_fields(self, "registry.")
+        if self.min_improvement >= 1:
+            raise ValueError(f"settings field 'registry.min_improvement': a fraction below 1, got "
+                             f"{self.min_improvement}")
+
+
+@dataclass(frozen=True)
 class DriftSettings:
     """When drift warns or alerts, and how the HTML's Evidently section tests each feature."""
 
@@ -255,7 +276,8 @@ class AwsSettings:
 
 
 SECTIONS: dict[str, type] = {"features": FeatureSettings, "splits": SplitSettings, "selection": SelectionSettings,
-                             "training": TrainingSettings, "drift": DriftSettings, "aws": AwsSettings}
+                             "training": TrainingSettings, "drift": DriftSettings, "aws": AwsSettings,
+                             "registry": RegistrySettings}
 
 # The sections each stage reads. A pipeline task gets only these (ingest hands them out), so a change
 # elsewhere leaves its inputs and its cache key as they were.
@@ -267,7 +289,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "select": ("features", "splits", "selection"),
     "train": ("features", "splits", "training", "aws"),
     "drift": ("features", "splits", "drift", "aws"),
-    "deploy": ("aws",),
+    "deploy": ("aws", "registry"),
 }
 
 
@@ -307,6 +329,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
 
     def given(self) -> tuple[str, ...]:
         """The sections this object holds (all of them, except in a stage given only its own)."""
@@ -395,7 +418,7 @@ class Settings:
 
 # Lower bounds of numeric fields (inclusive unless noted); every other int field must be >= 1.
 _AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "threshold",
-                  "walk_forward_folds"}
+                  "walk_forward_folds", "min_improvement"}
 _FRACTIONS = {"train_fraction", "val_fraction"}
 
 

@@ -10,14 +10,16 @@ same models again changes nothing; files are replaced atomically.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bqx.artifacts import MANIFEST
 from bqx.config import Settings
 from bqx.endpoint import (
+    MANIFEST_META,
     VARIANT,
     DeployFailed,
     EndpointDeploy,
@@ -32,6 +34,7 @@ from bqx.endpoint import (
 )
 from bqx.io import atomic_path, read_json, write_json
 from bqx.model_package import sha256_of
+from bqx.registry.promote import Served, open_registry, promote
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class DeploySummary:
     repository: Repository
     endpoint: EndpointDeploy | None  # None on the local backend
     failed: dict[str, str]  # pair -> why it has no model to deploy
+    served: list[Served] = field(default_factory=list)  # per trained pair: its registered version, what serves
+
+    @property
+    def not_served(self) -> dict[str, str]:
+        """Pairs that trained but have no approved version, and why."""
+        return {s.pair: s.why for s in self.served if s.serving is None}
 
 
 def deploy_local(models: list[ModelRef], repo: str | Path) -> Repository:
@@ -66,9 +75,9 @@ def deploy_local(models: list[ModelRef], repo: str | Path) -> Repository:
                 shutil.copyfile(ref.tarball, tmp)
             changed.append(ref.pair)
         entries[ref.pair] = {"target_model": name, "sha256": digest, "bytes": target.stat().st_size,
-                             **{k: ref.meta.get(k) for k in ("catalog_version", "settings_hash", "n_features")}}
+                             **{k: ref.meta.get(k) for k in MANIFEST_META}}
     manifest = {"models": dict(sorted(entries.items())), "changed": changed}
-    if old.get("models") != manifest["models"] or changed:
+    if old.get("models") != manifest["models"] or changed or not manifest_path.exists():
         write_json(manifest, manifest_path)
     return Repository(manifest["models"], changed)
 
@@ -185,19 +194,23 @@ BACKENDS = ("local", "sagemaker", "ack")
 
 def run(models: list[ModelRef], backend: str, settings: Settings, repo: str | Path,
         failed: dict[str, str] | None = None, run_label: str = "") -> DeploySummary:
-    """The deploy stage: the local repository always (every backend keeps it), and the endpoint through
-    boto3 (``sagemaker``) or the ACK controller's resources (``ack``, labelled with ``run_label``)."""
+    """The deploy stage: register every model and let the gate choose what serves each pair
+    (``bqx.registry``), then the local repository always (every backend keeps it) and the endpoint
+    through boto3 (``sagemaker``) or the ACK controller's resources (``ack``, labelled ``run_label``)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown deploy backend {backend!r} ({', '.join(BACKENDS)})")
-    repository = deploy_local(models, repo)
-    endpoint = None
-    if backend == "sagemaker":
-        endpoint = deploy_sagemaker(models, settings)
-    elif backend == "ack":
-        from bqx.ack.deploy import deploy_ack
+    with tempfile.TemporaryDirectory(prefix="bqx-deploy-") as work:
+        served = promote(models, open_registry(backend, settings, repo), settings, Path(work))
+        refs = [s.ref for s in served if s.ref is not None]
+        repository = deploy_local(refs, repo)
+        endpoint = None
+        if backend == "sagemaker":
+            endpoint = deploy_sagemaker(refs, settings)
+        elif backend == "ack":
+            from bqx.ack.deploy import deploy_ack
 
-        endpoint = deploy_ack(models, settings, run_label)
-    return DeploySummary(repository, endpoint, dict(failed or {}))
+            endpoint = deploy_ack(refs, settings, run_label)
+    return DeploySummary(repository, endpoint, dict(failed or {}), served)
 
 
 def _ensure_scaling(aas: object, settings: Settings, fresh: bool = False) -> str:

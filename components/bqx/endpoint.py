@@ -18,12 +18,19 @@ from bqx.artifacts import MANIFEST
 from bqx.config import Settings
 from bqx.model_package import sha256_of
 
+# what a manifest entry records of a model beside its file: provenance, and the registry version serving
+MANIFEST_META = ("catalog_version", "settings_hash", "n_features", "registry_version")
+
 
 @dataclass(frozen=True)
 class ModelRef:
+    """A trained model on its way to deployment: its package, and what the registry records with it."""
+
     pair: str
     tarball: Path
     meta: dict
+    metrics: dict[str, float] = field(default_factory=dict)  # the train stage's test and walk-forward metrics
+    card: str = ""  # the model card (Markdown)
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ def publish_models(s3: object, models: list[ModelRef], settings: Settings) -> tu
                            ExtraArgs={"Metadata": {"sha256": digest}})
             uploaded.append(name)
         entries[ref.pair] = {"target_model": name, "sha256": digest,
-                             **{k: ref.meta.get(k) for k in ("catalog_version", "settings_hash", "n_features")}}
+                             **{k: ref.meta.get(k) for k in MANIFEST_META}}
     manifest = {"endpoint": a.endpoint_name, "models": entries}
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
     got = found(lambda: s3.get_object(Bucket=a.bucket, Key=prefix + MANIFEST))  # type: ignore[attr-defined]

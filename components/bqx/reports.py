@@ -25,6 +25,12 @@ def deploy_markdown(summary: DeploySummary) -> str:
         lines.append(f"| {pair} | {e['target_model']} | {e['bytes']:,} | {e['sha256'][:12]} | {e['catalog_version']} |")
     changed = ", ".join(summary.repository.changed) or "none (already deployed)"
     text = "\n".join(lines) + f"\n\nChanged: {changed}\n"
+    if summary.served:
+        text += ("\n## What serves each pair (model registry and gate)\n\n| pair | registered | serves | why |\n"
+                 "|---|---|---|---|\n")
+        for s in summary.served:
+            serves = f"v{s.serving.version}" if s.serving else "nothing"
+            text += f"| {s.pair} | v{s.candidate.version} {s.candidate.status} | {serves} | {s.why} |\n"
     if summary.endpoint:
         e = summary.endpoint
         text += (f"\nEndpoint {e.manifest['endpoint']} on config {e.endpoint_config}; uploaded "

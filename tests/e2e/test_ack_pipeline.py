@@ -26,7 +26,7 @@ def test_ack_backends_train_and_serve_through_custom_resources(tmp_path, aws_set
         standin.controllers["TrainingJob"] = _controller_trains(s3)
         standin.controllers.update(_controller_serves([]))
         aws = dataclasses.replace(aws_settings.aws, ack_kubeconfig=str(standin.kubeconfig(tmp_path / "kubeconfig")))
-        settings = dataclasses.replace(aws_settings, aws=aws)
+        settings = dataclasses.replace(aws_settings, aws=aws).replace(gate=False)  # plumbing, not the gate
         write_sample(tmp_path / "bars", PAIRS, days=10, seed=42)
         result = run_local(tmp_path / "bars", tmp_path / "out", settings, PAIRS, echo=open(tmp_path / "p.txt", "w"),
                            train_backend="ack", deploy_backend="ack")

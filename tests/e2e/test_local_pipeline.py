@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bqx.config import Settings
+from bqx.config import RegistrySettings, Settings
 from bqx.kubeflow.local_run import run_local
 from bqx.model_package import load_dir, load_tarball, unpacked
+from bqx.registry.gate import APPROVED, decide
 from bqx.sample import write_sample
 
 PAIRS = ["eurusd", "usdjpy", "gbpusd"]
@@ -51,11 +52,20 @@ def test_every_model_loads_from_its_tarball_and_predicts(run):
         assert m["rows"] == len(test) and m["wf_rows"] > len(test) and m["bar_interval_s"] == 60
         page = Path(task.artifacts["evaluation"]["uri"])
         assert page.stat().st_size < 2e6 and "Equity after cost" in page.read_text()
-    repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
-    manifest = json.loads((repo / "manifest.json").read_text())
-    assert sorted(manifest["models"]) == sorted(PAIRS)
-    for pair in PAIRS:
-        assert load_tarball(repo / f"{pair}.tar.gz").features
+    repo = run.find("deploy-models")[0].artifacts["repository"]
+    manifest = json.loads((Path(repo["uri"]) / "manifest.json").read_text())
+    # the gate: deployed are exactly the pairs whose test RMSE beats zero and persistence (on this seeded
+    # random walk, eurusd alone); the others are registered, rejected and named with the reason
+    approved = sorted(t.pair for t in trains if decide(t.artifacts["metrics"]["metadata"], RegistrySettings()).status
+                      == APPROVED)
+    assert sorted(manifest["models"]) == approved == ["eurusd"]
+    assert sorted(repo["metadata"]["not_served"]) == sorted(set(PAIRS) - set(approved))
+    assert all("does not beat" in why for why in repo["metadata"]["not_served"].values())
+    for pair in approved:
+        assert load_tarball(Path(repo["uri"]) / f"{pair}.tar.gz").features
+        assert manifest["models"][pair]["registry_version"] == 1
+    for pair in PAIRS:  # every model is registered, approved or not
+        assert (Path(repo["uri"]) / "registry" / pair / "v0001" / "model.tar.gz").is_file()
 
 
 def test_selection_quota_and_drift_sections(run):
@@ -98,7 +108,8 @@ def test_a_pair_failing_mid_pipeline_does_not_stop_the_others(tmp_path, capsys):
     frozen = pd.read_parquet(tmp_path / "bars" / "usdjpy.parquet")
     frozen[["open", "high", "low", "close"]] = 150.0
     frozen.to_parquet(tmp_path / "bars" / "usdjpy.parquet", index=False)
-    result = run_local(tmp_path / "bars", tmp_path / "out", Settings(), pairs, echo=open(tmp_path / "p.txt", "w"))
+    ungated = Settings(registry=RegistrySettings(gate=False))  # about failures, not the gate
+    result = run_local(tmp_path / "bars", tmp_path / "out", ungated, pairs, echo=open(tmp_path / "p.txt", "w"))
     repo = result.find("deploy-models")[0].artifacts["repository"]
     assert repo["metadata"]["pairs"] == ["eurusd", "gbpusd"]
     assert repo["metadata"]["failed"]["usdjpy"].startswith("failed at select: CatBoostError")
@@ -120,11 +131,12 @@ def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
     from bqx.kubeflow.local_run import run_local_drift
 
     repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
+    deployed = sorted(json.loads((repo / "manifest.json").read_text())["models"])  # what the gate let through
     write_sample(tmp_path / "fresh", PAIRS, days=6, start="2024-08-05", seed=7)
-    result = run_local_drift(tmp_path / "fresh", repo, tmp_path / "out", Settings(), PAIRS,
+    result = run_local_drift(tmp_path / "fresh", repo, tmp_path / "out", Settings(), deployed,
                              echo=open(tmp_path / "progress.txt", "w"))
     monitors = result.find("monitor-drift")
-    assert sorted(t.pair for t in monitors) == sorted(PAIRS)
+    assert sorted(t.pair for t in monitors) == deployed and deployed
     for task in monitors:
         summary = json.loads(Path(task.artifacts["summary"]["uri"]).read_text())
         assert {"idx", "bqx", "output"} <= set(summary["domains"])

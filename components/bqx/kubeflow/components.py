@@ -135,8 +135,9 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     import math
     import os
 
-    from bqx.artifacts import MODEL_TARBALL
+    from bqx.artifacts import METRICS, MODEL_CARD, MODEL_TARBALL
     from bqx.config import Settings
+    from bqx.io import write_json, write_text
     from bqx.pair_status import run_isolated
     from bqx.progress import say
     from bqx.train.evaluate import headline
@@ -154,6 +155,9 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
                 metrics.log_metric(name, value)
         with open(model_card.path, "w") as fh:
             fh.write(result.model_card)
+        # the registry records both with the model (deploy registers every model, the gate reads the metrics)
+        write_json(result.metrics, os.path.join(model.path, METRICS))
+        write_text(result.model_card, os.path.join(model.path, MODEL_CARD))
         with open(evaluation.path, "w") as fh:
             fh.write(result.evaluation_html)
         say("train", pair, headline(result.metrics))
@@ -170,17 +174,19 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     import os
     from pathlib import Path
 
-    from bqx.artifacts import MODEL_TARBALL
+    from bqx.artifacts import METRICS, MODEL_CARD, MODEL_TARBALL
     from bqx.config import Settings
     from bqx.deploy import ModelRef, run
+    from bqx.io import read_json
     from bqx.progress import say, work_started
     from bqx.reports import deploy_markdown
 
     work_started()
     failed = {m.metadata["pair"]: f"failed at {m.metadata.get('failed_stage', 'train')}: {m.metadata.get('reason', '')}"
               for m in models if m.metadata.get("status") == "failed"}
-    refs = [ModelRef(m.metadata["pair"], Path(m.path) / MODEL_TARBALL, dict(m.metadata)) for m in models
-            if m.metadata.get("status") != "failed"]
+    refs = [ModelRef(m.metadata["pair"], Path(m.path) / MODEL_TARBALL, dict(m.metadata),
+                     read_json(Path(m.path) / METRICS), (Path(m.path) / MODEL_CARD).read_text())
+            for m in models if m.metadata.get("status") != "failed"]
     os.makedirs(repository.path, exist_ok=True)
     summary = run(refs, backend, Settings.for_stage(settings_json, "deploy"), repository.path, failed,
                   os.environ.get("BQX_RUN", ""))
@@ -189,10 +195,13 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
         repository.metadata.update({"endpoint_config": e.endpoint_config, "created": e.created, "updated": e.updated,
                                     "deleted": e.deleted,
                                     "uploaded": e.uploaded})
-    repository.metadata.update({"pairs": sorted(summary.repository.models), "failed": failed})
+    repository.metadata.update({"pairs": sorted(summary.repository.models), "failed": failed,
+                                "serving": {s.pair: s.serving.version for s in summary.served if s.serving},
+                                "not_served": summary.not_served})
     with open(report.path, "w") as fh:
         fh.write(deploy_markdown(summary))
     say("deploy", "all", f"{len(summary.repository.models)} models in {repository.path}"
+        + (f"; not approved by the gate: {', '.join(sorted(summary.not_served))}" if summary.not_served else "")
         + (f"; FAILED pairs: {', '.join(sorted(failed))}" if failed else ""))
 
 

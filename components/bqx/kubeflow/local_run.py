@@ -367,7 +367,14 @@ def _kfp_runner(runner: Runner, run_dir: Path, arguments: dict) -> object:
     inputs = sorted({str(v) for k, v in arguments.items() if k in ("source", "model_repository")
                      and not str(v).startswith("s3://")})
     env = {k: v for k, v in os.environ.items() if k.startswith(("BQX_AWS_", "AWS_"))}
-    options: dict = {"mounts": [Mount(target=p, source=p, type="bind", read_only=True) for p in inputs],
+    mounts = [Mount(target=p, source=p, type="bind", read_only=True) for p in inputs]
+    registry_dir = json.loads(arguments.get("settings_json") or "{}").get("registry", {}).get("uri", "")
+    if registry_dir and "://" not in registry_dir:  # the model registry outlives the run: writable, same path
+        Path(registry_dir).mkdir(parents=True, exist_ok=True)
+        if os.getuid() == 0:
+            os.chown(registry_dir, *IMAGE_USER)
+        mounts.append(Mount(target=registry_dir, source=registry_dir, type="bind", read_only=False))
+    options: dict = {"mounts": mounts,
                      "environment": env, "labels": {RUN_LABEL: run_dir.name},
                      "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
                      # On a cluster a task's command replaces the image's ENTRYPOINT (bqx, for SageMaker's
