@@ -220,14 +220,16 @@ def summary_text(result: object) -> str:
             lines.append("    " + headline(m))
     deploy = result.find("deploy-models")
     not_served: dict[str, str] = {}
+    deployed = len(by_pair) - len(failed)
     if deploy:
         repo = deploy[0].artifacts["repository"]
         lines.append(f"  model repository       {rel(repo['uri'])}")
         not_served = repo["metadata"].get("not_served", {})
+        deployed = len(repo["metadata"].get("pairs", []))
         for pair, why in sorted(not_served.items()):
             lines.append(f"  gate: {pair} not deployed: {why}")
     if failed or not_served:
-        lines.append(f"  deployed {len(by_pair) - len(failed) - len(not_served)} of {len(by_pair)} pairs"
+        lines.append(f"  deployed {deployed} of {len(by_pair)} pairs"
                      + (f"; not approved: {', '.join(sorted(not_served))}" if not_served else "")
                      + ("; FAILED: " + ", ".join(f"{p} (at {stage})" for p, stage in sorted(failed.items()))
                         if failed else ""))
