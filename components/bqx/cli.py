@@ -335,6 +335,16 @@ def cmd_ack_manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bqx.predict import run
+
+    pairs = [p.strip() for p in args.pairs.split(",")] if args.pairs else None
+    summary = run(args.bars, args.models, args.out, pairs, args.since, progress=lambda line: print(line, flush=True))
+    print(f"wrote {summary.path}: {summary.rows:,} predictions for {len(summary.pairs)} pairs in "
+          f"{summary.seconds:.1f} s")
+    return 0
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     from bqx.pairs import check_pair
     from bqx.registry.gate import APPROVED, REJECTED
@@ -591,6 +601,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifests", help="write the Pipeline/PipelineVersion objects for manifests/")
     p.add_argument("--out", default="manifests/base/pipelines.yaml")
     p.set_defaults(func=cmd_manifests)
+
+    p = sub.add_parser("predict", help="predict every bar of a span for every pair of a model repository",
+                       description="Batch prediction with the deployed models: the features serving computes, "
+                                   "from the batch engine; one Parquet of ts_utc, pair, prediction, target_model. "
+                                   "Bars before a model's warm-up are history only.")
+    p.add_argument("--bars", required=True, help="bar files (a directory or s3:// prefix) of every pair of the "
+                                                 "models' panel, with enough history before --since")
+    p.add_argument("--models", required=True, help="a model repository (what deploy wrote: manifest.json)")
+    p.add_argument("--out", required=True, help="the Parquet file to write")
+    p.add_argument("--pairs", help="only these pairs (comma-separated; default: every pair of the repository)")
+    p.add_argument("--since", help="predict bars from this UTC time on (e.g. 2024-07-01); earlier bars are history")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("registry", help="list a pair's registered model versions, or approve/reject one by hand",
                        description="The model registry the deploy stage writes: a directory (--dir, e.g. "

@@ -74,6 +74,14 @@ def _read_bytes(location: str, name: str) -> bytes | None:
         raise
 
 
+def repository_pairs(repository: str | Path) -> list[str]:
+    """The pairs a model repository serves (its ``manifest.json``)."""
+    raw = _read_bytes(str(repository), MANIFEST)
+    if raw is None:
+        raise FileNotFoundError(f"{repository}: not a model repository (no {MANIFEST}; give what deploy wrote)")
+    return sorted(json.loads(raw).get("models", {}))
+
+
 def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
     """The pair's deployed package, as a local file (downloaded into ``into`` from S3)."""
     raw = _read_bytes(str(repository), MANIFEST)

@@ -11,6 +11,7 @@ not control, so a member that is a link or leaves the archive root, an archive t
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -22,8 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from bqx.artifacts import META, MODEL_CBM, MODEL_JSON, REFERENCE, SELECTION
+
+if TYPE_CHECKING:
+    from bqx.config import Settings
 
 REQUIRED = (MODEL_CBM, SELECTION, META)
 MAX_UNPACKED_BYTES = 4 * 2**30  # a 250-feature model with its reference is tens of MB
@@ -46,6 +51,26 @@ class LoadedModel:
 
     def predict(self, rows: object) -> object:
         return self.model.predict(rows)  # type: ignore[attr-defined]
+
+
+def feature_settings(selection: dict, override: Settings | None = None) -> tuple[Settings, dict | None]:
+    """The settings a model's features are computed with (the package's, or ``override``) and its
+    ``online_state``: the bar interval it was trained on when the settings leave it open, and the pairs
+    of the panel its cross-pair features were computed on. Serving and batch prediction both use it."""
+    from bqx.config import Settings
+
+    if override is None:
+        data = dict(selection.get("settings") or {})
+        known = {f.name for f in dataclasses.fields(Settings)}
+        override = Settings.from_dict({k: v for k, v in data.items() if k in known})
+    settings = override
+    state = selection.get("online_state")
+    snapshot = state if isinstance(state, dict) else None
+    if settings.features.bar_interval_s is None and snapshot and snapshot.get("bar_interval_s"):
+        settings = settings.replace(bar_interval_s=int(snapshot["bar_interval_s"]))
+    if snapshot and snapshot.get("pairs"):  # the run's panel, which may be a subset of the 28 pairs
+        settings = settings.replace(pairs=tuple(snapshot["pairs"]))
+    return settings, snapshot
 
 
 def sha256_of(path: str | Path) -> str:

@@ -44,6 +44,9 @@ class PairInputs:
     pair: str
     panel: Panel  # every pair on one grid (bqx.panel); cross-pair tables are computed on it
     panel_rows: np.ndarray  # grid row of each of this pair's bars
+    # a fitted HMM to filter with instead of fitting on the first hmm_fit_rows bars: a model package's
+    # (online_state["hmm"]), so batch prediction computes the regime features as serving does
+    hmm_fit: dict | None = None
 
 
 def on_pair_rows(inp: PairInputs, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -170,16 +170,24 @@ def fit_start(idx: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray, n
     return alpha_fit[-1] @ trans, trans, mu, var, float(np.std(r))
 
 
-def compute(idx: np.ndarray, fit_rows: int) -> dict[str, np.ndarray]:
+def compute(idx: np.ndarray, fit_rows: int, fitted: tuple | None = None) -> dict[str, np.ndarray]:
+    """Every feature, the filter running from row ``fit_rows`` on the fit of the rows before it; or, with
+    ``fitted`` (``from_snapshot``'s parameters: start row, prior, transitions, means, variances, CUSUM
+    scale), from that start row on a fit made elsewhere, as the online kernel does with a snapshot."""
     n = len(idx)
     out = {name: np.full(n, np.nan) for name in NAMES}
     r = np.full(n, np.nan)
     r[1:] = np.log(idx[1:] / idx[:-1]) * 1e4
-    fitted = fit_start(idx, fit_rows)
     if fitted is None:
-        return out
-    init, trans, mu, var, sd = fitted
-    live = slice(fit_rows, n)
+        fit = fit_start(idx, fit_rows)
+        if fit is None:
+            return out
+        start, (init, trans, mu, var, sd) = fit_rows, fit
+    else:
+        start, init, trans, mu, var, sd = fitted
+        if n <= start or not np.isfinite(sd):
+            return out
+    live = slice(start, n)
     obs = r[live]
     alpha, loglik = forward_filter(np.ascontiguousarray(obs), init, trans, mu, var)
     prior = np.vstack([init[None, :], alpha[:-1] @ trans])
@@ -318,7 +326,8 @@ def from_snapshot(state: dict) -> tuple | None:
 
 TABLES: dict[str, Family] = {
     "hmm_regime": Family(lambda s: names(),
-                         lambda inp, s: compute(inp.idx, s.features.hmm_fit_rows),
+                         lambda inp, s: compute(inp.idx, s.features.hmm_fit_rows,
+                                                from_snapshot({"hmm": inp.hmm_fit}) if inp.hmm_fit else None),
                          lambda s: warmup(s.features.hmm_fit_rows),
                          Online(("idx",), online_step, state_size=lambda s: ONLINE_STATE,
                                 init=online_init,

@@ -5,7 +5,6 @@ time. The engine itself is :mod:`bqx.serving.engine`; the request's bars :mod:`b
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -17,6 +16,7 @@ import pandas as pd
 from bqx.columns import lag_of, parse
 from bqx.config import Settings
 from bqx.features.registry import FAMILIES
+from bqx.model_package import feature_settings
 from bqx.serving.engine import (
     PairEngine,
     market_keep,
@@ -119,13 +119,7 @@ class OnlineRegistry:
                                     f"{', '.join(refused[:5])}: send feature rows instead")
         tables = tuple(tables_for(features))
         panel = [t for t in tables if FAMILIES[t].online.panel]  # type: ignore[union-attr]
-        settings = self.settings or Settings.from_dict(_model_settings(model))
-        state = model.loaded.selection.get("online_state")  # type: ignore[attr-defined]
-        snapshot = state if isinstance(state, dict) else None
-        if settings.features.bar_interval_s is None and snapshot and snapshot.get("bar_interval_s"):
-            settings = settings.replace(bar_interval_s=int(snapshot["bar_interval_s"]))
-        if snapshot and snapshot.get("pairs"):  # the run's panel, which may be a subset of the 28 pairs
-            settings = settings.replace(pairs=tuple(snapshot["pairs"]))
+        settings, snapshot = feature_settings(model.loaded.selection, self.settings)  # type: ignore[attr-defined]
         max_lag = max(lag_of(f) for f in features)
         # every table past its warm-up at the oldest lagged row a model input reads
         need = max(tail_length(t, settings, snapshot) for t in tables) + max_lag + 1
@@ -172,12 +166,6 @@ class OnlineRegistry:
             for i in np.flatnonzero(bars.ns > engine.last_ts):
                 engine.update(bars.bar(i), int(bars.ns[i]))
         return engine.row(features)[None, :], [pd.Timestamp(engine.last_ts, tz="UTC")]
-
-
-def _model_settings(model: object) -> dict:
-    data = dict(model.loaded.selection.get("settings") or {})  # type: ignore[attr-defined]
-    known = {f.name for f in dataclasses.fields(Settings)}
-    return {k: v for k, v in data.items() if k in known}
 
 
 def compile_kernels() -> float:

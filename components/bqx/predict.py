@@ -1,0 +1,143 @@
+"""Batch prediction: every bar of a span of bars, for every pair of a model repository, with the features
+serving computes.
+
+The features come from the batch engine (``bqx.extract``'s families) set up as the serving engine is
+for the model: the package's settings, its rate_idx baseline close, its HMM fit and the pairs of its
+panel (``bqx.model_package.feature_settings``). So a row's prediction is the one a server seeded with
+the same bars would give at that bar, for every bar from the first at which serving answers (the
+longest table warm-up plus the longest lag); earlier bars are warm-up only. Only the tables a model
+reads are computed, and each panel is built once for all the pairs that share it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.columns import lag_of, parse
+from bqx.config import Settings
+from bqx.io import write_parquet
+from bqx.model_package import LoadedModel, feature_settings, load_tarball
+from bqx.panel import Panel, build_panel
+
+
+@dataclass(frozen=True)
+class PairPrediction:
+    pair: str
+    target_model: str  # the repository file the predictions come from
+    rows: int  # predicted bars
+    warmup: int  # bars read as history only
+    first: str
+    last: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    path: Path
+    pairs: list[PairPrediction]
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.pairs)
+
+
+def warmup_rows(model: LoadedModel, settings: Settings, snapshot: dict | None) -> int:
+    """Bars of history before serving answers for this model (as the server's raw-bars plan counts)."""
+    from bqx.serving.engine import tables_for, tail_length
+
+    max_lag = max(lag_of(f) for f in model.features)
+    return max(tail_length(t, settings, snapshot) for t in tables_for(model.features)) + max_lag + 1
+
+
+def model_features(model: LoadedModel, bars: dict[str, pd.DataFrame], pair: str,
+                   panel_for: Callable[[tuple[str, ...], Settings], Panel]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(bar times ns, float32 feature matrix in the model's column order, warm-up rows) for every bar."""
+    from bqx.extract import pair_inputs
+    from bqx.features.registry import FAMILIES
+    from bqx.lag import build_candidates
+    from bqx.serving.engine import tables_for
+
+    settings, snapshot = feature_settings(model.selection)
+    snapshot = snapshot or {}
+    missing = [p for p in settings.features.pairs if p not in bars]
+    if missing:
+        raise ValueError(f"{pair}: its model's cross-pair features were computed on a panel of "
+                         f"{', '.join(settings.features.pairs)}; no bars for {', '.join(missing)}")
+    panel = panel_for(tuple(settings.features.pairs), settings)
+    base = snapshot.get("baseline_close")
+    _, inputs = pair_inputs(bars[pair], settings, pair, panel, base_close=None if base is None else float(base))
+    inputs = replace(inputs, hmm_fit=snapshot.get("hmm"))
+    wanted: dict[str, set[str]] = {}
+    for f in model.features:
+        c = parse(f)
+        wanted.setdefault(c.table, set()).add(c.base)
+    columns: dict[str, np.ndarray] = {}
+    for table in tables_for(model.features):
+        computed = FAMILIES[table].compute(inputs, settings)
+        for name in wanted[table]:
+            columns[name] = np.asarray(computed[name.split(".", 1)[1]], dtype=np.float32)
+    rows = np.arange(len(inputs.ts_ns))
+    x = build_candidates(columns, rows, model.features).to_numpy(dtype=np.float32)
+    return inputs.ts_ns, x, warmup_rows(model, settings, snapshot or None)
+
+
+def run(bars_source: str | Path, models_repo: str | Path, out: str | Path, pairs: Iterable[str] | None = None,
+        since: str | None = None, progress: Callable[[str], None] = lambda line: None) -> PredictSummary:
+    """Predict every bar of ``bars_source`` (from ``since`` on) for every pair of the repository (or
+    ``pairs``); both may be local or ``s3://``. One Parquet file of (ts_utc, pair, prediction,
+    target_model), written whole or not at all."""
+    import tempfile
+
+    from bqx.ingest import load_pairs
+    from bqx.locations import model_tarball, repository_pairs
+    from bqx.pairs import check_pair
+
+    t0 = time.perf_counter()
+    served = repository_pairs(models_repo)
+    chosen = list(pairs) if pairs is not None else served
+    for p in chosen:
+        check_pair(p)
+        if p not in served:
+            raise ValueError(f"pair {p}: no model in {models_repo} (it has {', '.join(served) or 'none'})")
+    start_ns = pd.Timestamp(since, tz="UTC").value if since else None
+    bars = load_pairs(bars_source)
+    panels: dict[tuple, Panel] = {}
+
+    def panel_for(panel_pairs: tuple[str, ...], settings: Settings) -> Panel:
+        key = (panel_pairs, settings.to_json(("features",)))
+        if key not in panels:
+            panels[key] = build_panel({p: bars[p] for p in panel_pairs}, settings)
+        return panels[key]
+
+    frames, done = [], []
+    with tempfile.TemporaryDirectory(prefix="bqx-predict-") as tmp:
+        for pair in chosen:
+            t1 = time.perf_counter()
+            if pair not in bars:
+                raise FileNotFoundError(f"no bar file for pair {pair} in {bars_source}")
+            tarball = model_tarball(models_repo, pair, tmp)
+            model = load_tarball(tarball)
+            ts, x, warm = model_features(model, bars, pair, panel_for)
+            keep = np.arange(len(ts)) >= warm - 1  # serving answers once it holds `warm` bars
+            if start_ns is not None:
+                keep &= ts >= start_ns
+            pred = np.asarray(model.predict(x[keep]), dtype=np.float64) if keep.any() else np.zeros(0)
+            frame = pd.DataFrame({"ts_utc": pd.to_datetime(ts[keep], utc=True), "pair": pair, "prediction": pred,
+                                  "target_model": tarball.name})
+            frames.append(frame)
+            done.append(PairPrediction(pair, tarball.name, int(keep.sum()), int(min(warm - 1, len(ts))),
+                                       str(frame["ts_utc"].iloc[0]) if len(frame) else "",
+                                       str(frame["ts_utc"].iloc[-1]) if len(frame) else "",
+                                       time.perf_counter() - t1))
+            progress(f"predict {pair}: {keep.sum():,} bars ({done[-1].seconds:.1f} s)")
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        {"ts_utc": pd.Series(dtype="datetime64[ns, UTC]"), "pair": [], "prediction": [], "target_model": []})
+    path = write_parquet(table, out)
+    return PredictSummary(Path(path), done, time.perf_counter() - t0)
