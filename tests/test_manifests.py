@@ -55,8 +55,7 @@ def test_overlay_objects(overlay):
     versions = [o for o in objs if o["kind"] == "PipelineVersion"]
     assert {v["metadata"]["name"] for v in versions} == set(expected)
     for v in versions:
-        compiled = ROOT / ("pipelines/bqx_pipeline.yaml" if v["spec"]["pipelineName"] == "bqx-train"
-                           else "pipelines/bqx_drift_pipeline.yaml")
+        compiled = ROOT / PIPELINES[v["spec"]["pipelineName"]]
         spec, platform = load_compiled(compiled)
         assert v["spec"]["pipelineSpec"] == spec and v["spec"]["platformSpec"] == platform
 

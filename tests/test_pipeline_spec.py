@@ -17,6 +17,7 @@ from bqx.kubeflow.images import STAGES, TAG
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ROOT / "pipelines" / "bqx_pipeline.yaml"
 COMPILED_DRIFT = ROOT / "pipelines" / "bqx_drift_pipeline.yaml"
+COMPILED_PREDICT = ROOT / "pipelines" / "bqx_predict_pipeline.yaml"
 
 
 def test_compiled_yaml_is_fresh(tmp_path: Path):
@@ -24,6 +25,18 @@ def test_compiled_yaml_is_fresh(tmp_path: Path):
     assert COMPILED.read_text() == fresh, "pipelines/bqx_pipeline.yaml is stale: run `bqx compile`"
     drift = compile_pipeline(tmp_path / "d.yaml", "drift").read_text()
     assert COMPILED_DRIFT.read_text() == drift, "pipelines/bqx_drift_pipeline.yaml is stale: run `bqx compile`"
+    predict = compile_pipeline(tmp_path / "b.yaml", "predict").read_text()
+    assert COMPILED_PREDICT.read_text() == predict, "pipelines/bqx_predict_pipeline.yaml is stale: run `bqx compile`"
+
+
+def test_predict_pipeline_ingests_then_predicts():
+    doc, _ = load_compiled(COMPILED_PREDICT)
+    spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "bqx-predict"
+    assert set(spec.root.dag.tasks) == {"ingest-bars", "predict-bars"}
+    assert {"source", "model_repository", "pairs", "since"} <= set(spec.root.input_definitions.parameters)
+    images = {e["container"]["image"] for e in spec.deployment_spec["executors"].values()}
+    assert images == {f"ghcr.io/bqx-ml/bqx-{s}:{TAG}" for s in ("ingest", "predict")}
 
 
 def test_drift_pipeline_parses_and_monitors_each_pair():
@@ -48,14 +61,14 @@ def test_compiled_yaml_parses_into_pipeline_spec():
     assert {"extract-features", "lag-features", "select-features", "train-model", "drift-report"} <= set(inner)
     executors = spec.deployment_spec["executors"]
     images = {e["container"]["image"] for e in executors.values()}
-    assert images == {f"ghcr.io/bqx-ml/bqx-{s}:{TAG}" for s in STAGES}
+    assert images == {f"ghcr.io/bqx-ml/bqx-{s}:{TAG}" for s in STAGES if s != "predict"}  # its own pipeline
 
 
 def test_every_component_image_is_one_bqx_images_builds():
     from bqx.kubeflow.images import image
     from bqx.ship import image_plan
 
-    text = COMPILED.read_text() + COMPILED_DRIFT.read_text()
+    text = COMPILED.read_text() + COMPILED_DRIFT.read_text() + COMPILED_PREDICT.read_text()
     built = {b.ref for b in image_plan(ROOT, image("ingest").rsplit("/", 1)[0], TAG) if b.shipped}
     used = set(re.findall(r"image: (\S+)", text))
     assert used and used <= built, used - built
@@ -90,6 +103,7 @@ def _kfp_compile_check() -> Path | None:
 @pytest.mark.parametrize(("compiled", "params"), [
     ("bqx_pipeline.yaml", {"source": "s3://bucket/bars"}),
     ("bqx_drift_pipeline.yaml", {"source": "s3://bucket/bars", "model_repository": "s3://bucket/models"}),
+    ("bqx_predict_pipeline.yaml", {"source": "s3://bucket/bars", "model_repository": "s3://bucket/models"}),
 ])
 def test_the_kfp_backend_accepts_the_compiled_pipelines(compiled, params, tmp_path):
     """The API server's upload and run checks and its Go compiler (IR -> Argo Workflow), offline: what a

@@ -29,6 +29,8 @@ MODEL_CARD = "model_card.md"
 VERSION = "version.json"  # a registered version's record (bqx.registry)
 # deploy: the model repository's index
 MANIFEST = "manifest.json"
+# predict: every pair's predictions in one file
+PREDICTIONS = "predictions.parquet"
 
 
 def bars_file(pair: str) -> str:

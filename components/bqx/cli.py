@@ -339,7 +339,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from bqx.predict import run
 
     pairs = [p.strip() for p in args.pairs.split(",")] if args.pairs else None
-    summary = run(args.bars, args.models, args.out, pairs, args.since, progress=lambda line: print(line, flush=True))
+    summary = run(args.bars, args.models, args.out, pairs, args.since,
+                  progress=lambda pair, text: print(f"predict {pair}: {text}", flush=True))
     print(f"wrote {summary.path}: {summary.rows:,} predictions for {len(summary.pairs)} pairs in "
           f"{summary.seconds:.1f} s")
     return 0
@@ -413,12 +414,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from bqx.kubeflow.compile import DEFAULT_PATH, DRIFT_PATH, compile_pipeline
+    from bqx.kubeflow.compile import DEFAULT_PATH, DRIFT_PATH, PREDICT_PATH, compile_pipeline
 
     path = compile_pipeline(args.out, "train", args.registry, args.tag)
     print(f"wrote {path}")
-    drift = compile_pipeline(Path(args.out).with_name(DRIFT_PATH.name), "drift", args.registry, args.tag)
-    print(f"wrote {drift}")
+    for which, default in (("drift", DRIFT_PATH), ("predict", PREDICT_PATH)):
+        print(f"wrote {compile_pipeline(Path(args.out).with_name(default.name), which, args.registry, args.tag)}")
     if Path(args.out) == DEFAULT_PATH and Path("manifests/base").is_dir():  # keep the GitOps objects in step
         from bqx.kubeflow.manifests import write_pipeline_objects
 

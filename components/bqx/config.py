@@ -290,6 +290,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "train": ("features", "splits", "training", "aws"),
     "drift": ("features", "splits", "drift", "aws"),
     "deploy": ("aws", "registry"),
+    "predict": ("features",),  # only as ingest checks the bars: each model brings its own settings
 }
 
 

@@ -86,6 +86,8 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         "drift": 4 * selected,
         # the model packages only
         "deploy": n_pairs * model_bytes_estimate(settings),
+        # predict: every pair's bars and the panel, one pair's tables in float64 and its model's inputs
+        "predict": n_pairs * bars + panel + 3 * rows * largest_table * F64 + 2 * selected,
     }
     return Sizes(bars, panel, features, candidates, selected, {k: PROCESS_BASE + v for k, v in working.items()})
 

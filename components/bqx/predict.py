@@ -89,7 +89,7 @@ def model_features(model: LoadedModel, bars: dict[str, pd.DataFrame], pair: str,
 
 
 def run(bars_source: str | Path, models_repo: str | Path, out: str | Path, pairs: Iterable[str] | None = None,
-        since: str | None = None, progress: Callable[[str], None] = lambda line: None) -> PredictSummary:
+        since: str | None = None, progress: Callable[[str, str], None] = lambda pair, text: None) -> PredictSummary:
     """Predict every bar of ``bars_source`` (from ``since`` on) for every pair of the repository (or
     ``pairs``); both may be local or ``s3://``. One Parquet file of (ts_utc, pair, prediction,
     target_model), written whole or not at all."""
@@ -136,7 +136,7 @@ def run(bars_source: str | Path, models_repo: str | Path, out: str | Path, pairs
                                        str(frame["ts_utc"].iloc[0]) if len(frame) else "",
                                        str(frame["ts_utc"].iloc[-1]) if len(frame) else "",
                                        time.perf_counter() - t1))
-            progress(f"predict {pair}: {keep.sum():,} bars ({done[-1].seconds:.1f} s)")
+            progress(pair, f"{keep.sum():,} bars predicted ({done[-1].seconds:.1f} s)")
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {"ts_utc": pd.Series(dtype="datetime64[ns, UTC]"), "pair": [], "prediction": [], "target_model": []})
     path = write_parquet(table, out)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bqx.deploy import DeploySummary
     from bqx.ingest import IngestSummary
+    from bqx.predict import PredictSummary
 
 
 def ingest_markdown(summary: IngestSummary) -> str:
@@ -42,3 +43,13 @@ def deploy_markdown(summary: DeploySummary) -> str:
         text += "\n## Failed pairs (not deployed)\n\n" + "\n".join(f"- {p}: {r}" for p, r in sorted(failed.items()))
         text += "\n"
     return text
+
+
+def predict_markdown(summary: PredictSummary) -> str:
+    lines = ["# Batch prediction", "", "| pair | model | predicted bars | first | last | history-only bars | seconds |",
+             "|---|---|---:|---|---|---:|---:|"]
+    for p in summary.pairs:
+        lines.append(f"| {p.pair} | {p.target_model} | {p.rows:,} | {p.first} | {p.last} | {p.warmup:,} | "
+                     f"{p.seconds:.1f} |")
+    return "\n".join(lines) + f"\n\n{summary.rows:,} predictions in {summary.seconds:.1f} s.\n"
+

@@ -180,3 +180,24 @@ def check_logged_predictions(task, result, repo, tmp_path):
     assert summary.fresh["predictions"] == "logged"
     assert summary.domains["output"].drifted_features[-1] == "prediction"
     assert summary.fresh["fresh_rows"] <= 3000
+
+
+def test_batch_prediction_pipeline_on_fresh_bars(run, tmp_path):
+    """bqx-predict through kfp.local: ingest, then predict with the deployed repository; the same rows and
+    values as the library's `bqx predict` on the same bars."""
+    from bqx.artifacts import PREDICTIONS
+    from bqx.kubeflow.local_run import run_local_predict
+    from bqx.predict import run as predict
+
+    repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
+    write_sample(tmp_path / "fresh", PAIRS, days=4, start="2024-08-05", seed=8)
+    result = run_local_predict(tmp_path / "fresh", repo, tmp_path / "out", Settings(), PAIRS, since="2024-08-08",
+                               echo=open(tmp_path / "progress.txt", "w"))
+    (task,) = result.find("predict-bars")
+    got = pd.read_parquet(Path(task.artifacts["predictions"]["uri"]) / PREDICTIONS)
+    direct = pd.read_parquet(predict(tmp_path / "fresh", repo, tmp_path / "direct.parquet", since="2024-08-08").path)
+    deployed = sorted(json.loads((repo / "manifest.json").read_text())["models"])
+    assert sorted(got["pair"].unique()) == deployed and len(got) > 1000
+    assert got["ts_utc"].min() >= pd.Timestamp("2024-08-08", tz="UTC")
+    pd.testing.assert_frame_equal(got, direct)
+    assert "predict eurusd" in (tmp_path / "progress.txt").read_text().replace("  ", " ")

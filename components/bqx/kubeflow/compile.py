@@ -6,11 +6,13 @@ from pathlib import Path
 
 DEFAULT_PATH = Path("pipelines") / "bqx_pipeline.yaml"
 DRIFT_PATH = Path("pipelines") / "bqx_drift_pipeline.yaml"
+PREDICT_PATH = Path("pipelines") / "bqx_predict_pipeline.yaml"
 
 
 def compile_pipeline(out: str | Path = DEFAULT_PATH, which: str = "train", registry: str | None = None,
                      tag: str | None = None) -> Path:
-    """Compile the training pipeline (``train``) or the recurring drift pipeline (``drift``).
+    """Compile the training pipeline (``train``), the recurring drift pipeline (``drift``) or batch
+    prediction (``predict``).
 
     ``registry`` / ``tag`` point every stage at images pushed elsewhere (``{registry}/bqx-{stage}:{tag}``):
     the compiled spec's executor images are rewritten from the defaults, so nothing is hand-edited."""
@@ -20,11 +22,11 @@ def compile_pipeline(out: str | Path = DEFAULT_PATH, which: str = "train", regis
     from kfp import compiler
 
     from bqx.kubeflow.images import REGISTRY, STAGES, TAG, image
-    from bqx.kubeflow.pipelines import bqx_drift_pipeline, bqx_pipeline
+    from bqx.kubeflow.pipelines import PIPELINES
 
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    func = bqx_pipeline if which == "train" else bqx_drift_pipeline
+    func = PIPELINES[which][1]
     if registry is None and tag is None:
         compiler.Compiler().compile(func, str(path))
         return path

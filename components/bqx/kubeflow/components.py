@@ -19,7 +19,7 @@ from bqx.kubeflow.images import image
 @dsl.component(base_image=image("ingest"), install_kfp_package=False)
 def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[Dataset],  # noqa: UP006
                 report: Output[Markdown]) -> NamedTuple("StageSettings", panel=str, extract=str, lag=str, select=str,
-                                                        train=str, drift=str, deploy=str):
+                                                        train=str, drift=str, deploy=str, predict=str):
     """Validate and normalise the bars of every pair and check them against the settings (baseline date,
     bar interval, enough bars); nothing is published if one file is bad. Returns each later stage's
     settings: the sections of the run's settings that stage reads."""
@@ -248,3 +248,28 @@ def monitor_drift(features: Input[Dataset], model_repository: str, prediction_lo
         say("drift", pair, record(result, summary, metrics, status.path))
 
     run_isolated("drift", pair, [features], [report, summary, metrics, status], work)
+
+
+@dsl.component(base_image=image("predict"), install_kfp_package=False)
+def predict_bars(bars: Input[Dataset], model_repository: str, pairs: List[str], since: str,  # noqa: UP006
+                 predictions: Output[Dataset], report: Output[Markdown]) -> None:
+    """Batch prediction: every bar (from ``since`` on) of every pair of the model repository that is in
+    ``pairs``, with the features serving computes; one Parquet of ts_utc, pair, prediction, target_model."""
+    import os
+
+    from bqx.artifacts import PREDICTIONS
+    from bqx.locations import repository_pairs
+    from bqx.predict import run
+    from bqx.progress import say, work_started
+    from bqx.reports import predict_markdown
+
+    work_started()
+    chosen = [p for p in repository_pairs(model_repository) if p in set(pairs)]
+    os.makedirs(predictions.path, exist_ok=True)
+    summary = run(bars.path, model_repository, os.path.join(predictions.path, PREDICTIONS), chosen, since or None,
+                  progress=lambda pair, text: say("predict", pair, text))
+    predictions.metadata.update({"pairs": [p.pair for p in summary.pairs], "rows": summary.rows})
+    with open(report.path, "w") as fh:
+        fh.write(predict_markdown(summary))
+    say("predict", "all", f"{summary.rows:,} predictions for {len(summary.pairs)} pairs")
+

@@ -144,6 +144,15 @@ def run_local_drift(source: str | Path, model_repository: str | Path, out_dir: s
                        settings_json=settings.to_json())
 
 
+def run_local_predict(source: str | Path, model_repository: str | Path, out_dir: str | Path, settings: Settings,
+                      pairs: list[str] | None = None, since: str = "", echo: io.TextIOBase | None = None,
+                      runner: Runner = Runner()) -> LocalRunResult:
+    """Run batch prediction (bqx-predict) through kfp.local against a model repository."""
+    return _supervised("predict", out_dir, echo, runner, source=_where(source),
+                       model_repository=_where(model_repository), pairs=list(pairs or settings.features.pairs),
+                       settings_json=settings.to_json(), since=since)
+
+
 def _where(location: str | Path) -> str:
     return str(location) if str(location).startswith("s3://") else str(Path(location).resolve())
 
@@ -151,9 +160,9 @@ def _where(location: str | Path) -> str:
 def _pipeline(kind: str, runner: Runner, run_dir: Path) -> tuple[object, str]:
     """The pipeline to run: its Python function for the subprocess runner; for containers, the pipeline
     compiled with the runner's image references and loaded back, exactly what a cluster would run."""
-    from bqx.kubeflow.pipelines import DRIFT_PIPELINE_NAME, PIPELINE_NAME, bqx_drift_pipeline, bqx_pipeline
+    from bqx.kubeflow.pipelines import PIPELINES
 
-    func, name = (bqx_pipeline, PIPELINE_NAME) if kind == "train" else (bqx_drift_pipeline, DRIFT_PIPELINE_NAME)
+    name, func = PIPELINES[kind]
     if runner.kind == "subprocess":
         return func, name
     from kfp import components

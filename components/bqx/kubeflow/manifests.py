@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 
 from bqx import __version__
-from bqx.kubeflow.compile import DEFAULT_PATH, DRIFT_PATH, load_compiled
+from bqx.kubeflow.compile import DEFAULT_PATH, DRIFT_PATH, PREDICT_PATH, load_compiled
 
 API = "pipelines.kubeflow.org/v2beta1"
-PIPELINES = {"bqx-train": DEFAULT_PATH, "bqx-drift": DRIFT_PATH}
+PIPELINES = {"bqx-train": DEFAULT_PATH, "bqx-drift": DRIFT_PATH, "bqx-predict": PREDICT_PATH}
 
 
 def version_name(pipeline: str, spec_text: str) -> str:

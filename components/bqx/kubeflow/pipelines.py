@@ -99,6 +99,25 @@ def bqx_pipeline(
     return deploy.outputs["repository"]
 
 
+PREDICT_PIPELINE_NAME = "bqx-predict"
+
+
+@dsl.pipeline(name=PREDICT_PIPELINE_NAME, description="Batch prediction: every bar of a span for every pair of a "
+                                                      "model repository, with the features serving computes.")
+def bqx_predict_pipeline(
+    source: str,
+    model_repository: str,
+    pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
+    settings_json: str = "{}",
+    since: str = "",
+) -> dsl.Dataset:
+    ingest = _stage(components.ingest_bars(source=source, pairs=pairs, settings_json=settings_json), "ingest")
+    ingest.set_caching_options(False)  # the same source may hold new bars
+    predict = _stage(components.predict_bars(bars=ingest.outputs["bars"], model_repository=model_repository,  # type: ignore[attr-defined]
+                                             pairs=pairs, since=since), "predict")
+    return predict.outputs["predictions"]
+
+
 DRIFT_PIPELINE_NAME = "bqx-drift"
 
 
@@ -117,3 +136,9 @@ def bqx_drift_pipeline(
         _stage(components.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
                                     prediction_log=prediction_log, pair=pair,
                                     settings_json=_settings(ingest, "drift")), "drift")
+
+
+# kind -> (pipeline name, function): what `bqx compile`, kfp.local and the manifests build from
+PIPELINES = {"train": (PIPELINE_NAME, bqx_pipeline), "drift": (DRIFT_PIPELINE_NAME, bqx_drift_pipeline),
+             "predict": (PREDICT_PIPELINE_NAME, bqx_predict_pipeline)}
+
