@@ -44,6 +44,10 @@ def test_each_cost_line_is_measured_time_times_a_dated_price():
     assert line["processing"] == pytest.approx(20 * data_s / 3600 * m5)
     assert line["storage"] == pytest.approx(50 * 0.023)
     assert cost.total == pytest.approx(sum(line.values()))
+    assert line["batch"] == 0.0  # no bqx-predict runs asked for
+    batch = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=20.0, batch_runs=4).lines}["batch"]
+    assert batch.usd == pytest.approx(4 * (28 * 1.14 + 3.2) / 3600 * m5)  # bench/predict.py's month of a pair
+    assert batch.detail.startswith("4 bqx-predict runs x 35 s (a month of 28 pairs)")
     bigger = s.replace(autoscale_min=2, endpoint_instance_type="ml.m5.xlarge")
     up = monthly(bigger, prices, "ml.m5.large", runs=20.0)
     m5x = next(p.usd_per_hour for p in prices if p.name == "ml.m5.xlarge")

@@ -389,7 +389,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise ValueError(f"--years {args.years}: must be above 0")
     if args.tune_trials < 0:
         raise ValueError(f"--tune-trials {args.tune_trials}: must be 0 or more")
-    data = plan_data(settings, args.prices, args.cron, args.years, args.tune_trials) \
+    if args.batch_runs < 0:
+        raise ValueError(f"--batch-runs {args.batch_runs}: must be 0 or more")
+    data = plan_data(settings, args.prices, args.cron, args.years, args.tune_trials, args.batch_runs) \
         if args.monthly or args.json or args.diff else None
     if args.diff:
         try:
@@ -541,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the recurring training run's six-field cron, its cadence (default {DEFAULT_CRON!r})")
     p.add_argument("--years", type=float, default=1.0, help="years of bars per pair each run trains on (default 1)")
     p.add_argument("--tune-trials", type=int, default=0, help="tuning fits per pair and run (default 0)")
+    p.add_argument("--batch-runs", type=float, default=0.0,
+                   help="bqx-predict runs a month, each over a month of every pair's bars (default 0)")
     p.add_argument("--json", metavar="FILE", help="write the plan (counts, instances, sizes, monthly cost) as JSON")
     p.add_argument("--diff", metavar="OLD.json", help="print what changed from a plan written by --json")
     p.set_defaults(func=cmd_plan)

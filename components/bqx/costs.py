@@ -23,6 +23,9 @@ GB = 10**9
 # time summed over its tasks / 28 (ingest, panel and deploy run once per run, not per pair).
 TASK_SECONDS_PER_PAIR_YEAR = {"extract": 39.8, "lag": 4.7, "select": 19.9, "train": 63.6, "drift": 7.1}
 TASK_SECONDS_PER_RUN = {"ingest": 3.2, "panel": 5.3, "deploy": 0.6}
+# Batch prediction of one month of one pair's bars with a 250-feature model: `python bench/predict.py`
+# (28 pairs x 22 trading days in one process), 2026-12-02 (session 10).
+PREDICT_SECONDS_PER_PAIR_MONTH = 1.14
 # Amazon S3 Standard, first 50 TB, us-east-1: USD per GB-month, as of 2024-06 (AWS S3 pricing page;
 # recalled and not re-verified: check before budgeting)
 S3_USD_PER_GB_MONTH = 0.023
@@ -105,7 +108,8 @@ def _price(prices: list, name: str) -> float:
 
 
 def monthly(settings: Settings, prices: list, processing_instance: str, runs: float, years: float = 1.0,
-            tune_trials: int = 0, stored_bytes: int = 0, n_pairs: int = len(PAIRS)) -> MonthlyCost:
+            tune_trials: int = 0, stored_bytes: int = 0, n_pairs: int = len(PAIRS), batch_runs: float = 0.0
+            ) -> MonthlyCost:
     """The month's cost lines for ``runs`` training runs a month over ``years`` of bars per pair.
 
     Processing bills every data task (ingest, panel, extract, lag, select, drift, deploy) as a whole
@@ -113,7 +117,8 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
     bills the train task's time on ``aws.instance_type`` per pair and run (SageMaker bills the job's
     training time, not its provisioning); tuning bills ``tune_trials`` such fits per pair and run; the
     endpoint runs around the clock at ``autoscale_min`` instances (``autoscale_max`` is the ceiling in
-    the detail); storage keeps one run's artifacts in S3."""
+    the detail); batch bills ``batch_runs`` bqx-predict runs a month, each over a month of bars of every
+    pair, on ``processing_instance``; storage keeps one run's artifacts in S3."""
     a = settings.aws
     per_pair = {k: v * years for k, v in TASK_SECONDS_PER_PAIR_YEAR.items()}
     data_s = sum(v for k, v in per_pair.items() if k != "train") * n_pairs + sum(TASK_SECONDS_PER_RUN.values())
@@ -122,6 +127,7 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
     train_h = per_pair["train"] * n_pairs / 3600.0
     base = max(1, a.autoscale_min, a.endpoint_instance_count)
     gb = stored_bytes / GB
+    batch_s = PREDICT_SECONDS_PER_PAIR_MONTH * n_pairs + TASK_SECONDS_PER_RUN["ingest"]
     lines = [
         CostLine("processing", runs * data_s / 3600.0 * p_proc,
                  f"{runs:.1f} runs x {data_s / 3600.0:.2f} task-hours on {processing_instance} at ${p_proc}/h"),
@@ -134,7 +140,9 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
                  f"{base} x {a.endpoint_instance_type} around the clock at ${p_end}/h (up to "
                  f"${HOURS_PER_MONTH * max(base, a.autoscale_max) * p_end:,.2f} at autoscale_max "
                  f"{a.autoscale_max})"),
-        CostLine("batch", 0.0, "no batch prediction runs"),
+        CostLine("batch", batch_runs * batch_s / 3600.0 * p_proc,
+                 f"{batch_runs:g} bqx-predict runs x {batch_s:.0f} s (a month of {n_pairs} pairs) on "
+                 f"{processing_instance} at ${p_proc}/h" if batch_runs else "no batch prediction runs"),
         CostLine("storage", gb * S3_USD_PER_GB_MONTH,
                  f"{gb:,.1f} GB in S3 Standard at ${S3_USD_PER_GB_MONTH}/GB-month ({S3_AS_OF})"),
     ]

@@ -67,6 +67,7 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
     candidates = rows * (TS + cands * F32)
     selected = rows * (TS + F64 + settings.selection.n_select * F32)
     largest_table = max(t.count for t in cat.tables)
+    month = min(rows, ROWS_PER_PAIR_YEAR // 12)
     sample = min(settings.selection.sample_rows, rows) * cands * F32
     working = {
         # every pair's bars read, validated (a copy) and written
@@ -86,8 +87,9 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         "drift": 4 * selected,
         # the model packages only
         "deploy": n_pairs * model_bytes_estimate(settings),
-        # predict: every pair's bars and the panel, one pair's tables in float64 and its model's inputs
-        "predict": n_pairs * bars + panel + 3 * rows * largest_table * F64 + 2 * selected,
+        # predict (a month of bars, what bqx-predict is sized for): every pair's bars and the panel, one
+        # pair's tables in float64 and its model's inputs
+        "predict": (n_pairs * bars + panel + 3 * rows * largest_table * F64 + 2 * selected) * month // rows,
     }
     return Sizes(bars, panel, features, candidates, selected, {k: PROCESS_BASE + v for k, v in working.items()})
 
@@ -258,7 +260,7 @@ PLAN_FORMAT = 1
 
 
 def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DEFAULT_CRON, years: float = 1.0,
-              tune_trials: int = 0) -> dict:
+              tune_trials: int = 0, batch_runs: float = 0.0) -> dict:
     """Everything ``bqx plan --json`` writes: counts, instances, sizes and the monthly cost lines."""
     from bqx.costs import monthly, runs_per_month
 
@@ -273,7 +275,8 @@ def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DE
                          f"({_gib(sz.working_set[heaviest])}): add a larger one (--prices FILE)")
     stored = disk_bytes(settings, rows)
     a = settings.aws
-    cost = monthly(settings, prices, pick.name, runs_per_month(cron), years, tune_trials, stored)
+    cost = monthly(settings, prices, pick.name, runs_per_month(cron), years, tune_trials, stored,
+                   batch_runs=batch_runs)
     return {
         "format": PLAN_FORMAT, "catalog": cat.version(), "profile": settings.features.profile,
         "bqx_version": settings.features.bqx_version, "cron": cron, "prices_as_of": sorted({p.as_of for p in prices}),

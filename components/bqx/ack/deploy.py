@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from bqx.ack.kube import AckError, Kube, connect, wait
-from bqx.ack.resources import ENDPOINT_LABEL, MANAGED_BY, condition, endpoint_objects, is_true, label_value
+from bqx.ack.resources import ENDPOINT_LABEL, MANAGED_BY, endpoint_objects, is_true, label_value
 from bqx.aws import client, require
 from bqx.config import Settings
 from bqx.endpoint import DeployFailed, EndpointDeploy, ModelRef, publish_models
@@ -98,5 +98,3 @@ def prune(kube: Kube, settings: Settings, keep: set[str]) -> list[str]:
                 deleted.append(f"{label}/{name}")
     return deleted
 
-
-__all__ = ["EndpointReady", "condition", "deploy_ack", "prune"]
