@@ -21,7 +21,16 @@ from k8s_standin import KubeStandin, conditions, crd_folder
 from test_training import FEATURES, HP, _channels
 
 from bqx.ack.kube import AckError, connect
-from bqx.ack.resources import RUN_LABEL, ack_field, ack_spec, endpoint_objects, k8s_name, label_value, training_job
+from bqx.ack.resources import (
+    RUN_LABEL,
+    ack_field,
+    ack_spec,
+    endpoint_objects,
+    k8s_name,
+    label_value,
+    training_job,
+    tuning_job,
+)
 from bqx.ack.schema import load, problems
 from bqx.ack.train import train_ack
 from bqx.aws import split_s3
@@ -76,9 +85,13 @@ def test_sagemaker_names_become_the_crd_field_names():
 def test_every_object_validates_against_the_controllers_crds(aws_settings, schemas):
     settings = _everything_on(aws_settings)
     uris = {"train": "s3://b/p/train/", "validation": "s3://b/p/validation/"}
+    hp = {**HP, "l2_leaf_reg": "3.0", "loss_function": "RMSE", "early_stopping_rounds": "50"}
+    tuned = settings.replace(training=dataclasses.replace(settings.training, tune_trials=8))
     objects = [training_job("bqx-eurusd-0123456789ab", uris, HP, settings, "eurusd", "bqx-train-x7k2p"),
-               *endpoint_objects(settings, "bqx-train-x7k2p")]
-    assert [o["kind"] for o in objects] == ["TrainingJob", "Model", "EndpointConfig", "Endpoint"]
+               *endpoint_objects(settings, "bqx-train-x7k2p"),
+               tuning_job("bqx-eurusd-0123456789ab", uris, hp, tuned, "eurusd", "bqx-train-x7k2p")]
+    assert [o["kind"] for o in objects] == ["TrainingJob", "Model", "EndpointConfig", "Endpoint",
+                                            "HyperParameterTuningJob"]
     for obj in objects:
         assert problems(obj, schemas) == [], obj["kind"]
         assert obj["metadata"]["labels"][RUN_LABEL] == "bqx-train-x7k2p"
@@ -92,6 +105,11 @@ def test_every_object_validates_against_the_controllers_crds(aws_settings, schem
     config = objects[2]["spec"]
     assert config["dataCaptureConfig"]["destinationS3URI"] == "s3://b/capture"
     assert objects[3]["spec"]["deploymentConfig"]["autoRollbackConfiguration"]["alarms"] == [{"alarmName": "bqx-5xx"}]
+    search = objects[4]["spec"]["hyperParameterTuningJobConfig"]
+    assert search["strategy"] == "Bayesian" and search["resourceLimits"]["maxNumberOfTrainingJobs"] == 8
+    assert [r["name"] for r in search["parameterRanges"]["continuousParameterRanges"]] == ["learning_rate",
+                                                                                          "l2_leaf_reg"]
+    assert "depth" not in objects[4]["spec"]["trainingJobDefinition"]["staticHyperParameters"]
     # the validation is strict: a misspelt field is caught, not pruned away as a lax API server would
     bad = json.loads(json.dumps(objects[0]))
     bad["spec"]["resourceConfig"]["volumeSizeInGb"] = 30
@@ -351,3 +369,37 @@ def test_rbac_lets_the_pipeline_do_what_the_ack_backends_do():
 def test_settings_for_the_ack_backend_are_checked():
     with pytest.raises(ValueError, match="aws.ack_keep"):
         AwsSettings(ack_keep="no")  # type: ignore[arg-type]
+
+
+def test_tuning_job_resource_gives_the_best_trial(tmp_path, ack_settings, standin, moto_server):
+    from test_tune import _dataset
+
+    from bqx.tune import run
+
+    best = {"depth": "7", "learning_rate": "0.041", "l2_leaf_reg": "4.2", "iterations": "650"}
+
+    def controller(obj):  # InProgress, then Completed with the best training job
+        if obj.get("status", {}).get("hyperParameterTuningJobStatus") == "InProgress":
+            obj["status"] = {"hyperParameterTuningJobStatus": "Completed", "conditions": conditions(True),
+                             "bestTrainingJob": {"trainingJobName": "bqx-eurusd-x-004-abc", "trainingJobStatus":
+                                                 "Completed", "tunedHyperParameters": best,
+                                                 "finalHyperParameterTuningJobObjectiveMetric": {
+                                                     "metricName": "validation:rmse", "value": 0.31}}}
+        else:
+            obj["status"] = {"hyperParameterTuningJobStatus": "InProgress", "conditions": conditions(False)}
+
+    standin.controllers["HyperParameterTuningJob"] = controller
+    settings = ack_settings.replace(training=dataclasses.replace(ack_settings.training, tune_trials=6))
+    summary = run(_dataset(tmp_path / "ds"), settings, "ack", "bqx-train-t1")
+    assert summary.best == {"depth": 7, "learning_rate": 0.041, "l2_leaf_reg": 4.2, "iterations": 650}
+    assert [(t.state, t.value) for t in summary.trials] == [("completed", 0.31)]
+    (job,) = standin.of_kind("HyperParameterTuningJob")
+    assert job["metadata"]["labels"]["bqx.ml/run"] == "bqx-train-t1"
+    assert job["spec"]["hyperParameterTuningJobConfig"]["resourceLimits"]["maxParallelTrainingJobs"] == 2
+    standin.controllers["HyperParameterTuningJob"] = lambda obj: obj.update(status={
+        "hyperParameterTuningJobStatus": "Failed", "failureReason": "No training job succeeded",
+        "conditions": conditions(True)})
+    standin.objects.clear()
+    with pytest.raises(TrainingFailed, match="tuning job bqx-eurusd-[0-9a-f]{12} failed: No training job succeeded"):
+        run(_dataset(tmp_path / "ds2"), settings, "ack")
+

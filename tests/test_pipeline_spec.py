@@ -58,7 +58,8 @@ def test_compiled_yaml_parses_into_pipeline_spec():
     loop = tasks["for-loop-1"]
     assert loop.parameter_iterator.items.input_parameter  # ParallelFor over the pairs parameter
     inner = spec.components[loop.component_ref.name].dag.tasks
-    assert {"extract-features", "lag-features", "select-features", "train-model", "drift-report"} <= set(inner)
+    assert {"extract-features", "lag-features", "select-features", "tune-model", "train-model",
+            "drift-report"} <= set(inner)
     executors = spec.deployment_spec["executors"]
     images = {e["container"]["image"] for e in executors.values()}
     assert images == {f"ghcr.io/bqx-ml/bqx-{s}:{TAG}" for s in STAGES if s != "predict"}  # its own pipeline
@@ -156,8 +157,8 @@ def test_every_task_has_its_resources_from_the_plan_and_a_retry_policy(compiled)
 
 
 TASK_STAGE = {"build-panel": "panel", "extract-features": "extract", "lag-features": "lag",
-              "select-features": "select", "train-model": "train", "drift-report": "drift", "deploy-models": "deploy",
-              "monitor-drift": "drift"}
+              "select-features": "select", "tune-model": "tune", "train-model": "train", "drift-report": "drift",
+              "deploy-models": "deploy", "monitor-drift": "drift"}
 
 
 def _settings_sources(spec: pipeline_spec_pb2.PipelineSpec) -> dict[str, tuple[str, str]]:

@@ -17,6 +17,8 @@ SPLITS = "splits.json"
 # select: the chosen features of each split, and what was chosen
 SPLIT_NAMES = ("train", "val", "test")
 SELECTION = "selection.json"
+# tune: the best trial's values, as overrides of the training settings
+TUNED = "hyperparameters.json"
 # train: the model package and what is inside it
 MODEL_TARBALL = "model.tar.gz"
 MODEL_CBM = "model.cbm"

@@ -131,7 +131,8 @@ class SelectionSettings:
 
 
 # the CatBoost hyperparameters among TrainingSettings' fields (passed to the SageMaker contract as strings)
-HYPERPARAMETERS = ("iterations", "depth", "learning_rate", "loss_function", "thread_count", "early_stopping_rounds")
+HYPERPARAMETERS = ("iterations", "depth", "learning_rate", "l2_leaf_reg", "loss_function", "thread_count",
+                   "early_stopping_rounds")
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class TrainingSettings:
     iterations: int = 300
     depth: int = 6
     learning_rate: float = 0.08
+    l2_leaf_reg: float = 3.0  # CatBoost's default L2 regularisation of leaf values
     loss_function: str = "RMSE"
     thread_count: int = 2
     early_stopping_rounds: int = 50
@@ -150,6 +152,11 @@ class TrainingSettings:
     # Evaluation: round-trip trading cost of the long/short signal, in bps of price.
     eval_cost_bps: float = 1.0
     seed: int = 42
+    # The tune stage: this many trials per pair search depth, learning rate, l2 and iterations on the
+    # validation split (bqx.tune.space) before training; 0 trains with the values above. On SageMaker and
+    # ACK up to tune_parallel trials run at once.
+    tune_trials: int = 0
+    tune_parallel: int = 2
 
     def __post_init__(self) -> None:
         check_fields(self, "training.")
@@ -287,6 +294,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "extract": ("features",),
     "lag": ("features", "splits", "selection"),
     "select": ("features", "splits", "selection"),
+    "tune": ("training", "aws"),
     "train": ("features", "splits", "training", "aws"),
     "drift": ("features", "splits", "drift", "aws"),
     "deploy": ("aws", "registry"),
@@ -419,7 +427,7 @@ class Settings:
 
 # Lower bounds of numeric fields (inclusive unless noted); every other int field must be >= 1.
 _AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "threshold",
-                  "walk_forward_folds", "min_improvement"}
+                  "walk_forward_folds", "min_improvement", "tune_trials"}
 _FRACTIONS = {"train_fraction", "val_fraction"}
 
 

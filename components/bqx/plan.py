@@ -83,6 +83,8 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         "select": 3 * sample + 2 * selected,
         # CatBoost holds the float data, its quantized copy and the gradients: about 3x the input
         "train": 3 * selected,
+        # tune: the same fit, one trial at a time
+        "tune": 3 * selected,
         # the reference and current frames, their calibration windows and Evidently's copies
         "drift": 4 * selected,
         # the model packages only

@@ -218,7 +218,7 @@ def _push(client: Any, ref: str, echo: Callable[[str], None]) -> None:  # noqa: 
     echo(f"pushed {ref}")
 
 
-IMAGE_EXTRAS = ("ingest", "panel", "extract", "lag", "select", "train", "deploy", "drift", "serve")
+IMAGE_EXTRAS = IMAGES  # one pyproject extra per image, named after it
 CONSTRAINTS_HEADER = """\
 # Exact versions baked into the images: the dependency closure of bqx-ml[<every image's extra>] at
 # the versions of the environment the test suite ran in. Regenerate with `bqx images

@@ -32,7 +32,7 @@ def test_sample_pipeline_with_every_task_in_its_stage_image(engine, images, tmp_
     # every task ran in the image of its stage, as the compiled pipeline names it
     log = in_containers.log_path.read_text()
     used = set(re.findall(rf"{re.escape(images.registry)}/bqx-(\w+):{re.escape(images.tag)}", log))
-    assert used == {"ingest", "panel", "extract", "lag", "select", "train", "drift", "deploy"}
+    assert used == {"ingest", "panel", "extract", "lag", "select", "tune", "train", "drift", "deploy"}
     progress = (tmp_path / "docker.txt").read_text()
     for pair in PAIRS:
         assert f"train   {pair}" in progress and f"drift   {pair}" in progress

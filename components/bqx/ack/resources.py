@@ -22,6 +22,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "Model": ("models", "modelName"),
     "EndpointConfig": ("endpointconfigs", "endpointConfigName"),
     "Endpoint": ("endpoints", "endpointName"),
+    "HyperParameterTuningJob": ("hyperparametertuningjobs", "hyperParameterTuningJobName"),
 }
 MANAGED_BY = "app.kubernetes.io/managed-by"
 RUN_LABEL, PAIR_LABEL, ENDPOINT_LABEL = "bqx.ml/run", "bqx.ml/pair", "bqx.ml/endpoint"
@@ -32,7 +33,7 @@ INITIALISMS = {"Arn": "ARN", "Uri": "URI", "Url": "URL", "Id": "ID", "Ids": "IDs
 # whole names ACK changes (a Go keyword as a field name)
 RENAMED = {"Type": "type_"}
 # fields whose value is a user map: its keys are data, never renamed
-MAPS = {"HyperParameters", "Environment"}
+MAPS = {"HyperParameters", "StaticHyperParameters", "Environment"}
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+[0-9]*")
 
 
@@ -95,6 +96,15 @@ def training_job(name: str, channel_uris: dict[str, str], hyperparameters: dict[
 
     request = training_request(name, channel_uris, hyperparameters, settings, pair)
     return custom_resource("TrainingJob", request, labels(run, pair=pair), namespace)
+
+
+def tuning_job(name: str, channel_uris: dict[str, str], hyperparameters: dict[str, str], settings: Settings,
+               pair: str, run: str, namespace: str = "") -> dict:
+    """The HyperParameterTuningJob: the sagemaker tuning backend's request as a custom resource."""
+    from bqx.tune.sagemaker import tuning_request
+
+    request = tuning_request(name, channel_uris, hyperparameters, settings, pair)
+    return custom_resource("HyperParameterTuningJob", request, labels(run, pair=pair), namespace)
 
 
 def endpoint_objects(settings: Settings, run: str, namespace: str = "") -> list[dict]:

@@ -11,7 +11,7 @@ when its own settings do.
 from typing import List, NamedTuple  # noqa: UP035  (KFP reads typing.List annotations)
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from bqx.kubeflow.images import image
 
@@ -19,7 +19,7 @@ from bqx.kubeflow.images import image
 @dsl.component(base_image=image("ingest"), install_kfp_package=False)
 def ingest_bars(source: str, pairs: List[str], settings_json: str, bars: Output[Dataset],  # noqa: UP006
                 report: Output[Markdown]) -> NamedTuple("StageSettings", panel=str, extract=str, lag=str, select=str,
-                                                        train=str, drift=str, deploy=str, predict=str):
+                                                        tune=str, train=str, drift=str, deploy=str, predict=str):
     """Validate and normalise the bars of every pair and check them against the settings (baseline date,
     bar interval, enough bars); nothing is published if one file is bad. Returns each later stage's
     settings: the sections of the run's settings that stage reads."""
@@ -123,9 +123,40 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
     run_isolated("select", pair, [candidates, features], [dataset, metrics], work)
 
 
+@dsl.component(base_image=image("tune"), install_kfp_package=False)
+def tune_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, tuned: Output[Artifact],
+               trials: Output[Markdown]) -> None:
+    """Search CatBoost's depth, learning rate, l2 and iterations on the validation split (local: Optuna;
+    sagemaker/ack: a HyperParameterTuningJob); ``training.tune_trials`` = 0 searches nothing and train
+    uses the settings' values. A Markdown table of the trials for the UI."""
+    import os
+
+    from bqx.artifacts import TUNED
+    from bqx.config import Settings
+    from bqx.io import write_text
+    from bqx.pair_status import run_isolated
+    from bqx.progress import say
+    from bqx.tune import run, trials_markdown
+
+    def work() -> None:
+        summary = run(dataset.path, Settings.for_stage(settings_json, "tune"), backend, os.environ.get("BQX_RUN", ""))
+        os.makedirs(tuned.path, exist_ok=True)
+        write_text(summary.hyperparameters_json(), os.path.join(tuned.path, TUNED))
+        tuned.metadata.update({"pair": pair, "trials": len(summary.trials), **summary.best})
+        with open(trials.path, "w") as fh:
+            fh.write(trials_markdown(summary))
+        best = summary.best_value
+        say("tune", pair, "no trials (training.tune_trials = 0)" if not summary.trials else
+            f"{len(summary.trials)} trials, best validation RMSE {best:.4g}: " +
+            ", ".join(f"{k}={v:.3g}" for k, v in sorted(summary.best.items())))
+
+    run_isolated("tune", pair, [dataset], [tuned, trials], work)
+
+
 @dsl.component(base_image=image("train"), install_kfp_package=False)
-def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, model: Output[Model],
-                metrics: Output[Metrics], model_card: Output[Markdown], evaluation: Output[HTML]) -> None:
+def train_model(dataset: Input[Dataset], tuned: Input[Artifact], pair: str, settings_json: str, backend: str,
+                model: Output[Model], metrics: Output[Metrics], model_card: Output[Markdown],
+                evaluation: Output[HTML]) -> None:
     """Train one pair's CatBoost model on the SageMaker training contract (backend local, sagemaker or ack:
     the ACK controller's TrainingJob resource); evaluate it on the test split
     and by walk-forward folds (model card and an HTML page with equity curves, scatter, importance).
@@ -135,9 +166,9 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     import math
     import os
 
-    from bqx.artifacts import METRICS, MODEL_CARD, MODEL_TARBALL
+    from bqx.artifacts import METRICS, MODEL_CARD, MODEL_TARBALL, TUNED
     from bqx.config import Settings
-    from bqx.io import write_json, write_text
+    from bqx.io import read_json, write_json, write_text
     from bqx.pair_status import run_isolated
     from bqx.progress import say
     from bqx.train.evaluate import headline
@@ -146,7 +177,8 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
     def work() -> None:
         os.makedirs(model.path, exist_ok=True)
         result = run(dataset.path, Settings.for_stage(settings_json, "train"),
-                     os.path.join(model.path, MODEL_TARBALL), backend, os.environ.get("BQX_RUN", ""))
+                     os.path.join(model.path, MODEL_TARBALL), backend, os.environ.get("BQX_RUN", ""),
+                     read_json(os.path.join(tuned.path, TUNED)))
         model.metadata.update({"pair": pair, "status": "trained",
                                **{k: result.meta[k] for k in ("catalog_version", "settings_hash", "n_features",
                                                                  "best_iteration")}})
@@ -162,7 +194,7 @@ def train_model(dataset: Input[Dataset], pair: str, settings_json: str, backend:
             fh.write(result.evaluation_html)
         say("train", pair, headline(result.metrics))
 
-    if not run_isolated("train", pair, [dataset], [model, metrics, model_card, evaluation], work):
+    if not run_isolated("train", pair, [dataset, tuned], [model, metrics, model_card, evaluation], work):
         metrics.log_metric("failed", 1)
 
 

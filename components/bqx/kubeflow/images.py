@@ -6,7 +6,8 @@ from bqx import __version__
 
 REGISTRY = "ghcr.io/bqx-ml"
 TAG = __version__
-STAGES: tuple[str, ...] = ("ingest", "panel", "extract", "lag", "select", "train", "deploy", "drift", "predict")
+STAGES: tuple[str, ...] = ("ingest", "panel", "extract", "lag", "select", "tune", "train", "deploy", "drift",
+                           "predict")
 # Every image `bqx images` builds: the pipeline stages plus the inference container (not a pipeline step).
 IMAGES: tuple[str, ...] = (*STAGES, "serve")
 

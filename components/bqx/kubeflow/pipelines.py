@@ -88,8 +88,11 @@ def bqx_pipeline(
                      "lag")
         select = _stage(components.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
                                                settings_json=_settings(ingest, "select")), "select")
-        train = _with_run_label(_stage(components.train_model(
+        tune = _with_run_label(_stage(components.tune_model(
             dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
+            settings_json=_settings(ingest, "tune")), "tune"))
+        train = _with_run_label(_stage(components.train_model(
+            dataset=select.outputs["dataset"], tuned=tune.outputs["tuned"], pair=pair, backend=train_backend,
             settings_json=_settings(ingest, "train")), "train"))
         _stage(components.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
                                    settings_json=_settings(ingest, "drift")), "drift")

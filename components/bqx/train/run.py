@@ -3,9 +3,8 @@ walk forward over purged folds, and draw the evaluation page."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from bqx.columns import BQX_NOW, fwd_return_column
 from bqx.config import Settings
 from bqx.model_package import LoadedModel, load_tarball
 from bqx.targets import position_sign
+from bqx.train.channels import channels_of
 from bqx.train.evaluate import evaluate, model_card
 from bqx.train.local import hyperparameters_for, train_local
 
@@ -32,20 +32,16 @@ BACKENDS = ("local", "sagemaker", "ack")
 
 
 def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local",
-        run_label: str = "") -> TrainSummary:
+        run_label: str = "", tuned: dict[str, float | int] | None = None) -> TrainSummary:
     """Train from a select-stage dataset dir (train/val/test Parquet + selection.json) and evaluate; on the
-    ``ack`` backend the TrainingJob resource is labelled with ``run_label`` (the KFP run)."""
+    ``ack`` backend the TrainingJob resource is labelled with ``run_label`` (the KFP run). ``tuned``: the
+    tune stage's values, which replace the training settings' (the walk-forward folds use them too)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown training backend {backend!r} ({', '.join(BACKENDS)})")
+    if tuned:
+        settings = settings.replace(training=dataclasses.replace(settings.training, **tuned))
     d = Path(dataset_dir)
-    with tempfile.TemporaryDirectory(prefix="bqx-channels-") as tmp:
-        channels = {}
-        for channel, split_name in (("train", "train"), ("validation", "val")):
-            cdir = Path(tmp) / channel
-            cdir.mkdir()
-            shutil.copyfile(d / split_file(split_name), cdir / split_file(split_name))
-            channels[channel] = cdir
-        shutil.copyfile(d / SELECTION, channels["train"] / SELECTION)
+    with channels_of(d) as channels:
         hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))

@@ -1,0 +1,115 @@
+"""Tuning on SageMaker: one HyperParameterTuningJob per pair (Bayesian search, the objective
+``validation:rmse`` parsed from the training logs by the training jobs' MetricDefinitions).
+
+Each trial is a training job of the training image on the pair's channels: the training definition is
+the sagemaker training backend's request, less the tuned hyperparameters, plus the search space's
+ranges. Names derive from the inputs (32 characters at most, as SageMaker requires), so a rerun finds
+the finished tuning job instead of paying for it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bqx.artifacts import SELECTION
+from bqx.aws import client, require, tags
+from bqx.config import Settings
+from bqx.train.channels import channels_of
+from bqx.train.local import TrainingFailed, hyperparameters_for
+from bqx.train.sagemaker import call, channel_uris, training_request, upload_channels
+from bqx.tune.space import NAMES, parameter_ranges, typed
+from bqx.tune.summary import Trial
+
+OBJECTIVE = {"Type": "Minimize", "MetricName": "validation:rmse"}
+# the members of CreateTrainingJob that a tuning job's TrainingJobDefinition takes as they are
+DEFINITION_KEYS = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
+                   "StoppingCondition", "VpcConfig", "EnableManagedSpotTraining", "CheckpointConfig")
+TERMINAL = {"Completed", "Failed", "Stopped"}
+
+
+def tuning_name(pair: str, selection: dict, static: dict[str, str], trials: int) -> str:
+    digest = hashlib.sha256(json.dumps([selection["features"], selection["settings_hash"], static, trials,
+                                        parameter_ranges()], sort_keys=True).encode()).hexdigest()[:12]
+    return f"bqx-{pair}-{digest}"  # 23 characters
+
+
+def tuning_request(name: str, uris: dict[str, str], hyperparameters: dict[str, str], settings: Settings,
+                   pair: str) -> dict:
+    """CreateHyperParameterTuningJob: the training request's definition, the space, the trial budget."""
+    t = settings.training
+    job = training_request(name, uris, hyperparameters, settings, pair)
+    definition = {k: job[k] for k in DEFINITION_KEYS if k in job}
+    definition["StaticHyperParameters"] = {k: v for k, v in hyperparameters.items() if k not in NAMES}
+    if "CheckpointConfig" in definition:  # trials must not resume each other's checkpoints
+        definition["CheckpointConfig"] = {**definition["CheckpointConfig"],
+                                          "S3Uri": definition["CheckpointConfig"]["S3Uri"].rstrip("/") + "-tune/"}
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian", "HyperParameterTuningJobObjective": OBJECTIVE,
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": t.tune_trials,
+                               "MaxParallelTrainingJobs": min(t.tune_trials, t.tune_parallel)},
+            "ParameterRanges": parameter_ranges(), "TrainingJobEarlyStoppingType": "Auto"},
+        "TrainingJobDefinition": definition,
+        "Tags": tags(settings, pair=pair, settings=settings.settings_hash()),
+    }
+
+
+def trials_of(summaries: list[dict]) -> list[Trial]:
+    """ListTrainingJobsForHyperParameterTuningJob's summaries as trials, in the order they started."""
+    out = []
+    for i, s in enumerate(sorted(summaries, key=lambda s: str(s.get("CreationTime", "")))):
+        metric = (s.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+        out.append(Trial(i, typed(s.get("TunedHyperParameters", {})), None if metric is None else float(metric),
+                         str(s.get("TrainingJobStatus", "")).lower()))
+    return out
+
+
+def wait_tuning(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
+                sleep: Callable[[float], None] = time.sleep) -> dict:
+    waited, interval = 0.0, poll_s
+    while True:
+        desc = call(sm.describe_hyper_parameter_tuning_job, sleep, HyperParameterTuningJobName=name)
+        status = desc["HyperParameterTuningJobStatus"]
+        if status in TERMINAL:
+            if status != "Completed" or "BestTrainingJob" not in desc:
+                raise TrainingFailed(f"tuning job {name} {status.lower()}: "
+                                     f"{desc.get('FailureReason', 'no trial completed')}")
+            return desc
+        if waited >= timeout_s:
+            raise TrainingFailed(f"tuning job {name} still {status} after {timeout_s:.0f} s (aws.wait_timeout_s)")
+        sleep(interval)
+        waited += interval
+        interval = min(interval * 1.5, 60.0)
+
+
+def tune_sagemaker(dataset_dir: Path, settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep
+                   ) -> tuple[dict[str, float | int], list[Trial]]:
+    require(settings, "bucket", "role_arn", "train_image")
+    a = settings.aws
+    selection = json.loads((dataset_dir / SELECTION).read_text())
+    hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
+    name = tuning_name(pair, selection, {k: v for k, v in hp.items() if k not in NAMES}, settings.training.tune_trials)
+    sm, s3 = client("sagemaker", settings), client("s3", settings)
+    from botocore.exceptions import ClientError
+
+    try:
+        sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+            raise
+        prefix = f"{a.prefix}/tuning/{name}/input"
+        with channels_of(dataset_dir) as channels:
+            upload_channels(s3, a.bucket, prefix, channels)
+        call(sm.create_hyper_parameter_tuning_job, sleep,
+             **tuning_request(name, channel_uris(a.bucket, prefix), hp, settings, pair))
+    desc = wait_tuning(sm, name, a.poll_s, a.wait_timeout_s, sleep)
+    pages = sm.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
+        HyperParameterTuningJobName=name)
+    found = trials_of([s for page in pages for s in page["TrainingJobSummaries"]])
+    return typed(desc["BestTrainingJob"]["TunedHyperParameters"]), found
