@@ -387,6 +387,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings = _settings(args.settings).replace(profile=args.profile)
     if args.years <= 0:
         raise ValueError(f"--years {args.years}: must be above 0")
+    if args.tune_trials is None:
+        args.tune_trials = settings.training.tune_trials
     if args.tune_trials < 0:
         raise ValueError(f"--tune-trials {args.tune_trials}: must be 0 or more")
     if args.batch_runs < 0:
@@ -542,7 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cron", default=DEFAULT_CRON,
                    help=f"the recurring training run's six-field cron, its cadence (default {DEFAULT_CRON!r})")
     p.add_argument("--years", type=float, default=1.0, help="years of bars per pair each run trains on (default 1)")
-    p.add_argument("--tune-trials", type=int, default=0, help="tuning fits per pair and run (default 0)")
+    p.add_argument("--tune-trials", type=int, help="tuning fits per pair and run (default: the settings' "
+                                                    "training.tune_trials)")
     p.add_argument("--batch-runs", type=float, default=0.0,
                    help="bqx-predict runs a month, each over a month of every pair's bars (default 0)")
     p.add_argument("--json", metavar="FILE", help="write the plan (counts, instances, sizes, monthly cost) as JSON")
