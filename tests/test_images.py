@@ -92,6 +92,7 @@ def test_image_plan_builds_the_wheelhouse_then_every_image_with_one_tag():
     extras = {b.name: b.buildargs["EXTRAS"] for b in plan[1:]}
     assert extras["panel"] == extras["extract"] == extras["lag"] == "features,kfp"  # one shared install layer
     assert extras["serve"] == "serve" and extras["drift"] == "drift" and extras["deploy"] == "ack,aws,kfp"
+    assert extras["tune"] == extras["train"] == "train"  # tuning is training many times: one install layer
     for b in plan[1:]:
         assert b.ref == f"registry.example/ml/bqx-{b.name}:2026.11.24" and b.dockerfile == "images/Dockerfile"
         assert b.target == (b.name if b.name in ("train", "serve") else "stage")
