@@ -117,23 +117,31 @@ def call(fn: Callable[..., Any], sleep: Callable[[float], None] = time.sleep, tr
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
-         sleep: Callable[[float], None] = time.sleep) -> dict:
-    """Poll until the job ends; the interval grows by half each time, up to a minute."""
+def poll_job(describe: Callable[[], dict], status_key: str, what: str, poll_s: float, timeout_s: float,
+             sleep: Callable[[float], None] = time.sleep, done: Callable[[dict], bool] = lambda desc: True) -> dict:
+    """Describe a SageMaker job until it ends: Completed (and ``done``) returns its description; Failed,
+    Stopped or a completion without ``done`` is TrainingFailed with the reason; so is ``timeout_s``. The
+    interval grows by half each time, up to a minute."""
     waited, interval = 0.0, poll_s
     while True:
-        desc = call(sm.describe_training_job, sleep, TrainingJobName=name)
-        status = desc["TrainingJobStatus"]
+        desc = describe()
+        status = desc[status_key]
         if status in TERMINAL:
-            if status != "Completed":
-                reason = desc.get("FailureReason", "no reason given")
-                raise TrainingFailed(f"training job {name} {status.lower()}: {reason}")
+            if status != "Completed" or not done(desc):
+                raise TrainingFailed(f"{what} {status.lower()}: {desc.get('FailureReason', 'no reason given')}")
             return desc
         if waited >= timeout_s:
-            raise TrainingFailed(f"training job {name} still {status} after {timeout_s:.0f} s")
+            raise TrainingFailed(f"{what} still {status} after {timeout_s:.0f} s (aws.wait_timeout_s)")
         sleep(interval)
         waited += interval
         interval = min(interval * 1.5, 60.0)
+
+
+def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
+         sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Poll until the training job ends."""
+    return poll_job(lambda: call(sm.describe_training_job, sleep, TrainingJobName=name), "TrainingJobStatus",
+                    f"training job {name}", poll_s, timeout_s, sleep)
 
 
 def describe_or_none(sm: Any, name: str, sleep: Callable[[float], None] = time.sleep) -> dict | None:  # noqa: ANN401

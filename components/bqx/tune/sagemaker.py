@@ -20,8 +20,8 @@ from bqx.artifacts import SELECTION
 from bqx.aws import client, require, tags
 from bqx.config import Settings
 from bqx.train.channels import channels_of
-from bqx.train.local import TrainingFailed, hyperparameters_for
-from bqx.train.sagemaker import call, channel_uris, training_request, upload_channels
+from bqx.train.local import hyperparameters_for
+from bqx.train.sagemaker import call, channel_uris, poll_job, training_request, upload_channels
 from bqx.tune.space import NAMES, parameter_ranges, typed
 from bqx.tune.summary import Trial
 
@@ -29,7 +29,6 @@ OBJECTIVE = {"Type": "Minimize", "MetricName": "validation:rmse"}
 # the members of CreateTrainingJob that a tuning job's TrainingJobDefinition takes as they are
 DEFINITION_KEYS = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
                    "StoppingCondition", "VpcConfig", "EnableManagedSpotTraining", "CheckpointConfig")
-TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
 def tuning_name(pair: str, selection: dict, static: dict[str, str], trials: int) -> str:
@@ -72,20 +71,10 @@ def trials_of(summaries: list[dict]) -> list[Trial]:
 
 def wait_tuning(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
                 sleep: Callable[[float], None] = time.sleep) -> dict:
-    waited, interval = 0.0, poll_s
-    while True:
-        desc = call(sm.describe_hyper_parameter_tuning_job, sleep, HyperParameterTuningJobName=name)
-        status = desc["HyperParameterTuningJobStatus"]
-        if status in TERMINAL:
-            if status != "Completed" or "BestTrainingJob" not in desc:
-                raise TrainingFailed(f"tuning job {name} {status.lower()}: "
-                                     f"{desc.get('FailureReason', 'no trial completed')}")
-            return desc
-        if waited >= timeout_s:
-            raise TrainingFailed(f"tuning job {name} still {status} after {timeout_s:.0f} s (aws.wait_timeout_s)")
-        sleep(interval)
-        waited += interval
-        interval = min(interval * 1.5, 60.0)
+    """Poll until the tuning job ends with a best trial."""
+    return poll_job(lambda: call(sm.describe_hyper_parameter_tuning_job, sleep, HyperParameterTuningJobName=name),
+                    "HyperParameterTuningJobStatus", f"tuning job {name}", poll_s, timeout_s, sleep,
+                    done=lambda desc: "BestTrainingJob" in desc)
 
 
 def tune_sagemaker(dataset_dir: Path, settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep
