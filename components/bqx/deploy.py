@@ -34,6 +34,7 @@ from bqx.endpoint import (
 )
 from bqx.io import atomic_path, read_json, write_json
 from bqx.model_package import sha256_of
+from bqx.polling import poll
 from bqx.registry.promote import Served, open_registry, promote
 
 
@@ -99,23 +100,20 @@ def wait_endpoint(sm: object, name: str, config_name: str, poll_s: float, timeou
                   sleep: Callable[[float], None] = time.sleep) -> dict:
     """Poll until the endpoint is InService on ``config_name``; DeployFailed with the reason if it fails,
     is rolled back to another config, or takes longer than ``timeout_s``."""
-    waited, interval = 0.0, poll_s
-    while True:
-        desc = sm.describe_endpoint(EndpointName=name)  # type: ignore[attr-defined]
+
+    def in_service(desc: dict) -> bool:
         status = desc["EndpointStatus"]
-        if status == "InService":
-            if desc["EndpointConfigName"] != config_name:
-                why = desc.get("FailureReason", "an alarm fired during the baking period")
-                raise DeployFailed(f"endpoint {name} is in service on {desc['EndpointConfigName']}, not "
-                                   f"{config_name}: the update was rolled back ({why})")
-            return desc
-        if status not in WAITING:
+        if status == "InService" and desc["EndpointConfigName"] != config_name:
+            why = desc.get("FailureReason", "an alarm fired during the baking period")
+            raise DeployFailed(f"endpoint {name} is in service on {desc['EndpointConfigName']}, not "
+                               f"{config_name}: the update was rolled back ({why})")
+        if status != "InService" and status not in WAITING:
             raise DeployFailed(f"endpoint {name} is {status}: {desc.get('FailureReason', 'no reason given')}")
-        if waited >= timeout_s:
-            raise DeployFailed(f"endpoint {name} still {status} after {timeout_s:.0f} s (aws.endpoint_timeout_s)")
-        sleep(interval)
-        waited += interval
-        interval = min(interval * 1.5, 60.0)
+        return status == "InService"
+
+    return poll(lambda: sm.describe_endpoint(EndpointName=name), in_service,  # type: ignore[attr-defined]
+                lambda desc: DeployFailed(f"endpoint {name} still {desc['EndpointStatus']} after {timeout_s:.0f} s "
+                                          "(aws.endpoint_timeout_s)"), poll_s, timeout_s, sleep)
 
 
 def _variant(sm: object, config_name: str) -> tuple[str, int] | None:

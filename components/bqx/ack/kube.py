@@ -17,6 +17,7 @@ from typing import Any
 
 from bqx.ack.resources import GROUP, KINDS, VERSION, condition, is_true
 from bqx.config import Settings
+from bqx.polling import poll
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -121,31 +122,34 @@ def connect(settings: Settings) -> Kube:
 def wait(kube: Kube, kind: str, name: str, ready: Callable[[dict], bool], poll_s: float, timeout_s: float,
          setting: str, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Poll the object until ``ready(obj)`` (which raises for a failure it recognises); an ``ACK.Terminal``
-    condition fails at once with the controller's message. The interval grows by half each time, up to a
-    minute; after ``timeout_s`` the error says what the object last reported."""
-    waited, interval = 0.0, poll_s
-    while True:
+    condition fails at once with the controller's message; after ``timeout_s`` the error says what the
+    object last reported."""
+
+    def state() -> dict:
         obj = kube.get(kind, name)
         if obj is None:
             raise AckError(f"{kind}/{name} in namespace {kube.namespace} was deleted while bqx waited for it")
+        return obj
+
+    def settled(obj: dict) -> bool:
         terminal = condition(obj, "ACK.Terminal")
         if terminal is not None and terminal.get("status") == "True":
             raise AckError(f"{kind}/{name}: the ACK controller gave up (ACK.Terminal): "
                            f"{terminal.get('message') or terminal.get('reason') or 'no message'}")
-        if ready(obj):
-            return obj
-        if waited >= timeout_s:
-            raise AckError(f"{kind}/{name} not ready after {timeout_s:.0f} s ({setting}); it reports "
-                           f"{describe(obj)}")
-        sleep(interval)
-        waited += interval
-        interval = min(interval * 1.5, 60.0)
+        return ready(obj)
+
+    return poll(state, settled, lambda obj: AckError(f"{kind}/{name} not ready after {timeout_s:.0f} s ({setting}); "
+                                                     f"it reports {describe(obj)}"), poll_s, timeout_s, sleep)
+
+
+# where each kind keeps its SageMaker status
+STATUS_FIELDS = ("trainingJobStatus", "hyperParameterTuningJobStatus", "endpointStatus")
 
 
 def describe(obj: dict) -> str:
     """The status in one phrase: the SageMaker status, whether ACK has synced it, a recoverable error."""
     status = obj.get("status") or {}
-    phase = status.get("trainingJobStatus") or status.get("endpointStatus") or "no SageMaker status yet"
+    phase = next((status[f] for f in STATUS_FIELDS if status.get(f)), "no SageMaker status yet")
     parts = [str(phase), "synced" if is_true(obj, "ACK.ResourceSynced") else "not synced"]
     recoverable = condition(obj, "ACK.Recoverable")
     if recoverable is not None and recoverable.get("status") == "True":

@@ -18,8 +18,9 @@ from bqx.ack.resources import is_true, k8s_name, training_job
 from bqx.artifacts import SELECTION
 from bqx.aws import client, require
 from bqx.config import Settings
+from bqx.train import attempts
 from bqx.train.local import TrainingFailed
-from bqx.train.sagemaker import attempt_name, fetch_artifact, job_name, upload_channels
+from bqx.train.sagemaker import fetch_artifact, job_name, upload_channels
 
 KIND = "TrainingJob"
 FAILED = ("Failed", "Stopped")
@@ -39,18 +40,9 @@ def _why(obj: dict) -> str:
 
 
 def current_attempt(kube: Kube, base: str, max_attempts: int) -> tuple[str, dict | None]:
-    """The first attempt whose resource is absent or has not failed; after ``max_attempts`` failed ones
-    the pair fails with the last reason."""
-    last = None
-    for attempt in range(1, max_attempts + 1):
-        name = attempt_name(base, attempt)
-        obj = kube.get(KIND, k8s_name(name))
-        if obj is None or not _failed(obj):
-            return name, obj
-        last = obj
-    assert last is not None
-    raise TrainingFailed(f"TrainingJob {base} failed {max_attempts} times (aws.max_attempts); the last, "
-                         f"{last['metadata']['name']}: {_why(last)}")
+    """The attempt to use (see :mod:`bqx.train.attempts`), looked up as TrainingJob resources."""
+    return attempts.current_attempt(base, max_attempts, lambda name: kube.get(KIND, k8s_name(name)), _failed,
+                                    lambda obj: f"{obj['metadata']['name']}: {_why(obj)}")
 
 
 def completed(obj: dict) -> bool:

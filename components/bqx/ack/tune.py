@@ -4,21 +4,17 @@ status carries no per-trial list, so the trials table holds the best trial only.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bqx.ack.kube import AckError, connect, wait
 from bqx.ack.resources import k8s_name, tuning_job
-from bqx.artifacts import SELECTION
 from bqx.aws import client, require
 from bqx.config import Settings
-from bqx.train.channels import channels_of
-from bqx.train.local import TrainingFailed, hyperparameters_for
-from bqx.train.sagemaker import channel_uris, upload_channels
-from bqx.tune.sagemaker import tuning_name
-from bqx.tune.space import NAMES, typed
+from bqx.train.local import TrainingFailed
+from bqx.tune.sagemaker import search_of, upload_search
+from bqx.tune.space import typed
 from bqx.tune.summary import Trial
 
 KIND = "HyperParameterTuningJob"
@@ -37,16 +33,12 @@ def tune_ack(dataset_dir: Path, settings: Settings, pair: str, run: str = "",
              sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, float | int], list[Trial]]:
     require(settings, "bucket", "role_arn", "train_image")
     a = settings.aws
-    selection = json.loads((dataset_dir / SELECTION).read_text())
-    hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
-    name = tuning_name(pair, selection, {k: v for k, v in hp.items() if k not in NAMES}, settings.training.tune_trials)
+    name, hp = search_of(dataset_dir, settings, pair)
     try:
         kube = connect(settings)
         if kube.get(KIND, k8s_name(name)) is None:
-            prefix = f"{a.prefix}/tuning/{name}/input"
-            with channels_of(dataset_dir) as channels:
-                upload_channels(client("s3", settings), a.bucket, prefix, channels)
-            kube.create(tuning_job(name, channel_uris(a.bucket, prefix), hp, settings, pair, run))
+            uris = upload_search(client("s3", settings), dataset_dir, settings, name)
+            kube.create(tuning_job(name, uris, hp, settings, pair, run))
         obj = wait(kube, KIND, k8s_name(name), finished, a.poll_s, a.wait_timeout_s, "aws.wait_timeout_s", sleep)
     except AckError as err:
         raise TrainingFailed(str(err)) from None

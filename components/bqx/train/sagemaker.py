@@ -25,6 +25,8 @@ from bqx.artifacts import META, SELECTION
 from bqx.aws import client, require, split_s3, tags
 from bqx.config import Settings
 from bqx.model_package import PackageError, unpacked, write_tarball
+from bqx.polling import poll
+from bqx.train import attempts
 from bqx.train.local import TrainingFailed
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
@@ -120,21 +122,16 @@ def call(fn: Callable[..., Any], sleep: Callable[[float], None] = time.sleep, tr
 def poll_job(describe: Callable[[], dict], status_key: str, what: str, poll_s: float, timeout_s: float,
              sleep: Callable[[float], None] = time.sleep, done: Callable[[dict], bool] = lambda desc: True) -> dict:
     """Describe a SageMaker job until it ends: Completed (and ``done``) returns its description; Failed,
-    Stopped or a completion without ``done`` is TrainingFailed with the reason; so is ``timeout_s``. The
-    interval grows by half each time, up to a minute."""
-    waited, interval = 0.0, poll_s
-    while True:
-        desc = describe()
+    Stopped or a completion without ``done`` is TrainingFailed with the reason; so is ``timeout_s``."""
+
+    def ended(desc: dict) -> bool:
         status = desc[status_key]
-        if status in TERMINAL:
-            if status != "Completed" or not done(desc):
-                raise TrainingFailed(f"{what} {status.lower()}: {desc.get('FailureReason', 'no reason given')}")
-            return desc
-        if waited >= timeout_s:
-            raise TrainingFailed(f"{what} still {status} after {timeout_s:.0f} s (aws.wait_timeout_s)")
-        sleep(interval)
-        waited += interval
-        interval = min(interval * 1.5, 60.0)
+        if status in TERMINAL and (status != "Completed" or not done(desc)):
+            raise TrainingFailed(f"{what} {status.lower()}: {desc.get('FailureReason', 'no reason given')}")
+        return status in TERMINAL
+
+    return poll(describe, ended, lambda desc: TrainingFailed(
+        f"{what} still {desc[status_key]} after {timeout_s:.0f} s (aws.wait_timeout_s)"), poll_s, timeout_s, sleep)
 
 
 def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
@@ -156,27 +153,14 @@ def describe_or_none(sm: Any, name: str, sleep: Callable[[float], None] = time.s
         return call(sm.describe_training_job, sleep, TrainingJobName=name)  # throttled: retried, else named
 
 
-def attempt_name(base: str, attempt: int) -> str:
-    """The first attempt keeps the deterministic name; later ones add ``-a{n}`` (63 characters at most)."""
-    return base if attempt == 1 else f"{base}-a{attempt}"
-
-
 def current_attempt(sm: Any, base: str, max_attempts: int, sleep: Callable[[float], None] = time.sleep  # noqa: ANN401
                     ) -> tuple[str, dict | None]:
-    """The job to use for these inputs: the first attempt that is not Failed or Stopped (running,
-    done, or not yet created). A job that failed in an earlier run is retried under the next name;
-    after ``max_attempts`` failures the pair fails with the last reason."""
-    last = None
-    for attempt in range(1, max_attempts + 1):
-        name = attempt_name(base, attempt)
-        desc = describe_or_none(sm, name, sleep)
-        if desc is None or desc["TrainingJobStatus"] not in ("Failed", "Stopped"):
-            return name, desc
-        last = desc
-    assert last is not None
-    raise TrainingFailed(f"training job {base} failed {max_attempts} times (aws.max_attempts); the last, "
-                         f"{last['TrainingJobName']}, {last['TrainingJobStatus'].lower()}: "
-                         f"{last.get('FailureReason', 'no reason given')}")
+    """The training job to use for these inputs (see :mod:`bqx.train.attempts`)."""
+    return attempts.current_attempt(
+        base, max_attempts, lambda name: describe_or_none(sm, name, sleep),
+        lambda desc: desc["TrainingJobStatus"] in ("Failed", "Stopped"),
+        lambda desc: f"{desc['TrainingJobName']}, {desc['TrainingJobStatus'].lower()}: "
+                     f"{desc.get('FailureReason', 'no reason given')}")
 
 
 def fetch_artifact(s3: Any, uri: str, job: str, out_tarball: Path) -> dict:  # noqa: ANN401

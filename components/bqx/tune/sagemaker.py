@@ -21,7 +21,7 @@ from bqx.aws import client, require, tags
 from bqx.config import Settings
 from bqx.train.channels import channels_of
 from bqx.train.local import hyperparameters_for
-from bqx.train.sagemaker import call, channel_uris, poll_job, training_request, upload_channels
+from bqx.train.sagemaker import call, poll_job, training_request, upload_channels
 from bqx.tune.space import NAMES, parameter_ranges, typed
 from bqx.tune.summary import Trial
 
@@ -35,6 +35,22 @@ def tuning_name(pair: str, selection: dict, static: dict[str, str], trials: int)
     digest = hashlib.sha256(json.dumps([selection["features"], selection["settings_hash"], static, trials,
                                         parameter_ranges()], sort_keys=True).encode()).hexdigest()[:12]
     return f"bqx-{pair}-{digest}"  # 23 characters
+
+
+def search_of(dataset_dir: Path, settings: Settings, pair: str) -> tuple[str, dict[str, str]]:
+    """The tuning job's name and the training hyperparameters it starts from, for this pair's dataset."""
+    selection = json.loads((dataset_dir / SELECTION).read_text())
+    hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
+    static = {k: v for k, v in hp.items() if k not in NAMES}
+    return tuning_name(pair, selection, static, settings.training.tune_trials), hp
+
+
+def upload_search(s3: Any, dataset_dir: Path, settings: Settings, name: str) -> dict[str, str]:  # noqa: ANN401
+    """Upload the dataset's train and validation channels under ``{prefix}/tuning/{name}/input``."""
+    a = settings.aws
+    prefix = f"{a.prefix}/tuning/{name}/input"
+    with channels_of(dataset_dir) as channels:
+        return upload_channels(s3, a.bucket, prefix, channels)
 
 
 def tuning_request(name: str, uris: dict[str, str], hyperparameters: dict[str, str], settings: Settings,
@@ -81,9 +97,7 @@ def tune_sagemaker(dataset_dir: Path, settings: Settings, pair: str, sleep: Call
                    ) -> tuple[dict[str, float | int], list[Trial]]:
     require(settings, "bucket", "role_arn", "train_image")
     a = settings.aws
-    selection = json.loads((dataset_dir / SELECTION).read_text())
-    hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
-    name = tuning_name(pair, selection, {k: v for k, v in hp.items() if k not in NAMES}, settings.training.tune_trials)
+    name, hp = search_of(dataset_dir, settings, pair)
     sm, s3 = client("sagemaker", settings), client("s3", settings)
     from botocore.exceptions import ClientError
 
@@ -92,11 +106,8 @@ def tune_sagemaker(dataset_dir: Path, settings: Settings, pair: str, sleep: Call
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
             raise
-        prefix = f"{a.prefix}/tuning/{name}/input"
-        with channels_of(dataset_dir) as channels:
-            upload_channels(s3, a.bucket, prefix, channels)
         call(sm.create_hyper_parameter_tuning_job, sleep,
-             **tuning_request(name, channel_uris(a.bucket, prefix), hp, settings, pair))
+             **tuning_request(name, upload_search(s3, dataset_dir, settings, name), hp, settings, pair))
     desc = wait_tuning(sm, name, a.poll_s, a.wait_timeout_s, sleep)
     pages = sm.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
         HyperParameterTuningJobName=name)
