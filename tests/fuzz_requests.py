@@ -66,7 +66,16 @@ def _nested(depth: int, opener: str, balanced: bool) -> bytes:
     return (inner if balanced else opener * depth).encode()
 
 
+CSV_FIELD = (st.floats(allow_nan=True, allow_infinity=True).map(repr)
+             | st.sampled_from(["", " ", "nan", "1e999", "-", "0x10", '"3"', "1_0", "\t2"]) | st.text(max_size=4))
+CSV_BODY = st.lists(st.lists(CSV_FIELD, min_size=10, max_size=14).map(",".join), max_size=5).map(
+    lambda lines: "\n".join(lines).encode())
+
+
 BODY = st.one_of(
+    CSV_BODY,
+    st.builds(lambda n: ("\n".join([",".join(["0.5"] * len(FEATURES))] * n)).encode(),
+              st.sampled_from([1, 10_001, 200_000])),
     JSON.map(_dumps),
     st.binary(max_size=256),
     st.builds(_nested, st.integers(0, 200_000), st.sampled_from(["[", "{"]), st.booleans()),
@@ -90,9 +99,11 @@ PATH = st.sampled_from([f"/models/{MODEL}/invoke", "/invocations", "/models", f"
 METHOD = st.sampled_from(["POST"] * 6 + ["GET", "DELETE", "PUT", "HEAD", "PATCH", "OPTIONS"])
 CONTENT_TYPE = st.sampled_from(["application/json", "application/json; charset=utf-16", "text/csv", "",
                                 "application/jsonlines", "*/*", "multipart/form-data; boundary=x", "\u00e9"])
-HEADERS = st.builds(lambda ct, target: tuple(h for h in (("Content-Type", ct), ("X-Amzn-SageMaker-Target-Model",
-                                                                                 target)) if h[1] is not None),
-                    CONTENT_TYPE, st.none() | st.sampled_from([MODEL, "nope", "", "a" * 300]))
+HEADERS = st.builds(lambda ct, target, accept: tuple(
+    h for h in (("Content-Type", ct), ("X-Amzn-SageMaker-Target-Model", target), ("Accept", accept))
+    if h[1] is not None),
+    CONTENT_TYPE, st.none() | st.sampled_from([MODEL, "nope", "", "a" * 300]),
+    st.none() | st.sampled_from(["text/csv", "application/json", "text/csv;q=0.5, */*", "*/*", ""]))
 
 
 def _keep_model(method: str, path: str) -> str:

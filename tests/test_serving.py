@@ -128,13 +128,47 @@ def test_non_finite_json_tokens_bad_json_and_routes(server, models):
                    headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and FEATURES[0] in r.json()["error"]
         assert c.post("/models/eurusd/invoke", content=b"{not json").status_code == 400
-        assert c.post("/models/eurusd/invoke", content=b"a,b", headers={"Content-Type": "text/csv"}).status_code == 415
+        plain = c.post("/models/eurusd/invoke", content=b"a,b", headers={"Content-Type": "text/plain"})
+        assert plain.status_code == 415
         assert c.get("/nowhere").status_code == 404
         assert c.put("/models/eurusd").status_code == 405
         root = models["eurusd"].parent
         assert c.post("/models", json={"model_name": "x", "url": str(root / "no-such-model")}).status_code == 404
         assert c.post("/models", json={"model_name": 3}).status_code == 400
         assert c.get("/models", params={"max_results": "lots"}).status_code == 400
+
+
+def test_csv_rows_as_batch_transform_sends_them(server, models):
+    """text/csv in the model's feature order, several rows per request (MultiRecord), empty = missing;
+    Accept: text/csv answers one prediction per line, equal to the JSON answer and to CatBoost's."""
+    url, _, _ = server
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((40, len(FEATURES)))
+    x[3, 2] = x[10, 0] = np.nan
+    lines = [",".join("" if math.isnan(v) else repr(v) for v in row) for row in x.tolist()]
+    body = ("\n".join(lines) + "\n").encode()
+    expected = load_tarball(models["eurusd"]).model.predict(x)
+    with httpx.Client(base_url=url, timeout=30) as c:
+        c.post("/models", json={"model_name": "eurusd", "url": str(models["eurusd"])})
+        r = c.post("/models/eurusd/invoke", content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+        assert r.status_code == 200 and r.headers["content-type"] == "text/csv", r.text
+        got = np.array([float(v) for v in r.text.splitlines()])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+        as_json = c.post("/models/eurusd/invoke", content=body, headers={"Content-Type": "text/csv"}).json()
+        assert [p["prediction"] for p in as_json["predictions"]] == got.tolist()
+        finite = {"rows": [dict(zip(FEATURES, row, strict=True)) for row in x[:3].tolist()]}
+        by_rows = c.post("/models/eurusd/invoke", json=finite, headers={"Accept": "text/csv"})
+        assert by_rows.text.splitlines() == r.text.splitlines()[:3]
+        for bad, words in ((b"1,2,3\n", ["CSV line 1", "3 fields", "12 features"]),
+                           (body.replace(lines[5].encode(), lines[5].replace(",", ",x,", 1).encode()),
+                            ["CSV line 6"]),
+                           (body.replace(lines[7].encode(), ("inf," + lines[7].split(",", 1)[1]).encode()),
+                            ["CSV line 8, column 1", FEATURES[0], "'inf'", "empty"]),
+                           (b"\n\n", ["no rows"])):
+            r = c.post("/models/eurusd/invoke", content=bad, headers={"Content-Type": "text/csv"})
+            assert r.status_code == 400, r.text
+            for w in words:
+                assert w in r.json()["error"], (w, r.json())
 
 
 def test_lru_eviction_reload_and_507(models):

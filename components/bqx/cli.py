@@ -340,7 +340,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     pairs = [p.strip() for p in args.pairs.split(",")] if args.pairs else None
     summary = run(args.bars, args.models, args.out, pairs, args.since,
-                  progress=lambda pair, text: print(f"predict {pair}: {text}", flush=True))
+                  progress=lambda pair, text: print(f"predict {pair}: {text}", flush=True), backend=args.backend,
+                  settings=_settings(args.settings))
     print(f"wrote {summary.path}: {summary.rows:,} predictions for {len(summary.pairs)} pairs in "
           f"{summary.seconds:.1f} s")
     return 0
@@ -473,7 +474,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
              "signal_threshold": args.signal_threshold,
              "budget_bytes": int(args.memory_mb * 1024 * 1024) if args.memory_mb is not None else None,
              "access_log": True if args.access_log else None, "model_root": args.model_root,
-             "auth_token": read_token(args.auth_token_file) if args.auth_token_file else None}
+             "auth_token": read_token(args.auth_token_file) if args.auth_token_file else None,
+             "variant": args.variant}
     return serve(check(dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})))
 
 
@@ -620,6 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the Parquet file to write")
     p.add_argument("--pairs", help="only these pairs (comma-separated; default: every pair of the repository)")
     p.add_argument("--since", help="predict bars from this UTC time on (e.g. 2024-07-01); earlier bars are history")
+    p.add_argument("--backend", choices=["local", "sagemaker"], default="local",
+                   help="local: predict here; sagemaker: one Batch Transform job per pair on aws.serve_image "
+                        "(the settings' aws section says where)")
+    p.add_argument("--settings", help="settings JSON file (the aws section, for --backend sagemaker)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("registry", help="list a pair's registered model versions, or approve/reject one by hand",
@@ -665,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="interface to bind (default 127.0.0.1; BQX_SERVE_HOST; the serve image sets "
                                   "0.0.0.0, as SageMaker needs)")
     p.add_argument("--port", type=int, help="port (default 8080; SAGEMAKER_BIND_TO_PORT or BQX_SERVE_PORT)")
+    p.add_argument("--variant", help="the A/B variant this server is (BQX_VARIANT; named in answers and the "
+                                     "prediction log)")
     p.add_argument("--models", help="preload every model.tar.gz or model directory in this directory "
                                     "(BQX_SERVE_MODELS); /opt/ml/model is loaded as 'default' when present")
     p.add_argument("--model-root", help="POST /models loads local paths inside this directory only, symlinks "

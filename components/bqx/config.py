@@ -250,6 +250,10 @@ class AwsSettings:
     endpoint_timeout_s: float = 3600.0  # how long create/update may take before the deploy fails
     data_capture_s3_uri: str = ""  # s3:// prefix: SageMaker captures requests and responses there
     data_capture_percent: int = 100
+    # batch prediction on SageMaker (bqx predict --backend sagemaker): one Batch Transform job per pair on
+    # the serving image; SageMaker sends the feature rows as CSV in requests of at most this many MB
+    transform_instance_type: str = "ml.m5.large"
+    transform_max_payload_mb: int = 6
     # the ack backends: SageMaker through the ACK controller's custom resources on a Kubernetes cluster
     ack_namespace: str = ""  # "" = the pod's own namespace (in a cluster) or the kubeconfig context's
     ack_kubeconfig: str = ""  # "" = in-cluster config inside a pod, else $KUBECONFIG or ~/.kube/config
@@ -298,7 +302,8 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "train": ("features", "splits", "training", "aws"),
     "drift": ("features", "splits", "drift", "aws"),
     "deploy": ("aws", "registry"),
-    "predict": ("features",),  # only as ingest checks the bars: each model brings its own settings
+    "predict": ("features", "aws"),  # features as ingest checks the bars (each model brings its own); aws for
+    # the sagemaker backend
 }
 
 

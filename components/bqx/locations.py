@@ -110,6 +110,13 @@ def read_served(location: str | Path, pair: str) -> pd.Series:
     """What was served for ``pair``: prediction by bar time (``ts_utc``, UTC), the last one per bar, from
     the server's Parquet prediction log or the endpoint's Data Capture JSON Lines (files under
     ``location``, subdirectories included)."""
+    log = served_rows(location)
+    return log[log["pair"] == pair].set_index("ts_utc")["prediction"]
+
+
+def served_rows(location: str | Path) -> pd.DataFrame:
+    """Every served prediction: ``ts_utc`` (UTC), ``pair``, ``prediction``, ``variant`` (the A/B variant
+    that answered, "" outside an A/B test), the last answer per pair and bar."""
     loc = str(location)
     parquet = _files(loc, ".parquet")
     jsonl = [] if parquet else _files(loc, ".jsonl")
@@ -122,8 +129,7 @@ def read_served(location: str | Path, pair: str) -> pd.Series:
                                 "(*.jsonl) files")
     log = pd.concat(frames, ignore_index=True)
     log["ts_utc"] = pd.to_datetime(log["ts_utc"], utc=True)
-    log = log[log["pair"] == pair].drop_duplicates("ts_utc", keep="last")
-    return log.set_index("ts_utc")["prediction"]
+    return log.drop_duplicates(["pair", "ts_utc"], keep="last").reset_index(drop=True)
 
 
 def _log_part(name: str, data: bytes) -> pd.DataFrame:
@@ -133,7 +139,9 @@ def _log_part(name: str, data: bytes) -> pd.DataFrame:
     missing = [c for c in PREDICTION_LOG_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"prediction log {name} lacks column(s) {missing}")
-    return df[list(PREDICTION_LOG_COLUMNS)]
+    if "variant" not in df.columns:  # logs written before A/B variants
+        df = df.assign(variant="")
+    return df[[*PREDICTION_LOG_COLUMNS, "variant"]]
 
 
 def _capture_part(name: str, data: bytes) -> pd.DataFrame:
@@ -151,5 +159,5 @@ def _capture_part(name: str, data: bytes) -> pd.DataFrame:
             raise ValueError(f"Data Capture file {name}, line {i}: not a captured bqx response ({err})") from None
         for p in response.get("predictions", []) if isinstance(response, dict) else []:
             if p.get("ts_utc") is not None:
-                rows.append((p["ts_utc"], response.get("pair"), p.get("prediction")))
-    return pd.DataFrame(rows, columns=list(PREDICTION_LOG_COLUMNS))
+                rows.append((p["ts_utc"], response.get("pair"), p.get("prediction"), response.get("variant", "")))
+    return pd.DataFrame(rows, columns=[*PREDICTION_LOG_COLUMNS, "variant"])

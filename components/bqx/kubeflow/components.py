@@ -284,12 +284,14 @@ def monitor_drift(features: Input[Dataset], model_repository: str, prediction_lo
 
 @dsl.component(base_image=image("predict"), install_kfp_package=False)
 def predict_bars(bars: Input[Dataset], model_repository: str, pairs: List[str], since: str,  # noqa: UP006
-                 predictions: Output[Dataset], report: Output[Markdown]) -> None:
+                 backend: str, settings_json: str, predictions: Output[Dataset], report: Output[Markdown]) -> None:
     """Batch prediction: every bar (from ``since`` on) of every pair of the model repository that is in
-    ``pairs``, with the features serving computes; one Parquet of ts_utc, pair, prediction, target_model."""
+    ``pairs``, with the features serving computes; one Parquet of ts_utc, pair, prediction, target_model.
+    Backend local predicts in the task; sagemaker runs one Batch Transform job per pair."""
     import os
 
     from bqx.artifacts import PREDICTIONS
+    from bqx.config import Settings
     from bqx.locations import repository_pairs
     from bqx.predict import run
     from bqx.progress import say, work_started
@@ -299,7 +301,8 @@ def predict_bars(bars: Input[Dataset], model_repository: str, pairs: List[str], 
     chosen = [p for p in repository_pairs(model_repository) if p in set(pairs)]
     os.makedirs(predictions.path, exist_ok=True)
     summary = run(bars.path, model_repository, os.path.join(predictions.path, PREDICTIONS), chosen, since or None,
-                  progress=lambda pair, text: say("predict", pair, text))
+                  progress=lambda pair, text: say("predict", pair, text), backend=backend,
+                  settings=Settings.for_stage(settings_json, "predict"))
     predictions.metadata.update({"pairs": [p.pair for p in summary.pairs], "rows": summary.rows})
     with open(report.path, "w") as fh:
         fh.write(predict_markdown(summary))

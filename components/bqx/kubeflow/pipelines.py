@@ -113,11 +113,13 @@ def bqx_predict_pipeline(
     pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
     settings_json: str = "{}",
     since: str = "",
+    backend: str = "local",
 ) -> dsl.Dataset:
     ingest = _stage(components.ingest_bars(source=source, pairs=pairs, settings_json=settings_json), "ingest")
     ingest.set_caching_options(False)  # the same source may hold new bars
     predict = _stage(components.predict_bars(bars=ingest.outputs["bars"], model_repository=model_repository,  # type: ignore[attr-defined]
-                                             pairs=pairs, since=since), "predict")
+                                             pairs=pairs, since=since, backend=backend,
+                                             settings_json=_settings(ingest, "predict")), "predict")
     return predict.outputs["predictions"]
 
 

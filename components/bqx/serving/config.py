@@ -40,6 +40,9 @@ class ServeConfig:
     access_log: bool = False
     model_root: str = ""  # POST /models loads local paths inside this directory only ("" = s3:// only)
     auth_token: str = field(default="", repr=False)  # bearer token for the /models management routes
+    # the production variant this container serves in an A/B endpoint (deploy sets BQX_VARIANT on each
+    # variant's model): answers and the prediction log name it, so live metrics can be split by variant
+    variant: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
@@ -54,6 +57,7 @@ class ServeConfig:
             access_log=e.get("BQX_SERVE_ACCESS_LOG", "") == "1",
             model_root=e.get("BQX_SERVE_MODEL_ROOT", ""),
             auth_token=e.get("BQX_SERVE_AUTH_TOKEN", ""),
+            variant=e.get("BQX_VARIANT", ""),
         )
 
     def effective_budget(self) -> int:

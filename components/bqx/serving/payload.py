@@ -1,9 +1,14 @@
 """Invocation payloads: parse JSON, validate rows of named features against a model's feature list.
 
-Two request forms (``Content-Type: application/json``)::
+Two JSON request forms (``Content-Type: application/json``)::
 
     {"rows": [{"<feature>": 1.0, ...}, ...]}      # or one row: {"features": {...}}
     {"bars": [{"ts_utc": "...", "open": ..., "high": ..., "low": ..., "close": ...}, ...]}
+
+and CSV (``Content-Type: text/csv``), the form SageMaker Batch Transform sends: one row per line, the
+model's features in the order of its ``selection.json``, no header; an empty field is a
+missing value, which the model treats as CatBoost does. With ``Accept: text/csv`` the answer is one
+prediction per line, in the rows' order.
 
 Every problem raises :class:`PayloadError` with the HTTP status and a message naming the row and
 fields, so a client can fix the request without reading server logs.
@@ -11,8 +16,10 @@ fields, so a client can fix the request without reading server logs.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,11 +57,76 @@ def _names(names: list[str]) -> str:
     return shown + (f" (+{len(names) - SHOW} more)" if len(names) > SHOW else "")
 
 
+@dataclass(frozen=True)
+class Raw:
+    """A reply that is not JSON: its bytes and their media type."""
+
+    body: bytes
+    content_type: str
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "application/json").split(";")[0].strip().lower()
+
+
+def wants_csv(accept: str | None) -> bool:
+    """True when the client asks for CSV (Batch Transform's ``Accept: text/csv``)."""
+    return any(media_type(part) == CSV for part in (accept or "").split(","))
+
+
+CSV = "text/csv"
+
+
+def csv_matrix(body: bytes, features: list[str]) -> np.ndarray:
+    """(rows, features) float64 from CSV lines in the model's feature order; an empty field is NaN
+    (missing). 400 naming the line and column of the first field that is not a finite number, or a
+    line with the wrong number of fields."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    lines = body.decode("utf-8", "replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise PayloadError(400, "CSV request has no rows: send one line of feature values per row")
+    n = len(features)
+    try:
+        import pandas as pd
+
+        frame = pd.read_csv(io.StringIO("\n".join(lines)), header=None, dtype=np.float64, na_filter=True,
+                            keep_default_na=False, na_values=[""], engine="c")
+        out = frame.to_numpy(dtype=np.float64)
+        if out.shape[1] == n and np.isfinite(out[~np.isnan(out)]).all():
+            return out
+    except (ValueError, pd.errors.ParserError):
+        pass
+    for i, line in enumerate(lines):  # the fast read failed or found a bad value: name the first problem
+        fields = line.split(",")
+        if len(fields) != n:
+            raise PayloadError(400, f"CSV line {i + 1}: {len(fields)} fields; the model takes {n} features, in "
+                                    f"the order of the model's selection.json")
+        for j, text in enumerate(fields):
+            if not text.strip():
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = math.inf
+            if math.isinf(value):
+                raise PayloadError(400, f"CSV line {i + 1}, column {j + 1} ({features[j]}): {text.strip()[:40]!r} "
+                                        "is not a finite number (leave the field empty for a missing value)")
+    raise PayloadError(400, "CSV request could not be read as rows of numbers")  # pragma: no cover
+
+
+def csv_reply(predictions: np.ndarray) -> Raw:
+    """One prediction per line, each the shortest text that reads back as the same float64."""
+    return Raw(("\n".join(map(repr, predictions.tolist())) + "\n").encode(), CSV)
+
+
 def parse_json(body: bytes, content_type: str | None) -> dict[str, Any]:
     """The request object; 415 for other media types, 400 for malformed JSON or a non-object."""
-    media = (content_type or "application/json").split(";")[0].strip().lower()
+    media = media_type(content_type)
     if media not in ("application/json", "application/jsonlines", "*/*", ""):
-        raise PayloadError(415, f"Content-Type {media!r} is not supported: send application/json")
+        raise PayloadError(415, f"Content-Type {media!r} is not supported: send application/json or text/csv")
     if len(body) > MAX_BODY_BYTES:
         raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
     try:

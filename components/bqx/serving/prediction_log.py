@@ -1,6 +1,6 @@
 """The server's prediction log: what ``bqx monitor`` reads for prediction drift.
 
-Rows (ts_utc, pair, prediction, model, model_version) are buffered in memory and written as one
+Rows (ts_utc, pair, prediction, model, model_version, variant) are buffered in memory and written as one
 Parquet part file per flush (atomic rename, so a reader never sees half a file) when
 ``flush_rows`` accumulate, when ``flush_seconds`` have passed, and at shutdown. The log may be an
 ``s3://`` prefix (each part one object, written whole), which the drift pipeline reads from there.
@@ -33,9 +33,9 @@ class PredictionLog:
         self._seq = 0
 
     def append(self, ts_utc: list[pd.Timestamp], pair: str, predictions: list[float], model: str,
-               version: str) -> None:
+               version: str, variant: str = "") -> None:
         with self._lock:
-            self._rows.extend((t, pair, p, model, version) for t, p in zip(ts_utc, predictions, strict=True))
+            self._rows.extend((t, pair, p, model, version, variant) for t, p in zip(ts_utc, predictions, strict=True))
             due = len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
         if due:
             self.flush()
@@ -48,7 +48,7 @@ class PredictionLog:
             seq = self._seq
         if not rows:
             return None
-        df = pd.DataFrame(rows, columns=["ts_utc", "pair", "prediction", "model", "model_version"])
+        df = pd.DataFrame(rows, columns=["ts_utc", "pair", "prediction", "model", "model_version", "variant"])
         df["ts_utc"] = pd.to_datetime(df["ts_utc"], utc=True)
         name = f"predictions-{time.time_ns()}-{seq:06d}.parquet"
         if is_s3(self.location):

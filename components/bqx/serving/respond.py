@@ -45,7 +45,7 @@ def intervals(predictions: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarr
 
 
 def response(predictions: np.ndarray, rule: SignalRule, meta: dict, version: str, model_name: str,
-             ts_utc: list[str] | None = None) -> dict:
+             ts_utc: list[str] | None = None, variant: str = "") -> dict:
     bounds = intervals(predictions, meta)
     sigs = rule.signals(predictions)
     out = []
@@ -56,5 +56,8 @@ def response(predictions: np.ndarray, rule: SignalRule, meta: dict, version: str
         if ts_utc is not None:
             item["ts_utc"] = ts_utc[i]
         out.append(item)
-    return {"model": model_name, "model_version": version, "pair": meta.get("pair"), "target": meta.get("target"),
-            "signal_threshold": rule.threshold, "predictions": out}
+    answer = {"model": model_name, "model_version": version, "pair": meta.get("pair"), "target": meta.get("target"),
+              "signal_threshold": rule.threshold, "predictions": out}
+    if variant:  # an A/B endpoint's variant (the container's BQX_VARIANT)
+        answer["variant"] = variant
+    return answer

@@ -1,6 +1,7 @@
 """``bqx serve``: the inference container's HTTP server (SageMaker single- and multi-model contracts).
 
-Routes (JSON in, JSON out):
+Routes (JSON in and out; invocations also take CSV rows, as Batch Transform sends them, and answer CSV
+for ``Accept: text/csv``):
 
     GET    /ping                       health: 200 once the server accepts requests
     POST   /invocations                invoke the single model (/opt/ml/model, or the only one loaded)
@@ -38,7 +39,19 @@ import pandas as pd
 from bqx.artifacts import MODEL_CBM
 from bqx.serving.config import SINGLE_MODEL_DIR, ServeConfig
 from bqx.serving.models import ModelStore, ServedModel, predict
-from bqx.serving.payload import PayloadError, WarmingUp, parse_json, request_rows, rows_matrix
+from bqx.serving.payload import (
+    CSV,
+    PayloadError,
+    Raw,
+    WarmingUp,
+    csv_matrix,
+    csv_reply,
+    media_type,
+    parse_json,
+    request_rows,
+    rows_matrix,
+    wants_csv,
+)
 from bqx.serving.prediction_log import PredictionLog
 from bqx.serving.respond import SignalRule, response
 from bqx.serving.sources import LoadPolicy
@@ -96,25 +109,32 @@ class App:
         return self._rules[key]
 
     # -- invocation ----------------------------------------------------------------------------------
-    def invoke(self, name: str, body: bytes, content_type: str | None) -> dict:
-        obj = parse_json(body, content_type)
-        rows = request_rows(obj)
+    def invoke(self, name: str, body: bytes, content_type: str | None, accept: str | None = None) -> dict | Raw:
         model = self.store.get(name)
-        if rows is None:
-            matrix, ts = self._online_rows(model, obj)
+        ts: list[pd.Timestamp] | None
+        if media_type(content_type) == CSV:
+            matrix, ts = csv_matrix(body, model.features), None
         else:
-            matrix = rows_matrix(rows, model.features)
-            ts = _row_times(obj, len(rows))
+            obj = parse_json(body, content_type)
+            rows = request_rows(obj)
+            if rows is None:
+                matrix, ts = self._online_rows(model, obj)
+            else:
+                matrix = rows_matrix(rows, model.features)
+                ts = _row_times(obj, len(rows))
         preds = predict(model, matrix)
-        ts_text = [t.isoformat() for t in ts] if ts is not None else None
         if self.log is not None:
             when = ts if ts is not None else [pd.Timestamp.now(tz="UTC")] * len(preds)
-            self.log.append(when, model.pair, preds.tolist(), model.name, model.version)
-        return response(preds, self._rule(model), model.loaded.meta, model.version, model.name, ts_text)
+            self.log.append(when, model.pair, preds.tolist(), model.name, model.version, self.config.variant)
+        if wants_csv(accept):
+            return csv_reply(preds)
+        ts_text = [t.isoformat() for t in ts] if ts is not None else None
+        return response(preds, self._rule(model), model.loaded.meta, model.version, model.name, ts_text,
+                        self.config.variant)
 
-    def _invoke(self, name: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
+    def _invoke(self, name: str, body: bytes, content_type: str | None, accept: str | None) -> tuple[int, dict | Raw]:
         try:
-            return 200, self.invoke(name, body, content_type)
+            return 200, self.invoke(name, body, content_type, accept)
         except WarmingUp as warming:
             return 202, warming.body
 
@@ -139,7 +159,7 @@ class App:
                                 f"({len(names)}); use POST /models/<name>/invoke")
 
     # -- routing -------------------------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict | Raw]:
         url = urlsplit(target)
         parts = [unquote(p) for p in url.path.split("/") if p]
         ctype = headers.get("content-type")
@@ -147,7 +167,7 @@ class App:
             return 200, {"status": "healthy", "models": len(self.store.names())}
         if parts == ["invocations"] and method == "POST":
             name = self.single_model_name(headers.get("x-amzn-sagemaker-target-model"))
-            return self._invoke(name, body, ctype)
+            return self._invoke(name, body, ctype, headers.get("accept"))
         if parts[:1] == ["models"]:
             if not (len(parts) == 3 and parts[2] == "invoke"):
                 self._authorize(headers)
@@ -175,7 +195,7 @@ class App:
                 self.store.unload(parts[1])
                 return 200, {"status": f"model {parts[1]!r} unloaded"}
             if len(parts) == 3 and parts[2] == "invoke" and method == "POST":
-                return self._invoke(parts[1], body, ctype)
+                return self._invoke(parts[1], body, ctype, headers.get("accept"))
         known = parts in (["ping"], ["invocations"]) or (parts[:1] == ["models"] and len(parts) <= 3)
         if known:
             raise PayloadError(405, f"{method} is not allowed on {url.path}")
@@ -228,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         status: int
-        payload: dict
+        payload: dict | Raw
         extra: dict[str, str] = {}
         try:
             length = self.headers.get("Content-Length")
@@ -251,9 +271,12 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug: say so, keep serving
             status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
             print(f"[bqx serve] 500 on {self.command} {self.path}: {exc!r}", file=sys.stderr)
-        data = json.dumps(payload, allow_nan=False, default=str).encode()
+        if isinstance(payload, Raw):
+            data, media = payload.body, payload.content_type
+        else:
+            data, media = json.dumps(payload, allow_nan=False, default=str).encode(), "application/json"
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", media)
         self.send_header("Content-Length", str(len(data)))
         for key, value in extra.items():
             self.send_header(key, value)

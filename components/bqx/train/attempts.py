@@ -2,7 +2,8 @@
 
 A job's first attempt has the deterministic name of its inputs; one that failed or was stopped in an
 earlier run is retried under ``-a2``, ``-a3`` ... up to ``aws.max_attempts``. The sagemaker backend looks
-attempts up with DescribeTrainingJob, the ack backend as ``TrainingJob`` resources; the rule is the same.
+attempts up with DescribeTrainingJob, the ack backend as ``TrainingJob`` resources, batch prediction
+with DescribeTransformJob; the rule is the same.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ def attempt_name(base: str, attempt: int) -> str:
 
 
 def current_attempt(base: str, max_attempts: int, lookup: Callable[[str], T | None], failed: Callable[[T], bool],
-                    why: Callable[[T], str]) -> tuple[str, T | None]:
+                    why: Callable[[T], str], what: str = "training job",
+                    failure: type[Exception] = TrainingFailed) -> tuple[str, T | None]:
     """The first attempt whose job is absent (None from ``lookup``) or has not failed, with what lookup
-    found; after ``max_attempts`` failed ones the pair fails with ``why`` of the last."""
+    found; after ``max_attempts`` failed ones the pair fails (``failure``) with ``why`` of the last."""
     last = None
     for attempt in range(1, max_attempts + 1):
         name = attempt_name(base, attempt)
@@ -32,4 +34,4 @@ def current_attempt(base: str, max_attempts: int, lookup: Callable[[str], T | No
             return name, got
         last = got
     assert last is not None
-    raise TrainingFailed(f"training job {base} failed {max_attempts} times (aws.max_attempts); the last, {why(last)}")
+    raise failure(f"{what} {base} failed {max_attempts} times (aws.max_attempts); the last, {why(last)}")

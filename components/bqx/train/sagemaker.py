@@ -97,8 +97,8 @@ def training_request(name: str, channel_uris: dict[str, str], hyperparameters: d
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
-def call(fn: Callable[..., Any], sleep: Callable[[float], None] = time.sleep, tries: int = 6, **kwargs: Any
-         ) -> Any:  # noqa: ANN401
+def call(fn: Callable[..., Any], sleep: Callable[[float], None] = time.sleep, tries: int = 6,
+         failure: type[Exception] = TrainingFailed, **kwargs: Any) -> Any:  # noqa: ANN401
     """One SageMaker call: throttling is retried with a doubling wait (after botocore's own retries); any
     other refusal (ResourceLimitExceeded, ValidationException, AccessDenied ...) fails this pair with
     AWS's code and message, never the whole run."""
@@ -115,22 +115,23 @@ def call(fn: Callable[..., Any], sleep: Callable[[float], None] = time.sleep, tr
                 sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
-            raise TrainingFailed(f"{err.operation_name}: {code}: {message}") from None
+            raise failure(f"{err.operation_name}: {code}: {message}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def poll_job(describe: Callable[[], dict], status_key: str, what: str, poll_s: float, timeout_s: float,
-             sleep: Callable[[float], None] = time.sleep, done: Callable[[dict], bool] = lambda desc: True) -> dict:
+             sleep: Callable[[float], None] = time.sleep, done: Callable[[dict], bool] = lambda desc: True,
+             failure: type[Exception] = TrainingFailed) -> dict:
     """Describe a SageMaker job until it ends: Completed (and ``done``) returns its description; Failed,
-    Stopped or a completion without ``done`` is TrainingFailed with the reason; so is ``timeout_s``."""
+    Stopped or a completion without ``done`` is ``failure`` with the reason; so is ``timeout_s``."""
 
     def ended(desc: dict) -> bool:
         status = desc[status_key]
         if status in TERMINAL and (status != "Completed" or not done(desc)):
-            raise TrainingFailed(f"{what} {status.lower()}: {desc.get('FailureReason', 'no reason given')}")
+            raise failure(f"{what} {status.lower()}: {desc.get('FailureReason', 'no reason given')}")
         return status in TERMINAL
 
-    return poll(describe, ended, lambda desc: TrainingFailed(
+    return poll(describe, ended, lambda desc: failure(
         f"{what} still {desc[status_key]} after {timeout_s:.0f} s (aws.wait_timeout_s)"), poll_s, timeout_s, sleep)
 
 

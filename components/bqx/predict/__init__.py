@@ -7,6 +7,9 @@ panel (``bqx.model_package.feature_settings``). So a row's prediction is the one
 the same bars would give at that bar, for every bar from the first at which serving answers (the
 longest table warm-up plus the longest lag); earlier bars are warm-up only. Only the tables a model
 reads are computed, and each panel is built once for all the pairs that share it.
+
+Backends: ``local`` predicts in this process; ``sagemaker`` sends each pair's rows to a Batch
+Transform job on the serving image (:mod:`bqx.predict.transform`).
 """
 
 from __future__ import annotations
@@ -88,17 +91,32 @@ def model_features(model: LoadedModel, bars: dict[str, pd.DataFrame], pair: str,
     return inputs.ts_ns, x, warmup_rows(model, settings, snapshot or None)
 
 
+BACKENDS = ("local", "sagemaker")
+
+
 def run(bars_source: str | Path, models_repo: str | Path, out: str | Path, pairs: Iterable[str] | None = None,
-        since: str | None = None, progress: Callable[[str, str], None] = lambda pair, text: None) -> PredictSummary:
+        since: str | None = None, progress: Callable[[str, str], None] = lambda pair, text: None,
+        backend: str = "local", settings: Settings | None = None,
+        sleep: Callable[[float], None] = time.sleep) -> PredictSummary:
     """Predict every bar of ``bars_source`` (from ``since`` on) for every pair of the repository (or
     ``pairs``); both may be local or ``s3://``. One Parquet file of (ts_utc, pair, prediction,
-    target_model), written whole or not at all."""
+    target_model), written whole or not at all. ``backend`` sagemaker sends each pair's rows to a Batch
+    Transform job (``settings.aws`` says where); all jobs are submitted before any is waited on."""
     import tempfile
 
     from bqx.ingest import load_pairs
     from bqx.locations import model_tarball, repository_pairs
     from bqx.pairs import check_pair
 
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown predict backend {backend!r} ({', '.join(BACKENDS)})")
+    if backend == "sagemaker":
+        from bqx.aws import require
+        from bqx.predict import transform
+
+        if settings is None:
+            raise ValueError("the sagemaker predict backend needs settings with the aws section")
+        require(settings, "bucket", "role_arn", "serve_image")
     t0 = time.perf_counter()
     served = repository_pairs(models_repo)
     chosen = list(pairs) if pairs is not None else served
@@ -116,7 +134,7 @@ def run(bars_source: str | Path, models_repo: str | Path, out: str | Path, pairs
             panels[key] = build_panel({p: bars[p] for p in panel_pairs}, settings)
         return panels[key]
 
-    frames, done = [], []
+    pending: list[tuple[PairPrediction, np.ndarray, Callable[[], np.ndarray]]] = []
     with tempfile.TemporaryDirectory(prefix="bqx-predict-") as tmp:
         for pair in chosen:
             t1 = time.perf_counter()
@@ -128,16 +146,33 @@ def run(bars_source: str | Path, models_repo: str | Path, out: str | Path, pairs
             keep = np.arange(len(ts)) >= warm - 1  # serving answers once it holds `warm` bars
             if start_ns is not None:
                 keep &= ts >= start_ns
-            pred = np.asarray(model.predict(x[keep]), dtype=np.float64) if keep.any() else np.zeros(0)
-            frame = pd.DataFrame({"ts_utc": pd.to_datetime(ts[keep], utc=True), "pair": pair, "prediction": pred,
-                                  "target_model": tarball.name})
-            frames.append(frame)
-            done.append(PairPrediction(pair, tarball.name, int(keep.sum()), int(min(warm - 1, len(ts))),
-                                       str(frame["ts_utc"].iloc[0]) if len(frame) else "",
-                                       str(frame["ts_utc"].iloc[-1]) if len(frame) else "",
-                                       time.perf_counter() - t1))
-            progress(pair, f"{keep.sum():,} bars predicted ({done[-1].seconds:.1f} s)")
+            rows, times = x[keep], ts[keep]
+            if not len(rows):
+                predicted: Callable[[], np.ndarray] = lambda: np.zeros(0)  # noqa: E731
+            elif backend == "local":
+                pred = np.asarray(model.predict(rows), dtype=np.float64)
+                predicted = lambda pred=pred: pred  # noqa: E731
+            else:
+                job = transform.submit(pair, rows, tarball, models_repo, settings, sleep)  # type: ignore[arg-type]
+                predicted = lambda job=job: transform.collect(job, settings, sleep)  # type: ignore[arg-type,misc]  # noqa: E731
+                progress(pair, f"{len(rows):,} rows sent to transform job {job.job}")
+            first, last = (str(pd.Timestamp(times[i], tz="UTC")) if len(times) else "" for i in (0, -1))
+            done = PairPrediction(pair, tarball.name, len(rows), int(min(warm - 1, len(ts))), first, last,
+                                  time.perf_counter() - t1)
+            pending.append((done, times, predicted))
+            if backend == "local":
+                progress(pair, f"{len(rows):,} bars predicted ({done.seconds:.1f} s)")
+    frames, summaries = [], []
+    for done, times, predicted in pending:
+        t1 = time.perf_counter()
+        pred = predicted()
+        frames.append(pd.DataFrame({"ts_utc": pd.to_datetime(times, utc=True), "pair": done.pair, "prediction": pred,
+                                    "target_model": done.target_model}))
+        if backend != "local":
+            done = replace(done, seconds=done.seconds + time.perf_counter() - t1)
+            progress(done.pair, f"{done.rows:,} bars predicted by Batch Transform ({done.seconds:.1f} s)")
+        summaries.append(done)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {"ts_utc": pd.Series(dtype="datetime64[ns, UTC]"), "pair": [], "prediction": [], "target_model": []})
     path = write_parquet(table, out)
-    return PredictSummary(Path(path), done, time.perf_counter() - t0)
+    return PredictSummary(Path(path), summaries, time.perf_counter() - t0)
