@@ -378,6 +378,51 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ab(args: argparse.Namespace) -> int:
+    from bqx.ab import CANDIDATE, CURRENT
+    from bqx.ab.endpoint import finish_ab
+    from bqx.locations import read_manifest
+
+    settings = _settings(args.settings)
+    a = settings.aws
+    repository = args.models or (f"s3://{a.bucket}/{a.prefix}/models/" if a.bucket else "")
+    if args.action in ("promote", "rollback"):
+        done = finish_ab(settings, args.action, args.reason or f"{args.action} by hand (bqx ab {args.action})")
+        print(f"A/B test {done.ab}: {done.action}; the {done.winner} variant serves all traffic on endpoint "
+              f"{a.endpoint_name} ({done.endpoint_config})")
+        return 0
+    if not repository:
+        raise ValueError("bqx ab needs --models (a model repository) or aws.bucket in --settings")
+    if args.action == "status":
+        ab = read_manifest(repository).get("ab")
+        if not ab:
+            print(f"{repository}: no A/B test is running")
+            return 0
+        changed = sorted(p for p in ab[CANDIDATE] if ab[CURRENT].get(p, {}).get("sha256") != ab[CANDIDATE][p]["sha256"])
+        print(f"A/B test {ab['id']} since {ab['started']}: the candidate takes {ab['candidate_percent']}% of the "
+              f"traffic; it changes {len(changed)} pair(s): {', '.join(changed) or 'none'}")
+        return 0
+    from bqx.ab.live import judge
+
+    if not args.served or not args.bars:
+        raise ValueError("bqx ab decide needs --served (the prediction log or Data Capture) and --bars")
+    ab, verdict = judge(repository, args.served, args.bars, settings,
+                        _utc_time(args.now) if args.now else None)
+    for v in verdict.variants:
+        print(f"{v.variant:<10} {v.rows:>8,} answers scored   live RMSE {v.rmse:.5g}")
+    print(f"A/B test {ab['id']}: {verdict.action}: {verdict.why}")
+    if args.apply and verdict.action != "wait":
+        done = finish_ab(settings, verdict.action, verdict.why)
+        print(f"applied: the {done.winner} variant serves all traffic on endpoint {a.endpoint_name}")
+    return 0
+
+
+def _utc_time(text: str) -> object:
+    import pandas as pd
+
+    return pd.Timestamp(text, tz="UTC") if pd.Timestamp(text).tzinfo is None else pd.Timestamp(text)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
@@ -639,6 +684,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="a local registry directory (default: SageMaker's, from --settings)")
     p.add_argument("--settings", help="settings JSON file (aws.region, bucket, prefix, serve_image)")
     p.set_defaults(func=cmd_registry)
+
+    p = sub.add_parser("ab", help="an A/B test on the endpoint: its status, the verdict on live metrics, or "
+                                  "promote/rollback by hand",
+                       description="A deploy with aws.ab_candidate_percent serves new models as the candidate "
+                                   "variant beside the current one. decide scores what each variant served against "
+                                   "the realised targets (registry.ab_* settings) and, with --apply, moves all "
+                                   "traffic to the winner.")
+    p.add_argument("action", choices=("status", "decide", "promote", "rollback"))
+    p.add_argument("--settings", help="settings JSON file (aws: the endpoint; registry: the A/B policy)")
+    p.add_argument("--models", help="the model repository (default: s3://{aws.bucket}/{aws.prefix}/models/)")
+    p.add_argument("--served", help="decide: the prediction log or Data Capture prefix (directory or s3://)")
+    p.add_argument("--bars", help="decide: bar files covering the test and the target horizon after it")
+    p.add_argument("--now", help="decide: judge as of this UTC time (default: now)")
+    p.add_argument("--apply", action="store_true", help="decide: promote or roll back when the verdict says so")
+    p.add_argument("--reason", default="", help="promote/rollback: recorded in the manifest")
+    p.set_defaults(func=cmd_ab)
 
     p = sub.add_parser("ack-manifests", help="write one pair's ACK SageMaker objects (TrainingJob, Model, "
                        "EndpointConfig, Endpoint) as YAML files",

@@ -179,9 +179,21 @@ class RegistrySettings:
     # by at least this fraction of theirs (0.02 = 2 % better than the better of the two)
     min_improvement: float = 0.0
     manual_approval: bool = False  # a model that passes waits as PendingManualApproval for `bqx approve`
+    # A/B verdicts (bqx.ab.decide): "metrics" promotes a candidate whose live error is significantly lower,
+    # "window" promotes at the window's end unless it is significantly higher; judged once ab_window_h
+    # hours have passed, on at least ab_min_hours hours in which both variants answered
+    ab_policy: str = "metrics"
+    ab_window_h: float = 72.0
+    ab_min_hours: int = 24
+    ab_alpha: float = 0.05
 
     def __post_init__(self) -> None:
         check_fields(self, "registry.")
+        if self.ab_policy not in ("metrics", "window"):
+            raise ValueError(f"settings field 'registry.ab_policy': metrics or window, got {self.ab_policy!r}")
+        if not 0 < self.ab_alpha < 0.5:
+            raise ValueError(f"settings field 'registry.ab_alpha': a significance level between 0 and 0.5, got "
+                             f"{self.ab_alpha}")
         if self.min_improvement >= 1:
             raise ValueError(f"settings field 'registry.min_improvement': a fraction below 1, got "
                              f"{self.min_improvement}")
@@ -250,6 +262,10 @@ class AwsSettings:
     endpoint_timeout_s: float = 3600.0  # how long create/update may take before the deploy fails
     data_capture_s3_uri: str = ""  # s3:// prefix: SageMaker captures requests and responses there
     data_capture_percent: int = 100
+    # A/B: with a percentage here, a deploy whose models differ from the ones the endpoint serves starts an
+    # A/B test instead of replacing them: two production variants, "current" and "candidate", the
+    # candidate taking this percentage of the traffic until `bqx ab decide --apply` (or promote/rollback)
+    ab_candidate_percent: int = 0
     # batch prediction on SageMaker (bqx predict --backend sagemaker): one Batch Transform job per pair on
     # the serving image; SageMaker sends the feature rows as CSV in requests of at most this many MB
     transform_instance_type: str = "ml.m5.large"
@@ -274,6 +290,9 @@ class AwsSettings:
         if self.spot and self.max_wait_s < self.max_runtime_s:
             raise ValueError(f"settings field 'aws.max_wait_s': with spot training it must be at least "
                              f"aws.max_runtime_s ({self.max_runtime_s}), got {self.max_wait_s}")
+        if not 0 <= self.ab_candidate_percent <= 99:
+            raise ValueError(f"settings field 'aws.ab_candidate_percent': must be 0 (no A/B) to 99, got "
+                             f"{self.ab_candidate_percent}")
         if not 1 <= self.data_capture_percent <= 100:
             raise ValueError(f"settings field 'aws.data_capture_percent': must be 1 to 100, got "
                              f"{self.data_capture_percent}")
@@ -431,8 +450,8 @@ class Settings:
 
 
 # Lower bounds of numeric fields (inclusive unless noted); every other int field must be >= 1.
-_AT_LEAST_ZERO = {"min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed", "threshold",
-                  "walk_forward_folds", "min_improvement", "tune_trials"}
+_AT_LEAST_ZERO = {"ab_candidate_percent", "min_idx", "min_bqx", "eval_cost_bps", "early_stopping_rounds", "seed",
+                  "threshold", "walk_forward_folds", "min_improvement", "tune_trials"}
 _FRACTIONS = {"train_fraction", "val_fraction"}
 
 

@@ -18,23 +18,28 @@ from pathlib import Path
 
 from bqx.artifacts import MANIFEST
 from bqx.config import Settings
-from bqx.endpoint import (
+from bqx.endpoint import (  # noqa: F401 (DeployFailed, wait_endpoint and endpoint_action: the stage's own words)
     MANIFEST_META,
-    VARIANT,
     DeployFailed,
     EndpointDeploy,
     ModelRef,
     deployment_config,
+    deregister_scaling,
+    endpoint_action,
     endpoint_config_request,
     endpoint_request,
+    ensure_scaling,
     exists,
     found,
     model_request,
     publish_models,
+    read_manifest,
+    variant_of,
+    wait_endpoint,
+    write_manifest,
 )
 from bqx.io import atomic_path, read_json, write_json
 from bqx.model_package import sha256_of
-from bqx.polling import poll
 from bqx.registry.promote import Served, open_registry, promote
 
 
@@ -86,57 +91,6 @@ def deploy_local(models: list[ModelRef], repo: str | Path) -> Repository:
 # ---- SageMaker multi-model endpoint ------------------------------------------------------------------
 
 
-def endpoint_action(current_config: str | None, wanted_config: str) -> str:
-    """create (no endpoint), update (blue/green to a new config) or none."""
-    if current_config is None:
-        return "create"
-    return "none" if current_config == wanted_config else "update"
-
-
-WAITING = {"Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"}
-
-
-def wait_endpoint(sm: object, name: str, config_name: str, poll_s: float, timeout_s: float,
-                  sleep: Callable[[float], None] = time.sleep) -> dict:
-    """Poll until the endpoint is InService on ``config_name``; DeployFailed with the reason if it fails,
-    is rolled back to another config, or takes longer than ``timeout_s``."""
-
-    def in_service(desc: dict) -> bool:
-        status = desc["EndpointStatus"]
-        if status == "InService" and desc["EndpointConfigName"] != config_name:
-            why = desc.get("FailureReason", "an alarm fired during the baking period")
-            raise DeployFailed(f"endpoint {name} is in service on {desc['EndpointConfigName']}, not "
-                               f"{config_name}: the update was rolled back ({why})")
-        if status != "InService" and status not in WAITING:
-            raise DeployFailed(f"endpoint {name} is {status}: {desc.get('FailureReason', 'no reason given')}")
-        return status == "InService"
-
-    return poll(lambda: sm.describe_endpoint(EndpointName=name), in_service,  # type: ignore[attr-defined]
-                lambda desc: DeployFailed(f"endpoint {name} still {desc['EndpointStatus']} after {timeout_s:.0f} s "
-                                          "(aws.endpoint_timeout_s)"), poll_s, timeout_s, sleep)
-
-
-def _variant(sm: object, config_name: str) -> tuple[str, int] | None:
-    desc = found(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name))  # type: ignore[attr-defined]
-    if desc is None:
-        return None
-    v = desc["ProductionVariants"][0]
-    return v.get("InstanceType", ""), int(v.get("InitialInstanceCount", 0))
-
-
-def _deregister_scaling(aas: object, settings: Settings) -> bool:
-    """Remove the variant's scalable target (its policies go with it); False when there is none."""
-    resource = f"endpoint/{settings.aws.endpoint_name}/variant/{VARIANT}"
-    dim = "sagemaker:variant:DesiredInstanceCount"
-    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],  # type: ignore[attr-defined]
-                                            ScalableDimension=dim)["ScalableTargets"]
-    if not targets:
-        return False
-    aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
-                                   ScalableDimension=dim)
-    return True
-
-
 def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable[[float], None] = time.sleep
                      ) -> EndpointDeploy:
     """Publish the models under one S3 prefix and serve them from one multi-model endpoint.
@@ -145,13 +99,27 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     it loaded: a changed model gets a new name, and ``manifest.json`` under the prefix maps pairs to
     names. The Model, EndpointConfig and scaling are created only when missing or changed; an existing
     endpoint moves to a new config with UpdateEndpoint (SageMaker's blue/green). Running it twice with
-    the same models changes nothing."""
+    the same models changes nothing. With ``aws.ab_candidate_percent`` and an endpoint already serving
+    other models, the new models go live as an A/B test's candidate instead (:mod:`bqx.ab.endpoint`)."""
     from bqx.aws import client, require
 
     require(settings, "bucket", "role_arn", "serve_image")
     a = settings.aws
     s3, sm, aas = client("s3", settings), client("sagemaker", settings), client("application-autoscaling", settings)
-    manifest, uploaded = publish_models(s3, models, settings)
+    before = read_manifest(s3, settings)
+    manifest, uploaded = publish_models(s3, models, settings, write=False)
+    endpoint = found(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
+    if before is not None and before.get("ab") and not a.ab_candidate_percent:
+        raise DeployFailed(f"an A/B test ({before['ab']['id']}) is running on endpoint {a.endpoint_name}: end it "
+                           "with `bqx ab decide --apply`, `bqx ab promote` or `bqx ab rollback` first, or deploy "
+                           "with aws.ab_candidate_percent set to test these models against the current ones")
+    if a.ab_candidate_percent and endpoint is not None and before is not None:
+        from bqx.ab.endpoint import start_ab
+
+        started = start_ab(sm, s3, aas, settings, before, manifest, sleep)
+        if started is not None:
+            return EndpointDeploy(started.manifest, started.model, started.endpoint_config,
+                                  uploaded + started.uploaded, started.created, started.updated)
     done: dict[str, list[str]] = {"uploaded": uploaded, "created": [], "updated": []}
     model = model_request(settings)
     model_name = model["ModelName"]
@@ -163,7 +131,6 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
     if not exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
         sm.create_endpoint_config(**config)
         done["created"].append(f"endpoint-config/{config_name}")
-    endpoint = found(lambda: sm.describe_endpoint(EndpointName=a.endpoint_name))
     action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)
     released = False
     if action == "create":
@@ -173,15 +140,17 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
         assert endpoint is not None
         # AWS refuses UpdateEndpoint while a scalable target pins the variant and the instance type or
         # count changes: let go of the target now, register it again once the endpoint is in service
-        if _variant(sm, endpoint["EndpointConfigName"]) != (a.endpoint_instance_type, a.endpoint_instance_count):
-            released = _deregister_scaling(aas, settings)
+        if variant_of(sm, endpoint["EndpointConfigName"]) != (a.endpoint_instance_type, a.endpoint_instance_count):
+            released = deregister_scaling(aas, settings)
             if released:
                 done["updated"].append("scaling/deregistered")
         sm.update_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name,
                            DeploymentConfig=deployment_config(settings))
         done["updated"].append(f"endpoint/{a.endpoint_name}")
     wait_endpoint(sm, a.endpoint_name, config_name, a.poll_s, a.endpoint_timeout_s, sleep)
-    scaling = _ensure_scaling(aas, settings, fresh=released)
+    # the manifest names what clients invoke: written once the endpoint serves it
+    write_manifest(s3, manifest, settings)
+    scaling = ensure_scaling(aas, settings, fresh=released)
     if scaling:
         done["created" if scaling == "target+policy" else "updated"].append(f"scaling/{scaling}")
     return EndpointDeploy(manifest, model_name, config_name, **done)
@@ -209,30 +178,3 @@ def run(models: list[ModelRef], backend: str, settings: Settings, repo: str | Pa
 
             endpoint = deploy_ack(refs, settings, run_label)
     return DeploySummary(repository, endpoint, dict(failed or {}), served)
-
-
-def _ensure_scaling(aas: object, settings: Settings, fresh: bool = False) -> str:
-    """Register the variant's scalable target and target-tracking policy if missing or different (both
-    anew when ``fresh``: deregistering a target deletes its policies)."""
-    a = settings.aws
-    resource = f"endpoint/{a.endpoint_name}/variant/{VARIANT}"
-    dim = "sagemaker:variant:DesiredInstanceCount"
-    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],  # type: ignore[attr-defined]
-                                            ScalableDimension=dim)["ScalableTargets"]
-    changed = ""
-    if not targets or (targets[0]["MinCapacity"], targets[0]["MaxCapacity"]) != (a.autoscale_min, a.autoscale_max):
-        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dim,  # type: ignore[attr-defined]
-                                     MinCapacity=a.autoscale_min, MaxCapacity=a.autoscale_max)
-        changed = "target"
-    policy = f"{a.endpoint_name}-invocations"
-    config = {"TargetValue": a.autoscale_invocations_per_instance,
-              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
-    found = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
-                                          ScalableDimension=dim, PolicyNames=[policy])["ScalingPolicies"]
-    current = found[0].get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue") if found else None
-    if fresh or current != config["TargetValue"]:
-        aas.put_scaling_policy(PolicyName=policy, ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
-                               ScalableDimension=dim, PolicyType="TargetTrackingScaling",
-                               TargetTrackingScalingPolicyConfiguration=config)
-        changed = (changed + "+policy") if changed else "policy"
-    return changed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from bqx.artifacts import MANIFEST
 from bqx.config import Settings
 from bqx.model_package import sha256_of
+from bqx.polling import poll
 
 # what a manifest entry records of a model beside its file: provenance, and the registry version serving
 MANIFEST_META = ("catalog_version", "settings_hash", "n_features", "registry_version")
@@ -100,9 +102,30 @@ def deployment_config(settings: Settings) -> dict:
     return config
 
 
-def publish_models(s3: object, models: list[ModelRef], settings: Settings) -> tuple[dict, list[str]]:
+def read_manifest(s3: object, settings: Settings) -> dict | None:
+    """The ``manifest.json`` under ``{prefix}/models/`` (what the endpoint serves), None before a first deploy."""
+    a = settings.aws
+    got = found(lambda: s3.get_object(Bucket=a.bucket, Key=f"{a.prefix}/models/{MANIFEST}"))  # type: ignore[attr-defined]
+    return json.loads(got["Body"].read()) if got else None
+
+
+def write_manifest(s3: object, manifest: dict, settings: Settings) -> bool:
+    """Write ``manifest.json`` under the models prefix if it changed; True when it did."""
+    a = settings.aws
+    key = f"{a.prefix}/models/{MANIFEST}"
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    got = found(lambda: s3.get_object(Bucket=a.bucket, Key=key))  # type: ignore[attr-defined]
+    if (got["Body"].read() if got else b"") == body:
+        return False
+    s3.put_object(Bucket=a.bucket, Key=key, Body=body)  # type: ignore[attr-defined]
+    return True
+
+
+def publish_models(s3: object, models: list[ModelRef], settings: Settings, write: bool = True
+                   ) -> tuple[dict, list[str]]:
     """Upload each model under ``{prefix}/models/`` as ``{pair}-{sha12}.tar.gz`` (skipped when that name is
-    already there) and write ``manifest.json`` beside them if it changed; returns (manifest, uploaded)."""
+    already there) and, with ``write``, write ``manifest.json`` beside them if it changed; returns
+    (manifest, uploaded)."""
     a = settings.aws
     prefix = f"{a.prefix}/models/"
     uploaded, entries = [], {}
@@ -116,10 +139,8 @@ def publish_models(s3: object, models: list[ModelRef], settings: Settings) -> tu
         entries[ref.pair] = {"target_model": name, "sha256": digest,
                              **{k: ref.meta.get(k) for k in MANIFEST_META}}
     manifest = {"endpoint": a.endpoint_name, "models": entries}
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    got = found(lambda: s3.get_object(Bucket=a.bucket, Key=prefix + MANIFEST))  # type: ignore[attr-defined]
-    if (got["Body"].read() if got else b"") != body:
-        s3.put_object(Bucket=a.bucket, Key=prefix + MANIFEST, Body=body)  # type: ignore[attr-defined]
+    if write:
+        write_manifest(s3, manifest, settings)
     return manifest, uploaded
 
 
@@ -155,3 +176,84 @@ def endpoint_request(settings: Settings, config_name: str) -> dict:
     a = settings.aws
     return {"EndpointName": a.endpoint_name, "EndpointConfigName": config_name,
             "Tags": tags(settings, endpoint=a.endpoint_name)}
+
+
+# ---- the endpoint's state: waiting on it, its autoscaling -------------------------------------------
+
+
+def endpoint_action(current_config: str | None, wanted_config: str) -> str:
+    """create (no endpoint), update (blue/green to a new config) or none."""
+    if current_config is None:
+        return "create"
+    return "none" if current_config == wanted_config else "update"
+
+
+WAITING = {"Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"}
+
+
+def wait_endpoint(sm: object, name: str, config_name: str, poll_s: float, timeout_s: float,
+                  sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Poll until the endpoint is InService on ``config_name``; DeployFailed with the reason if it fails,
+    is rolled back to another config, or takes longer than ``timeout_s``."""
+
+    def in_service(desc: dict) -> bool:
+        status = desc["EndpointStatus"]
+        if status == "InService" and desc["EndpointConfigName"] != config_name:
+            why = desc.get("FailureReason", "an alarm fired during the baking period")
+            raise DeployFailed(f"endpoint {name} is in service on {desc['EndpointConfigName']}, not "
+                               f"{config_name}: the update was rolled back ({why})")
+        if status != "InService" and status not in WAITING:
+            raise DeployFailed(f"endpoint {name} is {status}: {desc.get('FailureReason', 'no reason given')}")
+        return status == "InService"
+
+    return poll(lambda: sm.describe_endpoint(EndpointName=name), in_service,  # type: ignore[attr-defined]
+                lambda desc: DeployFailed(f"endpoint {name} still {desc['EndpointStatus']} after {timeout_s:.0f} s "
+                                          "(aws.endpoint_timeout_s)"), poll_s, timeout_s, sleep)
+
+
+def variant_of(sm: object, config_name: str) -> tuple[str, int] | None:
+    desc = found(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name))  # type: ignore[attr-defined]
+    if desc is None:
+        return None
+    v = desc["ProductionVariants"][0]
+    return v.get("InstanceType", ""), int(v.get("InitialInstanceCount", 0))
+
+
+def deregister_scaling(aas: object, settings: Settings) -> bool:
+    """Remove the variant's scalable target (its policies go with it); False when there is none."""
+    resource = f"endpoint/{settings.aws.endpoint_name}/variant/{VARIANT}"
+    dim = "sagemaker:variant:DesiredInstanceCount"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],  # type: ignore[attr-defined]
+                                            ScalableDimension=dim)["ScalableTargets"]
+    if not targets:
+        return False
+    aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
+                                   ScalableDimension=dim)
+    return True
+
+
+def ensure_scaling(aas: object, settings: Settings, fresh: bool = False) -> str:
+    """Register the variant's scalable target and target-tracking policy if missing or different (both
+    anew when ``fresh``: deregistering a target deletes its policies)."""
+    a = settings.aws
+    resource = f"endpoint/{a.endpoint_name}/variant/{VARIANT}"
+    dim = "sagemaker:variant:DesiredInstanceCount"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],  # type: ignore[attr-defined]
+                                            ScalableDimension=dim)["ScalableTargets"]
+    changed = ""
+    if not targets or (targets[0]["MinCapacity"], targets[0]["MaxCapacity"]) != (a.autoscale_min, a.autoscale_max):
+        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dim,  # type: ignore[attr-defined]
+                                     MinCapacity=a.autoscale_min, MaxCapacity=a.autoscale_max)
+        changed = "target"
+    policy = f"{a.endpoint_name}-invocations"
+    config = {"TargetValue": a.autoscale_invocations_per_instance,
+              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+    found = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
+                                          ScalableDimension=dim, PolicyNames=[policy])["ScalingPolicies"]
+    current = found[0].get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue") if found else None
+    if fresh or current != config["TargetValue"]:
+        aas.put_scaling_policy(PolicyName=policy, ServiceNamespace="sagemaker", ResourceId=resource,  # type: ignore[attr-defined]
+                               ScalableDimension=dim, PolicyType="TargetTrackingScaling",
+                               TargetTrackingScalingPolicyConfiguration=config)
+        changed = (changed + "+policy") if changed else "policy"
+    return changed

@@ -76,20 +76,19 @@ def _read_bytes(location: str, name: str) -> bytes | None:
 
 def repository_pairs(repository: str | Path) -> list[str]:
     """The pairs a model repository serves (its ``manifest.json``)."""
+    return sorted(read_manifest(repository).get("models", {}))
+
+
+def read_manifest(repository: str | Path) -> dict:
+    """A model repository's ``manifest.json`` (a directory or an S3 prefix)."""
     raw = _read_bytes(str(repository), MANIFEST)
     if raw is None:
         raise FileNotFoundError(f"{repository}: not a model repository (no {MANIFEST}; give what deploy wrote)")
-    return sorted(json.loads(raw).get("models", {}))
+    return json.loads(raw)
 
 
-def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
-    """The pair's deployed package, as a local file (downloaded into ``into`` from S3)."""
-    raw = _read_bytes(str(repository), MANIFEST)
-    entries = json.loads(raw).get("models", {}) if raw else {}
-    if raw and pair not in entries:
-        raise FileNotFoundError(f"model repository {repository} has no model for {pair} "
-                                f"(its manifest.json lists {', '.join(sorted(entries)) or 'none'})")
-    name = entries[pair]["target_model"] if raw else f"{pair}.tar.gz"
+def repository_file(repository: str | Path, name: str, into: str | Path) -> Path:
+    """A file of the repository as a local path (downloaded into ``into`` from S3)."""
     if not is_s3(repository):
         path = Path(repository) / name
         if not path.is_file():
@@ -101,6 +100,18 @@ def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
     target = Path(into) / name
     target.write_bytes(data)
     return target
+
+
+def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
+    """The pair's deployed package, as a local file (downloaded into ``into`` from S3)."""
+    raw = _read_bytes(str(repository), MANIFEST)
+    entries = json.loads(raw).get("models", {}) if raw else {}
+    if raw and pair not in entries:
+        raise FileNotFoundError(f"model repository {repository} has no model for {pair} "
+                                f"(its manifest.json lists {', '.join(sorted(entries)) or 'none'})")
+    # during an A/B test target_model is the test's alias and model_file the versioned file beside the manifest
+    name = (entries[pair].get("model_file") or entries[pair]["target_model"]) if raw else f"{pair}.tar.gz"
+    return repository_file(repository, name, into)
 
 
 PREDICTION_LOG_COLUMNS = ("ts_utc", "pair", "prediction")

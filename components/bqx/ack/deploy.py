@@ -57,6 +57,9 @@ def deploy_ack(models: list[ModelRef], settings: Settings, run: str = "",
                sleep: Callable[[float], None] = time.sleep) -> EndpointDeploy:
     require(settings, "bucket", "role_arn", "serve_image")
     a = settings.aws
+    if a.ab_candidate_percent:
+        raise DeployFailed("settings field 'aws.ab_candidate_percent': A/B tests run on the sagemaker deploy backend "
+                           "only; set it to 0 for the ack backend")
     manifest, uploaded = publish_models(client("s3", settings), models, settings)
     done: dict[str, list[str]] = {"uploaded": uploaded, "created": [], "updated": [], "deleted": []}
     model, config, endpoint = endpoint_objects(settings, run)
