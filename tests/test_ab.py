@@ -255,6 +255,13 @@ def test_bqx_ab_decide_scores_a_prediction_log_against_the_bars(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "A/B test x: promote: the candidate is better" in out.stdout, out.stdout
     assert "live RMSE" in out.stdout
+    from bqx.ab.live import judge
+    from bqx.reports import ab_markdown
+
+    ab, verdict = judge(repo, tmp_path / "log", tmp_path / "bars", Settings.load(settings), pd.Timestamp(now))
+    card = ab_markdown(ab, verdict, "Applied: by the test.")
+    assert "| candidate |" in card and "**promote**" in card and "Applied" in card
+    assert "No A/B test is running" in ab_markdown(None, None)
     status = subprocess.run([sys.executable, "-m", "bqx.cli", "ab", "status", "--models", str(repo)],
                             capture_output=True, text=True, timeout=120)
     assert "candidate takes 20% of the traffic; it changes 1 pair(s): eurusd" in status.stdout, status.stdout

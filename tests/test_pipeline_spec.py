@@ -43,10 +43,14 @@ def test_drift_pipeline_parses_and_monitors_each_pair():
     doc, _ = load_compiled(COMPILED_DRIFT)
     spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
     assert spec.pipeline_info.name == "bqx-drift"
-    loop = spec.root.dag.tasks["for-loop-1"]
+    (loop,) = [t for name, t in spec.root.dag.tasks.items() if name.startswith("for-loop")]
     inner = spec.components[loop.component_ref.name].dag.tasks
     assert {"extract-features", "monitor-drift"} <= set(inner)
     assert "model_repository" in spec.root.input_definitions.parameters
+    # with a prediction log, the A/B step runs once for the whole run
+    (branch,) = [t for name, t in spec.root.dag.tasks.items() if name.startswith("condition")]
+    assert "prediction_log" in branch.trigger_policy.condition
+    assert set(spec.components[branch.component_ref.name].dag.tasks) == {"decide-ab"}
 
 
 def test_compiled_yaml_parses_into_pipeline_spec():
@@ -144,10 +148,12 @@ def test_every_task_has_its_resources_from_the_plan_and_a_retry_policy(compiled)
     tasks = _tasks(spec["root"]["dag"], spec)
     assert len(tasks) >= 4
     for name, task in tasks:
-        stage = task["taskInfo"]["name"]
+        executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        image = spec["deploymentSpec"]["executors"][executor]["container"]["image"]
+        stage = image.rsplit("/bqx-", 1)[1].split(":")[0]  # a task has its image's stage's resources
+        assert task["taskInfo"]["name"] in (stage, "ab-decide"), name  # the UI names each task by its stage
         assert task["retryPolicy"] == {"maxRetryCount": 2, "backoffDuration": "60s", "backoffFactor": 2.0,
                                        "backoffMaxDuration": "600s"}, name
-        executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         res = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
         assert res["resourceMemoryRequest"] == res["resourceMemoryLimit"] == wanted[stage].memory, name
         assert res["resourceCpuRequest"] == wanted[stage].cpu and "resourceCpuLimit" not in res, name

@@ -245,8 +245,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     runner = _runner(args)
     print(f"running bqx-drift locally ({runner.kind} runner) for {', '.join(pairs)} against {args.models}")
-    result = run_local_drift(args.bars, args.models, out, settings, pairs, runner=runner)
+    result = run_local_drift(args.bars, args.models, out, settings, pairs, runner=runner,
+                             prediction_log=args.served or "", apply_ab=args.apply_ab)
     print(f"\nfinished in {result.seconds:.0f} s; outputs under {result.run_dir}/")
+    for task in result.find("decide-ab"):
+        verdict = task.artifacts["verdict"]
+        print(f"  A/B test: {verdict['metadata'].get('action')} (the verdict: {verdict['uri']})")
     for task in sorted(result.find("monitor-drift"), key=lambda t: t.pair or ""):
         meta = task.artifacts["summary"]["metadata"]
         states = ", ".join(f"{k.removeprefix('status_')} {v}" for k, v in sorted(meta.items())
@@ -558,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", help="comma-separated pairs or 'all' (default: the settings' pairs)")
     p.add_argument("--out", default="bqx-drift-out")
     p.add_argument("--settings", help="settings JSON file")
+    p.add_argument("--served", help="the prediction log or Data Capture (directory or s3://): drift of what was "
+                                    "served, and the verdict on a running A/B test")
+    p.add_argument("--apply-ab", action="store_true", help="promote or roll back the A/B test when the verdict says so")
     _runner_options(p)
     p.add_argument("--debug", action="store_true", help="on failure, print the traceback and the log's last lines")
     p.set_defaults(func=cmd_monitor)

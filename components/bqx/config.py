@@ -319,7 +319,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "select": ("features", "splits", "selection"),
     "tune": ("training", "aws"),
     "train": ("features", "splits", "training", "aws"),
-    "drift": ("features", "splits", "drift", "aws"),
+    "drift": ("features", "splits", "drift", "aws", "registry"),  # registry: the A/B step's ab_* settings
     "deploy": ("aws", "registry"),
     "predict": ("features", "aws"),  # features as ingest checks the bars (each model brings its own); aws for
     # the sagemaker backend

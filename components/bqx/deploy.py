@@ -23,6 +23,7 @@ from bqx.endpoint import (  # noqa: F401 (DeployFailed, wait_endpoint and endpoi
     DeployFailed,
     EndpointDeploy,
     ModelRef,
+    create_missing,
     deployment_config,
     deregister_scaling,
     endpoint_action,
@@ -121,16 +122,8 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
             return EndpointDeploy(started.manifest, started.model, started.endpoint_config,
                                   uploaded + started.uploaded, started.created, started.updated)
     done: dict[str, list[str]] = {"uploaded": uploaded, "created": [], "updated": []}
-    model = model_request(settings)
-    model_name = model["ModelName"]
-    if not exists(lambda: sm.describe_model(ModelName=model_name)):
-        sm.create_model(**model)
-        done["created"].append(f"model/{model_name}")
-    config = endpoint_config_request(settings, model_name)
-    config_name = config["EndpointConfigName"]
-    if not exists(lambda: sm.describe_endpoint_config(EndpointConfigName=config_name)):
-        sm.create_endpoint_config(**config)
-        done["created"].append(f"endpoint-config/{config_name}")
+    model_name = create_missing(sm, "model", model_request(settings), done["created"])
+    config_name = create_missing(sm, "endpoint-config", endpoint_config_request(settings, model_name), done["created"])
     action = endpoint_action(endpoint["EndpointConfigName"] if endpoint else None, config_name)
     released = False
     if action == "create":

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bqx.artifacts import MANIFEST
 from bqx.config import Settings
@@ -179,6 +180,18 @@ def endpoint_request(settings: Settings, config_name: str) -> dict:
 
 
 # ---- the endpoint's state: waiting on it, its autoscaling -------------------------------------------
+
+
+def create_missing(sm: Any, kind: str, request: dict, created: list[str]) -> str:  # noqa: ANN401
+    """Create the Model or EndpointConfig ``request`` describes unless one of its name exists; its name."""
+    key, describe, create = {"model": ("ModelName", sm.describe_model, sm.create_model),
+                             "endpoint-config": ("EndpointConfigName", sm.describe_endpoint_config,
+                                                 sm.create_endpoint_config)}[kind]
+    name = request[key]
+    if not exists(lambda: describe(**{key: name})):
+        create(**request)
+        created.append(f"{kind}/{name}")
+    return name
 
 
 def endpoint_action(current_config: str | None, wanted_config: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bqx.ab.decide import Decision
     from bqx.deploy import DeploySummary
     from bqx.ingest import IngestSummary
     from bqx.predict import PredictSummary
@@ -43,6 +44,19 @@ def deploy_markdown(summary: DeploySummary) -> str:
         text += "\n## Failed pairs (not deployed)\n\n" + "\n".join(f"- {p}: {r}" for p, r in sorted(failed.items()))
         text += "\n"
     return text
+
+
+def ab_markdown(ab: dict | None, verdict: Decision | None, applied: str = "") -> str:
+    """The A/B step's card: the test, each variant's live error, the verdict and what was done."""
+    if ab is None or verdict is None:
+        return "# A/B test\n\nNo A/B test is running: nothing to decide.\n"
+    lines = [f"# A/B test {ab['id']}", "", f"Started {ab['started']}; the candidate takes {ab['candidate_percent']}% "
+             "of the traffic.", "", "| variant | answers scored | live RMSE |", "|---|---:|---:|"]
+    lines += [f"| {v.variant} | {v.rows:,} | {v.rmse:.5g} |" for v in verdict.variants]
+    lines += ["", f"**{verdict.action}**: {verdict.why}."]
+    if applied:
+        lines += ["", applied]
+    return "\n".join(lines) + "\n"
 
 
 def predict_markdown(summary: PredictSummary) -> str:

@@ -31,6 +31,7 @@ from bqx.aws import tags
 from bqx.config import Settings
 from bqx.endpoint import (
     EndpointDeploy,
+    create_missing,
     data_capture_config,
     deployment_config,
     deregister_scaling,
@@ -115,22 +116,6 @@ def ab_config_request(settings: Settings, models: dict[str, str]) -> dict:
             "Tags": tags(settings, endpoint=a.endpoint_name), **({"DataCaptureConfig": capture} if capture else {})}
 
 
-def _ensure_model(sm: Any, request: dict, created: list[str]) -> str:  # noqa: ANN401
-    name = request["ModelName"]
-    if not exists(lambda: sm.describe_model(ModelName=name)):
-        sm.create_model(**request)
-        created.append(f"model/{name}")
-    return name
-
-
-def _ensure_config(sm: Any, request: dict, created: list[str]) -> str:  # noqa: ANN401
-    name = request["EndpointConfigName"]
-    if not exists(lambda: sm.describe_endpoint_config(EndpointConfigName=name)):
-        sm.create_endpoint_config(**request)
-        created.append(f"endpoint-config/{name}")
-    return name
-
-
 def _now() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat()
 
@@ -150,8 +135,8 @@ def start_ab(sm: Any, s3: Any, aas: Any, settings: Settings, before: dict, publi
     for variant, own in ((CURRENT, current), (CANDIDATE, candidate)):
         done["uploaded"] += [k.rsplit("/", 1)[-1] for k in stage_release(s3, settings, ab, variant, own,
                                                                           [current, candidate])]
-        models[variant] = _ensure_model(sm, variant_model_request(settings, ab, variant), done["created"])
-    config_name = _ensure_config(sm, ab_config_request(settings, models), done["created"])
+        models[variant] = create_missing(sm, "model", variant_model_request(settings, ab, variant), done["created"])
+    config_name = create_missing(sm, "endpoint-config", ab_config_request(settings, models), done["created"])
     endpoint = sm.describe_endpoint(EndpointName=a.endpoint_name)
     if endpoint["EndpointConfigName"] != config_name:
         if deregister_scaling(aas, settings):  # the AllTraffic variant it scales goes away
@@ -200,7 +185,7 @@ def finish_ab(settings: Settings, action: str, why: str = "", sleep: Callable[[f
     sm.update_endpoint_weights_and_capacities(EndpointName=a.endpoint_name, DesiredWeightsAndCapacities=[
         {"VariantName": winner, "DesiredWeight": 1.0}, {"VariantName": loser, "DesiredWeight": 0.0}])
     wait_endpoint(sm, a.endpoint_name, ab["endpoint_config"], a.poll_s, a.endpoint_timeout_s, sleep)
-    config_name = _ensure_config(sm, endpoint_config_request(settings, ab["models"][winner]), [])
+    config_name = create_missing(sm, "endpoint-config", endpoint_config_request(settings, ab["models"][winner]), [])
     sm.update_endpoint(EndpointName=a.endpoint_name, EndpointConfigName=config_name,
                        DeploymentConfig=deployment_config(settings))
     wait_endpoint(sm, a.endpoint_name, config_name, a.poll_s, a.endpoint_timeout_s, sleep)

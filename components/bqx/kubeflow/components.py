@@ -282,6 +282,39 @@ def monitor_drift(features: Input[Dataset], model_repository: str, prediction_lo
     run_isolated("drift", pair, [features], [report, summary, metrics, status], work)
 
 
+@dsl.component(base_image=image("drift"), install_kfp_package=False)
+def decide_ab(bars: Input[Dataset], model_repository: str, prediction_log: str, apply: bool, settings_json: str,
+              verdict: Output[Markdown]) -> str:
+    """The running A/B test's verdict: each variant's served answers against the realised targets in the
+    fresh bars (registry.ab_* settings); with ``apply``, the winner takes all traffic. Returns the action
+    (promote, rollback, wait, or none when no test runs)."""
+    from bqx.ab.endpoint import finish_ab
+    from bqx.ab.live import judge
+    from bqx.config import Settings
+    from bqx.locations import read_manifest
+    from bqx.progress import say, work_started
+    from bqx.reports import ab_markdown
+
+    work_started()
+    settings = Settings.for_stage(settings_json, "drift")
+    if not read_manifest(model_repository).get("ab"):
+        with open(verdict.path, "w") as fh:
+            fh.write(ab_markdown(None, None))
+        say("ab", "all", "no A/B test is running")
+        verdict.metadata["action"] = "none"
+        return "none"
+    ab, decision = judge(model_repository, prediction_log, bars.path, settings)
+    applied = ""
+    if apply and decision.action != "wait":
+        done = finish_ab(settings, decision.action, decision.why)
+        applied = f"Applied: the {done.winner} variant serves all traffic ({done.endpoint_config})."
+    with open(verdict.path, "w") as fh:
+        fh.write(ab_markdown(ab, decision, applied))
+    verdict.metadata.update({"action": decision.action, "ab": ab["id"], "applied": bool(applied)})
+    say("ab", "all", f"A/B test {ab['id']}: {decision.action}: {decision.why}" + (f"; {applied}" if applied else ""))
+    return decision.action
+
+
 @dsl.component(base_image=image("predict"), install_kfp_package=False)
 def predict_bars(bars: Input[Dataset], model_repository: str, pairs: List[str], since: str,  # noqa: UP006
                  backend: str, settings_json: str, predictions: Output[Dataset], report: Output[Markdown]) -> None:

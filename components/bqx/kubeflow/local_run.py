@@ -137,11 +137,14 @@ def run_local(source: str | Path, out_dir: str | Path, settings: Settings, pairs
 
 def run_local_drift(source: str | Path, model_repository: str | Path, out_dir: str | Path, settings: Settings,
                     pairs: list[str] | None = None, echo: io.TextIOBase | None = None,
-                    runner: Runner = Runner()) -> LocalRunResult:
-    """Run the recurring drift pipeline (bqx-drift) through kfp.local against a model repository."""
+                    runner: Runner = Runner(), prediction_log: str | Path = "", apply_ab: bool = False
+                    ) -> LocalRunResult:
+    """Run the recurring drift pipeline (bqx-drift) through kfp.local against a model repository (with
+    ``prediction_log``, drift of what was served and the verdict on a running A/B test)."""
     return _supervised("drift", out_dir, echo, runner, source=_where(source),
                        model_repository=_where(model_repository), pairs=list(pairs or settings.features.pairs),
-                       settings_json=settings.to_json())
+                       settings_json=settings.to_json(), apply_ab=apply_ab,
+                       prediction_log=_where(prediction_log) if prediction_log else "")
 
 
 def run_local_predict(source: str | Path, model_repository: str | Path, out_dir: str | Path, settings: Settings,

@@ -134,8 +134,14 @@ def bqx_drift_pipeline(
     pairs: List[str] = list(PAIRS),  # noqa: UP006, B006
     settings_json: str = "{}",
     prediction_log: str = "",
+    apply_ab: bool = False,
 ) -> None:
     ingest, panel = _ingest_and_panel(source, pairs, settings_json)
+    with dsl.If(prediction_log != "", name="a-b-test"):  # an A/B test is judged on what was served
+        ab = _stage(components.decide_ab(bars=ingest.outputs["bars"], model_repository=model_repository,  # type: ignore[attr-defined]
+                                         prediction_log=prediction_log, apply=apply_ab,
+                                         settings_json=_settings(ingest, "drift")), "drift")
+        ab.set_display_name("ab-decide")  # type: ignore[attr-defined]
     with dsl.ParallelFor(pairs, parallelism=PARALLELISM, name="per-pair") as pair:
         extract = _extract(ingest, panel, pair)
         _stage(components.monitor_drift(features=extract.outputs["features"], model_repository=model_repository,
