@@ -102,7 +102,7 @@ def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
     container = engine.containers.run(images.ref("serve"), ["serve"], detach=True, read_only=True,
                                       cap_drop=["ALL"], security_opt=["no-new-privileges"],
                                       tmpfs={"/tmp": "size=64m"}, ports={"8080/tcp": ("127.0.0.1", port)},
-                                      environment={"BQX_SERVE_LOG_DIR": "/predictions"},
+                                      environment={"BQX_SERVE_LOG_DIR": "/predictions", "BQX_VARIANT": "candidate"},
                                       volumes={str(models): {"bind": "/opt/ml/models", "mode": "ro"},
                                                str(log_dir): {"bind": "/predictions", "mode": "rw"}})
     url = f"http://127.0.0.1:{port}"
@@ -122,6 +122,13 @@ def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
             assert out.status_code == 200, out.text
             local = load_dir(models / "eurusd" / "model").predict(rows)
             np.testing.assert_allclose([p["prediction"] for p in out.json()["predictions"]], local, rtol=1e-9)
+            assert out.json()["variant"] == "candidate"  # an A/B variant's container names itself
+            # Batch Transform's form: CSV rows by line in the model's feature order, one prediction per line back
+            csv = "\n".join(",".join(repr(v) for v in row) for row in rows.tolist()).encode()
+            got = c.post("/models/eurusd/invoke", content=csv, headers={"Content-Type": "text/csv",
+                                                                        "Accept": "text/csv"})
+            assert got.status_code == 200 and got.headers["content-type"] == "text/csv", got.text
+            np.testing.assert_allclose([float(v) for v in got.text.split()], local, rtol=1e-9)
             # raw bars: the online engine from the kernels compiled into the image (it does not compile them)
             bars = _bars_json(generate(["eurusd"], days=3, seed=2)["eurusd"])
             t0 = time.perf_counter()
@@ -139,6 +146,7 @@ def test_serve_image_answers_as_sagemaker_starts_it(engine, images, tmp_path):
     finally:
         container.remove(force=True)
     logged = read_served(log_dir, "eurusd")
+    logged = logged[logged.index.year == 2024]  # the CSV rows carry no bar time: logged at the time served
     assert len(logged) == 5 and str(logged.index[0]) == "2024-07-03 10:00:00+00:00"
 
 
