@@ -16,7 +16,7 @@ def test_sample_data_validate_and_plan(tmp_path: Path, capsys):
     assert main(["plan"]) == 0
     out = capsys.readouterr().out
     assert "1,080 planned" in out and "2,640 planned" in out and ">= 100 idx and >= 100 bqx" in out
-    assert "\n  extract features\n" in out and "\n  drift   features, splits, drift, aws\n" in out
+    assert "\n  extract features\n" in out and "\n  drift   features, splits, drift, aws, registry\n" in out
 
 
 def test_validate_reports_bad_file_as_one_clear_error(tmp_path: Path):
