@@ -267,6 +267,20 @@ def test_bqx_ab_decide_scores_a_prediction_log_against_the_bars(tmp_path):
     assert "candidate takes 20% of the traffic; it changes 1 pair(s): eurusd" in status.stdout, status.stdout
 
 
+def test_a_pair_on_one_side_only_is_served_by_its_model_on_both():
+    from bqx.ab.endpoint import sides
+
+    old = {"eurusd": {"target_model": "eurusd-a.tar.gz", "sha256": "a"},
+           "gbpusd": {"target_model": "gbpusd-g.tar.gz", "sha256": "g"}}
+    new = {"eurusd": {"target_model": "eurusd-b.tar.gz", "sha256": "b"},
+           "usdjpy": {"target_model": "usdjpy-j.tar.gz", "sha256": "j"}}
+    current, candidate = sides({"models": old}, {"models": new})
+    assert {p: e["sha256"] for p, e in current.items()} == {"eurusd": "a", "gbpusd": "g", "usdjpy": "j"}
+    assert {p: e["sha256"] for p, e in candidate.items()} == {"eurusd": "b", "gbpusd": "g", "usdjpy": "j"}
+    running = {"models": {}, "ab": {"current": {"eurusd": {"target_model": "eurusd-a.tar.gz", "sha256": "a"}}}}
+    assert sides(running, {"models": new})[0]["eurusd"]["sha256"] == "a"  # a running test's current side stays
+
+
 def test_the_ack_backend_refuses_an_ab_test_by_name(aws_settings):
     from bqx.ack.deploy import deploy_ack
 

@@ -61,6 +61,13 @@ def plain(entry: dict) -> dict:
     return {**{k: v for k, v in entry.items() if k != "model_file"}, "target_model": model_file(entry)}
 
 
+def sides(before: dict, published: dict) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(current, candidate) entries per pair. A pair on one side only is served by that model on both, so
+    every pair answers on either variant (a first model of a new pair has nothing to be compared with)."""
+    current, candidate = serving_entries(before), dict(published["models"])
+    return {**candidate, **current}, {**current, **candidate}
+
+
 def ab_id(current: dict[str, dict], candidate: dict[str, dict]) -> str:
     shas = [{p: e["sha256"] for p, e in sorted(side.items())} for side in (current, candidate)]
     return hashlib.sha256(json.dumps(shas, sort_keys=True).encode()).hexdigest()[:8]
@@ -126,7 +133,7 @@ def start_ab(sm: Any, s3: Any, aas: Any, settings: Settings, before: dict, publi
     when they are the same models (nothing to test). A test already running is replaced: its current
     side stays current."""
     a = settings.aws
-    current, candidate = serving_entries(before), published["models"]
+    current, candidate = sides(before, published)
     if {p: e["sha256"] for p, e in current.items()} == {p: e["sha256"] for p, e in candidate.items()}:
         return None
     ab = ab_id(current, candidate)
