@@ -87,6 +87,12 @@ def read_manifest(repository: str | Path) -> dict:
     return json.loads(raw)
 
 
+def model_file(entry: dict) -> str:
+    """The versioned file of a manifest entry (during an A/B test ``target_model`` is the test's alias and
+    ``model_file`` the file beside the manifest)."""
+    return str(entry.get("model_file") or entry["target_model"])
+
+
 def repository_file(repository: str | Path, name: str, into: str | Path) -> Path:
     """A file of the repository as a local path (downloaded into ``into`` from S3)."""
     if not is_s3(repository):
@@ -109,8 +115,7 @@ def model_tarball(repository: str | Path, pair: str, into: str | Path) -> Path:
     if raw and pair not in entries:
         raise FileNotFoundError(f"model repository {repository} has no model for {pair} "
                                 f"(its manifest.json lists {', '.join(sorted(entries)) or 'none'})")
-    # during an A/B test target_model is the test's alias and model_file the versioned file beside the manifest
-    name = (entries[pair].get("model_file") or entries[pair]["target_model"]) if raw else f"{pair}.tar.gz"
+    name = model_file(entries[pair]) if raw else f"{pair}.tar.gz"
     return repository_file(repository, name, into)
 
 

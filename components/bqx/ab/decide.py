@@ -49,9 +49,11 @@ class Decision:
 def hourly_mse(live: pd.DataFrame) -> pd.DataFrame:
     """Per UTC hour, each variant's mean squared error: rows of (ts_utc, variant, prediction, target)
     in, a frame indexed by hour with a column per variant (NaN where a variant did not answer) out."""
-    err = (live["prediction"].to_numpy(float) - live["target"].to_numpy(float)) ** 2
-    frame = pd.DataFrame({"hour": live["ts_utc"].dt.floor("h"), "variant": live["variant"].to_numpy(), "se": err})
-    return frame.groupby(["hour", "variant"])["se"].mean().unstack("variant")
+    return _squared_errors(live).groupby([live["ts_utc"].dt.floor("h"), live["variant"]]).mean().unstack("variant")
+
+
+def _squared_errors(live: pd.DataFrame) -> pd.Series:
+    return (live["prediction"].astype(float) - live["target"].astype(float)) ** 2
 
 
 def _t_sf(t: float, df: int) -> float:
@@ -68,10 +70,9 @@ def decide(live: pd.DataFrame, started: pd.Timestamp, now: pd.Timestamp, policy:
     if policy not in POLICIES:
         raise ValueError(f"settings field 'registry.ab_policy': one of {', '.join(POLICIES)}, got {policy!r}")
     live = live[live["target"].notna() & live["variant"].isin([CURRENT, CANDIDATE])]
-    variants = tuple(VariantLive(v, int((live["variant"] == v).sum()),
-                                 float(np.sqrt(np.mean((live.loc[live["variant"] == v, "prediction"]
-                                                        - live.loc[live["variant"] == v, "target"]) ** 2)))
-                                 if (live["variant"] == v).any() else math.nan) for v in (CURRENT, CANDIDATE))
+    per_variant = _squared_errors(live).groupby(live["variant"]).agg(["size", "mean"])
+    variants = tuple(VariantLive(v, int(per_variant["size"].get(v, 0)), float(np.sqrt(per_variant["mean"][v]))
+                                 if v in per_variant.index else math.nan) for v in (CURRENT, CANDIDATE))
     by_hour = hourly_mse(live) if len(live) else pd.DataFrame(columns=[CURRENT, CANDIDATE])
     both = by_hour.reindex(columns=[CURRENT, CANDIDATE]).dropna()
     d = (both[CANDIDATE] - both[CURRENT]).to_numpy(float)

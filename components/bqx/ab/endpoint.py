@@ -42,11 +42,7 @@ from bqx.endpoint import (
     wait_endpoint,
     write_manifest,
 )
-
-
-def model_file(entry: dict) -> str:
-    """The versioned file of a manifest entry (during a test ``target_model`` is the test's alias)."""
-    return str(entry.get("model_file") or entry["target_model"])
+from bqx.locations import model_file
 
 
 def serving_entries(manifest: dict) -> dict[str, dict]:

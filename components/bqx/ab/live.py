@@ -56,8 +56,7 @@ def live_rows(served: pd.DataFrame, bars: dict[str, pd.DataFrame],
 
 def side_models(repository: str | Path, manifest: dict, into: str | Path) -> dict[tuple[str, str], LoadedModel]:
     """Each pair's model on each side of the running test, from the repository's versioned files."""
-    from bqx.ab.endpoint import model_file
-    from bqx.locations import repository_file
+    from bqx.locations import model_file, repository_file
     from bqx.model_package import load_tarball
 
     ab = manifest["ab"]

@@ -30,7 +30,7 @@ from bqx.config import Settings
 from bqx.locations import is_s3
 from bqx.model_package import sha256_of
 from bqx.train import attempts
-from bqx.train.sagemaker import call, poll_job
+from bqx.train.sagemaker import call, describe_or_none, poll_job
 
 CSV = "text/csv"
 
@@ -112,17 +112,6 @@ def model_uri(s3: Any, tarball: Path, repository: str | Path, settings: Settings
     return f"s3://{a.bucket}/{key}"
 
 
-def _describe(sm: Any, name: str, sleep: Callable[[float], None]) -> dict | None:  # noqa: ANN401
-    from botocore.exceptions import ClientError
-
-    try:
-        return sm.describe_transform_job(TransformJobName=name)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
-            return None
-        return call(sm.describe_transform_job, sleep, failure=TransformFailed, TransformJobName=name)
-
-
 def submit(pair: str, x: np.ndarray, tarball: Path, repository: str | Path, settings: Settings,
            sleep: Callable[[float], None] = time.sleep) -> Submitted:
     """Upload the pair's rows (and its package if needed) and create its Model and transform job, unless
@@ -133,7 +122,8 @@ def submit(pair: str, x: np.ndarray, tarball: Path, repository: str | Path, sett
     base = job_name(pair, sha256_of(tarball), hashlib.sha256(body).hexdigest(), settings)
     sm, s3 = client("sagemaker", settings), client("s3", settings)
     name, existing = attempts.current_attempt(
-        base, a.max_attempts, lambda n: _describe(sm, n, sleep),
+        base, a.max_attempts,
+        lambda n: describe_or_none(sm.describe_transform_job, sleep, TransformFailed, TransformJobName=n),
         lambda d: d["TransformJobStatus"] in ("Failed", "Stopped"),
         lambda d: f"{d['TransformJobName']}: {d.get('FailureReason', 'no reason given')}", f"{pair}: transform job",
         TransformFailed)

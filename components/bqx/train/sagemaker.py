@@ -142,23 +142,25 @@ def wait(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: ANN401
                     f"training job {name}", poll_s, timeout_s, sleep)
 
 
-def describe_or_none(sm: Any, name: str, sleep: Callable[[float], None] = time.sleep) -> dict | None:  # noqa: ANN401
-    """The job's description, or None if no job has that name (SageMaker answers ValidationException)."""
+def describe_or_none(describe: Callable[..., dict], sleep: Callable[[float], None] = time.sleep,
+                     failure: type[Exception] = TrainingFailed, **name: str) -> dict | None:
+    """A SageMaker job's description, or None if no job has that name (SageMaker answers ValidationException);
+    ``name`` is the Describe call's name argument (``TrainingJobName=...``)."""
     from botocore.exceptions import ClientError
 
     try:
-        return sm.describe_training_job(TrainingJobName=name)
+        return describe(**name)
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
             return None
-        return call(sm.describe_training_job, sleep, TrainingJobName=name)  # throttled: retried, else named
+        return call(describe, sleep, failure=failure, **name)  # throttled: retried, else named
 
 
 def current_attempt(sm: Any, base: str, max_attempts: int, sleep: Callable[[float], None] = time.sleep  # noqa: ANN401
                     ) -> tuple[str, dict | None]:
     """The training job to use for these inputs (see :mod:`bqx.train.attempts`)."""
     return attempts.current_attempt(
-        base, max_attempts, lambda name: describe_or_none(sm, name, sleep),
+        base, max_attempts, lambda name: describe_or_none(sm.describe_training_job, sleep, TrainingJobName=name),
         lambda desc: desc["TrainingJobStatus"] in ("Failed", "Stopped"),
         lambda desc: f"{desc['TrainingJobName']}, {desc['TrainingJobStatus'].lower()}: "
                      f"{desc.get('FailureReason', 'no reason given')}")
