@@ -406,17 +406,16 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"A/B test {ab['id']} since {ab['started']}: the candidate takes {ab['candidate_percent']}% of the "
               f"traffic; it changes {len(changed)} pair(s): {', '.join(changed) or 'none'}")
         return 0
-    from bqx.ab.live import judge
+    from bqx.ab.live import review
 
     if not args.served or not args.bars:
         raise ValueError("bqx ab decide needs --served (the prediction log or Data Capture) and --bars")
-    ab, verdict = judge(repository, args.served, args.bars, settings,
-                        _utc_time(args.now) if args.now else None)
+    ab, verdict, done = review(repository, args.served, args.bars, settings, args.apply,
+                               _utc_time(args.now) if args.now else None)
     for v in verdict.variants:
         print(f"{v.variant:<10} {v.rows:>8,} answers scored   live RMSE {v.rmse:.5g}")
     print(f"A/B test {ab['id']}: {verdict.action}: {verdict.why}")
-    if args.apply and verdict.action != "wait":
-        done = finish_ab(settings, verdict.action, verdict.why)
+    if done is not None:
         print(f"applied: the {done.winner} variant serves all traffic on endpoint {a.endpoint_name}")
     return 0
 

@@ -9,12 +9,18 @@ bar whose target lies beyond the last bar given has none yet and is left out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from bqx.ab import CANDIDATE, CURRENT
 from bqx.model_package import LoadedModel, feature_settings
+
+if TYPE_CHECKING:
+    from bqx.ab.decide import Decision
+    from bqx.ab.endpoint import Finished
+    from bqx.config import Settings
 
 
 def realized_target(bars: pd.DataFrame, model: LoadedModel) -> pd.Series:
@@ -64,8 +70,8 @@ def side_models(repository: str | Path, manifest: dict, into: str | Path) -> dic
             for side in (CURRENT, CANDIDATE) for pair, entry in ab[side].items()}
 
 
-def judge(repository: str | Path, served_at: str | Path, bars_source: str | Path, settings: object,
-          now: pd.Timestamp | None = None) -> tuple[dict, object]:
+def judge(repository: str | Path, served_at: str | Path, bars_source: str | Path, settings: Settings,
+          now: pd.Timestamp | None = None) -> tuple[dict, Decision]:
     """The running test's manifest section and its verdict (:func:`bqx.ab.decide.decide` with the
     ``registry.ab_*`` settings) on what was served and the bars since."""
     import tempfile
@@ -78,7 +84,7 @@ def judge(repository: str | Path, served_at: str | Path, bars_source: str | Path
     ab = manifest.get("ab")
     if not ab:
         raise ValueError(f"{repository}: no A/B test is running (its manifest.json has no 'ab' section)")
-    r = settings.registry  # type: ignore[attr-defined]
+    r = settings.registry
     with tempfile.TemporaryDirectory(prefix="bqx-ab-") as tmp:
         models = side_models(repository, manifest, tmp)
     served = served_rows(served_at)
@@ -88,3 +94,16 @@ def judge(repository: str | Path, served_at: str | Path, bars_source: str | Path
     verdict = decide(live, started, now if now is not None else pd.Timestamp.now(tz="UTC"), r.ab_policy,
                      r.ab_alpha, r.ab_window_h, r.ab_min_hours)
     return ab, verdict
+
+
+def review(repository: str | Path, served_at: str | Path, bars_source: str | Path, settings: Settings,
+           apply: bool = False, now: pd.Timestamp | None = None) -> tuple[dict, Decision, Finished | None]:
+    """:func:`judge`, and with ``apply`` carry out a promote or rollback verdict on the endpoint; returns the
+    test's manifest section, the verdict and what :func:`bqx.ab.endpoint.finish_ab` did (None if nothing)."""
+    ab, verdict = judge(repository, served_at, bars_source, settings, now)
+    finished = None
+    if apply and verdict.action != "wait":
+        from bqx.ab.endpoint import finish_ab
+
+        finished = finish_ab(settings, verdict.action, verdict.why)
+    return ab, verdict, finished

@@ -288,8 +288,7 @@ def decide_ab(bars: Input[Dataset], model_repository: str, prediction_log: str, 
     """The running A/B test's verdict: each variant's served answers against the realised targets in the
     fresh bars (registry.ab_* settings); with ``apply``, the winner takes all traffic. Returns the action
     (promote, rollback, wait, or none when no test runs)."""
-    from bqx.ab.endpoint import finish_ab
-    from bqx.ab.live import judge
+    from bqx.ab.live import review
     from bqx.config import Settings
     from bqx.locations import read_manifest
     from bqx.progress import say, work_started
@@ -303,11 +302,8 @@ def decide_ab(bars: Input[Dataset], model_repository: str, prediction_log: str, 
         say("ab", "all", "no A/B test is running")
         verdict.metadata["action"] = "none"
         return "none"
-    ab, decision = judge(model_repository, prediction_log, bars.path, settings)
-    applied = ""
-    if apply and decision.action != "wait":
-        done = finish_ab(settings, decision.action, decision.why)
-        applied = f"Applied: the {done.winner} variant serves all traffic ({done.endpoint_config})."
+    ab, decision, done = review(model_repository, prediction_log, bars.path, settings, apply)
+    applied = "" if done is None else f"Applied: the {done.winner} variant serves all traffic ({done.endpoint_config})."
     with open(verdict.path, "w") as fh:
         fh.write(ab_markdown(ab, decision, applied))
     verdict.metadata.update({"action": decision.action, "ab": ab["id"], "applied": bool(applied)})
