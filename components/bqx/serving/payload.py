@@ -65,6 +65,12 @@ class Raw:
     content_type: str
 
 
+def check_size(body: bytes) -> None:
+    """413 for a body over :data:`MAX_BODY_BYTES`, whatever its form."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+
+
 def media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";")[0].strip().lower()
 
@@ -81,8 +87,7 @@ def csv_matrix(body: bytes, features: list[str]) -> np.ndarray:
     """(rows, features) float64 from CSV lines in the model's feature order; an empty field is NaN
     (missing). 400 naming the line and column of the first field that is not a finite number, or a
     line with the wrong number of fields."""
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    check_size(body)
     lines = body.decode("utf-8", "replace").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -127,8 +132,7 @@ def parse_json(body: bytes, content_type: str | None) -> dict[str, Any]:
     media = media_type(content_type)
     if media not in ("application/json", "application/jsonlines", "*/*", ""):
         raise PayloadError(415, f"Content-Type {media!r} is not supported: send application/json or text/csv")
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadError(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    check_size(body)
     try:
         obj = orjson.loads(body)  # ~6x faster than json for a row of 250 floats
     except orjson.JSONDecodeError:
