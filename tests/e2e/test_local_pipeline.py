@@ -127,20 +127,45 @@ def test_a_pair_failing_mid_pipeline_does_not_stop_the_others(tmp_path, capsys):
 
 
 def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
-    """bqx-drift: the deployed repository's packaged references vs fresh bars, per pair and group."""
+    """bqx-drift: the deployed repository's packaged references vs fresh bars, per pair and group; with a
+    prediction log and an A/B test running, its A/B step scores each variant's answers against the realised
+    targets and gives the verdict (here a candidate whose answers are far closer). One run checks both:
+    the step's absence without a log is the compiled branch, checked in test_pipeline_spec."""
+    import shutil
+
+    from bqx.ab.live import realized_target
     from bqx.kubeflow.local_run import run_local_drift
 
-    repo = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
-    deployed = sorted(json.loads((repo / "manifest.json").read_text())["models"])  # what the gate let through
-    write_sample(tmp_path / "fresh", PAIRS, days=6, start="2024-08-05", seed=7)
-    result = run_local_drift(tmp_path / "fresh", repo, tmp_path / "out", Settings(), deployed,
-                             echo=open(tmp_path / "progress.txt", "w"))
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(run.find("deploy-models")[0].artifacts["repository"]["uri"]), repo)
+    manifest = json.loads((repo / "manifest.json").read_text())
+    deployed = sorted(manifest["models"])  # what the gate let through
+    written = write_sample(tmp_path / "fresh", PAIRS, days=6, start="2024-08-05", seed=7)
+    rng = np.random.default_rng(0)
+    logs = []
+    for pair in deployed:
+        bars = pd.read_parquet(next(p for p in written if p.name.startswith(pair)))
+        truth = realized_target(bars, load_tarball(repo / manifest["models"][pair]["target_model"])).to_numpy()
+        variant = np.where(rng.random(len(bars)) < 0.3, "candidate", "current")
+        noise = np.where(variant == "candidate", 0.1, 1.0) * np.nanstd(truth) * rng.standard_normal(len(bars))
+        logs.append(pd.DataFrame({"ts_utc": bars["ts_utc"], "pair": pair, "prediction": np.nan_to_num(truth) + noise,
+                                  "model": pair, "model_version": "v", "variant": variant}))
+    started = min(frame["ts_utc"].iloc[0] for frame in logs).isoformat()
+    sides = {pair: manifest["models"][pair] for pair in deployed}
+    manifest["ab"] = {"id": "e2e", "started": started, "candidate_percent": 30, "current": sides, "candidate": sides}
+    (repo / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "log").mkdir()
+    pd.concat(logs, ignore_index=True).to_parquet(tmp_path / "log" / "p.parquet")
+    settings = Settings(registry=RegistrySettings(ab_window_h=24, ab_min_hours=12))
+    result = run_local_drift(tmp_path / "fresh", repo, tmp_path / "out", settings, deployed,
+                             echo=open(tmp_path / "progress.txt", "w"), prediction_log=tmp_path / "log")
     monitors = result.find("monitor-drift")
     assert sorted(t.pair for t in monitors) == deployed and deployed
     for task in monitors:
         summary = json.loads(Path(task.artifacts["summary"]["uri"]).read_text())
         assert {"idx", "bqx", "output"} <= set(summary["domains"])
         assert summary["domains"]["output"]["title"] == "target and prediction"
+        assert summary["predictions"] == "logged"
         status = Path(task.artifacts["status"]["uri"]).read_text()
         assert "| rate_idx |" in status and "| BQX |" in status
         html = Path(task.artifacts["report"]["uri"]).read_text()
@@ -149,38 +174,6 @@ def test_recurring_drift_pipeline_on_fresh_bars(run, tmp_path):
         if task.pair == "eurusd":
             check_opens_in_a_browser(html, tmp_path)
             check_logged_predictions(task, result, repo, tmp_path)
-    assert result.find("decide-ab") == []  # no prediction log: no A/B step
-
-
-def test_the_drift_pipeline_judges_a_running_ab_test(run, tmp_path):
-    """With a prediction log, bqx-drift's A/B step scores each variant's answers on the fresh bars against
-    the realised targets and gives the verdict (here a candidate whose answers are far closer)."""
-    import shutil
-
-    from bqx.ab.live import realized_target
-    from bqx.kubeflow.local_run import run_local_drift
-
-    deployed = Path(run.find("deploy-models")[0].artifacts["repository"]["uri"])
-    repo = tmp_path / "repo"
-    shutil.copytree(deployed, repo)
-    manifest = json.loads((repo / "manifest.json").read_text())
-    pair = sorted(manifest["models"])[0]
-    entry = manifest["models"][pair]
-    written = write_sample(tmp_path / "fresh", PAIRS, days=3, start="2024-08-05", seed=7)
-    bars = pd.read_parquet(next(p for p in written if p.name.startswith(pair)))
-    manifest["ab"] = {"id": "e2e", "started": bars["ts_utc"].iloc[0].isoformat(), "candidate_percent": 30,
-                      "current": {pair: entry}, "candidate": {pair: entry}}
-    (repo / "manifest.json").write_text(json.dumps(manifest))
-    truth = realized_target(bars, load_tarball(repo / entry["target_model"])).to_numpy()
-    rng = np.random.default_rng(0)
-    variant = np.where(rng.random(len(bars)) < 0.3, "candidate", "current")
-    noise = np.where(variant == "candidate", 0.1, 1.0) * np.nanstd(truth) * rng.standard_normal(len(bars))
-    (tmp_path / "log").mkdir()
-    pd.DataFrame({"ts_utc": bars["ts_utc"], "pair": pair, "prediction": np.nan_to_num(truth) + noise,
-                  "model": pair, "model_version": "v", "variant": variant}).to_parquet(tmp_path / "log" / "p.parquet")
-    settings = Settings(registry=RegistrySettings(ab_window_h=24, ab_min_hours=12))
-    result = run_local_drift(tmp_path / "fresh", repo, tmp_path / "out", settings, [pair],
-                             echo=open(tmp_path / "progress.txt", "w"), prediction_log=tmp_path / "log")
     (task,) = result.find("decide-ab")
     assert task.artifacts["verdict"]["metadata"]["action"] == "promote"
     card = Path(task.artifacts["verdict"]["uri"]).read_text()
