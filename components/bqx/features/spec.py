@@ -37,6 +37,7 @@ import numpy as np
 
 from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSORT_HEAD, WSUM_SLOTS, WVAR_SLOTS
 
+BATCH_CHUNK = 1024  # rows the batch kernel writes row-wise (as online) before moving them into columns
 EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
 
 
@@ -475,15 +476,21 @@ def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
         "                                      push, select, since, wentropy, wext, wmad, wmoments, wpoly, wquant,\n"
         "                                      wsort, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
-        f"STATE = {lay.size}\n\n\n"
+        f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
         "@njit(cache=True, error_model='numpy')\n"
         f"def step(t, {args}, state, out):\n    " + "\n    ".join(body + step_out) + f"\n    return {lay.size}\n\n\n"
         "@njit(cache=True, error_model='numpy')\n"
         f"def batch({args}, state, out):\n"
         "    init(state)\n"
-        "    for t in range(out.shape[1]):\n        "
-        + "\n        ".join(body + [f"out[{j}, t] = {lay.var[e]}" for j, e in enumerate(outputs)]) + "\n"
+        "    buf = np.empty((CHUNK, out.shape[0]))\n"
+        "    for t0 in range(0, out.shape[1], CHUNK):\n"
+        "        m = min(CHUNK, out.shape[1] - t0)\n"
+        "        for i in range(m):\n"
+        f"            step(t0 + i, {args}, state, buf[i])\n"
+        "        for j in range(out.shape[0]):\n"
+        "            for i in range(m):\n"
+        "                out[j, t0 + i] = buf[i, j]\n"
     )
 
 
