@@ -8,7 +8,7 @@ import pytest
 
 from bqx.cli import main
 from bqx.config import Settings
-from bqx.costs import TASK_SECONDS_PER_PAIR_YEAR, monthly, runs_per_month
+from bqx.costs import DEFAULT_CRON, TASK_SECONDS_PER_PAIR_YEAR, monthly, runs_per_month
 from bqx.plan import disk_bytes, load_prices, plan_data
 
 
@@ -35,7 +35,8 @@ def test_each_cost_line_is_measured_time_times_a_dated_price():
     m5 = next(p.usd_per_hour for p in prices if p.name == "ml.m5.large")
     cost = monthly(s, prices, "ml.m5.large", runs=20.0, years=2.0, tune_trials=3, stored_bytes=50 * 10**9)
     line = {c.name: c.usd for c in cost.lines}
-    assert list(line) == ["processing", "training", "tuning", "endpoint", "batch", "storage"]
+    assert list(line) == ["processing", "training", "tuning", "endpoint", "ab_tests", "batch", "storage"]
+    assert line["ab_tests"] == 0.0  # aws.ab_candidate_percent = 0
     assert line["endpoint"] == pytest.approx(730 * m5)  # one instance around the clock
     train_hours = 28 * 2 * TASK_SECONDS_PER_PAIR_YEAR["train"] / 3600  # 28 jobs, 2 years of bars each
     assert line["training"] == pytest.approx(20 * train_hours * m5)
@@ -54,6 +55,19 @@ def test_each_cost_line_is_measured_time_times_a_dated_price():
     assert {c.name: c.usd for c in up.lines}["endpoint"] == pytest.approx(2 * 730 * m5x)
     with pytest.raises(ValueError, match="ml.p9.huge is not in the price file"):
         monthly(s.replace(instance_type="ml.p9.huge"), prices, "ml.m5.large", runs=1.0)
+
+
+def test_an_ab_test_prices_the_candidate_fleet_and_warns_when_runs_replace_it_before_its_verdict():
+    prices = load_prices()
+    m5x = next(p.usd_per_hour for p in prices if p.name == "ml.m5.xlarge")
+    s = Settings().replace(ab_candidate_percent=10, endpoint_instance_type="ml.m5.xlarge", endpoint_instance_count=2,
+                           ab_window_h=72.0)
+    weekly = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=4.0).lines}["ab_tests"]
+    assert weekly.usd == pytest.approx(4 * 72 * 2 * m5x)  # four 72-hour tests, two more instances each
+    assert "288 h a month" in weekly.detail and "before its verdict" not in weekly.detail
+    daily = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=runs_per_month(DEFAULT_CRON)).lines}["ab_tests"]
+    assert daily.usd == pytest.approx(730 * 2 * m5x)  # one test at a time: never more than the month
+    assert "runs come every 34 h, so each deploy replaces the candidate before its verdict" in daily.detail
 
 
 def test_plan_json_holds_the_counts_instances_and_costs():

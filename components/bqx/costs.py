@@ -1,4 +1,5 @@
-"""A month of running the plan, in dollars: processing, training, tuning, the endpoint, batch, storage.
+"""A month of running the plan, in dollars: processing, training, tuning, the endpoint, its A/B tests,
+batch, storage.
 
 Every line is measured time x a dated price: task seconds per pair-year from ``bench/pipeline.py``
 (below), instance prices from the price file (:func:`bqx.plan.load_prices`), the run cadence from the
@@ -117,8 +118,11 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
     bills the train task's time on ``aws.instance_type`` per pair and run (SageMaker bills the job's
     training time, not its provisioning); tuning bills ``tune_trials`` such fits per pair and run; the
     endpoint runs around the clock at ``autoscale_min`` instances (``autoscale_max`` is the ceiling in
-    the detail); batch bills ``batch_runs`` bqx-predict runs a month, each over a month of bars of every
-    pair, on ``processing_instance``; storage keeps one run's artifacts in S3."""
+    the detail); with ``aws.ab_candidate_percent`` every run's deploy starts an A/B test whose candidate
+    variant runs ``endpoint_instance_count`` more instances for ``registry.ab_window_h`` hours (one
+    test at a time: a new deploy replaces the running candidate); batch bills ``batch_runs``
+    bqx-predict runs a month, each over a month of bars of every pair, on ``processing_instance``;
+    storage keeps one run's artifacts in S3."""
     a = settings.aws
     per_pair = {k: v * years for k, v in TASK_SECONDS_PER_PAIR_YEAR.items()}
     data_s = sum(v for k, v in per_pair.items() if k != "train") * n_pairs + sum(TASK_SECONDS_PER_RUN.values())
@@ -128,6 +132,7 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
     base = max(1, a.autoscale_min, a.endpoint_instance_count)
     gb = stored_bytes / GB
     batch_s = PREDICT_SECONDS_PER_PAIR_MONTH * n_pairs + TASK_SECONDS_PER_RUN["ingest"]
+    ab_h, ab_detail = _ab_hours(settings, runs, p_end)
     lines = [
         CostLine("processing", runs * data_s / 3600.0 * p_proc,
                  f"{runs:.1f} runs x {data_s / 3600.0:.2f} task-hours on {processing_instance} at ${p_proc}/h"),
@@ -140,6 +145,7 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
                  f"{base} x {a.endpoint_instance_type} around the clock at ${p_end}/h (up to "
                  f"${HOURS_PER_MONTH * max(base, a.autoscale_max) * p_end:,.2f} at autoscale_max "
                  f"{a.autoscale_max})"),
+        CostLine("ab_tests", ab_h * a.endpoint_instance_count * p_end, ab_detail),
         CostLine("batch", batch_runs * batch_s / 3600.0 * p_proc,
                  f"{batch_runs:g} bqx-predict runs x {batch_s:.0f} s (a month of {n_pairs} pairs) on "
                  f"{processing_instance} at ${p_proc}/h" if batch_runs else "no batch prediction runs"),
@@ -147,6 +153,22 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
                  f"{gb:,.1f} GB in S3 Standard at ${S3_USD_PER_GB_MONTH}/GB-month ({S3_AS_OF})"),
     ]
     return MonthlyCost(lines, runs, years)
+
+
+def _ab_hours(settings: Settings, runs: float, p_end: float) -> tuple[float, str]:
+    """Hours a month the candidate variant runs, and how: one test per run, ``ab_window_h`` long, at
+    most one at a time (so at most the whole month). Runs closer together than the window replace each
+    candidate before its verdict, which the detail says."""
+    a, window = settings.aws, settings.registry.ab_window_h
+    if not a.ab_candidate_percent:
+        return 0.0, "no A/B tests (aws.ab_candidate_percent = 0)"
+    hours = min(HOURS_PER_MONTH, runs * window)
+    detail = (f"{runs:.1f} tests x {window:g} h (registry.ab_window_h): the candidate on {a.endpoint_instance_count} "
+              f"x {a.endpoint_instance_type} beside the current at ${p_end}/h, {hours:,.0f} h a month")
+    if runs and HOURS_PER_MONTH / runs < window:
+        detail += (f"; runs come every {HOURS_PER_MONTH / runs:.0f} h, so each deploy replaces the candidate "
+                   "before its verdict: space the runs out or shorten ab_window_h")
+    return hours, detail
 
 
 def monthly_text(cost: MonthlyCost) -> str:
