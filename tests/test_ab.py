@@ -25,9 +25,10 @@ from bqx.ab.decide import decide
 from bqx.ab.endpoint import alias, finish_ab
 from bqx.ab.live import live_rows, realized_target
 from bqx.config import Settings
-from bqx.deploy import DeployFailed, ModelRef, deploy_sagemaker
+from bqx.deploy import DeployFailed, DeploySummary, ModelRef, Repository, deploy_sagemaker
 from bqx.extract import pair_inputs
 from bqx.model_package import load_tarball
+from bqx.reports import deploy_markdown
 from bqx.sample import generate
 from bqx.serving.launch import bqx_serve, free_port, started
 from bqx.serving.synthetic import feature_names, synthetic_model
@@ -182,7 +183,17 @@ def test_a_deploy_with_a_candidate_percent_starts_an_ab_test_and_promote_ends_it
     assert live_manifest["ab"]["current"] == first.manifest["models"]
 
     again = deploy_sagemaker(_models(tmp_path, 1), ab_settings, sleep=lambda s: None)  # a rerun changes nothing
-    assert again.created == [] and again.updated == [] and len(sagemaker_played) == 1
+    assert again.created == [] and again.updated == [] and len(sagemaker_played) == 1 and not again.held
+    # the next training run's models wait for this test's verdict: nothing changes, the deploy says why
+    held = deploy_sagemaker(_models(tmp_path, 2), ab_settings, sleep=lambda s: None)
+    assert held.created == [] and held.updated == [] and len(sagemaker_played) == 1
+    assert held.held.startswith(f"held: A/B test {ab['id']} runs on endpoint {a.endpoint_name} since {ab['started']}")
+    assert "bqx ab promote" in held.held and held.manifest["ab"] == ab
+    report = deploy_markdown(DeploySummary(Repository({}, []), held, {}))
+    assert f"**{held.held}**" in report
+    assert json.loads(s3.get_object(Bucket=a.bucket, Key="bqx-ml/models/manifest.json")["Body"].read()) == live_manifest
+    # so do models equal to the current side's (they are not a test, and the running one goes on)
+    assert deploy_sagemaker(_models(tmp_path, 0), ab_settings, sleep=lambda s: None).held
     with pytest.raises(DeployFailed, match="an A/B test .* is running .*bqx ab decide --apply"):
         deploy_sagemaker(_models(tmp_path, 1), aws_settings, sleep=lambda s: None)
 

@@ -57,17 +57,17 @@ def test_each_cost_line_is_measured_time_times_a_dated_price():
         monthly(s.replace(instance_type="ml.p9.huge"), prices, "ml.m5.large", runs=1.0)
 
 
-def test_an_ab_test_prices_the_candidate_fleet_and_warns_when_runs_replace_it_before_its_verdict():
+def test_an_ab_test_prices_the_candidate_fleet_and_says_when_runs_come_faster_than_verdicts():
     prices = load_prices()
     m5x = next(p.usd_per_hour for p in prices if p.name == "ml.m5.xlarge")
     s = Settings().replace(ab_candidate_percent=10, endpoint_instance_type="ml.m5.xlarge", endpoint_instance_count=2,
                            ab_window_h=72.0)
     weekly = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=4.0).lines}["ab_tests"]
     assert weekly.usd == pytest.approx(4 * 72 * 2 * m5x)  # four 72-hour tests, two more instances each
-    assert "288 h a month" in weekly.detail and "before its verdict" not in weekly.detail
+    assert "288 h a month" in weekly.detail and "wait for its verdict" not in weekly.detail
     daily = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=runs_per_month(DEFAULT_CRON)).lines}["ab_tests"]
     assert daily.usd == pytest.approx(730 * 2 * m5x)  # one test at a time: never more than the month
-    assert "runs come every 34 h, so each deploy replaces the candidate before its verdict" in daily.detail
+    assert "runs come every 34 h, so the deploys during a test wait for its verdict" in daily.detail
 
 
 def test_plan_json_holds_the_counts_instances_and_costs():

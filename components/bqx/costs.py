@@ -120,7 +120,7 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
     endpoint runs around the clock at ``autoscale_min`` instances (``autoscale_max`` is the ceiling in
     the detail); with ``aws.ab_candidate_percent`` every run's deploy starts an A/B test whose candidate
     variant runs ``endpoint_instance_count`` more instances for ``registry.ab_window_h`` hours (one
-    test at a time: a new deploy replaces the running candidate); batch bills ``batch_runs``
+    test at a time: a deploy during a test waits for its verdict); batch bills ``batch_runs``
     bqx-predict runs a month, each over a month of bars of every pair, on ``processing_instance``;
     storage keeps one run's artifacts in S3."""
     a = settings.aws
@@ -157,8 +157,8 @@ def monthly(settings: Settings, prices: list, processing_instance: str, runs: fl
 
 def _ab_hours(settings: Settings, runs: float, p_end: float) -> tuple[float, str]:
     """Hours a month the candidate variant runs, and how: one test per run, ``ab_window_h`` long, at
-    most one at a time (so at most the whole month). Runs closer together than the window replace each
-    candidate before its verdict, which the detail says."""
+    most one at a time (so at most the whole month). With runs closer together than the window, the
+    deploys during a test wait for its verdict, so not every run's models are tested: the detail says so."""
     a, window = settings.aws, settings.registry.ab_window_h
     if not a.ab_candidate_percent:
         return 0.0, "no A/B tests (aws.ab_candidate_percent = 0)"
@@ -166,8 +166,8 @@ def _ab_hours(settings: Settings, runs: float, p_end: float) -> tuple[float, str
     detail = (f"{runs:.1f} tests x {window:g} h (registry.ab_window_h): the candidate on {a.endpoint_instance_count} "
               f"x {a.endpoint_instance_type} beside the current at ${p_end}/h, {hours:,.0f} h a month")
     if runs and HOURS_PER_MONTH / runs < window:
-        detail += (f"; runs come every {HOURS_PER_MONTH / runs:.0f} h, so each deploy replaces the candidate "
-                   "before its verdict: space the runs out or shorten ab_window_h")
+        detail += (f"; runs come every {HOURS_PER_MONTH / runs:.0f} h, so the deploys during a test wait for its "
+                   "verdict and not every run's models are tested")
     return hours, detail
 
 

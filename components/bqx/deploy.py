@@ -120,7 +120,7 @@ def deploy_sagemaker(models: list[ModelRef], settings: Settings, sleep: Callable
         started = start_ab(sm, s3, aas, settings, before, manifest, sleep)
         if started is not None:
             return EndpointDeploy(started.manifest, started.model, started.endpoint_config,
-                                  uploaded + started.uploaded, started.created, started.updated)
+                                  uploaded + started.uploaded, started.created, started.updated, held=started.held)
     done: dict[str, list[str]] = {"uploaded": uploaded, "created": [], "updated": []}
     model_name = create_missing(sm, "model", model_request(settings), done["created"])
     config_name = create_missing(sm, "endpoint-config", endpoint_config_request(settings, model_name), done["created"])

@@ -47,6 +47,7 @@ class EndpointDeploy:
     created: list[str]
     updated: list[str]
     deleted: list[str] = field(default_factory=list)  # ack backend with aws.ack_keep false: resources let go
+    held: str = ""  # why the new models did not go live (an A/B test awaits its verdict); "" when they did
 
 
 VARIANT = "AllTraffic"

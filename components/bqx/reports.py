@@ -38,7 +38,8 @@ def deploy_markdown(summary: DeploySummary) -> str:
         text += (f"\nEndpoint {e.manifest['endpoint']} on config {e.endpoint_config}; uploaded "
                  f"{len(e.uploaded)}, created: {', '.join(e.created) or 'nothing'}, updated: "
                  f"{', '.join(e.updated) or 'nothing'}"
-                 + (f", deleted: {', '.join(e.deleted)}" if e.deleted else "") + "\n")
+                 + (f", deleted: {', '.join(e.deleted)}" if e.deleted else "") + "\n"
+                 + (f"\n**{e.held}**\n" if e.held else ""))
     failed = summary.failed
     if failed:
         text += "\n## Failed pairs (not deployed)\n\n" + "\n".join(f"- {p}: {r}" for p, r in sorted(failed.items()))

@@ -123,16 +123,30 @@ def _now() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat()
 
 
+def held_by(running: dict, settings: Settings) -> str:
+    """Why a deploy left the endpoint alone: the running test, when its verdict is due, how to end it."""
+    due = pd.Timestamp(running["started"]) + pd.Timedelta(hours=settings.registry.ab_window_h)
+    return (f"held: A/B test {running['id']} runs on endpoint {settings.aws.endpoint_name} since "
+            f"{running['started']}; these models wait for its verdict (due from {due.isoformat()}, "
+            "registry.ab_window_h; `bqx ab decide --apply` or the drift pipeline's ab-decide step), or end it "
+            "now with `bqx ab promote` or `bqx ab rollback`, then deploy again")
+
+
 def start_ab(sm: Any, s3: Any, aas: Any, settings: Settings, before: dict, published: dict,  # noqa: ANN401
              sleep: Callable[[float], None] = time.sleep) -> EndpointDeploy | None:
     """Serve ``published`` (the new models) as the candidate beside what the endpoint serves now; None
-    when they are the same models (nothing to test). A test already running is replaced: its current
-    side stays current."""
+    when they are the same models (nothing to test). While a test of other models runs, the new models
+    are held (the deploy's ``held`` says why and nothing changes): a test always reaches its verdict,
+    however often training runs."""
     a = settings.aws
     current, candidate = sides(before, published)
+    ab = ab_id(current, candidate)
+    running = before.get("ab") or {}
+    if running and running.get("id") != ab:
+        return EndpointDeploy(before, running["models"][CANDIDATE], running["endpoint_config"], [], [], [],
+                              held=held_by(running, settings))
     if {p: e["sha256"] for p, e in current.items()} == {p: e["sha256"] for p, e in candidate.items()}:
         return None
-    ab = ab_id(current, candidate)
     done: dict[str, list[str]] = {"uploaded": [], "created": [], "updated": []}
     models = {}
     for variant, own in ((CURRENT, current), (CANDIDATE, candidate)):
@@ -148,8 +162,7 @@ def start_ab(sm: Any, s3: Any, aas: Any, settings: Settings, before: dict, publi
                            DeploymentConfig=deployment_config(settings))
         done["updated"].append(f"endpoint/{a.endpoint_name}")
     wait_endpoint(sm, a.endpoint_name, config_name, a.poll_s, a.endpoint_timeout_s, sleep)
-    running = before.get("ab") or {}
-    started = running["started"] if running.get("id") == ab else _now()  # a rerun keeps the test's start
+    started = running["started"] if running else _now()  # a rerun keeps the test's start
     manifest = {"endpoint": a.endpoint_name,
                 "models": {p: {**e, "target_model": alias(p, ab), "model_file": model_file(e)}
                            for p, e in candidate.items()},

@@ -225,8 +225,7 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
     if summary.endpoint:
         e = summary.endpoint
         repository.metadata.update({"endpoint_config": e.endpoint_config, "created": e.created, "updated": e.updated,
-                                    "deleted": e.deleted,
-                                    "uploaded": e.uploaded})
+                                    "deleted": e.deleted, "uploaded": e.uploaded, "held": e.held})
     repository.metadata.update({"pairs": sorted(summary.repository.models), "failed": failed,
                                 "serving": {s.pair: s.serving.version for s in summary.served if s.serving},
                                 "not_served": summary.not_served})
@@ -234,7 +233,8 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
         fh.write(deploy_markdown(summary))
     say("deploy", "all", f"{len(summary.repository.models)} models in {repository.path}"
         + (f"; not approved by the gate: {', '.join(sorted(summary.not_served))}" if summary.not_served else "")
-        + (f"; FAILED pairs: {', '.join(sorted(failed))}" if failed else ""))
+        + (f"; FAILED pairs: {', '.join(sorted(failed))}" if failed else "")
+        + (f"; {summary.endpoint.held}" if summary.endpoint and summary.endpoint.held else ""))
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)
