@@ -275,7 +275,8 @@ def test_bqx_ab_decide_scores_a_prediction_log_against_the_bars(tmp_path):
     assert "No A/B test is running" in ab_markdown(None, None)
     status = subprocess.run([sys.executable, "-m", "bqx.cli", "ab", "status", "--models", str(repo)],
                             capture_output=True, text=True, timeout=120)
-    assert "candidate takes 20% of the traffic; it changes 1 pair(s): eurusd" in status.stdout, status.stdout
+    assert "candidate takes 20% of the traffic; it changes 1 pair(s): eurusd; verdict due from" in status.stdout, \
+        status.stdout
 
 
 def test_a_pair_on_one_side_only_is_served_by_its_model_on_both():

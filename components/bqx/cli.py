@@ -403,8 +403,13 @@ def cmd_ab(args: argparse.Namespace) -> int:
             print(f"{repository}: no A/B test is running")
             return 0
         changed = sorted(p for p in ab[CANDIDATE] if ab[CURRENT].get(p, {}).get("sha256") != ab[CANDIDATE][p]["sha256"])
+        import pandas as pd
+
+        due = _utc_time(ab["started"]) + pd.Timedelta(hours=settings.registry.ab_window_h)
         print(f"A/B test {ab['id']} since {ab['started']}: the candidate takes {ab['candidate_percent']}% of the "
-              f"traffic; it changes {len(changed)} pair(s): {', '.join(changed) or 'none'}")
+              f"traffic; it changes {len(changed)} pair(s): {', '.join(changed) or 'none'}; verdict due from "
+              f"{due.isoformat()} (registry.ab_window_h {settings.registry.ab_window_h:g} h); deploys of other "
+              "models wait until it ends")
         return 0
     from bqx.ab.live import review
 
