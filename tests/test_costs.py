@@ -64,9 +64,11 @@ def test_an_ab_test_prices_the_candidate_fleet_and_says_when_runs_come_faster_th
                            ab_window_h=72.0)
     weekly = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=4.0).lines}["ab_tests"]
     assert weekly.usd == pytest.approx(4 * 72 * 2 * m5x)  # four 72-hour tests, two more instances each
-    assert "288 h a month" in weekly.detail and "wait for its verdict" not in weekly.detail
+    assert weekly.detail.startswith("up to 4.0 tests x 72 h") and "288 h a month" in weekly.detail
+    assert "wait for its verdict" not in weekly.detail
     daily = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=runs_per_month(DEFAULT_CRON)).lines}["ab_tests"]
     assert daily.usd == pytest.approx(730 * 2 * m5x)  # one test at a time: never more than the month
+    assert daily.detail.startswith("up to 10.1 tests x 72 h")  # back to back: never more than the month
     assert "runs come every 34 h, so the deploys during a test wait for its verdict" in daily.detail
 
 

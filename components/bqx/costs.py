@@ -162,9 +162,11 @@ def _ab_hours(settings: Settings, runs: float, p_end: float) -> tuple[float, str
     a, window = settings.aws, settings.registry.ab_window_h
     if not a.ab_candidate_percent:
         return 0.0, "no A/B tests (aws.ab_candidate_percent = 0)"
-    hours = min(HOURS_PER_MONTH, runs * window)
-    detail = (f"{runs:.1f} tests x {window:g} h (registry.ab_window_h): the candidate on {a.endpoint_instance_count} "
-              f"x {a.endpoint_instance_type} beside the current at ${p_end}/h, {hours:,.0f} h a month")
+    tests = min(runs, HOURS_PER_MONTH / window)
+    hours = tests * window
+    detail = (f"up to {tests:.1f} tests x {window:g} h (registry.ab_window_h): the candidate on "
+              f"{a.endpoint_instance_count} x {a.endpoint_instance_type} beside the current at ${p_end}/h, "
+              f"{hours:,.0f} h a month")
     if runs and HOURS_PER_MONTH / runs < window:
         detail += (f"; runs come every {HOURS_PER_MONTH / runs:.0f} h, so the deploys during a test wait for its "
                    "verdict and not every run's models are tested")
