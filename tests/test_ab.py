@@ -67,6 +67,15 @@ def test_a_better_candidate_is_promoted_at_the_window_and_not_before():
     assert by[CANDIDATE].rmse < by[CURRENT].rmse and by[CANDIDATE].rows + by[CURRENT].rows == len(live)
 
 
+def test_a_test_without_enough_answers_waits_then_keeps_the_current_models():
+    live = _live(np.random.default_rng(3), 10, cand_noise=0.5)  # 10 paired hours of the 24 needed
+    late = decide(live, START, START + pd.Timedelta(hours=100))
+    assert late.action == "wait" and "only 10 of the 24 paired hours" in late.why and "at 2 x the window" in late.why
+    ended = decide(live, START, START + pd.Timedelta(hours=144))
+    assert ended.action == "rollback" and "after 144 hours (2 x the window) only 10" in ended.why
+    assert decide(live.iloc[:0], START, START + pd.Timedelta(hours=200)).action == "rollback"  # no answers at all
+
+
 def test_a_much_worse_candidate_is_rolled_back_early_and_an_equal_one_per_policy():
     worse = decide(_live(np.random.default_rng(2), 30, cand_noise=2.0), START, START + pd.Timedelta(hours=30))
     assert worse.action == "rollback" and "worse beyond doubt" in worse.why

@@ -63,6 +63,11 @@ def _t_sf(t: float, df: int) -> float:
     return float(student.sf(t, df))
 
 
+# A test still short of paired hours at this many windows ends, keeping the current models: deploys are
+# held while a test runs (bqx.ab.endpoint.start_ab), so every test must end.
+GIVE_UP = 2.0
+
+
 def decide(live: pd.DataFrame, started: pd.Timestamp, now: pd.Timestamp, policy: str = "metrics",
            alpha: float = 0.05, window_h: float = 72.0, min_hours: int = 24) -> Decision:
     """The verdict on rows of (ts_utc, variant, prediction, target) with a known target, for a test
@@ -95,7 +100,11 @@ def decide(live: pd.DataFrame, started: pd.Timestamp, now: pd.Timestamp, policy:
     if elapsed_h < window_h:
         return made("wait", f"{elapsed_h:.1f} of {window_h:g} hours of the test have passed")
     if n < min_hours:
-        return made("wait", f"the window has passed but only {n} of the {min_hours} paired hours needed exist")
+        if elapsed_h >= GIVE_UP * window_h:  # a test that cannot gather answers must not hold deploys forever
+            return made("rollback", f"after {elapsed_h:.0f} hours ({GIVE_UP:g} x the window) only {n} of the "
+                        f"{min_hours} paired hours needed exist: the current models stay")
+        return made("wait", f"the window has passed but only {n} of the {min_hours} paired hours needed exist "
+                    f"(the test ends with the current models at {GIVE_UP:g} x the window)")
     if policy == "metrics":
         if p_better < alpha:
             return made("promote", f"the candidate is better (one-sided p < {alpha})")
