@@ -384,7 +384,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_ab(args: argparse.Namespace) -> int:
     from bqx.ab import CANDIDATE, CURRENT
-    from bqx.ab.endpoint import finish_ab
+    from bqx.ab.endpoint import finish_ab, verdict_due
     from bqx.locations import read_manifest
 
     settings = _settings(args.settings)
@@ -403,9 +403,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
             print(f"{repository}: no A/B test is running")
             return 0
         changed = sorted(p for p in ab[CANDIDATE] if ab[CURRENT].get(p, {}).get("sha256") != ab[CANDIDATE][p]["sha256"])
-        import pandas as pd
-
-        due = _utc_time(ab["started"]) + pd.Timedelta(hours=settings.registry.ab_window_h)
+        due = verdict_due(ab, settings)
         print(f"A/B test {ab['id']} since {ab['started']}: the candidate takes {ab['candidate_percent']}% of the "
               f"traffic; it changes {len(changed)} pair(s): {', '.join(changed) or 'none'}; verdict due from "
               f"{due.isoformat()} (registry.ab_window_h {settings.registry.ab_window_h:g} h); deploys of other "

@@ -123,11 +123,18 @@ def _now() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat()
 
 
+def verdict_due(ab: dict, settings: Settings) -> pd.Timestamp:
+    """When a test's fixed window ends (its start plus ``registry.ab_window_h``, UTC)."""
+    started = pd.Timestamp(ab["started"])
+    started = started.tz_localize("UTC") if started.tzinfo is None else started
+    return started + pd.Timedelta(hours=settings.registry.ab_window_h)
+
+
 def held_by(running: dict, settings: Settings) -> str:
     """Why a deploy left the endpoint alone: the running test, when its verdict is due, how to end it."""
-    due = pd.Timestamp(running["started"]) + pd.Timedelta(hours=settings.registry.ab_window_h)
+    due = verdict_due(running, settings).isoformat()
     return (f"held: A/B test {running['id']} runs on endpoint {settings.aws.endpoint_name} since "
-            f"{running['started']}; these models wait for its verdict (due from {due.isoformat()}, "
+            f"{running['started']}; these models wait for its verdict (due from {due}, "
             "registry.ab_window_h; `bqx ab decide --apply` or the drift pipeline's ab-decide step), or end it "
             "now with `bqx ab promote` or `bqx ab rollback`, then deploy again")
 
