@@ -3,9 +3,12 @@
 Lagging and selection for one pair x one year of 1-minute bars (~372k rows, 2,640 candidates).
 
 Each stage runs in its own process, as in the pipeline, and reports its wall time and peak RSS:
-prepare (sample year + 28-pair panel), extract (1,080 features), lag (plan, split, candidates on a
-training-row sample) and select (importance, quota, the 250 chosen columns for every row). Budget
-(issue 4): peak RSS <= 4 GB per stage for one pair-year.
+prepare (sample year + 28-pair panel), extract (1,080 features), lag (plan, split, sampled training
+rows), select (the candidates on that sample, importance, quota) and dataset (what train, tune and
+drift each do first: the 250 chosen columns for every row of the three splits, built from the
+features, timed against reading the same frames from a stored Parquet copy, as before session 13).
+Then the bytes each stage leaves. Budgets: peak RSS <= 4 GB per stage (issue 4), <= 1.2 GB of
+artifacts per pair-year (issue 19).
 """
 
 from __future__ import annotations
@@ -51,6 +54,27 @@ def stage(name: str, root: Path) -> None:
         counts = result.domain_counts
         print(f"selected: {len(result.features)} features (idx {counts['idx']}, bqx {counts['bqx']}, "
               f"cross {counts['cross']})")
+    elif name == "dataset":
+        import pandas as pd
+
+        from bqx.dataset import PairDataset
+        from bqx.io import write_parquet
+
+        frames = PairDataset.open(root / "dataset", root / "features").frames()
+        view = time.perf_counter() - t0
+        for split, frame in frames.items():
+            write_parquet(frame, root / "copy" / f"{split}.parquet")
+        t1 = time.perf_counter()
+        for split in frames:
+            pd.read_parquet(root / "copy" / f"{split}.parquet")
+        copy = time.perf_counter() - t1
+        print(f"dataset rows: {sum(len(f) for f in frames.values())} rows")
+        print(f"dataset from the features: {view:.2f} s")
+        print(f"dataset from a stored copy: {copy:.2f} s")
+        print(f"dataset view / copy time ratio: {view / copy:.2f} x")
+        print(f"stored copy size (not kept): {_bytes(root / 'copy') / 1e9:.3f} GB")
+        print(f"dataset peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+        return
     print(f"{name} wall time: {time.perf_counter() - t0:.2f} s")
     print(f"{name} peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
 
@@ -62,8 +86,11 @@ def _bytes(path: Path) -> int:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "panel").mkdir()
-        for name in ("prepare", "extract", "lag", "select"):
+        for name in ("prepare", "extract", "lag", "select", "dataset"):
             subprocess.run([sys.executable, __file__, "--stage", name, tmp], check=True)
+        import shutil
+
+        shutil.rmtree(Path(tmp) / "copy")
         outputs = {"extract": "features", "lag": "candidates", "select": "dataset"}
         sizes = {stage: _bytes(Path(tmp) / d) for stage, d in outputs.items()}
         for stage, n in sizes.items():

@@ -4,7 +4,8 @@ import pytest
 
 from bqx.catalog import Catalog
 from bqx.config import SelectionSettings, Settings
-from bqx.lag import add_lags
+from bqx.dataset import PairDataset
+from bqx.lag import add_lags, sample_candidates
 from bqx.select import Quota, effective_quota, enforce_quota, select
 from bqx.splits import bounds, purge_rows, split
 
@@ -110,15 +111,22 @@ def test_lag_stage_samples_training_rows_only_and_plans_every_candidate(staged):
     assert sample.min() >= splits["train"][0] and sample.max() < splits["train"][1]
     plan = json.loads((root / "candidates" / "lag_plan.json").read_text())
     assert len(plan["columns"]) == 2640 and plan["lags"]["bqx.w15_bqx_return_lag61"] == 61
-    cand = pd.read_parquet(root / "candidates" / "candidates_sample.parquet")
+    assert sorted(p.name for p in (root / "candidates").iterdir()) == ["lag_plan.json", "splits.json"]  # no values
+    cand = sample_candidates(root / "features" / "features.parquet", plan["columns"], sample, s.features.target_name)
     assert cand.shape == (800, 2641) and (cand.dtypes.iloc[1:] == np.float32).all()
+    wide = pd.read_parquet(root / "features" / "features.parquet")
+    np.testing.assert_array_equal(cand["bqx.w15_bqx_return_lag61"].to_numpy(),
+                                  wide["bqx.w15_bqx_return"].to_numpy(np.float32)[sample - 61])
 
 
 def test_materialised_selection_equals_full_lagging(staged):
     s, root, _, result = staged
     wide = pd.read_parquet(root / "features" / "features.parquet")
     full = add_lags(wide, s).set_index("ts_utc")
-    test = pd.read_parquet(root / "dataset" / "test.parquet").set_index("ts_utc")
+    assert [p.name for p in (root / "dataset").iterdir()] == ["selection.json"]  # a view: no feature copied
+    frames = PairDataset.open(root / "dataset", root / "features").frames()
+    assert {k: len(v) for k, v in frames.items()} == result.rows
+    test = frames["test"].set_index("ts_utc")
     assert list(test.columns) == ["target_bqx60_h60", "target_bqx60_h30", "bqx_now", "fwd_ret_h60",
                                   *result.features]
     assert list(result.selection["settings"]["features"]["horizons"]) == [60, 30]

@@ -58,7 +58,7 @@ def test_every_stage_has_a_module_and_an_image_of_its_name():
 
 
 def test_artifact_file_names_and_column_parsing_have_one_home():
-    names = re.compile(r'"(features|panel|candidates_sample|selection|online_state|lag_plan|splits|meta|reference|'
+    names = re.compile(r'"(features|panel|selection|online_state|lag_plan|splits|meta|reference|'
                        r'manifest|model|train|val|test)\.(parquet|json|tar\.gz|cbm)"')
     lag = re.compile(r'rpartition\("_lag"\)|"_lag"')
     for path in PACKAGE.rglob("*.py"):

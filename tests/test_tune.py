@@ -4,7 +4,6 @@ request against the real service model) with S3 on moto_server, and training wit
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import boto3
@@ -15,6 +14,8 @@ from botocore.stub import Stubber
 
 from bqx.columns import BQX_NOW, fwd_return_column
 from bqx.config import Settings
+from bqx.dataset import PairDataset, define
+from bqx.io import write_json
 from bqx.train.local import TrainingFailed
 from bqx.tune import run, trials_markdown
 from bqx.tune.space import NAMES, SPACE, parameter_ranges, typed
@@ -23,19 +24,23 @@ FEATURES = ["technical_idx.rsi_14", "technical_bqx.rsi_14", "moving_avg_idx.ema6
 TARGET = "target_bqx60_h60"
 
 
-def _dataset(root: Path, n: int = 900, seed: int = 0) -> Path:
-    """A select-stage dataset dir: train/val/test Parquet of a noisy nonlinear target, selection.json."""
+def _dataset(root: Path, n: int = 900, seed: int = 0, **selection: object) -> PairDataset:
+    """A pair's dataset: extract-like features.parquet of a noisy nonlinear target (with the evaluation
+    columns) and select's selection.json over it, split 60/20/20."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 3)).astype(np.float32)
     y = 0.6 * x[:, 0] - 0.3 * x[:, 1] * x[:, 2] + 0.2 * np.sin(3 * x[:, 2]) + 0.3 * rng.standard_normal(n)
-    frame = pd.DataFrame(x, columns=FEATURES).assign(**{TARGET: y})
-    root.mkdir(parents=True)
+    head = {"ts_utc": pd.date_range("2026-01-05", periods=n, freq="min", tz="UTC"), TARGET: y, BQX_NOW: 0.0,
+            fwd_return_column(60): 0.0}
+    (root / "features").mkdir(parents=True)
+    pd.DataFrame(head).join(pd.DataFrame(x, columns=FEATURES)).to_parquet(root / "features" / "features.parquet",
+                                                                           index=False)
     cut = [0, int(n * 0.6), int(n * 0.8), n]
-    for name, lo, hi in zip(("train", "val", "test"), cut[:-1], cut[1:], strict=True):
-        frame.iloc[lo:hi].to_parquet(root / f"{name}.parquet", index=False)
-    (root / "selection.json").write_text(json.dumps({"pair": "eurusd", "features": FEATURES, "target": TARGET,
-                                                     "settings_hash": "5e77", "catalog_version": "c0ffee"}))
-    return root
+    splits = {name: [lo, hi] for name, lo, hi in zip(("train", "val", "test"), cut[:-1], cut[1:], strict=True)}
+    chosen = define({"pair": "eurusd", "features": FEATURES, "target": TARGET, "settings_hash": "5e77",
+                     "catalog_version": "c0ffee", **selection}, list(head), splits)
+    write_json(chosen, root / "dataset" / "selection.json")
+    return PairDataset.open(root / "dataset", root / "features")
 
 
 def _tuning(trials: int, **training: object) -> Settings:
@@ -66,7 +71,11 @@ def test_local_search_is_seeded_prunes_and_never_reads_the_test_split(tmp_path):
     assert first.best == next(t.params for t in done if t.value == first.best_value)
     for p in SPACE:
         assert p.low <= first.best[p.name] <= p.high
-    (d / "test.parquet").write_bytes(b"not parquet")  # the search must not open it
+    lo, hi = d.selection["splits"]["test"]  # the search must not read the test rows: scramble them
+    frame = pd.read_parquet(d.features_path)
+    noise = np.random.default_rng(9).standard_normal((hi - lo, 4)) * 50
+    frame.loc[lo:hi - 1, FEATURES], frame.loc[lo:hi - 1, TARGET] = noise[:, :3].astype(np.float32), noise[:, 3]
+    frame.to_parquet(d.features_path, index=False)
     assert run(d, _tuning(12)).best == first.best
     table = trials_markdown(first)
     assert table.count("\n| ") == 13 and "**best**" in table and "| pruned |" in table
@@ -79,16 +88,10 @@ def test_local_search_is_seeded_prunes_and_never_reads_the_test_split(tmp_path):
 def test_training_uses_the_tuned_values(tmp_path):
     from bqx.train.run import run as train
 
-    d = _dataset(tmp_path / "ds", n=1200)
     tuned = {"depth": 3, "learning_rate": 0.2, "l2_leaf_reg": 7.5, "iterations": 150}
     s = _tuning(0, walk_forward_folds=0)
-    selection = json.loads((d / "selection.json").read_text())
-    selection["settings"] = s.to_dict()
-    selection["domain_counts"], selection["candidates"] = {"idx": 2, "bqx": 1, "cross": 0}, 3
-    (d / "selection.json").write_text(json.dumps(selection))
-    for name in ("train", "val", "test"):  # the evaluation reads the baselines' columns too
-        frame = pd.read_parquet(d / f"{name}.parquet")
-        frame.assign(**{BQX_NOW: 0.0, fwd_return_column(60): 0.0}).to_parquet(d / f"{name}.parquet", index=False)
+    d = _dataset(tmp_path / "ds", n=1200, settings=s.to_dict(), domain_counts={"idx": 2, "bqx": 1, "cross": 0},
+                 candidates=3)
     summary = train(d, s, tmp_path / "m.tar.gz", tuned=tuned)
     assert {k: summary.meta["hyperparameters"][k] for k in tuned} == {k: str(v) for k, v in tuned.items()}
 

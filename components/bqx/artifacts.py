@@ -10,11 +10,10 @@ PANEL = "panel.parquet"
 # extract
 FEATURES = "features.parquet"
 ONLINE_STATE = "online_state.json"  # what serving needs beyond a short history (bqx.extract.online_state)
-# lag
-CANDIDATES = "candidates_sample.parquet"
+# lag: the candidates and the rows (their values are built from the features where they are read)
 LAG_PLAN = "lag_plan.json"
 SPLITS = "splits.json"
-# select: the chosen features of each split, and what was chosen
+# select: what was chosen, and each split's rows of the features (bqx.dataset)
 SPLIT_NAMES = ("train", "val", "test")
 SELECTION = "selection.json"
 # tune: the best trial's values, as overrides of the training settings
@@ -40,5 +39,5 @@ def bars_file(pair: str) -> str:
 
 
 def split_file(split: str) -> str:
-    """``train`` -> ``train.parquet`` (select's output, train's input)."""
+    """``train`` -> ``train.parquet``: a split in SageMaker's training channels (bqx.train.channels)."""
     return f"{split}.parquet"

@@ -196,8 +196,8 @@ def summary_text(result: object) -> str:
     for task in result.tasks:
         if task.pair:
             by_pair.setdefault(task.pair, {})[task.task.rsplit("/", 1)[-1]] = task.artifacts
-    shown = (("extract-features", "features", "features"), ("lag-features", "candidates", "candidates"),
-             ("select-features", "dataset", "train/val/test"), ("train-model", "model", MODEL_TARBALL),
+    shown = (("extract-features", "features", "features"), ("lag-features", "candidates", "lag plan, splits"),
+             ("select-features", "dataset", "selection"), ("train-model", "model", MODEL_TARBALL),
              ("train-model", "model_card", "model card"), ("train-model", "evaluation", "evaluation (HTML)"),
              ("drift-report", "report", "drift report (HTML)"),
              ("drift-report", "summary", "drift summary"))

@@ -1,10 +1,10 @@
-"""The lag stage: the candidate set of a pair, as a plan and as a training-row sample.
+"""The lag stage: the candidate set of a pair, as a plan over its rows.
 
 A lag of k rows is ``x(t - k)``: strictly past values, so lagging never breaks causality. Lagged
-columns are views of the base features shifted by k rows, so they are never all materialised: the
-stage writes the lag plan, the walk-forward split of the rows (:mod:`bqx.splits`) and the candidate
-values on a seeded sample of training rows, which is all selection needs. The select stage then
-builds only the chosen columns for every row (:func:`materialise`).
+columns are views of the base features shifted by k rows, so they are never stored: the stage writes
+the lag plan, the walk-forward split of the rows (:mod:`bqx.splits`) and a seeded sample of training
+rows. Select builds every candidate on that sample (:func:`sample_candidates`), and the stages after
+it build only the chosen columns for every row (:mod:`bqx.dataset`), all from extract's features.
 
 Usable rows start at the longest lag (so every lag exists) and must have a target.
 """
@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bqx.artifacts import CANDIDATES, FEATURES, LAG_PLAN, SPLITS
+from bqx.artifacts import FEATURES, LAG_PLAN, SPLITS
 from bqx.catalog import Catalog
 from bqx.columns import base_name, lag_of
 from bqx.config import Settings
-from bqx.io import write_json, write_parquet
+from bqx.io import write_json
 
 COLUMN_BATCH = 128  # feature columns read from Parquet at a time
 
@@ -81,7 +81,8 @@ class LagSummary:
 
 
 def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> LagSummary:
-    """Stage entry: split the rows, sample training rows, write the candidate sample, plan and split."""
+    """Stage entry: split the rows, sample training rows, write the lag plan and the split (with the
+    sample's rows); the candidate values are built from the features where they are read."""
     from bqx.splits import split_rows
 
     path = Path(features_dir) / FEATURES
@@ -92,19 +93,7 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> La
     n = min(settings.selection.sample_rows, len(train))
     sample = np.sort(rng.choice(train, size=n, replace=False))
     columns = candidate_columns(settings)
-    by_base: dict[str, list[str]] = {}
-    for c in columns:
-        by_base.setdefault(base_name(c), []).append(c)
-    bases = list(by_base)
-    parts_sample: dict[str, np.ndarray] = {}
-    for lo in range(0, len(bases), COLUMN_BATCH):  # a batch of base columns in memory at a time
-        chunk = bases[lo:lo + COLUMN_BATCH]
-        block = build_candidates(read_base(path, chunk), sample, [c for b in chunk for c in by_base[b]])
-        parts_sample.update({c: block[c].to_numpy() for c in block.columns})
-    frame = pd.DataFrame({settings.features.target_name: head[settings.features.target_name].to_numpy()[sample],
-                          **{c: parts_sample[c] for c in columns}})
     out = Path(out_dir)
-    write_parquet(frame, out / CANDIDATES)
     catalog = Catalog(settings)
     write_json({"columns": columns, "domains": {c: catalog.domain_of(c) for c in columns},
                 "lags": {c: lag_of(c) for c in columns}}, out / LAG_PLAN)
@@ -113,4 +102,19 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> La
     return LagSummary(len(head), len(columns), n, {k: len(v) for k, v in parts.items()})
 
 
-__all__ = ["add_lags", "materialise", "run"]
+def sample_candidates(features_path: Path, columns: list[str], rows: np.ndarray, target: str) -> pd.DataFrame:
+    """The target and every candidate on the sampled rows, a batch of base columns in memory at a time."""
+    by_base: dict[str, list[str]] = {}
+    for c in columns:
+        by_base.setdefault(base_name(c), []).append(c)
+    bases = list(by_base)
+    values: dict[str, np.ndarray] = {}
+    for lo in range(0, len(bases), COLUMN_BATCH):
+        chunk = bases[lo:lo + COLUMN_BATCH]
+        block = build_candidates(read_base(features_path, chunk), rows, [c for b in chunk for c in by_base[b]])
+        values.update({c: block[c].to_numpy() for c in block.columns})
+    y = pq.read_table(features_path, columns=[target]).column(target).to_numpy()
+    return pd.DataFrame({target: y[rows], **{c: values[c] for c in columns}})
+
+
+__all__ = ["add_lags", "materialise", "run", "sample_candidates"]

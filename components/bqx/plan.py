@@ -77,10 +77,11 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
         # inputs + the panel + one table in float64 while computed + the float32 block written at the end
         # (held up to IN_MEMORY_BYTES, staged per table on disk beyond)
         "extract": bars + panel + 3 * rows * largest_table * F64 + min(rows * base * F32, IN_MEMORY_BYTES),
-        # lag: a batch of base columns at a time, plus the candidates on the training-row sample
-        "lag": 2 * rows * COLUMN_BATCH * F32 + sample,
-        # select: CatBoost on the sample (about 3x), then the chosen columns for every row
-        "select": 3 * sample + 2 * selected,
+        # lag: the target column, split and sampled
+        "lag": 2 * rows * F64,
+        # select: the candidates on the training-row sample, built a batch of base columns at a time,
+        # then CatBoost on them (about 3x)
+        "select": 2 * rows * COLUMN_BATCH * F32 + 3 * sample,
         # CatBoost holds the float data, its quantized copy and the gradients: about 3x the input
         "train": 3 * selected,
         # tune: the same fit, one trial at a time
@@ -100,19 +101,16 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
 SERVE_PROCESS_BASE = 240 * 10**6
 
 
-# Parquet bytes per raw byte of the stage outputs (zstd + BYTE_STREAM_SPLIT, bqx.io.PARQUET_CODEC), measured
-# on a pair-year (bench/selection.py: 0.64 for the features, 0.80 for the candidates, 0.68 for the selected
-# dataset, 0.66 overall); rounded up so the disk check errs on the safe side
+# Parquet bytes per raw byte of the features (zstd + BYTE_STREAM_SPLIT, bqx.io.PARQUET_CODEC), measured on
+# a pair-year (bench/selection.py: 0.64); rounded up so the disk check errs on the safe side
 STORED_FRACTION = 0.7
 
 
 def disk_bytes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len(PAIRS)) -> int:
-    """What a run leaves under ``--out``: every pair's features, lag candidates (the selection sample),
-    selected dataset and model, plus the bars and the panel, as stored."""
+    """What a run leaves under ``--out``: every pair's features and model, plus the bars and the panel, as
+    stored. Lag and select store plans over the features (bqx.dataset), not values."""
     sz = sizes(settings, rows, n_pairs)
-    cands = Catalog(settings).planned_counts()["candidates"]
-    sample = min(settings.selection.sample_rows, rows) * (TS + cands * F32)
-    per_pair = sz.features + sample + sz.selected + model_bytes_estimate(settings)
+    per_pair = sz.features + model_bytes_estimate(settings)
     return int(STORED_FRACTION * (n_pairs * (per_pair + sz.bars) + sz.panel))
 
 
@@ -202,7 +200,8 @@ def plan_text(settings: Settings, prices_path: str | None = None, model_path: st
     sz = sizes(settings)
     lines += ["", f"bytes per pair-year ({ROWS_PER_PAIR_YEAR:,} one-minute rows):",
               f"  bars {_gib(sz.bars)}, panel (all {len(PAIRS)} pairs) {_gib(sz.panel)}, "
-              f"features {_gib(sz.features)}, candidates {_gib(sz.candidates)}, selected {_gib(sz.selected)}",
+              f"features {_gib(sz.features)}; built from them where read, never stored: every candidate "
+              f"{_gib(sz.candidates)} (never all at once), the selected columns {_gib(sz.selected)}",
               "  working set per task: " + ", ".join(f"{k} {_gib(v)}" for k, v in sz.working_set.items()),
               f"  disk a run leaves (all {len(PAIRS)} pairs, stored): {_gib(disk_bytes(settings))}; per pair-year "
               f"{_gib(disk_bytes(settings, n_pairs=1))}",

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bqx.artifacts import CANDIDATES, FEATURES, ONLINE_STATE, SELECTION, SPLITS, split_file
+from bqx.artifacts import FEATURES, LAG_PLAN, ONLINE_STATE, SELECTION, SPLIT_NAMES, SPLITS
 from bqx.catalog import DOMAINS, Catalog
-from bqx.columns import target_column
+from bqx.columns import TIME, target_column
 from bqx.config import Settings
 from bqx.targets import evaluation_columns
 
@@ -124,35 +124,32 @@ class SelectSummary:
 
 def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, settings: Settings,
         out_dir: str | Path) -> SelectSummary:
-    """Stage entry: select on the lag stage's training-row sample, then build only the selected columns
-    for every train/val/test row; write ``selection.json`` and ``train/val/test.parquet`` (ts, every
-    configured horizon's target, the first being the training target, then the selected features)."""
+    """Stage entry: build every candidate on the lag stage's training-row sample, select, and write
+    ``selection.json``: the chosen columns of the features and each split's rows (:mod:`bqx.dataset`),
+    the bookkeeping columns being the time, every configured horizon's target (the first is the
+    training target) and the evaluation columns. No feature value is copied."""
     import pyarrow.parquet as pq
 
-    from bqx.io import read_json, write_json, write_parquet
-    from bqx.lag import materialise
+    from bqx.dataset import define
+    from bqx.io import read_json, write_json
+    from bqx.lag import sample_candidates
 
     cdir = Path(candidates_dir)
-    sample = pd.read_parquet(cdir / CANDIDATES)
-    result = select(sample, settings)
-    result["pair"] = pair
     splits = read_json(cdir / SPLITS)
     fpath = Path(features_dir) / FEATURES
+    columns = read_json(cdir / LAG_PLAN)["columns"]
+    sample = sample_candidates(fpath, columns, np.asarray(splits["sample_rows"], dtype=np.int64),
+                               settings.features.target_name)
+    result = select(sample, settings)
+    result["pair"] = pair
     f = settings.features
-    targets = [target_column(f.target_window, h) for h in f.horizons]  # first = training target
-    head = pq.read_table(fpath, columns=["ts_utc", *targets, *evaluation_columns(settings)]).to_pandas()
-    out = Path(out_dir)
-    result["rows"] = {}
-    for name in ("train", "val", "test"):
-        lo, hi = splits[name]
-        rows = np.arange(lo, hi)
-        part = pd.concat([head.iloc[rows].reset_index(drop=True), materialise(fpath, result["features"], rows)],
-                         axis=1)
-        part = part[part[result["target"]].notna()].reset_index(drop=True)
-        write_parquet(part, out / split_file(name))
-        result["rows"][name] = len(part)
+    head = [TIME, *(target_column(f.target_window, h) for h in f.horizons), *evaluation_columns(settings)]
+    target = pq.read_table(fpath, columns=[result["target"]]).column(0).to_numpy()
+    bounds = {name: splits[name] for name in SPLIT_NAMES}
+    result["rows"] = {name: int((~np.isnan(target[lo:hi])).sum()) for name, (lo, hi) in bounds.items()}
     state = Path(features_dir) / ONLINE_STATE
     if state.exists():  # the serving engine's baseline and HMM fit travel with the model
         result["online_state"] = read_json(state)
-    write_json(result, out / SELECTION)
+    result = define(result, head, bounds)
+    write_json(result, Path(out_dir) / SELECTION)
     return SelectSummary(pair, result)

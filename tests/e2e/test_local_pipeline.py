@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from bqx.config import RegistrySettings, Settings
+from bqx.dataset import PairDataset
 from bqx.kubeflow.local_run import run_local
 from bqx.model_package import load_dir, load_tarball, unpacked
 from bqx.registry.gate import APPROVED, decide
@@ -40,7 +41,9 @@ def test_every_model_loads_from_its_tarball_and_predicts(run):
     for task in trains:
         model = load_tarball(Path(task.artifacts["model"]["uri"]) / "model.tar.gz")
         dataset = next(t for t in run.find("select-features") if t.pair == task.pair).artifacts["dataset"]["uri"]
-        test = pd.read_parquet(Path(dataset) / "test.parquet")
+        features = next(t for t in run.find("extract-features") if t.pair == task.pair).artifacts["features"]["uri"]
+        assert [p.name for p in Path(dataset).iterdir()] == ["selection.json"]  # a view of the features
+        test = PairDataset.open(dataset, features).frames(("test",))["test"]
         pred = model.predict(test[model.features])
         assert len(model.features) == 250 and np.isfinite(pred).all() and pred.std() > 0
         with unpacked(Path(task.artifacts["model"]["uri"]) / "model.tar.gz") as d:  # what serving evaluates

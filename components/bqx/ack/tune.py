@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from bqx.ack.kube import AckError, connect, wait
 from bqx.ack.resources import k8s_name, tuning_job
 from bqx.aws import client, require
 from bqx.config import Settings
+from bqx.dataset import PairDataset
 from bqx.train.local import TrainingFailed
 from bqx.tune.sagemaker import search_of, upload_search
 from bqx.tune.space import typed
@@ -29,15 +29,15 @@ def finished(obj: dict) -> bool:
     return phase == "Completed" and bool((status.get("bestTrainingJob") or {}).get("tunedHyperParameters"))
 
 
-def tune_ack(dataset_dir: Path, settings: Settings, pair: str, run: str = "",
+def tune_ack(dataset: PairDataset, settings: Settings, pair: str, run: str = "",
              sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, float | int], list[Trial]]:
     require(settings, "bucket", "role_arn", "train_image")
     a = settings.aws
-    name, hp = search_of(dataset_dir, settings, pair)
+    name, hp = search_of(dataset, settings, pair)
     try:
         kube = connect(settings)
         if kube.get(KIND, k8s_name(name)) is None:
-            uris = upload_search(client("s3", settings), dataset_dir, settings, name)
+            uris = upload_search(client("s3", settings), dataset, settings, name)
             kube.create(tuning_job(name, uris, hp, settings, pair, run))
         obj = wait(kube, KIND, k8s_name(name), finished, a.poll_s, a.wait_timeout_s, "aws.wait_timeout_s", sleep)
     except AckError as err:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 
-from bqx.artifacts import FEATURES, SELECTION, split_file
+from bqx.artifacts import FEATURES
 from bqx.config import Settings
+from bqx.dataset import PairDataset
 from bqx.drift.report import alert, run_drift
 from bqx.drift.summary import DriftSummary
 from bqx.lag import materialise
@@ -64,16 +64,13 @@ def monitor_pair(features_dir: str | Path, model_tarball: str | Path, pair: str,
                             model_catalog=loaded.meta.get("catalog_version"))
 
 
-def training_drift(dataset_dir: str | Path, model_tarball: str | Path | None, pair: str, settings: Settings,
+def training_drift(dataset: PairDataset, model_tarball: str | Path | None, pair: str, settings: Settings,
                    html_path: str | Path | None = None) -> DriftSummary:
     """The training run's drift: training rows (reference) vs test rows (current) of the selected
     features, plus the target and, when the pair has a model, its predictions; alerts when critical."""
-    import json
-
-    d = Path(dataset_dir)
-    selection = json.loads((d / SELECTION).read_text())
-    features, target = selection["features"], selection["target"]
-    reference, current = pd.read_parquet(d / split_file("train")), pd.read_parquet(d / split_file("test"))
+    features, target = dataset.features, dataset.target
+    frames = dataset.frames(("train", "test"))
+    reference, current = frames["train"], frames["test"]
     reference["target"], current["target"] = reference[target], current[target]
     outputs = ["target"]
     if model_tarball is not None:

@@ -104,7 +104,8 @@ def lag_features(features: Input[Dataset], pair: str, settings_json: str, candid
 @dsl.component(base_image=image("select"), install_kfp_package=False)
 def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: str, settings_json: str,
                     dataset: Output[Dataset], metrics: Output[Metrics]) -> None:
-    """Select features under the domain quota on training rows, write train/val/test of the selection."""
+    """Select features under the domain quota on training rows; the dataset is the selection over the
+    features (``selection.json``: chosen columns, each split's rows), which train, tune and drift build."""
     from bqx.config import Settings
     from bqx.pair_status import run_isolated
     from bqx.progress import say
@@ -124,8 +125,8 @@ def select_features(candidates: Input[Dataset], features: Input[Dataset], pair: 
 
 
 @dsl.component(base_image=image("tune"), install_kfp_package=False)
-def tune_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: str, tuned: Output[Artifact],
-               trials: Output[Markdown]) -> None:
+def tune_model(dataset: Input[Dataset], features: Input[Dataset], pair: str, settings_json: str, backend: str,
+               tuned: Output[Artifact], trials: Output[Markdown]) -> None:
     """Search CatBoost's depth, learning rate, l2 and iterations on the validation split (local: Optuna;
     sagemaker/ack: a HyperParameterTuningJob); ``training.tune_trials`` = 0 searches nothing and train
     uses the settings' values. A Markdown table of the trials for the UI."""
@@ -133,13 +134,15 @@ def tune_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: 
 
     from bqx.artifacts import TUNED
     from bqx.config import Settings
+    from bqx.dataset import PairDataset
     from bqx.io import write_text
     from bqx.pair_status import run_isolated
     from bqx.progress import say
     from bqx.tune import run, trials_markdown
 
     def work() -> None:
-        summary = run(dataset.path, Settings.for_stage(settings_json, "tune"), backend, os.environ.get("BQX_RUN", ""))
+        summary = run(PairDataset.open(dataset.path, features.path), Settings.for_stage(settings_json, "tune"), backend,
+                      os.environ.get("BQX_RUN", ""))
         os.makedirs(tuned.path, exist_ok=True)
         write_text(summary.hyperparameters_json(), os.path.join(tuned.path, TUNED))
         tuned.metadata.update({"pair": pair, "trials": len(summary.trials), **summary.best})
@@ -150,13 +153,13 @@ def tune_model(dataset: Input[Dataset], pair: str, settings_json: str, backend: 
             f"{len(summary.trials)} trials, best validation RMSE {best:.4g}: " +
             ", ".join(f"{k}={v:.3g}" for k, v in sorted(summary.best.items())))
 
-    run_isolated("tune", pair, [dataset], [tuned, trials], work)
+    run_isolated("tune", pair, [dataset, features], [tuned, trials], work)
 
 
 @dsl.component(base_image=image("train"), install_kfp_package=False)
-def train_model(dataset: Input[Dataset], tuned: Input[Artifact], pair: str, settings_json: str, backend: str,
-                model: Output[Model], metrics: Output[Metrics], model_card: Output[Markdown],
-                evaluation: Output[HTML]) -> None:
+def train_model(dataset: Input[Dataset], features: Input[Dataset], tuned: Input[Artifact], pair: str,
+                settings_json: str, backend: str, model: Output[Model], metrics: Output[Metrics],
+                model_card: Output[Markdown], evaluation: Output[HTML]) -> None:
     """Train one pair's CatBoost model on the SageMaker training contract (backend local, sagemaker or ack:
     the ACK controller's TrainingJob resource); evaluate it on the test split
     and by walk-forward folds (model card and an HTML page with equity curves, scatter, importance).
@@ -168,6 +171,7 @@ def train_model(dataset: Input[Dataset], tuned: Input[Artifact], pair: str, sett
 
     from bqx.artifacts import METRICS, MODEL_CARD, MODEL_TARBALL, TUNED
     from bqx.config import Settings
+    from bqx.dataset import PairDataset
     from bqx.io import read_json, write_json, write_text
     from bqx.pair_status import run_isolated
     from bqx.progress import say
@@ -176,7 +180,7 @@ def train_model(dataset: Input[Dataset], tuned: Input[Artifact], pair: str, sett
 
     def work() -> None:
         os.makedirs(model.path, exist_ok=True)
-        result = run(dataset.path, Settings.for_stage(settings_json, "train"),
+        result = run(PairDataset.open(dataset.path, features.path), Settings.for_stage(settings_json, "train"),
                      os.path.join(model.path, MODEL_TARBALL), backend, os.environ.get("BQX_RUN", ""),
                      read_json(os.path.join(tuned.path, TUNED)))
         model.metadata.update({"pair": pair, "status": "trained",
@@ -194,7 +198,7 @@ def train_model(dataset: Input[Dataset], tuned: Input[Artifact], pair: str, sett
             fh.write(result.evaluation_html)
         say("train", pair, headline(result.metrics))
 
-    if not run_isolated("train", pair, [dataset, tuned], [model, metrics, model_card, evaluation], work):
+    if not run_isolated("train", pair, [dataset, features, tuned], [model, metrics, model_card, evaluation], work):
         metrics.log_metric("failed", 1)
 
 
@@ -238,24 +242,27 @@ def deploy_models(models: Input[List[Model]], backend: str, settings_json: str, 
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)
-def drift_report(dataset: Input[Dataset], model: Input[Model], pair: str, settings_json: str, report: Output[HTML],
-                 summary: Output[Dataset], metrics: Output[Metrics], status: Output[Markdown]) -> None:
+def drift_report(dataset: Input[Dataset], features: Input[Dataset], model: Input[Model], pair: str, settings_json: str,
+                 report: Output[HTML], summary: Output[Dataset], metrics: Output[Metrics], status: Output[Markdown]
+                 ) -> None:
     """Evidently drift, training rows vs test rows: rate_idx and BQX features apart, plus the target and
     the model's predictions; a warning/critical status per group and an SNS alert when critical."""
     import os
 
     from bqx.artifacts import MODEL_TARBALL
     from bqx.config import Settings
+    from bqx.dataset import PairDataset
     from bqx.drift.run import record, training_drift
     from bqx.pair_status import run_isolated
     from bqx.progress import say
 
     def work() -> None:  # a pair whose training failed still gets its data's drift, without predictions
         tarball = None if model.metadata.get("status") == "failed" else os.path.join(model.path, MODEL_TARBALL)
-        result = training_drift(dataset.path, tarball, pair, Settings.for_stage(settings_json, "drift"), report.path)
+        result = training_drift(PairDataset.open(dataset.path, features.path), tarball, pair,
+                                Settings.for_stage(settings_json, "drift"), report.path)
         say("drift", pair, record(result, summary, metrics, status.path))
 
-    run_isolated("drift", pair, [dataset], [report, summary, metrics, status], work)
+    run_isolated("drift", pair, [dataset, features], [report, summary, metrics, status], work)
 
 
 @dsl.component(base_image=image("drift"), install_kfp_package=False)

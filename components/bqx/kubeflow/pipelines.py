@@ -89,13 +89,14 @@ def bqx_pipeline(
         select = _stage(components.select_features(candidates=lag.outputs["candidates"], features=features, pair=pair,
                                                settings_json=_settings(ingest, "select")), "select")
         tune = _with_run_label(_stage(components.tune_model(
-            dataset=select.outputs["dataset"], pair=pair, backend=train_backend,
+            dataset=select.outputs["dataset"], features=features, pair=pair, backend=train_backend,
             settings_json=_settings(ingest, "tune")), "tune"))
         train = _with_run_label(_stage(components.train_model(
-            dataset=select.outputs["dataset"], tuned=tune.outputs["tuned"], pair=pair, backend=train_backend,
-            settings_json=_settings(ingest, "train")), "train"))
-        _stage(components.drift_report(dataset=select.outputs["dataset"], model=train.outputs["model"], pair=pair,
-                                   settings_json=_settings(ingest, "drift")), "drift")
+            dataset=select.outputs["dataset"], features=features, tuned=tune.outputs["tuned"], pair=pair,
+            backend=train_backend, settings_json=_settings(ingest, "train")), "train"))
+        _stage(components.drift_report(dataset=select.outputs["dataset"], features=features,
+                                       model=train.outputs["model"], pair=pair,
+                                       settings_json=_settings(ingest, "drift")), "drift")
     deploy = _with_run_label(_stage(components.deploy_models(
         models=dsl.Collected(train.outputs["model"]), backend=deploy_backend,
         settings_json=_settings(ingest, "deploy")), "deploy"))

@@ -4,15 +4,14 @@ walk forward over purged folds, and draw the evaluation page."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from bqx.artifacts import SELECTION, SPLIT_NAMES, split_file
 from bqx.columns import BQX_NOW, fwd_return_column
 from bqx.config import Settings
+from bqx.dataset import PairDataset
 from bqx.model_package import LoadedModel, load_tarball
 from bqx.targets import position_sign
 from bqx.train.channels import channels_of
@@ -31,22 +30,21 @@ class TrainSummary:
 BACKENDS = ("local", "sagemaker", "ack")
 
 
-def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, backend: str = "local",
+def run(dataset: PairDataset, settings: Settings, out_tarball: str | Path, backend: str = "local",
         run_label: str = "", tuned: dict[str, float | int] | None = None) -> TrainSummary:
-    """Train from a select-stage dataset dir (train/val/test Parquet + selection.json) and evaluate; on the
-    ``ack`` backend the TrainingJob resource is labelled with ``run_label`` (the KFP run). ``tuned``: the
+    """Train on a pair's dataset (select's columns of extract's features) and evaluate; on the ``ack``
+    backend the TrainingJob resource is labelled with ``run_label`` (the KFP run). ``tuned``: the
     tune stage's values, which replace the training settings' (the walk-forward folds use them too)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown training backend {backend!r} ({', '.join(BACKENDS)})")
     if tuned:
         settings = settings.replace(training=dataclasses.replace(settings.training, **tuned))
-    d = Path(dataset_dir)
-    with channels_of(d) as channels:
+    with channels_of(dataset) as channels:
         hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))
         else:
-            pair = json.loads((d / SELECTION).read_text()).get("pair", "pair")
+            pair = dataset.pair
             if backend == "ack":
                 from bqx.ack.train import train_ack
 
@@ -56,7 +54,7 @@ def run(dataset_dir: str | Path, settings: Settings, out_tarball: str | Path, ba
 
                 meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
     loaded = load_tarball(out_tarball)
-    frames = {name: pd.read_parquet(d / split_file(name)) for name in SPLIT_NAMES}
+    frames = dataset.frames()
     metrics, page = evaluation(loaded, frames, settings)
     card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection,
                       settings.training.eval_cost_bps)

@@ -8,26 +8,22 @@ HyperParameterTuningJob, Bayesian, the objective parsed from the training logs),
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 from bqx.config import Settings
+from bqx.dataset import PairDataset
 from bqx.tune.summary import Trial as Trial  # re-exported: the stage's vocabulary
 from bqx.tune.summary import TuneSummary
 
 BACKENDS = ("local", "sagemaker", "ack")
 
 
-def run(dataset_dir: str | Path, settings: Settings, backend: str = "local", run_label: str = "") -> TuneSummary:
-    """Tune one pair from a select-stage dataset dir (train/val Parquet + selection.json);
-    ``training.tune_trials`` = 0 searches nothing."""
-    from bqx.artifacts import SELECTION
-
+def run(dataset: PairDataset, settings: Settings, backend: str = "local", run_label: str = "") -> TuneSummary:
+    """Tune one pair on its dataset's train and validation splits; ``training.tune_trials`` = 0 searches
+    nothing."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown tuning backend {backend!r} ({', '.join(BACKENDS)})")
-    d = Path(dataset_dir)
-    pair = str(json.loads((d / SELECTION).read_text()).get("pair", "pair"))
+    d, pair = dataset, dataset.pair
     trials = settings.training.tune_trials
     t0 = time.perf_counter()
     if trials == 0:

@@ -5,14 +5,12 @@ earlier trials at the same iteration."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from bqx.artifacts import SELECTION, split_file
 from bqx.config import Settings
+from bqx.dataset import PairDataset
 from bqx.tune.space import NAMES, suggest
 from bqx.tune.summary import Trial
 
@@ -36,15 +34,13 @@ class _Reporter:
         return True
 
 
-def tune_local(dataset_dir: Path, settings: Settings, trials: int) -> tuple[dict[str, float | int], list[Trial]]:
-    import json
-
+def tune_local(dataset: PairDataset, settings: Settings, trials: int) -> tuple[dict[str, float | int], list[Trial]]:
     import optuna
     from catboost import CatBoostRegressor
 
-    selection = json.loads((dataset_dir / SELECTION).read_text())
-    features, target = selection["features"], selection["target"]
-    tr, va = (pd.read_parquet(dataset_dir / split_file(s), columns=[*features, target]) for s in ("train", "val"))
+    features, target = dataset.features, dataset.target
+    frames = dataset.frames(("train", "val"))
+    tr, va = frames["train"], frames["val"]
     xtr, ytr = tr[features].to_numpy(np.float32), tr[target].to_numpy()
     xva, yva = va[features].to_numpy(np.float32), va[target].to_numpy()
     t = settings.training

@@ -13,12 +13,11 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from bqx.artifacts import SELECTION
 from bqx.aws import client, require, tags
 from bqx.config import Settings
+from bqx.dataset import PairDataset
 from bqx.train.channels import channels_of
 from bqx.train.local import hyperparameters_for
 from bqx.train.sagemaker import call, poll_job, training_request, upload_channels
@@ -37,19 +36,19 @@ def tuning_name(pair: str, selection: dict, static: dict[str, str], trials: int)
     return f"bqx-{pair}-{digest}"  # 23 characters
 
 
-def search_of(dataset_dir: Path, settings: Settings, pair: str) -> tuple[str, dict[str, str]]:
+def search_of(dataset: PairDataset, settings: Settings, pair: str) -> tuple[str, dict[str, str]]:
     """The tuning job's name and the training hyperparameters it starts from, for this pair's dataset."""
-    selection = json.loads((dataset_dir / SELECTION).read_text())
+    selection = dataset.selection
     hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
     static = {k: v for k, v in hp.items() if k not in NAMES}
     return tuning_name(pair, selection, static, settings.training.tune_trials), hp
 
 
-def upload_search(s3: Any, dataset_dir: Path, settings: Settings, name: str) -> dict[str, str]:  # noqa: ANN401
+def upload_search(s3: Any, dataset: PairDataset, settings: Settings, name: str) -> dict[str, str]:  # noqa: ANN401
     """Upload the dataset's train and validation channels under ``{prefix}/tuning/{name}/input``."""
     a = settings.aws
     prefix = f"{a.prefix}/tuning/{name}/input"
-    with channels_of(dataset_dir) as channels:
+    with channels_of(dataset) as channels:
         return upload_channels(s3, a.bucket, prefix, channels)
 
 
@@ -93,11 +92,11 @@ def wait_tuning(sm: Any, name: str, poll_s: float, timeout_s: float,  # noqa: AN
                     done=lambda desc: "BestTrainingJob" in desc)
 
 
-def tune_sagemaker(dataset_dir: Path, settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep
+def tune_sagemaker(dataset: PairDataset, settings: Settings, pair: str, sleep: Callable[[float], None] = time.sleep
                    ) -> tuple[dict[str, float | int], list[Trial]]:
     require(settings, "bucket", "role_arn", "train_image")
     a = settings.aws
-    name, hp = search_of(dataset_dir, settings, pair)
+    name, hp = search_of(dataset, settings, pair)
     sm, s3 = client("sagemaker", settings), client("s3", settings)
     from botocore.exceptions import ClientError
 
@@ -107,7 +106,7 @@ def tune_sagemaker(dataset_dir: Path, settings: Settings, pair: str, sleep: Call
         if err.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
             raise
         call(sm.create_hyper_parameter_tuning_job, sleep,
-             **tuning_request(name, upload_search(s3, dataset_dir, settings, name), hp, settings, pair))
+             **tuning_request(name, upload_search(s3, dataset, settings, name), hp, settings, pair))
     desc = wait_tuning(sm, name, a.poll_s, a.wait_timeout_s, sleep)
     pages = sm.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
         HyperParameterTuningJobName=name)
