@@ -54,26 +54,26 @@ def stage(name: str, root: Path) -> None:
         counts = result.domain_counts
         print(f"selected: {len(result.features)} features (idx {counts['idx']}, bqx {counts['bqx']}, "
               f"cross {counts['cross']})")
-    elif name == "dataset":
-        import pandas as pd
-
+    elif name == "dataset":  # what train, tune and drift each do first (imports before the clock)
         from bqx.dataset import PairDataset
         from bqx.io import write_parquet
 
+        t0 = time.perf_counter()
         frames = PairDataset.open(root / "dataset", root / "features").frames()
-        view = time.perf_counter() - t0
-        for split, frame in frames.items():
-            write_parquet(frame, root / "copy" / f"{split}.parquet")
-        t1 = time.perf_counter()
-        for split in frames:
-            pd.read_parquet(root / "copy" / f"{split}.parquet")
-        copy = time.perf_counter() - t1
+        print(f"dataset from the features: {time.perf_counter() - t0:.2f} s")
         print(f"dataset rows: {sum(len(f) for f in frames.values())} rows")
-        print(f"dataset from the features: {view:.2f} s")
-        print(f"dataset from a stored copy: {copy:.2f} s")
-        print(f"dataset view / copy time ratio: {view / copy:.2f} x")
-        print(f"stored copy size (not kept): {_bytes(root / 'copy') / 1e9:.3f} GB")
         print(f"dataset peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+        for split, frame in frames.items():  # the copy select used to store, for the next process to read
+            write_parquet(frame, root / "copy" / f"{split}.parquet")
+        print(f"stored copy size (not kept): {_bytes(root / 'copy') / 1e9:.3f} GB")
+        return
+    elif name == "copy":  # the same frames read from a stored copy, in a fresh process as well
+        import pandas as pd
+
+        t0 = time.perf_counter()
+        for split in ("train", "val", "test"):
+            pd.read_parquet(root / "copy" / f"{split}.parquet")
+        print(f"dataset from a stored copy: {time.perf_counter() - t0:.2f} s")
         return
     print(f"{name} wall time: {time.perf_counter() - t0:.2f} s")
     print(f"{name} peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
@@ -86,7 +86,7 @@ def _bytes(path: Path) -> int:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "panel").mkdir()
-        for name in ("prepare", "extract", "lag", "select", "dataset"):
+        for name in ("prepare", "extract", "lag", "select", "dataset", "copy"):
             subprocess.run([sys.executable, __file__, "--stage", name, tmp], check=True)
         import shutil
 

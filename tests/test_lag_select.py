@@ -167,3 +167,34 @@ def test_selection_carries_extracts_online_state(staged):
     hmm = state["hmm"]
     assert hmm["fit_rows"] == s.features.hmm_fit_rows and np.allclose(np.sum(hmm["trans"], axis=1), 1.0)
     assert len(hmm["mu"]) == STATES and hmm["var"] == sorted(hmm["var"]) and hmm["sd"] > 0
+
+
+def test_a_dataset_is_built_from_the_features_and_opens_with_one_clear_line(tmp_path):
+    """Lagged columns are the base feature k rows back (NaN before the series starts), rows without a
+    target are left out, and a wrong directory or an old selection says which file and what is wrong."""
+    from bqx.dataset import define
+    from bqx.io import write_json, write_parquet
+
+    n = 12
+    x = np.arange(n, dtype=np.float32)
+    target = np.where(np.arange(n) == 5, np.nan, np.arange(n) * 10.0)
+    features = pd.DataFrame({"ts_utc": np.arange(n), "target": target, "t.x": x})
+    write_parquet(features, tmp_path / "f" / "features.parquet")
+    chosen = define({"features": ["t.x_lag3", "t.x"], "target": "target"}, ["ts_utc", "target"],
+                    {"train": [1, 7], "val": [7, 9], "test": [9, 12]})
+    write_json(chosen, tmp_path / "d" / "selection.json")
+    frames = PairDataset.open(tmp_path / "d", tmp_path / "f").frames()
+    train = frames["train"]
+    assert list(train.columns) == ["ts_utc", "target", "t.x_lag3", "t.x"]
+    assert train["ts_utc"].tolist() == [1, 2, 3, 4, 6]  # row 5 has no target
+    np.testing.assert_array_equal(train["t.x_lag3"].to_numpy(), [np.nan, np.nan, 0, 1, 3])
+    assert train["t.x"].dtype == np.float32 and frames["test"]["t.x_lag3"].tolist() == [6, 7, 8]
+    only = PairDataset.open(tmp_path / "d", tmp_path / "f").frames(("val",), columns=["t.x"])
+    assert list(only) == ["val"] and list(only["val"].columns) == ["ts_utc", "target", "t.x"]
+    with pytest.raises(FileNotFoundError, match=r"no selection.json \(is .* the select stage's dataset\?\)"):
+        PairDataset.open(tmp_path / "f", tmp_path / "f")
+    with pytest.raises(FileNotFoundError, match=r"no features.parquet \(is .* the extract stage's features\?\)"):
+        PairDataset.open(tmp_path / "d", tmp_path / "d")
+    write_json({"features": ["t.x"], "target": "target"}, tmp_path / "old" / "selection.json")
+    with pytest.raises(ValueError, match=r"selection.json: lacks head, splits \(written by an older bqx\? rerun"):
+        PairDataset.open(tmp_path / "old", tmp_path / "f")

@@ -57,22 +57,33 @@ class PairDataset:
         return str(self.selection["target"])
 
     def frames(self, splits: Iterable[str] = SPLIT_NAMES, columns: list[str] | None = None) -> dict[str, pd.DataFrame]:
-        """Each split's rows: the bookkeeping columns (time, targets, evaluation columns), then the chosen
-        features (or only ``columns`` of them), reading each base feature once for every split."""
+        """Each split's rows that have a training target: the bookkeeping columns (time, targets, evaluation
+        columns), then the chosen features (or only ``columns`` of them) as float32, reading each base
+        feature once for every split and writing each value once (one column-major block per split)."""
         import pyarrow.parquet as pq
 
-        from bqx.columns import base_name
-        from bqx.lag import build_candidates, read_base
+        from bqx.columns import parse
+        from bqx.lag import read_base
 
         chosen = self.features if columns is None else list(columns)
+        where = [parse(c) for c in chosen]
         head = pq.read_table(self.features_path, columns=self.selection["head"]).to_pandas()
-        base = read_base(self.features_path, sorted({base_name(c) for c in chosen}))
+        base = read_base(self.features_path, sorted({w.base for w in where}))
+        known = head[self.target].notna().to_numpy()
         out = {}
         for name in splits:
             lo, hi = self.selection["splits"][name]
-            rows = np.arange(lo, hi)
-            part = pd.concat([head.iloc[rows].reset_index(drop=True), build_candidates(base, rows, chosen)], axis=1)
-            out[name] = part[part[self.target].notna()].reset_index(drop=True)
+            rows = lo + np.flatnonzero(known[lo:hi])
+            block = np.empty((len(rows), len(chosen)), dtype=np.float32, order="F")
+            for j, w in enumerate(where):
+                pos = rows - w.lag
+                first = int(np.searchsorted(pos, 0))  # rows before the series starts have no lagged value
+                block[:first, j] = np.nan
+                np.take(base[w.base], pos[first:], out=block[first:, j], mode="clip")  # valid: no bounds pass
+            frame = pd.DataFrame(block, columns=chosen, copy=False)
+            for k, col in enumerate(self.selection["head"]):
+                frame.insert(k, col, head[col].array.take(rows))
+            out[name] = frame
         return out
 
 
