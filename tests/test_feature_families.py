@@ -274,6 +274,36 @@ def test_hmm_features_are_warmup_inside_the_fit_window(bars_2d):
     assert set(np.unique(out["state"][1200:])) <= {0, 1, 2}
 
 
+def test_hmm_table_is_the_forward_filter_and_a_plain_cusum(bars_2d):
+    """The generated kernel's filter equals the array forward filter (checked against hmmlearn above) on
+    every row from the fit window on; the CUSUM, the argmax state and its transition probability equal
+    plain loops over the same rows."""
+    from bqx.features import hmm_regime
+
+    inp = pair_inputs(bars_2d["eurusd"], Settings(), "eurusd")[1]
+    fit_rows = 1200
+    out = hmm_regime.compute(inp.idx, fit_rows)
+    init, trans, mu, var, sd = hmm_regime.fit_start(inp.idx, fit_rows)
+    obs = np.log(inp.idx[fit_rows:] / inp.idx[fit_rows - 1:-1]) * 1e4
+    alpha, loglik = hmm_regime.forward_filter(obs, init, trans, mu, var)
+    live = slice(fit_rows, None)
+    close(np.column_stack([out["p_low"], out["p_mid"], out["p_high"]])[live], alpha, rtol=1e-9, atol=1e-15)
+    close(out["pred_loglik"][live], loglik, rtol=1e-9)
+    state = np.argmax(alpha, axis=1)
+    np.testing.assert_array_equal(out["state"][live], state)
+    close(out["stay_prob"][live], trans[state, state], rtol=0)
+    close(out["exp_var"][live], alpha @ var, rtol=1e-12)
+    sp = sn = 0.0
+    for t, z in enumerate(obs / sd):
+        sp, sn = max(0.0, sp + z - 0.5), max(0.0, sn - z - 0.5)
+        alarm = sp > 5.0 or sn > 5.0
+        assert (out["cusum_pos"][fit_rows + t], out["cusum_neg"][fit_rows + t], out["cusum_alarm"][fit_rows + t]) \
+            == pytest.approx((sp, sn, float(alarm)), rel=1e-9, abs=1e-12)
+        if alarm:
+            sp = sn = 0.0
+    assert out["cusum_alarm"][live].sum() > 0  # the check above saw resets
+
+
 def test_multi_scale_against_pandas_resample_and_alignment(inp):
     from bqx.features import multi_scale, technical
 

@@ -23,14 +23,37 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bqx.features import latest as lt
+from bqx.config import Settings
 from bqx.features.family import Family, Online
-from bqx.features.incremental import since
-from bqx.features.rolling import ema, rolling_mean, rolling_sum, rows_since
+from bqx.features.spec import (
+    Expr,
+    Kernel,
+    compile_table,
+    cusum,
+    diff,
+    ema,
+    eq,
+    finite,
+    gt,
+    hmm_filter,
+    item,
+    keep_nan,
+    lag,
+    log,
+    maximum,
+    param,
+    select,
+    series,
+    since,
+    sqrt,
+    wmean,
+    wsum,
+)
 
 STATES = 3
 CUSUM_K, CUSUM_H = 0.5, 5.0
 EM_ITERATIONS, EM_TOL = 200, 1e-8
+LABELS = ("low", "mid", "high")  # the states, by variance
 NAMES: tuple[str, ...] = (
     "p_low", "p_mid", "p_high", "state", "state_duration", "dp_low", "dp_mid", "dp_high", "p_low_ema30",
     "p_mid_ema30", "p_high_ema30", "exp_var", "exp_mean", "entropy", "stay_prob", "cusum_pos", "cusum_neg",
@@ -141,23 +164,6 @@ def fit(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return start[perm], trans[np.ix_(perm, perm)], mu[perm], var[perm]
 
 
-@njit(cache=True)
-def _cusum(z: np.ndarray, k: float, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(z)
-    pos, neg, alarm = np.empty(n), np.empty(n), np.zeros(n)
-    sp = sn = 0.0
-    for t in range(n):
-        sp = max(0.0, sp + z[t] - k)
-        sn = max(0.0, sn - z[t] - k)
-        if sp > h or sn > h:
-            alarm[t] = 1.0
-            pos[t], neg[t] = sp, sn
-            sp = sn = 0.0
-        else:
-            pos[t], neg[t] = sp, sn
-    return pos, neg, alarm
-
-
 def fit_start(idx: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None:
     """The fit on the first ``fit_rows`` rows' returns, the prior the forward filter starts from (the
     state distribution the fit window ended with, one step on) and the window's stdev (CUSUM scale);
@@ -170,136 +176,63 @@ def fit_start(idx: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray, n
     return alpha_fit[-1] @ trans, trans, mu, var, float(np.std(r))
 
 
+def table() -> dict[str, Expr]:
+    """Every feature as an expression over rate_idx and the fitted parameters (:data:`PARAMS`)."""
+    idx = series("idx")
+    r = log(idx / lag(idx, 1)) * 1e4
+    start, init, trans = param("start"), param("init", (STATES,)), param("trans", (STATES, STATES))
+    mu, var, sd = param("mu", (STATES,)), param("var", (STATES,)), param("sd")
+    p0, p1, p2, loglik, pred_mean, pred_var = hmm_filter(r, start, init, trans, mu, var)
+    p = (p0, p1, p2)
+    state = select(gt(p2, maximum(p0, p1)), 2.0, select(gt(p1, p0), 1.0, 0.0))  # argmax, the first on ties
+    before = lag(state, 1)
+    change = keep_nan(select(finite(before), 1.0 - eq(state, before), 1.0), state)  # the first row counts
+    duration = since(change)
+    pos, neg, alarm = cusum(keep_nan(r / sd, p0), CUSUM_K, CUSUM_H)
+    first = finite(p0) * (1.0 - finite(lag(p0, 1)))
+    plogp = [select(gt(q, 0.0), q * log(q), 0.0) for q in p]
+    values: dict[str, Expr] = {
+        "p_low": p0, "p_mid": p1, "p_high": p2, "state": state, "state_duration": duration,
+        **{f"dp_{label}": diff(q) for label, q in zip(LABELS, p, strict=True)},
+        **{f"p_{label}_ema30": ema(q, 30) for label, q in zip(LABELS, p, strict=True)},
+        "exp_var": p0 * item(var, 0) + p1 * item(var, 1) + p2 * item(var, 2),
+        "exp_mean": p0 * item(mu, 0) + p1 * item(mu, 1) + p2 * item(mu, 2),
+        "entropy": -(plogp[0] + plogp[1] + plogp[2]) / float(np.log(STATES)),
+        "stay_prob": select(eq(state, 0.0), item(trans, 0, 0), select(eq(state, 1.0), item(trans, 1, 1),
+                                                                      item(trans, 2, 2))),
+        "cusum_pos": pos, "cusum_neg": neg, "cusum_alarm": alarm,
+        "rows_since_cusum_alarm": since(keep_nan(maximum(alarm, first), p0)),
+        "p_high_mean60": wmean(p2, 60), "p_high_mean240": wmean(p2, 240),
+        "high_state_duration": select(eq(state, 2.0), duration, 0.0),
+        "switches240": wsum(change, 240), "pred_loglik": loglik, "pred_z": (r - pred_mean) / sqrt(pred_var),
+    }
+    return {name: values[name] for name in NAMES}
+
+
+PARAMS = ("start", "init", "trans", "mu", "var", "sd")  # the kernel's parameters, in its argument order
+
+
+def kernel(s: Settings | None = None) -> Kernel:
+    return compile_table(table(), PARAMS)
+
+
 def compute(idx: np.ndarray, fit_rows: int, fitted: tuple | None = None) -> dict[str, np.ndarray]:
     """Every feature, the filter running from row ``fit_rows`` on the fit of the rows before it; or, with
     ``fitted`` (``from_snapshot``'s parameters: start row, prior, transitions, means, variances, CUSUM
-    scale), from that start row on a fit made elsewhere, as the online kernel does with a snapshot."""
-    n = len(idx)
-    out = {name: np.full(n, np.nan) for name in NAMES}
-    r = np.full(n, np.nan)
-    r[1:] = np.log(idx[1:] / idx[:-1]) * 1e4
-    if fitted is None:
-        fit = fit_start(idx, fit_rows)
-        if fit is None:
-            return out
-        start, (init, trans, mu, var, sd) = fit_rows, fit
-    else:
-        start, init, trans, mu, var, sd = fitted
-        if n <= start or not np.isfinite(sd):
-            return out
-    live = slice(start, n)
-    obs = r[live]
-    alpha, loglik = forward_filter(np.ascontiguousarray(obs), init, trans, mu, var)
-    prior = np.vstack([init[None, :], alpha[:-1] @ trans])
-    m = len(obs)
-    state = np.argmax(alpha, axis=1)
-    change = np.ones(m, dtype=bool)
-    change[1:] = state[1:] != state[:-1]
-    duration = rows_since(change)
-    pos, neg, alarm = _cusum(obs / sd, CUSUM_K, CUSUM_H)
-    pred_mean = prior @ mu
-    pred_var = prior @ (var + mu**2) - pred_mean**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -np.sum(np.where(alpha > 0, alpha * np.log(alpha), 0.0), axis=1) / np.log(STATES)
-    values = {
-        "p_low": alpha[:, 0], "p_mid": alpha[:, 1], "p_high": alpha[:, 2], "state": state.astype(np.float64),
-        "state_duration": duration, "exp_var": alpha @ var, "exp_mean": alpha @ mu, "entropy": ent,
-        "stay_prob": trans[state, state], "cusum_pos": pos, "cusum_neg": neg, "cusum_alarm": alarm,
-        "rows_since_cusum_alarm": rows_since((alarm > 0) | (np.arange(m) == 0)),
-        "high_state_duration": np.where(state == 2, duration, 0.0),
-        "switches240": rolling_sum(change.astype(np.float64), 240), "pred_loglik": loglik,
-        "pred_z": (obs - pred_mean) / np.sqrt(pred_var),
-        "p_high_mean60": rolling_mean(alpha[:, 2], 60), "p_high_mean240": rolling_mean(alpha[:, 2], 240),
-    }
-    for j, label in enumerate(("low", "mid", "high")):
-        d = np.full(m, np.nan)
-        d[1:] = np.diff(alpha[:, j])
-        values[f"dp_{label}"] = d
-        values[f"p_{label}_ema30"] = ema(alpha[:, j], 30)
-    for name, v in values.items():
-        out[name][live] = v
-    return out
-
-
-# --- online: the forward filter one row at a time (see bqx.features.latest) ---
-RING = 240
-# state: filtered probabilities (3), argmax, rows since it changed, CUSUM (pos, neg), rows since alarm,
-# three EMA30 slots (2 each), live rows seen, then rings of p_high and of argmax changes.
-_ALPHA, _STATE, _DUR, _CUSUM, _ALARM, _EMA, _ROWS = 0, 3, 4, 5, 7, 8, 14
-_P_HIGH = _ROWS + 1
-_CHANGE = _P_HIGH + RING
-ONLINE_STATE = _CHANGE + RING
+    scale), from that start row on a fit made elsewhere, as serving does with a model package."""
+    params = online_fit({"idx": idx}, fit_rows) if fitted is None else fitted
+    return kernel().batch({"idx": idx}, params)
 
 
 def online_fit(series: dict[str, np.ndarray], fit_rows: int) -> tuple:
-    """The batch fit on the history's first ``fit_rows`` rows: parameters, the prior the filter starts
-    from, and the fit window's stdev (CUSUM scale). Too short a history gives NaN parameters (no output)."""
+    """The fit on the history's first ``fit_rows`` rows: the filter's start row, the prior it starts
+    from, the parameters and the fit window's stdev (CUSUM scale), in :data:`PARAMS` order. Too short a
+    history gives NaN parameters (no output)."""
     fitted = fit_start(series["idx"], fit_rows)
     if fitted is None:
         nan = np.full(STATES, np.nan)
-        return (fit_rows, nan, np.full((STATES, STATES), np.nan), nan, nan, np.nan)
-    return (fit_rows, *fitted)
-
-
-@njit(cache=True)
-def online_step(t: int, idx: np.ndarray, fit_rows: int, init: np.ndarray, trans: np.ndarray, mu: np.ndarray,
-                var: np.ndarray, sd: float, state: np.ndarray, out: np.ndarray) -> int:
-    out[:] = np.nan
-    n = int(state[_ROWS])  # live rows before this one (the filter starts at row fit_rows)
-    if n == 0 and (t < fit_rows or np.isnan(sd)):
-        return ONLINE_STATE
-    state[_ROWS] = n + 1
-    obs = np.log(idx[t] / idx[t - 1]) * 1e4
-    prior = init.copy() if n == 0 else _vecmat(state[_ALPHA:_ALPHA + STATES], trans)
-    prev = state[_ALPHA:_ALPHA + STATES].copy()
-    joint = prior * _density(obs, mu, var)
-    c = joint.sum()
-    if c <= 0 or not np.isfinite(c):
-        alpha, loglik = prior, -np.inf
-    else:
-        alpha, loglik = joint / c, np.log(c)
-    state[_ALPHA:_ALPHA + STATES] = alpha
-    st = int(np.argmax(alpha))
-    change = n == 0 or st != int(state[_STATE])
-    state[_STATE] = st
-    duration = since(state, _DUR, 1.0 if change else 0.0)
-    sp = max(0.0, (state[_CUSUM] if n else 0.0) + obs / sd - CUSUM_K)
-    sn = max(0.0, (state[_CUSUM + 1] if n else 0.0) - obs / sd - CUSUM_K)
-    alarm = 1.0 if (sp > CUSUM_H or sn > CUSUM_H) else 0.0
-    state[_CUSUM], state[_CUSUM + 1] = (0.0, 0.0) if alarm else (sp, sn)
-    state[_P_HIGH + n % RING] = alpha[2]
-    state[_CHANGE + n % RING] = 1.0 if change else 0.0
-    pred_mean = (prior * mu).sum()
-    pred_var = (prior * (var + mu**2)).sum() - pred_mean**2
-    ent = 0.0
-    for p in alpha:
-        if p > 0:
-            ent -= p * np.log(p)
-    out[0], out[1], out[2], out[3], out[4] = alpha[0], alpha[1], alpha[2], float(st), duration
-    for j in range(STATES):
-        out[5 + j] = alpha[j] - prev[j] if n else np.nan
-        out[8 + j] = lt.ema(state, _EMA + 2 * j, alpha[j], 30)
-    out[11], out[12] = (alpha * var).sum(), (alpha * mu).sum()
-    out[13], out[14] = ent / np.log(STATES), trans[st, st]
-    out[15], out[16], out[17] = sp, sn, alarm
-    out[18] = since(state, _ALARM, 1.0 if (alarm > 0 or n == 0) else 0.0)
-    for k, w in enumerate((60, 240)):
-        if n + 1 >= w:
-            total = 0.0
-            for back in range(w):
-                total += state[_P_HIGH + (n - back) % RING]
-            out[19 + k] = total / w
-    out[21] = duration if st == 2 else 0.0
-    if n + 1 >= RING:
-        out[22] = state[_CHANGE:_CHANGE + RING].sum()
-    out[23] = loglik
-    out[24] = (obs - pred_mean) / np.sqrt(pred_var)
-    return ONLINE_STATE
-
-
-def online_init(state: np.ndarray) -> None:
-    state[:] = 0.0
-    state[_DUR] = state[_ALARM] = np.nan
+        return (float(fit_rows), nan, np.full((STATES, STATES), np.nan), nan, nan, np.nan)
+    return (float(fit_rows), *fitted)
 
 
 # --- the training fit, shipped in the model package so the server does not refit on request history ---
@@ -320,8 +253,12 @@ def from_snapshot(state: dict) -> tuple | None:
     fit = state.get("hmm")
     if not fit:
         return None
-    return (1, np.asarray(fit["prior"], dtype=np.float64), np.asarray(fit["trans"], dtype=np.float64),
+    return (1.0, np.asarray(fit["prior"], dtype=np.float64), np.asarray(fit["trans"], dtype=np.float64),
             np.asarray(fit["mu"], dtype=np.float64), np.asarray(fit["var"], dtype=np.float64), float(fit["sd"]))
+
+
+def _no_step(*args: object) -> int:
+    raise AssertionError("hmm_regime steps through its generated kernel (Online.runtime)")
 
 
 TABLES: dict[str, Family] = {
@@ -329,8 +266,7 @@ TABLES: dict[str, Family] = {
                          lambda inp, s: compute(inp.idx, s.features.hmm_fit_rows,
                                                 from_snapshot({"hmm": inp.hmm_fit}) if inp.hmm_fit else None),
                          lambda s: warmup(s.features.hmm_fit_rows),
-                         Online(("idx",), online_step, state_size=lambda s: ONLINE_STATE,
-                                init=online_init,
+                         Online((), _no_step, kernel=kernel,
                                 fit=lambda series, s: online_fit(series, s.features.hmm_fit_rows),
                                 from_snapshot=from_snapshot,
                                 snapshot_warmup=lambda s: warmup(SNAPSHOT_SETTLE))),

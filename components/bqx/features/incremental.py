@@ -13,7 +13,9 @@ batch and online agree by construction. The state holds, at offsets the generato
 - a **sorted window** (``wsort``): the window's finite values in order, for quantiles and histograms;
 - a recursive average (``latest.ewm``);
 - the rows since an event (``since``), and a run's first value or extreme so far (``group_first``,
-  ``group_ext``: a session's opening price, the FX day's high), which restart when a key changes.
+  ``group_ext``: a session's opening price, the FX day's high), which restart when a key changes;
+- recursive filters: a Gaussian HMM's forward filter (``hmm3``, with fitted parameters passed to the
+  kernel) and a two-sided CUSUM (``cusum``).
 
 Conventions are the batch ones (:mod:`bqx.features.rolling`): a window that starts before row 0
 or holds a non-finite value is NaN; averages start at their first finite input.
@@ -32,6 +34,7 @@ WVAR_SLOTS = 5  # sum and sum of squares of centred values, non-finite count, ro
 WEXT_SLOTS = 3  # best value, its age in rows, rows since the last non-finite value
 WPOLY_SLOTS = 7  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, rows since refresh, centre
 WSORT_HEAD = 2  # finite values held, non-finite values in the window; then the w sorted values
+HMM_SLOTS = 7  # the filtered probabilities (3), the prior (3), rows filtered
 
 
 @njit(cache=True, inline="always")
@@ -435,3 +438,52 @@ def group_ext(state: np.ndarray, o: int, x: float, key: float, highest: bool) ->
     else:
         state[o + 1] = min(state[o + 1], x)
     return state[o + 1]
+
+
+@njit(cache=True)
+def hmm3(state: np.ndarray, o: int, t: int, x: float, start: float, init: np.ndarray, trans: np.ndarray,
+         mu: np.ndarray, var: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """One step of a 3-state Gaussian HMM's forward filter: P(state_t | x up to t). It starts at row
+    ``start`` from the prior ``init`` and then predicts each row's prior through ``trans``; before that,
+    or with unfitted (NaN) parameters, everything is NaN. Returns the filtered probabilities, the log
+    predictive density of x (-inf when no state explains it; the prior is then kept) and the predictive
+    mean and variance of x."""
+    a, pr, rows = o, o + 3, o + 6
+    if state[rows] == 0.0 and (t < start or np.isnan(var[0])):
+        return NAN, NAN, NAN, NAN, NAN, NAN
+    for j in range(3):
+        if state[rows] == 0.0:
+            state[pr + j] = init[j]
+        else:
+            state[pr + j] = state[a] * trans[0, j] + state[a + 1] * trans[1, j] + state[a + 2] * trans[2, j]
+    c = 0.0
+    for j in range(3):
+        joint = state[pr + j] * np.exp(-0.5 * (x - mu[j]) ** 2 / var[j]) / np.sqrt(2 * np.pi * var[j])
+        state[a + j] = joint
+        c += joint
+    if c <= 0.0 or not np.isfinite(c):
+        loglik = -np.inf
+        for j in range(3):
+            state[a + j] = state[pr + j]
+    else:
+        loglik = np.log(c)
+        for j in range(3):
+            state[a + j] /= c
+    mean = second = 0.0
+    for j in range(3):
+        mean += state[pr + j] * mu[j]
+        second += state[pr + j] * (var[j] + mu[j] ** 2)
+    state[rows] += 1.0
+    return state[a], state[a + 1], state[a + 2], loglik, mean, second - mean * mean
+
+
+@njit(cache=True, inline="always")
+def cusum(state: np.ndarray, o: int, z: float, k: float, h: float) -> tuple[float, float, float]:
+    """Two-sided CUSUM: the sums before this row's reset and the alarm; NaN rows leave the sums alone."""
+    if np.isnan(z):
+        return NAN, NAN, NAN
+    sp = max(0.0, state[o] + z - k)
+    sn = max(0.0, state[o + 1] - z - k)
+    alarm = 1.0 if (sp > h or sn > h) else 0.0
+    state[o], state[o + 1] = (0.0, 0.0) if alarm else (sp, sn)
+    return sp, sn, alarm

@@ -95,7 +95,8 @@ def _compile_one(name: str, settings_json: str) -> tuple[str, float, int]:
     settings = Settings.from_json(settings_json)
     t0 = time.perf_counter()
     kernel = _kernel(name, settings)
-    kernel.batch({s: np.zeros(2) for s in kernel.inputs})  # batch casts each input to its kernel dtype
+    # batch casts each input and parameter to the types the kernel takes, so this compiles what runs later
+    kernel.batch({s: np.zeros(2) for s in kernel.inputs}, kernel.placeholder_params())
     return name, time.perf_counter() - t0, kernel.state_size
 
 

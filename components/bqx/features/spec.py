@@ -35,7 +35,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bqx.features.incremental import RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSORT_HEAD, WSUM_SLOTS, WVAR_SLOTS
+from bqx.features.incremental import HMM_SLOTS, RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSORT_HEAD, WSUM_SLOTS, WVAR_SLOTS
 
 BATCH_CHUNK = 1024  # rows the batch kernel writes row-wise (as online) before moving them into columns
 EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
@@ -99,6 +99,18 @@ def _e(v: Operand) -> Expr:
 def series(name: str) -> Expr:
     """An input series of the pair (a :class:`bqx.features.registry.PairInputs` field)."""
     return Expr("in", params=(name,))
+
+
+def param(name: str, shape: tuple[int, ...] = ()) -> Expr:
+    """A value fitted from data and passed to the kernel at run time (float64; an array of ``shape``),
+    e.g. an HMM's means; :func:`item` reads one element. The table's :func:`compile_table` call names
+    the parameters in the order the kernel takes them."""
+    return Expr("param", params=(name, tuple(shape)))
+
+
+def item(x: Expr, *index: int) -> Expr:
+    """One element of a parameter array."""
+    return Expr("item", (x,), tuple(int(i) for i in index))
 
 
 def lag(x: Expr, k: int) -> Expr:
@@ -260,6 +272,22 @@ def wmoments(x: Expr, w: int) -> tuple[Expr, Expr, Expr, Expr]:
     return tuple(Expr("item", (node,), (k,)) for k in range(4))  # type: ignore[return-value]
 
 
+def hmm_filter(x: Expr, start: Expr, init: Expr, trans: Expr, mu: Expr, var: Expr
+               ) -> tuple[Expr, Expr, Expr, Expr, Expr, Expr]:
+    """The forward filter of a 3-state Gaussian HMM over x from row ``start`` on (parameters, see
+    :func:`bqx.features.incremental.hmm3`): the filtered probabilities p0, p1, p2, the log predictive
+    density of x and the predictive mean and variance of x given the rows before."""
+    node = Expr("hmm", (x, start, init, trans, mu, var))
+    return tuple(Expr("item", (node,), (k,)) for k in range(6))  # type: ignore[return-value]
+
+
+def cusum(z: Expr, k: float, h: float) -> tuple[Expr, Expr, Expr]:
+    """Two-sided CUSUM of z (reference k, threshold h): positive and negative sums and the alarm (1 on a
+    row that crosses h, after which both sums restart at 0), from the first finite z."""
+    node = Expr("cusum", (z,), (float(k), float(h)))
+    return tuple(Expr("item", (node,), (j,)) for j in range(3))  # type: ignore[return-value]
+
+
 def since(event: Expr) -> Expr:
     """Rows since ``event`` (a 0/1 condition) last held: 0 on an event row, NaN before the first."""
     return Expr("since", (event,))
@@ -319,7 +347,7 @@ def _ring_size(node: Expr) -> int:
 
 
 _STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wext": WEXT_SLOTS, "wpoly": WPOLY_SLOTS, "ewm": 2, "since": 1,
-          "gfirst": 2, "gext": 2}
+          "gfirst": 2, "gext": 2, "hmm": HMM_SLOTS, "cusum": 2}
 _STARTS_NAN = ("since", "gfirst", "gext")  # state that starts at NaN: "nothing seen yet"
 
 
@@ -361,6 +389,7 @@ class Layout:
     slots: dict[Expr, int]  # node -> offset of its own state
     size: int
     inputs: tuple[str, ...]
+    params: dict[str, tuple[int, ...]]  # parameter -> shape, in node order
 
 
 def layout(outputs: Iterable[Expr]) -> Layout:
@@ -381,8 +410,9 @@ def layout(outputs: Iterable[Expr]) -> Layout:
             slots[n] = offset
             offset += _state_size(n)
     inputs = tuple(dict.fromkeys(n.params[0] for n in nodes if n.op == "in"))
+    params = {n.params[0]: n.params[1] for n in nodes if n.op == "param"}
     var = {n: f"v{i}" for i, n in enumerate(nodes)}
-    return Layout(nodes, var, ring, slots, offset, inputs)
+    return Layout(nodes, var, ring, slots, offset, inputs, params)
 
 
 _BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "sdiv": "sdiv({0}, {1})",
@@ -394,6 +424,8 @@ def _line(n: Expr, lay: Layout) -> str:
     a = [lay.var[x] for x in n.args]
     if n.op == "in":
         return f"s_{n.params[0]}[t]"
+    if n.op == "param":
+        return f"p_{n.params[0]}"
     if n.op == "const":
         return repr(n.params[0])
     if n.op in _BINARY:
@@ -407,7 +439,7 @@ def _line(n: Expr, lay: Layout) -> str:
     if n.op == "finite":
         return f"(1.0 if np.isfinite({a[0]}) else 0.0)"
     if n.op == "item":
-        return f"{a[0]}[{n.params[0]}]"
+        return f"{a[0]}[{', '.join(map(str, n.params))}]"
     if n.op == "select":
         return f"select({a[0]}, {a[1]}, {a[2]})"
     if n.op == "ewm":
@@ -418,6 +450,10 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"group_first(state, {lay.slots[n]}, {a[0]}, {a[1]})"
     if n.op == "gext":
         return f"group_ext(state, {lay.slots[n]}, {a[0]}, {a[1]}, {n.params[0]})"
+    if n.op == "hmm":
+        return f"hmm3(state, {lay.slots[n]}, t, {', '.join(a)})"
+    if n.op == "cusum":
+        return f"cusum(state, {lay.slots[n]}, {a[0]}, {n.params[0]!r}, {n.params[1]!r})"
     if n.op == "wquant":
         return f"wquant(state, {lay.slots[n.args[0]]}, {n.args[0].params[0]}, {n.params[0]!r}, {a[0]})"
     if n.op == "wentropy":
@@ -454,17 +490,19 @@ def _primitives_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
-    """The kernel module's Python source: ``init``, ``step`` and ``batch`` around one row body."""
+def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str, ...] = ()) -> str:
+    """The kernel module's Python source: ``init``, ``step`` and ``batch`` around one row body; the
+    arguments are the input series, then the parameters in ``params`` order."""
     body = []
     for n in lay.nodes:
         body.append(f"{lay.var[n]} = {_line(n, lay)}")
         if n in lay.ring:
             r, size = lay.ring[n]
             body.append(f"push(state, {r}, {size}, {lay.var[n]})")
-    args = ", ".join(f"s_{s}" for s in lay.inputs)
+    args = ", ".join([f"s_{s}" for s in lay.inputs] + [f"p_{p}" for p in params])
     inits = [f"    ext_init(state, {o})" for n, o in lay.slots.items() if n.op == "wext"]
     inits += [f"    state[{o}:{o + _STATE[n.op]}] = np.nan" for n, o in lay.slots.items() if n.op in _STARTS_NAN]
+    inits += [f"    state[{o}:{o + _STATE[n.op]}] = 0.0" for n, o in lay.slots.items() if n.op in ("hmm", "cusum")]
     inits = inits or ["    pass"]
     step_out = [f"out[{j}] = {lay.var[e]}" for j, e in enumerate(outputs)]
     return (
@@ -472,9 +510,9 @@ def source(names: list[str], outputs: list[Expr], lay: Layout) -> str:
         + (", ..." if len(names) > 4 else "") + '; do not edit."""\n'
         f"# primitives {_primitives_digest()}\n"
         "import numpy as np\nfrom numba import njit\n"
-        "from bqx.features.incremental import (back, both, eq, ext_init, group_ext, group_first, gt, nmax, nmin,\n"
-        "                                      push, select, since, wentropy, wext, wmad, wmoments, wpoly, wquant,\n"
-        "                                      wsort, wsum, wvar)\n"
+        "from bqx.features.incremental import (back, both, cusum, eq, ext_init, group_ext, group_first, gt, hmm3,\n"
+        "                                      nmax, nmin, push, select, since, wentropy, wext, wmad, wmoments,\n"
+        "                                      wpoly, wquant, wsort, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
         f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
@@ -536,6 +574,7 @@ class Kernel:
     state_size: int
     module: ModuleType
     input_lookback: Mapping[str, int]  # rows of each input series the longest output needs
+    params: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in argument order
 
     @property
     def step(self) -> Callable[..., int]:
@@ -544,13 +583,34 @@ class Kernel:
     def init(self, state: np.ndarray) -> None:
         self.module.init(state)
 
-    def batch(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every feature on every row of the input series (float64 columns)."""
+    def batch(self, arrays: Mapping[str, np.ndarray], params: tuple = ()) -> dict[str, np.ndarray]:
+        """Every feature on every row of the input series (float64 columns); ``params`` in the kernel's
+        order (:meth:`coerce` makes them the types the kernel was compiled for)."""
         ins = [np.ascontiguousarray(arrays[s], dtype=np.int64 if s == "ts_ns" else np.float64) for s in self.inputs]
         n = len(ins[0]) if ins else 0
         out = np.empty((len(self.names), n))  # one contiguous column per feature
-        self.module.batch(*ins, np.zeros(self.state_size), out)
+        self.module.batch(*ins, *self.coerce(params), np.zeros(self.state_size), out)
         return dict(zip(self.names, out, strict=True))
+
+    def coerce(self, values: tuple) -> tuple:
+        """Parameters as the kernel takes them: float scalars and C-contiguous float64 arrays of the
+        declared shapes (one machine-code signature, the one ``bqx kernels`` compiles)."""
+        if len(values) != len(self.params):
+            raise ValueError(f"kernel of {self.names[0]}, ...: {len(values)} parameters for {list(self.params)}")
+        out = []
+        for (name, shape), v in zip(self.params.items(), values, strict=True):
+            if shape:
+                a = np.ascontiguousarray(v, dtype=np.float64)
+                if a.shape != shape:
+                    raise ValueError(f"parameter {name}: shape {a.shape}, declared {shape}")
+                out.append(a)
+            else:
+                out.append(float(v))
+        return tuple(out)
+
+    def placeholder_params(self) -> tuple:
+        """NaN parameters of the declared shapes: what compiling the kernel runs it with."""
+        return tuple(np.full(shape, np.nan) if shape else np.nan for shape in self.params.values())
 
     def warmup(self, input_warmup: Mapping[str, int] | None = None) -> int:
         """Rows until every feature is settled: the longest path of lookbacks from an input (plus that
@@ -579,13 +639,14 @@ def _input_lookback(outputs: list[Expr]) -> dict[str, int]:
     return total
 
 
-_KERNELS: dict[tuple[tuple[str, Expr], ...], Kernel] = {}
+_KERNELS: dict[tuple[tuple[tuple[str, Expr], ...], tuple[str, ...]], Kernel] = {}
 
 
-def compile_table(table: Mapping[str, Expr] | Iterable[tuple[str, Expr]]) -> Kernel:
-    """The kernel of a table of named expressions (memoised per process; numba caches on disk)."""
+def compile_table(table: Mapping[str, Expr] | Iterable[tuple[str, Expr]], params: tuple[str, ...] = ()) -> Kernel:
+    """The kernel of a table of named expressions (memoised per process; numba caches on disk);
+    ``params`` names the table's :func:`param` nodes in the order the kernel takes them."""
     items = tuple(table.items()) if isinstance(table, Mapping) else tuple(table)
-    kernel = _KERNELS.get(items)
+    kernel = _KERNELS.get((items, params))
     if kernel is None:
         names = [name for name, _ in items]
         if len(set(names)) != len(names):
@@ -593,7 +654,10 @@ def compile_table(table: Mapping[str, Expr] | Iterable[tuple[str, Expr]]) -> Ker
             raise ValueError(f"feature names declared twice: {dup}")
         outputs = [_e(e) for _, e in items]
         lay = layout(outputs)
-        module = _load(source(names, outputs, lay))
-        kernel = Kernel(tuple(names), lay.inputs, lay.size, module, _input_lookback(outputs))
-        _KERNELS[items] = kernel
+        if set(lay.params) != set(params):
+            raise ValueError(f"parameters used {sorted(lay.params)}, named {sorted(params)}")
+        module = _load(source(names, outputs, lay, params))
+        kernel = Kernel(tuple(names), lay.inputs, lay.size, module, _input_lookback(outputs),
+                        {p: lay.params[p] for p in params})
+        _KERNELS[(items, params)] = kernel
     return kernel

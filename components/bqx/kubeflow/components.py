@@ -85,7 +85,8 @@ def extract_features(bars: Input[Dataset], panel: Input[Dataset], pair: str, set
 
 @dsl.component(base_image=image("lag"), install_kfp_package=False)
 def lag_features(features: Input[Dataset], pair: str, settings_json: str, candidates: Output[Dataset]) -> None:
-    """The candidate set of one pair: lag plan, purged walk-forward split, candidates on training rows."""
+    """The candidate set of one pair: lag plan, purged walk-forward split, the training rows sampled for
+    selection (the values stay in the features; select builds them on the sample)."""
     from dataclasses import asdict
 
     from bqx.config import Settings

@@ -93,6 +93,8 @@ class _Table:
         if fitted is None and online.fit is not None:
             fitted = online.fit(history, settings)
         self.params = online.params(settings) + (fitted or ())
+        if online.kernel is not None:  # a generated kernel's parameters, typed as it was compiled for them
+            self.params = online.kernel(settings).coerce(self.params)
         if self.panel:
             if market is None:
                 raise ValueError(f"{key} is computed from every pair's bars: the engine needs the market")
