@@ -60,6 +60,7 @@ class PairDataset:
         """Each split's rows that have a training target: the bookkeeping columns (time, targets, evaluation
         columns), then the chosen features (or only ``columns`` of them) as float32, reading each base
         feature once for every split and writing each value once (one column-major block per split)."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         from bqx.columns import parse
@@ -84,6 +85,8 @@ class PairDataset:
             for k, col in enumerate(self.selection["head"]):
                 frame.insert(k, col, head[col].array.take(rows))
             out[name] = frame
+        del base, head
+        pa.default_memory_pool().release_unused()  # Arrow keeps freed buffers otherwise: the next stage's peak
         return out
 
 

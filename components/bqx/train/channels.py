@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import pandas as pd
 
 from bqx.artifacts import SELECTION, split_file
 from bqx.dataset import PairDataset
@@ -13,10 +15,12 @@ from bqx.io import write_json, write_parquet
 
 
 @contextmanager
-def channels_of(dataset: PairDataset) -> Iterator[dict[str, Path]]:
+def channels_of(dataset: PairDataset, frames: Mapping[str, pd.DataFrame] | None = None
+                ) -> Iterator[dict[str, Path]]:
     """The dataset's train and validation splits as SageMaker's training channels (``train`` with
-    selection.json, ``validation``), written to a temporary directory that goes when the block ends."""
-    frames = dataset.frames(("train", "val"))
+    selection.json, ``validation``), written to a temporary directory that goes when the block ends;
+    ``frames``: the splits already built (else they are built here)."""
+    frames = dict(frames) if frames is not None else dataset.frames(("train", "val"))
     with tempfile.TemporaryDirectory(prefix="bqx-channels-") as tmp:
         channels = {}
         for channel, split_name in (("train", "train"), ("validation", "val")):

@@ -39,7 +39,8 @@ def run(dataset: PairDataset, settings: Settings, out_tarball: str | Path, backe
         raise ValueError(f"unknown training backend {backend!r} ({', '.join(BACKENDS)})")
     if tuned:
         settings = settings.replace(training=dataclasses.replace(settings.training, **tuned))
-    with channels_of(dataset) as channels:
+    frames = dataset.frames()  # once: the channels and the evaluation read the same rows
+    with channels_of(dataset, frames) as channels:
         hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))
@@ -54,7 +55,6 @@ def run(dataset: PairDataset, settings: Settings, out_tarball: str | Path, backe
 
                 meta = train_sagemaker(channels, hp, Path(out_tarball), settings, pair)
     loaded = load_tarball(out_tarball)
-    frames = dataset.frames()
     metrics, page = evaluation(loaded, frames, settings)
     card = model_card(str(loaded.selection.get("pair")), metrics, meta, loaded.selection,
                       settings.training.eval_cost_bps)
