@@ -195,6 +195,8 @@ def test_a_dataset_is_built_from_the_features_and_opens_with_one_clear_line(tmp_
         PairDataset.open(tmp_path / "f", tmp_path / "f")
     with pytest.raises(FileNotFoundError, match=r"no features.parquet \(is .* the extract stage's features\?\)"):
         PairDataset.open(tmp_path / "d", tmp_path / "d")
+    with pytest.raises(ValueError, match=r"features.parquet: no column t.y, which the selection reads"):
+        PairDataset.open(tmp_path / "d", tmp_path / "f").frames(columns=["t.y_lag3"])
     write_json({"features": ["t.x"], "target": "target"}, tmp_path / "old" / "selection.json")
     with pytest.raises(ValueError, match=r"selection.json: lacks head, splits \(written by an older bqx\? rerun"):
         PairDataset.open(tmp_path / "old", tmp_path / "f")

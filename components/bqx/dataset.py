@@ -68,6 +68,12 @@ class PairDataset:
 
         chosen = self.features if columns is None else list(columns)
         where = [parse(c) for c in chosen]
+        stored = set(pq.read_schema(self.features_path).names)
+        missing = sorted({w.base for w in where} - stored) + [c for c in self.selection["head"] if c not in stored]
+        if missing:
+            raise ValueError(f"{self.features_path}: no column {', '.join(missing[:3])}"
+                             f"{f' (and {len(missing) - 3} more)' if len(missing) > 3 else ''}, which the "
+                             "selection reads (features of another catalog or settings? rerun extract)")
         head = pq.read_table(self.features_path, columns=self.selection["head"]).to_pandas()
         base = read_base(self.features_path, sorted({w.base for w in where}))
         known = head[self.target].notna().to_numpy()
