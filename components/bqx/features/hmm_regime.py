@@ -16,6 +16,10 @@ reset after an alarm at h = 5), ``cusum_alarm``, ``rows_since_cusum_alarm`` (the
 ``p_high_mean240``, ``high_state_duration`` (the duration while in the high state, else 0),
 ``switches240`` (argmax changes over 240 rows), ``pred_loglik`` (log predictive density of r_t given
 the filter at t-1) and ``pred_z`` (r_t standardised by the predictive mean and stdev).
+
+The features are declared once, as expressions (:func:`table`) over the filter and CUSUM primitives
+(:mod:`bqx.features.spec`), with the fit as the kernel's parameters (:data:`PARAMS`); batch, serving
+and batch prediction run that one generated kernel. Only the fit (Baum-Welch) is code of its own.
 """
 
 from __future__ import annotations
