@@ -94,3 +94,33 @@ def test_a_run_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path: Path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("bqx run: error: this run needs about ") and "GiB are free there" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_the_run_log_takes_lines_from_many_task_threads_whole(tmp_path: Path):
+    """kfp.local's ParallelFor tasks print from threads into one log: every line arrives whole and
+    once, and every progress line reaches the terminal."""
+    import io
+    import threading
+    import time
+
+    from bqx.kubeflow.local_run import PROGRESS_MARK, _ProgressTee
+
+    term = io.StringIO()
+    with open(tmp_path / "run.log", "w") as log:
+        tee = _ProgressTee(log, term, time.perf_counter())
+
+        def task(k: int) -> None:
+            for i in range(3000):
+                tee.write(f"task {k} line {i} " + "x" * (i % 50) + "\n")
+                if i % 500 == 0:
+                    tee.write(f"{PROGRESS_MARK} stage{k} pair {i}\n")
+
+        threads = [threading.Thread(target=task, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    lines = (tmp_path / "run.log").read_bytes().decode().splitlines()  # strict: no stray bytes
+    want = {f"task {k} line {i} " + "x" * (i % 50) for k in range(6) for i in range(3000)}
+    assert sorted(x for x in lines if x.startswith("task ")) == sorted(want)
+    assert term.getvalue().count(" pair ") == 6 * 6

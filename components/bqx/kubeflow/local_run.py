@@ -44,19 +44,24 @@ _END = re.compile(r"Task '?(?P<task>[\w\-]+)'? finished with status (?P<status>\
 
 
 class _ProgressTee(io.TextIOBase):
-    """Write everything to the log; echo stage progress lines and failed tasks to the terminal."""
+    """Write everything to the log; echo stage progress lines and failed tasks to the terminal.
+
+    kfp.local runs a ParallelFor's tasks in threads that all print here; writes are serialised, since
+    a text file written from two threads at once can lose lines or (CPython 3.11) write stray bytes."""
 
     def __init__(self, log: io.TextIOBase, term: io.TextIOBase, t0: float) -> None:
         self.log, self.term, self.t0 = log, term, t0
         self.buf = ""
         self.failed: list[str] = []
+        self.lock = threading.RLock()
 
     def write(self, s: str) -> int:
-        self.log.write(s)
-        self.buf += s
-        while "\n" in self.buf:
-            line, self.buf = self.buf.split("\n", 1)
-            self._scan(_ANSI.sub("", line))
+        with self.lock:
+            self.log.write(s)
+            self.buf += s
+            while "\n" in self.buf:
+                line, self.buf = self.buf.split("\n", 1)
+                self._scan(_ANSI.sub("", line))
         return len(s)
 
     def _scan(self, line: str) -> None:
