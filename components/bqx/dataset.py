@@ -64,7 +64,7 @@ class PairDataset:
         import pyarrow.parquet as pq
 
         from bqx.columns import parse
-        from bqx.lag import read_base
+        from bqx.lag import lagged_block, read_base
 
         chosen = self.features if columns is None else list(columns)
         where = [parse(c) for c in chosen]
@@ -81,12 +81,7 @@ class PairDataset:
         for name in splits:
             lo, hi = self.selection["splits"][name]
             rows = lo + np.flatnonzero(known[lo:hi])
-            block = np.empty((len(rows), len(chosen)), dtype=np.float32, order="F")
-            for j, w in enumerate(where):
-                pos = rows - w.lag
-                first = int(np.searchsorted(pos, 0))  # rows before the series starts have no lagged value
-                block[:first, j] = np.nan
-                np.take(base[w.base], pos[first:], out=block[first:, j], mode="clip")  # valid: no bounds pass
+            block = lagged_block(base, rows, chosen)
             frame = pd.DataFrame(block, columns=chosen, copy=False)
             for k, col in enumerate(self.selection["head"]):
                 frame.insert(k, col, head[col].array.take(rows))

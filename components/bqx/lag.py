@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from bqx.artifacts import FEATURES, LAG_PLAN, SPLITS
 from bqx.catalog import Catalog
-from bqx.columns import base_name, lag_of
+from bqx.columns import base_name, lag_of, parse
 from bqx.config import Settings
 from bqx.io import write_json
 
@@ -31,17 +31,23 @@ def candidate_columns(settings: Settings) -> list[str]:
     return Catalog(settings).candidate_names()
 
 
+def lagged_block(base: dict[str, np.ndarray], rows: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Candidate values at the given row positions (any order) as one column-major float32 block, one
+    column per candidate: ``x(row - k)`` of its base feature, NaN where ``row - k < 0``. Each value is
+    written once (``np.take`` into the block's column); every reader of lagged columns builds them here."""
+    block = np.empty((len(rows), len(columns)), dtype=np.float32, order="F")
+    for j, col in enumerate(columns):
+        c = parse(col)
+        pos = rows - c.lag
+        np.take(base[c.base], pos, out=block[:, j], mode="clip")  # clip: no bounds pass; negatives below
+        if c.lag:
+            block[pos < 0, j] = np.nan
+    return block
+
+
 def build_candidates(base: dict[str, np.ndarray], rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """Candidate values at the given row positions from base feature arrays (float32); rows - k < 0 -> NaN."""
-    out = {}
-    for col in columns:
-        src = base[base_name(col)]
-        pos = rows - lag_of(col)
-        vals = np.full(len(rows), np.nan, dtype=np.float32)
-        ok = pos >= 0
-        vals[ok] = src[pos[ok]]
-        out[col] = vals
-    return pd.DataFrame(out)
+    return pd.DataFrame(lagged_block(base, rows, columns), columns=columns, copy=False)
 
 
 def add_lags(features: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -102,8 +108,10 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> La
     return LagSummary(len(head), len(columns), n, {k: len(v) for k, v in parts.items()})
 
 
-def sample_candidates(features_path: Path, columns: list[str], rows: np.ndarray, target: str) -> pd.DataFrame:
-    """The target and every candidate on the sampled rows, a batch of base columns in memory at a time."""
+def sample_candidates(features_path: Path, columns: list[str], rows: np.ndarray, target: str,
+                      target_values: np.ndarray | None = None) -> pd.DataFrame:
+    """The target and every candidate on the sampled rows, a batch of base columns in memory at a time;
+    ``target_values`` is the target column of every row when the caller has already read it."""
     by_base: dict[str, list[str]] = {}
     for c in columns:
         by_base.setdefault(base_name(c), []).append(c)
@@ -111,10 +119,12 @@ def sample_candidates(features_path: Path, columns: list[str], rows: np.ndarray,
     values: dict[str, np.ndarray] = {}
     for lo in range(0, len(bases), COLUMN_BATCH):
         chunk = bases[lo:lo + COLUMN_BATCH]
-        block = build_candidates(read_base(features_path, chunk), rows, [c for b in chunk for c in by_base[b]])
-        values.update({c: block[c].to_numpy() for c in block.columns})
-    y = pq.read_table(features_path, columns=[target]).column(target).to_numpy()
+        names = [c for b in chunk for c in by_base[b]]
+        block = lagged_block(read_base(features_path, chunk), rows, names)
+        values.update(zip(names, block.T, strict=True))
+    y = target_values if target_values is not None else \
+        pq.read_table(features_path, columns=[target]).column(target).to_numpy()
     return pd.DataFrame({target: y[rows], **{c: values[c] for c in columns}})
 
 
-__all__ = ["add_lags", "materialise", "run", "sample_candidates"]
+__all__ = ["add_lags", "lagged_block", "materialise", "run", "sample_candidates"]

@@ -138,13 +138,14 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     splits = read_json(cdir / SPLITS)
     fpath = Path(features_dir) / FEATURES
     columns = read_json(cdir / LAG_PLAN)["columns"]
-    sample = sample_candidates(fpath, columns, np.asarray(splits["sample_rows"], dtype=np.int64),
-                               settings.features.target_name)
+    target_name = settings.features.target_name
+    target = pq.read_table(fpath, columns=[target_name]).column(0).to_numpy()
+    sample = sample_candidates(fpath, columns, np.asarray(splits["sample_rows"], dtype=np.int64), target_name,
+                               target)
     result = select(sample, settings)
     result["pair"] = pair
     f = settings.features
     head = [TIME, *(target_column(f.target_window, h) for h in f.horizons), *evaluation_columns(settings)]
-    target = pq.read_table(fpath, columns=[result["target"]]).column(0).to_numpy()
     bounds = {name: splits[name] for name in SPLIT_NAMES}
     result["rows"] = {name: int((~np.isnan(target[lo:hi])).sum()) for name, (lo, hi) in bounds.items()}
     state = Path(features_dir) / ONLINE_STATE

@@ -64,7 +64,7 @@ def model_features(model: LoadedModel, bars: dict[str, pd.DataFrame], pair: str,
     """(bar times ns, float32 feature matrix in the model's column order, warm-up rows) for every bar."""
     from bqx.extract import pair_inputs
     from bqx.features.registry import FAMILIES
-    from bqx.lag import build_candidates
+    from bqx.lag import lagged_block
     from bqx.serving.engine import tables_for
 
     settings, snapshot = feature_settings(model.selection)
@@ -87,7 +87,7 @@ def model_features(model: LoadedModel, bars: dict[str, pd.DataFrame], pair: str,
         for name in wanted[table]:
             columns[name] = np.asarray(computed[name.split(".", 1)[1]], dtype=np.float32)
     rows = np.arange(len(inputs.ts_ns))
-    x = build_candidates(columns, rows, model.features).to_numpy(dtype=np.float32)
+    x = lagged_block(columns, rows, model.features)
     return inputs.ts_ns, x, warmup_rows(model, settings, snapshot or None)
 
 
