@@ -112,11 +112,20 @@ def _panel_both_ways(panel, table: str, pair: str) -> tuple[list[str], np.ndarra
     names = FAMILIES[table].names(settings)
     block = FAMILIES[table].compute(inp, settings)
     online = FAMILIES[table].online
-    arrays = [np.ascontiguousarray(getattr(panel, k)) for k in online.series]
+    run = online.runtime(settings)
     params = online.params(settings) + online.pair_params(pair, panel.pairs)
+    if online.panel_inputs is None:
+        arrays = [np.ascontiguousarray(getattr(panel, k)) for k in run.series]
+    else:  # a declared table: the pair's columns, its state carried over every grid row
+        where = online.panel_inputs(pair, panel.pairs)
+        arrays = [np.ascontiguousarray(getattr(panel, where[k][0])[:, where[k][1]]) if where[k][1] >= 0
+                  else np.full(n, np.nan) for k in run.series]
+        params = online.kernel(settings).coerce(params)
+    state = np.zeros(run.state_size)
+    run.init(state)
     got = np.empty((n, len(names)))
     for k in range(n):
-        online.step(k, *arrays, *params, np.zeros(0), got[k])
+        run.step(k, *arrays, *params, state, got[k])
     return names, np.column_stack([block[k] for k in names]), got, arrays, params
 
 
@@ -155,7 +164,11 @@ def test_each_cross_pair_kernel_equals_the_batch_table_on_every_grid_row(panel, 
     for a in noisy:
         a[k + 1:] += rng.standard_normal(a[k + 1:].shape)
     probe = np.empty(len(names))
-    online.step(k, *noisy, *params, np.zeros(0), probe)
+    run = online.runtime(settings)
+    state = np.zeros(run.state_size)
+    run.init(state)
+    for i in range(k + 1) if run.state_size else (k,):  # a stateful kernel replays the rows up to k
+        run.step(i, *noisy, *params, state, probe)
     np.testing.assert_array_equal(probe, got[k], err_msg=f"{table}: grid row {k} moved with later rows")
 
 
@@ -190,6 +203,38 @@ def test_market_and_engine_with_every_table_follow_the_batch_engine(market_bars,
     np.testing.assert_array_equal(market.ts[: market.n], grid[-market.n:])
     per_pair, market_bytes = state_bytes(settings, len(want), 61)  # what bqx plan charges the endpoint
     assert engine.nbytes <= per_pair and market.nbytes <= market_bytes
+
+
+def test_a_declared_cross_pair_table_follows_grid_rows_the_pair_has_no_bar_at(market_bars, monkeypatch):
+    """error_correction carries state over every grid row. Here eurgbp has no bar for 2,200 minutes, longer
+    than the market keeps, while the other pairs trade and the market compacts (every 16 rows): the table
+    steps the rows compaction drops before they go, and at eurgbp's next bars it equals extract's table."""
+    monkeypatch.setattr("bqx.serving.market.COMPACT_EVERY", 16)
+    settings, pair = Settings(), "eurgbp"
+    bars = dict(market_bars)
+    times = {p: b["ts_utc"].astype("int64").to_numpy() for p, b in bars.items()}
+    grid = np.unique(np.concatenate(list(times.values())))
+    keep = bars[pair][(times[pair] <= grid[-2230]) | (times[pair] > grid[-30])]
+    bars[pair], times[pair] = keep.reset_index(drop=True), keep["ts_utc"].astype("int64").to_numpy()
+    panel = build_panel(bars, settings)
+    _, inp = pair_inputs(bars[pair], settings, pair, panel=panel)
+    want = FAMILIES["error_correction"].compute(inp, settings)
+    cut = grid[-2240]
+    market = Market({p: b[times[p] < cut] for p, b in bars.items()}, settings, market_keep(settings))
+    engine = PairEngine(pair, bars[pair][times[pair] < cut], ["error_correction"], settings, max_lag=61,
+                        market=market)
+    offset, checked = market.offset, 0
+    closes = {p: b["close"].to_numpy() for p, b in bars.items()}
+    for t in grid[-2240:]:
+        market.advance(int(t), {p: float(closes[p][i]) for p in bars
+                                for i in np.flatnonzero(times[p] == t)})
+        row = np.flatnonzero(times[pair] == t)
+        if len(row):
+            engine.update(_bar(bars[pair].iloc[row[0]]), int(t))
+            got = np.array([engine.history[f"error_correction.{k}"][-1] for k in want])
+            np.testing.assert_allclose(got, [want[k][row[0]] for k in want], rtol=1e-6, atol=1e-9, equal_nan=True)
+            checked += 1
+    assert market.offset > offset + market_keep(settings) and checked == 40 and np.isfinite(got).all()
 
 
 def test_engine_advances_bar_by_bar_through_buffer_compaction(bars, batch, monkeypatch):

@@ -83,6 +83,9 @@ class Online:
     snapshot_warmup: Callable[[Settings], int] | None = None
     # a table declared as expressions (bqx.features.spec): series, step, state and init come from its kernel
     kernel: Callable[[Settings], Kernel] | None = None
+    # a declared cross-pair table: which market row each of its kernel's inputs reads, for a pair of a
+    # panel ({input: (panel field, pair column)}, column -1 = all NaN); its state follows every grid row
+    panel_inputs: Callable[[str, tuple[str, ...]], dict[str, tuple[str, int]]] | None = None
 
     def runtime(self, settings: Settings) -> Runtime:
         """What the serving engine calls for these settings."""
@@ -123,6 +126,39 @@ def from_spec(table: Callable[[Settings], Mapping[str, Expr]]) -> Family:
         warmup=lambda s: kernel(s).warmup(input_warmup(s)),
         online=Online((), _no_step, kernel=kernel),
     )
+
+
+@dataclass(frozen=True)
+class PanelBinding:
+    """What a declared cross-pair table reads for one pair of a panel: each kernel input's panel field
+    and pair column (-1: not in the panel, an all-NaN input), and the kernel's parameters."""
+
+    columns: dict[str, tuple[str, int]]
+    params: tuple
+
+
+def from_panel_spec(kernel: Callable[[Settings], Kernel], bind: Callable[[str, tuple[str, ...]], PanelBinding]
+                    ) -> Family:
+    """A cross-pair family declared as named expressions over pair columns of the panel (``bind`` names
+    them for each pair): the batch table runs the kernel over every grid row and keeps the pair's rows;
+    the serving engine steps the same kernel over every grid row of the market (:mod:`bqx.serving.engine`)."""
+
+    return Family(
+        names=lambda s: list(kernel(s).names),
+        compute=lambda inp, s: on_pair_rows(inp, panel_batch(kernel(s), bind(inp.pair, inp.panel.pairs), inp.panel)),
+        warmup=lambda s: kernel(s).warmup(),
+        online=Online((), _no_step, kernel=kernel, panel=True,
+                      pair_params=lambda pair, pairs: bind(pair, pairs).params,
+                      panel_inputs=lambda pair, pairs: bind(pair, pairs).columns),
+    )
+
+
+def panel_batch(kernel: Kernel, binding: PanelBinding, panel: Panel) -> dict[str, np.ndarray]:
+    """A declared cross-pair table on every grid row of the panel."""
+    n = len(panel.ts_ns)
+    arrays = {name: getattr(panel, field)[:, col] if col >= 0 else np.full(n, np.nan)
+              for name, (field, col) in binding.columns.items()}
+    return kernel.batch(arrays, binding.params)
 
 
 def _batch(kernel: Kernel, inp: PairInputs) -> dict[str, np.ndarray]:

@@ -6,7 +6,10 @@ module, registered as :class:`bqx.features.registry.Online`): it reads the pair'
 fixed buffers (the cross-pair tables: the shared :class:`bqx.serving.market.Market`) and carries its
 recursive state (averages, rows-since counters, rings, the HMM filter, open buckets) in a float64
 vector. Seeding runs the stateful kernels over the whole history once, so their state is the batch
-engine's; stateless kernels only run on the rows the lag history needs. Each new bar then costs one
+engine's; stateless kernels only run on the rows the lag history needs. A declared cross-pair table
+(``Online.panel_inputs``) steps every grid row of the market, from the first row it keeps (its windows
+are shorter than that), catching up on the rows between the pair's bars; the market has it step the
+rows compaction is about to drop. Each new bar then costs one
 kernel call per table. Every model input is read from a ring of each table's recent rows
 (``..._lag60`` is the row 60 bars back). The rate_idx baseline and the HMM fit come from the model
 package's ``online_state`` when it has one, else from the seeded bars exactly as extract would
@@ -75,7 +78,7 @@ def state_bytes(settings: Settings, n_features: int, max_lag: int) -> tuple[int,
     pair += sum(FAMILIES[t].online.runtime(settings).state_size for t in tables if FAMILIES[t].online) * 8  # type: ignore[union-attr]
     rows = market_keep(settings) + market.COMPACT_EVERY
     n_pairs = len(settings.features.pairs)
-    return pair, rows * (5 * n_pairs + 2 * 8 + 1) * 8
+    return pair, rows * (6 * n_pairs + 2 * 8 + 2) * 8
 
 
 class _Table:
@@ -93,24 +96,58 @@ class _Table:
         if fitted is None and online.fit is not None:
             fitted = online.fit(history, settings)
         self.params = online.params(settings) + (fitted or ())
-        if online.kernel is not None:  # a generated kernel's parameters, typed as it was compiled for them
-            self.params = online.kernel(settings).coerce(self.params)
         if self.panel:
             if market is None:
                 raise ValueError(f"{key} is computed from every pair's bars: the engine needs the market")
             self.params += online.pair_params(pair, market.pairs)
+        if online.kernel is not None:  # a generated kernel's parameters, typed as it was compiled for them
+            self.params = online.kernel(settings).coerce(self.params)
+        self.pair = pair
         self.state = np.zeros(self.run.state_size)
         self.run.init(self.state)
         self.ring = np.full((hist_len, len(self.names)), np.nan)
         self.pos = 0  # ring row the next step writes
+        # a declared cross-pair table carries state over every grid row, not only the pair's bars: it
+        # steps the grid rows between the pair's bars too (``catch_up``), from the market's first kept row
+        self.follows = self.panel and online.panel_inputs is not None
+        self.scratch = np.empty(len(self.names))
+        self.market: Market | None = None
+        self.done = -1  # the last grid row stepped (counted from the market's start, across compaction)
 
     def bind(self, series: dict[str, np.ndarray] | Market) -> None:
         """Read from these buffers from now on (the argument tuple is built once, not per bar)."""
-        arrays = series.arrays(self.run.series) if isinstance(series, Market) else \
-            tuple(series[k] for k in self.run.series)
+        if isinstance(series, Market) and self.follows:
+            assert self.online.panel_inputs is not None
+            where = self.online.panel_inputs(self.pair, series.pairs)
+            arrays = tuple(series.pair_row(*where[k]) for k in self.run.series)
+            if self.market is None:
+                self.market, self.done = series, series.offset - 1
+                series.follow(self)
+        elif isinstance(series, Market):
+            arrays = series.arrays(self.run.series)
+        else:
+            arrays = tuple(series[k] for k in self.run.series)
         self.args = (*arrays, *self.params, self.state)
 
+    def catch_up(self, k: int) -> None:
+        """Step the market's grid rows after the last one stepped, up to buffer row ``k`` (their values
+        are not kept: the pair has no bar there)."""
+        assert self.market is not None
+        first = self.done + 1 - self.market.offset
+        if first < 0:  # the market compacted rows this table had not stepped (it steps them first: a bug)
+            raise RuntimeError(f"{self.key} of {self.pair}: market rows from grid row {self.done + 1} were dropped "
+                               "before this table stepped them")
+        for row in range(first, k + 1):
+            self.run.step(row, *self.args, self.scratch)
+        self.done = max(self.done, self.market.offset + k)
+
     def step(self, t: int, warm: bool = False) -> None:
+        if self.follows:
+            assert self.market is not None
+            if self.market.offset + t <= self.done:
+                raise ValueError(f"{self.key}: grid row {self.market.offset + t} was stepped already")
+            self.catch_up(t - 1)
+            self.done = self.market.offset + t
         fn = self.run.warm if warm else self.run.step
         used = fn(t, *self.args, self.ring[self.pos])
         if used > len(self.state):  # a kernel that outgrew its state would corrupt memory: stop at once
@@ -144,7 +181,7 @@ class PairEngine:
         self._tables = [_Table(t, settings, self.hist_len, full, pair, market, snapshot) for t in tables]
         kept = max(0, n - self.hist_len)
         for table in self._tables:
-            if table.panel:  # stateless, on the market grid: the kept rows only
+            if table.panel:  # on the market grid, the kept rows (a declared table catches up from the market's first)
                 assert market is not None
                 table.bind(market)
                 for t in range(kept, n):

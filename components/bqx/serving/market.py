@@ -9,7 +9,8 @@ their last close, exactly as the batch grid does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,13 @@ COMPACT_EVERY = 4096
 
 class MarketGapError(ValueError):
     """A requested grid time is older than the rows the market still keeps."""
+
+
+class Follower(Protocol):
+    """State that must see every grid row (a declared cross-pair table's kernel)."""
+
+    def catch_up(self, k: int) -> None:
+        """Step every grid row up to buffer row ``k`` not stepped yet."""
 
 
 class Market:
@@ -48,6 +56,10 @@ class Market:
         self.logp, self.r, self.dbqx = (np.full((cap, n_pairs), np.nan) for _ in range(3))
         self.g, self.gb = (np.full((cap, len(CURRENCIES)), np.nan) for _ in range(2))
         self.idx, self.bqx = (np.full((n_pairs, cap), np.nan) for _ in range(2))  # per pair, contiguous rows
+        self.logp_rows = np.full((n_pairs, cap), np.nan)  # logp per pair, contiguous (declared kernels' inputs)
+        self.nan_row = np.full(cap, np.nan)  # the input of a pair the panel lacks
+        self.offset = 0  # grid rows dropped by compaction: buffer row k is grid row offset + k
+        self._followers: weakref.WeakSet = weakref.WeakSet()
         self.n = n - lo
         self.ts[: self.n] = grid[lo:]
         for name in ("logp", "r", "dbqx", "g", "gb"):
@@ -55,11 +67,13 @@ class Market:
         self.close = filled[-1].copy()
         self.base = filled[np.argmax(np.isfinite(filled), axis=0), np.arange(n_pairs)]  # each pair's first close
         self.idx[:, : self.n] = primary.rate_idx(filled[lo:], self.base).T
+        self.logp_rows[:, : self.n] = panel.logp[lo:].T
         self.bqx[:, : self.n] = bqx[lo:].T
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, k).nbytes for k in ("ts", "logp", "r", "dbqx", "g", "gb", "idx", "bqx"))
+        return sum(getattr(self, k).nbytes for k in ("ts", "logp", "r", "dbqx", "g", "gb", "idx", "bqx", "logp_rows",
+                                                    "nan_row"))
 
     @property
     def last_ts(self) -> int:
@@ -68,13 +82,25 @@ class Market:
     def arrays(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, k) for k in names)
 
+    def pair_row(self, field: str, col: int) -> np.ndarray:
+        """One pair's buffer of a per-pair field (``logp``), contiguous; all NaN for column -1."""
+        return self.nan_row if col < 0 else getattr(self, f"{field}_rows")[col]
+
+    def follow(self, follower: Follower) -> None:
+        """Have ``follower`` step the rows compaction is about to drop (held weakly: a dropped model's
+        tables stop following)."""
+        self._followers.add(follower)
+
     def _compact(self) -> None:
         lo = self.n - self.keep
+        for f in list(self._followers):  # rows before lo are gone after this: followers step them first
+            f.catch_up(lo - 1)
         for name in ("ts", "logp", "r", "dbqx", "g", "gb"):
             buf = getattr(self, name)
             buf[: self.keep] = buf[lo: self.n]
-        for buf in (self.idx, self.bqx):
+        for buf in (self.idx, self.bqx, self.logp_rows):
             buf[:, : self.keep] = buf[:, lo: self.n]
+        self.offset += lo
         self.n = self.keep
 
     def advance(self, ts_ns: int, closes: dict[str, float]) -> None:
@@ -89,6 +115,7 @@ class Market:
                     self.base[j] = closes[p]
         self.ts[k] = ts_ns
         self.logp[k] = np.log(self.close)
+        self.logp_rows[:, k] = self.logp[k]
         self.r[k] = (self.logp[k] - self.logp[k - 1]) * 1e4
         self.idx[:, k] = self.close / self.base * 100.0
         for j in range(len(self.pairs)):
