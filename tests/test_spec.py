@@ -16,6 +16,9 @@ from bqx.features.spec import (
     gt,
     lag,
     layout,
+    param,
+    pick,
+    rank,
     rows_since_max,
     rows_since_min,
     sdiv,
@@ -150,6 +153,38 @@ def test_running_sums_do_not_drift_over_a_long_series():
     got = _batch(wstd(X, 60), x)
     exact = np.array([np.std(x[t - 59:t + 1], ddof=1) for t in range(len(x) - 1000, len(x))])
     np.testing.assert_allclose(got[-1000:], exact, rtol=1e-8)
+
+
+def test_a_window_of_zeros_sums_to_exactly_zero():
+    """Stale quotes give runs of exact zeros: their window sum is 0, not the running sum's residue (here
+    0.1 + 0.2 less 0.1 and 0.2 leaves 2.8e-17 until the next exact refresh), so ratios of it are NaN and
+    ranks of it tie."""
+    x = np.array([1.0, 1.0, 1.0, 1.0, 0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4])
+    got = compile_table({"s": wsum(X, 4)}).batch({"x": x})["s"]
+    np.testing.assert_array_equal(got[9:12], [0.0, 0.0, 0.0])
+    assert got[8] == pytest.approx(0.2) and got[12] == pytest.approx(0.4)
+
+
+def test_pick_and_rank_by_a_parameter_index_equal_the_cross_sectional_ranks():
+    """rank: 1 = the largest finite value, NaN for a non-finite one, values within 1e-9 tie in order
+    of position (cross_sectional's rule); pick: the indexed value; an index out of range gives NaN."""
+    from bqx.features.cross_sectional import rank_rows
+
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((400, 4))
+    v[::7, 1] = v[::7, 2]  # exact ties
+    v[::5, 3] = v[::5, 0] * (1 + 1e-12)  # ties within the tolerance
+    v[::11, 2] = np.nan
+    names = ("a", "b", "c", "d")
+    inputs = [series(n) for n in names]
+    kernel = compile_table({"rank": rank(param("i"), inputs), "pick": pick(param("i"), inputs)}, ("i",))
+    want = rank_rows(v)
+    for i in range(4):
+        got = kernel.batch(dict(zip(names, v.T, strict=True)), (float(i),))
+        np.testing.assert_array_equal(got["rank"], want[:, i])
+        np.testing.assert_array_equal(got["pick"], v[:, i])
+    outside = kernel.batch(dict(zip(names, v.T, strict=True)), (4.0,))
+    assert np.isnan(outside["rank"]).all() and np.isnan(outside["pick"]).all()
 
 
 def test_every_row_depends_on_earlier_rows_only(walk):

@@ -15,7 +15,9 @@ batch and online agree by construction. The state holds, at offsets the generato
 - the rows since an event (``since``), and a run's first value or extreme so far (``group_first``,
   ``group_ext``: a session's opening price, the FX day's high), which restart when a key changes;
 - recursive filters: a Gaussian HMM's forward filter (``hmm3``, with fitted parameters passed to the
-  kernel) and a two-sided CUSUM (``cusum``).
+  kernel) and a two-sided CUSUM (``cusum``);
+- stateless: one of several values, or its rank among them, by an index passed as a parameter
+  (``pick``, ``rank_of``: a pair's base currency among the 8 strengths).
 
 Conventions are the batch ones (:mod:`bqx.features.rolling`): a window that starts before row 0
 or holds a non-finite value is NaN; averages start at their first finite input.
@@ -29,7 +31,7 @@ from numba import njit
 NAN = np.nan
 NEVER = 1e18  # an age no window reaches: "nothing seen yet"
 RING_HEAD = 2
-WSUM_SLOTS = 3  # sum, non-finite values in the window, rows since the exact refresh
+WSUM_SLOTS = 4  # sum, non-finite values in the window, rows since the exact refresh, nonzero values
 WVAR_SLOTS = 5  # sum and sum of squares of centred values, non-finite count, rows since refresh, centre
 WEXT_SLOTS = 3  # best value, its age in rows, rows since the last non-finite value
 WPOLY_SLOTS = 7  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, rows since refresh, centre
@@ -80,17 +82,22 @@ def _refresh_sum(state: np.ndarray, r: int, size: int, w: int, c: float) -> tupl
 @njit(cache=True, inline="always")
 def wsum(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
     """Sum of the last w values of the ring at r (which was just pushed); the running sum is
-    recomputed exactly every w rows."""
+    recomputed exactly every w rows, and a window whose every value is 0 sums to exactly 0 (a stale
+    quote's zero returns leave no rounding residue to rank or divide by)."""
     n = state[r]
     x = back(state, r, size, 0)
     if np.isfinite(x):
         state[o] += x
+        if x != 0.0:
+            state[o + 3] += 1.0
     else:
         state[o + 1] += 1.0
     if n > w:
         old = back(state, r, size, w)
         if np.isfinite(old):
             state[o] -= old
+            if old != 0.0:
+                state[o + 3] -= 1.0
         else:
             state[o + 1] -= 1.0
     state[o + 2] += 1.0
@@ -99,7 +106,7 @@ def wsum(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
         state[o] = _refresh_sum(state, r, size, w, 0.0)[0]
     if n < w or state[o + 1] > 0.0:
         return NAN
-    return state[o]
+    return state[o] if state[o + 3] > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -272,6 +279,39 @@ def select(c: float, a: float, b: float) -> float:
     if np.isnan(c):
         return NAN
     return a if c > 0.0 else b
+
+
+TIE = 1e-9  # relative (absolute below 1): values this close rank as equal, in order of position
+
+
+@njit(cache=True, inline="always")
+def pick(i: float, values: tuple) -> float:
+    """values[i] for an index passed as a float parameter; NaN for an index out of range (or NaN)."""
+    if not (0.0 <= i < len(values)):
+        return NAN
+    return values[int(i)]
+
+
+@njit(cache=True)
+def rank_of(i: float, values: tuple) -> float:
+    """Rank of values[i] among the finite values (1 = the largest); NaN where it is not finite. Values
+    within :data:`TIE` of each other rank in order of position, so sums equal in exact arithmetic are
+    not ordered by their last bits."""
+    if not (0.0 <= i < len(values)):
+        return NAN
+    j = int(i)
+    v = values[j]
+    if not np.isfinite(v):
+        return NAN
+    rank = 1.0
+    for k in range(len(values)):
+        u = values[k]
+        if k == j or not np.isfinite(u):
+            continue
+        close = abs(u - v) <= TIE * max(abs(u), abs(v), 1.0)
+        if (close and k < j) or (not close and u > v):
+            rank += 1.0
+    return rank
 
 
 @njit(cache=True, inline="always")

@@ -11,7 +11,8 @@ Expressions are built from paired primitives (each has a one-row form with carri
 variances, extremes, rows since the extreme, mean absolute deviation, quantiles and histogram
 entropy over a sorted window, exact central moments, recursive averages (``ema``, ``wilder``,
 ``ewm``), rows since an event, and a session's first value or running extreme (``group_first``,
-``group_max``). Equal sub-expressions are one node, so the rolling maximum shared by
+``group_max``), and a value or its rank among several picked by a parameter index (``pick``,
+``rank``). Equal sub-expressions are one node, so the rolling maximum shared by
 stochastic %K and Williams %R is computed once.
 
 :func:`compile_table` turns a table into one numba kernel (the generated source is cached on disk
@@ -288,6 +289,18 @@ def cusum(z: Expr, k: float, h: float) -> tuple[Expr, Expr, Expr]:
     return tuple(Expr("item", (node,), (j,)) for j in range(3))  # type: ignore[return-value]
 
 
+def pick(index: Expr, values: Iterable[Operand]) -> Expr:
+    """values[index] row by row, for an index given as a parameter (e.g. the pair's base currency among
+    the 8 strengths); NaN for an index out of range."""
+    return Expr("pick", (index, *map(_e, values)))
+
+
+def rank(index: Expr, values: Iterable[Operand]) -> Expr:
+    """The rank of values[index] among the finite values, 1 = the largest, NaN where it is not finite;
+    values within 1e-9 (relative) of each other rank in order of position."""
+    return Expr("rank", (index, *map(_e, values)))
+
+
 def since(event: Expr) -> Expr:
     """Rows since ``event`` (a 0/1 condition) last held: 0 on an event row, NaN before the first."""
     return Expr("since", (event,))
@@ -442,6 +455,8 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"{a[0]}[{', '.join(map(str, n.params))}]"
     if n.op == "select":
         return f"select({a[0]}, {a[1]}, {a[2]})"
+    if n.op in ("pick", "rank"):
+        return f"{'pick' if n.op == 'pick' else 'rank_of'}({a[0]}, ({', '.join(a[1:])},))"
     if n.op == "ewm":
         return f"ewm(state, {lay.slots[n]}, {a[0]}, {n.params[0]!r})"
     if n.op == "since":
@@ -511,8 +526,8 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
         f"# primitives {_primitives_digest()}\n"
         "import numpy as np\nfrom numba import njit\n"
         "from bqx.features.incremental import (back, both, cusum, eq, ext_init, group_ext, group_first, gt, hmm3,\n"
-        "                                      nmax, nmin, push, select, since, wentropy, wext, wmad, wmoments,\n"
-        "                                      wpoly, wquant, wsort, wsum, wvar)\n"
+        "                                      nmax, nmin, pick, push, rank_of, select, since, wentropy, wext, wmad,\n"
+        "                                      wmoments, wpoly, wquant, wsort, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
         f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"

@@ -78,7 +78,7 @@ def state_bytes(settings: Settings, n_features: int, max_lag: int) -> tuple[int,
     pair += sum(FAMILIES[t].online.runtime(settings).state_size for t in tables if FAMILIES[t].online) * 8  # type: ignore[union-attr]
     rows = market_keep(settings) + market.COMPACT_EVERY
     n_pairs = len(settings.features.pairs)
-    return pair, rows * (6 * n_pairs + 2 * 8 + 2) * 8
+    return pair, rows * (7 * n_pairs + 3 * 8 + 2) * 8
 
 
 class _Table:

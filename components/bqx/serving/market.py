@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bqx.serving.request_bars import RequestBars
 
 COMPACT_EVERY = 4096
+ROWS = ("logp", "r", "g")  # fields also kept per column, contiguous (``Market.pair_row``)
 
 
 class MarketGapError(ValueError):
@@ -56,7 +57,9 @@ class Market:
         self.logp, self.r, self.dbqx = (np.full((cap, n_pairs), np.nan) for _ in range(3))
         self.g, self.gb = (np.full((cap, len(CURRENCIES)), np.nan) for _ in range(2))
         self.idx, self.bqx = (np.full((n_pairs, cap), np.nan) for _ in range(2))  # per pair, contiguous rows
-        self.logp_rows = np.full((n_pairs, cap), np.nan)  # logp per pair, contiguous (declared kernels' inputs)
+        # per pair (per currency for g), contiguous: the inputs of declared cross-pair kernels
+        self.logp_rows, self.r_rows = (np.full((n_pairs, cap), np.nan) for _ in range(2))
+        self.g_rows = np.full((len(CURRENCIES), cap), np.nan)
         self.nan_row = np.full(cap, np.nan)  # the input of a pair the panel lacks
         self.offset = 0  # grid rows dropped by compaction: buffer row k is grid row offset + k
         self._followers: weakref.WeakSet = weakref.WeakSet()
@@ -67,13 +70,14 @@ class Market:
         self.close = filled[-1].copy()
         self.base = filled[np.argmax(np.isfinite(filled), axis=0), np.arange(n_pairs)]  # each pair's first close
         self.idx[:, : self.n] = primary.rate_idx(filled[lo:], self.base).T
-        self.logp_rows[:, : self.n] = panel.logp[lo:].T
+        for name in ROWS:
+            getattr(self, f"{name}_rows")[:, : self.n] = getattr(panel, name)[lo:].T
         self.bqx[:, : self.n] = bqx[lo:].T
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, k).nbytes for k in ("ts", "logp", "r", "dbqx", "g", "gb", "idx", "bqx", "logp_rows",
-                                                    "nan_row"))
+        return sum(getattr(self, k).nbytes for k in ("ts", "logp", "r", "dbqx", "g", "gb", "idx", "bqx", "nan_row",
+                                                    *(f"{name}_rows" for name in ROWS)))
 
     @property
     def last_ts(self) -> int:
@@ -83,7 +87,7 @@ class Market:
         return tuple(getattr(self, k) for k in names)
 
     def pair_row(self, field: str, col: int) -> np.ndarray:
-        """One pair's buffer of a per-pair field (``logp``), contiguous; all NaN for column -1."""
+        """One column's buffer of a field in :data:`ROWS`, contiguous; all NaN for column -1."""
         return self.nan_row if col < 0 else getattr(self, f"{field}_rows")[col]
 
     def follow(self, follower: Follower) -> None:
@@ -98,7 +102,7 @@ class Market:
         for name in ("ts", "logp", "r", "dbqx", "g", "gb"):
             buf = getattr(self, name)
             buf[: self.keep] = buf[lo: self.n]
-        for buf in (self.idx, self.bqx, self.logp_rows):
+        for buf in (self.idx, self.bqx, *(getattr(self, f"{name}_rows") for name in ROWS)):
             buf[:, : self.keep] = buf[:, lo: self.n]
         self.offset += lo
         self.n = self.keep
@@ -115,7 +119,6 @@ class Market:
                     self.base[j] = closes[p]
         self.ts[k] = ts_ns
         self.logp[k] = np.log(self.close)
-        self.logp_rows[:, k] = self.logp[k]
         self.r[k] = (self.logp[k] - self.logp[k - 1]) * 1e4
         self.idx[:, k] = self.close / self.base * 100.0
         for j in range(len(self.pairs)):
@@ -125,6 +128,8 @@ class Market:
         self.gb[k] = self.proj @ self.dbqx[k]
         self.g[k, ~self.covered] = np.nan
         self.gb[k, ~self.covered] = np.nan
+        for name in ROWS:
+            getattr(self, f"{name}_rows")[:, k] = getattr(self, name)[k]
         self.n = k + 1
 
     def advance_bars(self, bars: dict[str, pd.DataFrame] | dict[str, RequestBars]) -> int:
