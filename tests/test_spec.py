@@ -205,15 +205,20 @@ def test_every_row_depends_on_earlier_rows_only(walk):
 
 def test_equal_subexpressions_are_one_node_with_their_own_state():
     """The rolling high shared by stochastic %K and Williams %R is computed once; every node that
-    keeps state gets slots of its own and the kernel's state is exactly their sum."""
+    keeps state gets slots of its own, so does every value read across the kernel's compiled parts,
+    and the kernel's state is exactly their sum."""
     table = technical.table(X, series("h"), series("lo"))
     lay = layout(list(table.values()))
     highs = [n for n in lay.nodes if n.op == "wext" and n.args[0] == series("h") and n.params[0] == 14]
     assert len(highs) == 1
     spans = sorted([(o, o + 2 + size) for o, size in lay.ring.values()]
-                   + [(o, o + {"wsum": 3, "wvar": 5, "wext": 3, "ewm": 2}[n.op]) for n, o in lay.slots.items()])
+                   + [(o, o + {"wsum": 4, "wvar": 5, "wext": 3, "ewm": 2}[n.op]) for n, o in lay.slots.items()]
+                   + [(o, o + 1) for o in lay.kept.values()])
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert spans[-1][1] == lay.size == compile_table(table).state_size
+    # a large table is compiled in parts; each value crosses parts through one slot
+    kept_apart = [n for n in lay.nodes if n.op not in ("in", "param", "const") or n in lay.ring]
+    assert len(lay.parts) > 1 and [n for part in lay.parts for n in part] == kept_apart
     # technical_bqx passes one series three times: it is one input
     assert compile_table(technical.BQX).inputs == ("bqx",)
 

@@ -403,6 +403,46 @@ class Layout:
     size: int
     inputs: tuple[str, ...]
     params: dict[str, tuple[int, ...]]  # parameter -> shape, in node order
+    # the row body in parts, each its own compiled function (one part: one function, no value slots);
+    # ``kept``: the state slot of each value a later part or the output reads
+    parts: list[list[Expr]] = field(default_factory=list)
+    kept: dict[Expr, int] = field(default_factory=dict)
+
+
+PART_NODES = 48  # nodes per compiled part: compile time grows faster than a function's size
+_TUPLE_OPS = ("wpoly", "wmoments", "hmm", "cusum")  # their value is a tuple, read by ``item`` nodes
+
+
+def _cheap(n: Expr, ring: Mapping[Expr, tuple[int, int]]) -> bool:
+    """A node each part re-reads instead of keeping (an input, a parameter, a constant without a ring)."""
+    return n.op in ("in", "param", "const") and n not in ring
+
+
+def _parts(nodes: list[Expr], ring: Mapping[Expr, tuple[int, int]], outputs: list[Expr], offset: int
+           ) -> tuple[list[list[Expr]], dict[Expr, int], int]:
+    """Cut the row body into parts of about PART_NODES nodes, in order, a tuple-valued node and its
+    items never apart; the values read across parts (and the outputs) get state slots from ``offset``."""
+    items: dict[Expr, list[Expr]] = {}
+    for n in nodes:
+        if n.op == "item" and n.args[0].op in _TUPLE_OPS:
+            items.setdefault(n.args[0], []).append(n)
+    units = [[n, *items.get(n, [])] for n in nodes
+             if not _cheap(n, ring) and not (n.op == "item" and n.args[0].op in _TUPLE_OPS)]
+    parts: list[list[Expr]] = []
+    for unit in units:
+        if not parts or len(parts[-1]) + len(unit) > PART_NODES:
+            parts.append([])
+        parts[-1].extend(unit)
+    if len(parts) <= 1:
+        return parts, {}, offset
+    part_of = {n: i for i, part in enumerate(parts) for n in part}
+    kept: dict[Expr, int] = {}
+    needed = [a for i, part in enumerate(parts) for n in part for a in n.args if part_of.get(a, i) < i]
+    for n in [*needed, *(o for o in outputs if o in part_of)]:
+        if n not in kept:
+            kept[n] = offset
+            offset += 1
+    return parts, kept, offset
 
 
 def layout(outputs: Iterable[Expr]) -> Layout:
@@ -425,7 +465,8 @@ def layout(outputs: Iterable[Expr]) -> Layout:
     inputs = tuple(dict.fromkeys(n.params[0] for n in nodes if n.op == "in"))
     params = {n.params[0]: n.params[1] for n in nodes if n.op == "param"}
     var = {n: f"v{i}" for i, n in enumerate(nodes)}
-    return Layout(nodes, var, ring, slots, offset, inputs, params)
+    parts, kept, offset = _parts(nodes, ring, [_e(o) for o in outputs], offset)
+    return Layout(nodes, var, ring, slots, offset, inputs, params, parts, kept)
 
 
 _BINARY = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "sdiv": "sdiv({0}, {1})",
@@ -508,18 +549,37 @@ def _primitives_digest() -> str:
 def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str, ...] = ()) -> str:
     """The kernel module's Python source: ``init``, ``step`` and ``batch`` around one row body; the
     arguments are the input series, then the parameters in ``params`` order."""
-    body = []
-    for n in lay.nodes:
-        body.append(f"{lay.var[n]} = {_line(n, lay)}")
-        if n in lay.ring:
-            r, size = lay.ring[n]
-            body.append(f"push(state, {r}, {size}, {lay.var[n]})")
+    def lines(nodes: Iterable[Expr]) -> list[str]:
+        out = []
+        for n in nodes:
+            out.append(f"{lay.var[n]} = {_line(n, lay)}")
+            if n in lay.ring:
+                r, size = lay.ring[n]
+                out.append(f"push(state, {r}, {size}, {lay.var[n]})")
+        return out
+
     args = ", ".join([f"s_{s}" for s in lay.inputs] + [f"p_{p}" for p in params])
+    parts = ""
+    if len(lay.parts) <= 1:
+        body = lines(lay.nodes)
+        step_out = [f"out[{j}] = {lay.var[e]}" for j, e in enumerate(outputs)]
+    else:  # each part its own function: values crossing parts go through their state slots
+        body = []
+        for i, part in enumerate(lay.parts):
+            mine = set(part)
+            used = list(dict.fromkeys(a for n in part for a in n.args if a not in mine))
+            head = lines(a for a in used if a not in lay.kept) + [f"{lay.var[a]} = state[{lay.kept[a]}]"
+                                                                   for a in used if a in lay.kept]
+            tail = [f"state[{lay.kept[n]}] = {lay.var[n]}" for n in part if n in lay.kept]
+            parts += ("@njit(cache=True, error_model='numpy')\n"
+                      f"def part{i}(t, {args}, state):\n    " + "\n    ".join(head + lines(part) + tail) + "\n\n\n")
+            body.append(f"part{i}(t, {args}, state)")
+        step_out = [f"out[{j}] = " + (f"state[{lay.kept[e]}]" if e in lay.kept else _line(e, lay))
+                    for j, e in enumerate(outputs)]
     inits = [f"    ext_init(state, {o})" for n, o in lay.slots.items() if n.op == "wext"]
     inits += [f"    state[{o}:{o + _STATE[n.op]}] = np.nan" for n, o in lay.slots.items() if n.op in _STARTS_NAN]
     inits += [f"    state[{o}:{o + _STATE[n.op]}] = 0.0" for n, o in lay.slots.items() if n.op in ("hmm", "cusum")]
     inits = inits or ["    pass"]
-    step_out = [f"out[{j}] = {lay.var[e]}" for j, e in enumerate(outputs)]
     return (
         '"""Generated by bqx.features.spec for the features ' + ", ".join(names[:4])
         + (", ..." if len(names) > 4 else "") + '; do not edit."""\n'
@@ -530,7 +590,7 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
         "                                      wmoments, wpoly, wquant, wsort, wsum, wvar)\n"
         "from bqx.features.latest import ewm, sdiv\n\n"
         f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
-        "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n"
+        "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n" + parts +
         "@njit(cache=True, error_model='numpy')\n"
         f"def step(t, {args}, state, out):\n    " + "\n    ".join(body + step_out) + f"\n    return {lay.size}\n\n\n"
         "@njit(cache=True, error_model='numpy')\n"
