@@ -167,8 +167,17 @@ def test_a_window_of_zeros_sums_to_exactly_zero():
 
 def test_pick_and_rank_by_a_parameter_index_equal_the_cross_sectional_ranks():
     """rank: 1 = the largest finite value, NaN for a non-finite one, values within 1e-9 tie in order
-    of position (cross_sectional's rule); pick: the indexed value; an index out of range gives NaN."""
-    from bqx.features.cross_sectional import rank_rows
+    of position (cross_sectional's rule, here as a plain loop); pick: the indexed value; an index out
+    of range gives NaN."""
+    def rank_rows(rows: np.ndarray) -> np.ndarray:
+        out = np.full(rows.shape, np.nan)
+        for t, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if np.isfinite(v):
+                    tied_before = [u for u in row[:j] if np.isfinite(u) and abs(u - v) <= 1e-9 * max(abs(u), abs(v), 1)]
+                    above = [u for u in row if np.isfinite(u) and u > v and abs(u - v) > 1e-9 * max(abs(u), abs(v), 1)]
+                    out[t, j] = 1 + len(tied_before) + len(above)
+        return out
 
     rng = np.random.default_rng(3)
     v = rng.standard_normal((400, 4))

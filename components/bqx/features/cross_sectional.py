@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from bqx.features.family import Family, Online, on_pair_rows
+from bqx.features.incremental import rank_of
 from bqx.features.rolling import fast_rolling_sum
 from bqx.pairs import CURRENCIES
 from bqx.panel import NAMED_TRIANGLES, Panel, all_triangles
@@ -74,27 +75,13 @@ def online_params(pair: str, pairs: tuple[str, ...]) -> tuple:
     return cols, signs, len(NAMED_TRIANGLES)
 
 
-TIE = 1e-9  # relative (absolute below 1): strengths are in bps, far above this
-
-
 @njit(cache=True)
 def _ranks(values: np.ndarray, out: np.ndarray) -> None:
-    """1 = largest; NaN where not finite. Values within TIE of each other are tied and ranked in order
-    of position: sums that are equal in exact arithmetic (two currencies whose pairs are all stale) must
-    not be ordered by their last bits, which differ between a running sum and a fresh one."""
+    """Each value's rank among them (:func:`bqx.features.incremental.rank_of`: 1 = the largest, NaN where
+    not finite, values within 1e-9 tied in order of position: sums that are equal in exact arithmetic,
+    two currencies whose pairs are all stale, must not be ordered by their last bits)."""
     for j in range(len(values)):
-        if not np.isfinite(values[j]):
-            out[j] = np.nan
-            continue
-        rank = 1
-        for i in range(len(values)):
-            v = values[i]
-            if not np.isfinite(v) or i == j:
-                continue
-            close = abs(v - values[j]) <= TIE * max(abs(v), abs(values[j]), 1.0)
-            if (close and i < j) or (not close and v > values[j]):
-                rank += 1
-        out[j] = rank
+        out[j] = rank_of(float(j), values)
 
 
 @njit(cache=True)
