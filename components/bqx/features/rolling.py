@@ -205,12 +205,6 @@ def fast_rolling_sum(x: FloatArray, window: int) -> FloatArray:
     return out
 
 
-def fast_rolling_cov(x: FloatArray, y: FloatArray, window: int, ddof: int = 0) -> FloatArray:
-    """Covariance over trailing windows from running sums (centred series; ``ddof`` 0 or 1)."""
-    sx, sy = fast_rolling_sum(x, window), fast_rolling_sum(y, window)
-    return (fast_rolling_sum(x * y, window) - sx * sy / window) / (window - ddof)
-
-
 def keep_nan(values: FloatArray, like: FloatArray) -> FloatArray:
     """``values`` where ``like`` is a number, NaN where it is NaN (for flags and masks built from ``like``)."""
     return np.where(np.isnan(like), np.nan, values)
