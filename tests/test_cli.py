@@ -15,7 +15,8 @@ def test_sample_data_validate_and_plan(tmp_path: Path, capsys):
     assert "eurusd: 4,320 bars of 1 min" in capsys.readouterr().out
     assert main(["plan"]) == 0
     out = capsys.readouterr().out
-    assert "1,080 planned" in out and "2,640 planned" in out and ">= 100 idx and >= 100 bqx" in out
+    assert "base features: 1,080 (idx 273, bqx 301, cross 506)" in out and "candidates: 2,640" in out
+    assert ">= 100 idx and >= 100 bqx" in out
     assert "\n  extract features\n" in out and "\n  drift   features, splits, drift, aws, registry\n" in out
 
 
@@ -50,7 +51,7 @@ def test_plan_sizes_and_instance_come_from_catalog_and_price_file(tmp_path: Path
     own = tmp_path / "prices.csv"
     own.write_text("eu-west-1,ml.x.big,64,512,9.99,2026-11,my quote\n")
     text = plan_text(s, str(own))
-    assert "ml.x.big" in text and "$9.99/h in eu-west-1" in text and "2,640 planned" in text
+    assert "ml.x.big" in text and "$9.99/h in eu-west-1" in text and "candidates: 2,640" in text
     assert sizes(s.replace(profile="base")).features < sz.features
 
 

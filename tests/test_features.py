@@ -130,7 +130,7 @@ def test_every_computed_table_is_causal(bars_2d, version):
     shocked = {p: _shock_after(b, t, seed) for seed, (p, b) in enumerate(bars_2d.items())}
     _, inputs2 = pair_inputs(shocked["eurusd"], s, "eurusd", build_panel(shocked, s))
     moved = compute_tables(inputs2, s)
-    assert set(base) == {tb.key for tb in Catalog(s).computed_tables}
+    assert set(base) == {tb.key for tb in Catalog(s).tables}
     for table, block in base.items():
         reacted = False
         for name, values in block.items():

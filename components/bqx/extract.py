@@ -81,8 +81,8 @@ def pair_inputs(bars: pd.DataFrame, settings: Settings, pair: str, panel: Panel 
 
 
 def iter_tables(inputs: PairInputs, settings: Settings) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """Each computed table of the catalog in turn: (table key, {feature name: float64 values})."""
-    for t in Catalog(settings).computed_tables:
+    """Each table of the catalog in turn: (table key, {feature name: float64 values})."""
+    for t in Catalog(settings).tables:
         yield t.key, FAMILIES[t.key].compute(inputs, settings)
 
 

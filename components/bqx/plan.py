@@ -59,14 +59,14 @@ class Sizes:
 
 def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len(PAIRS)) -> Sizes:
     cat = Catalog(settings)
-    counts = cat.planned_counts()
+    counts = cat.counts()
     base, cands = counts["base"], counts["candidates"]
     bars = rows * (TS + 7 * F64)
     panel = rows * (TS + (3 * n_pairs + 16) * F64)
     features = rows * (TS + len(settings.features.horizons) * F64 + base * F32)
     candidates = rows * (TS + cands * F32)
     selected = rows * (TS + F64 + settings.selection.n_select * F32)
-    largest_table = max(t.count for t in cat.tables)
+    largest_table = max(cat.table_counts().values())
     month = min(rows, ROWS_PER_PAIR_YEAR // 12)
     sample = min(settings.selection.sample_rows, rows) * cands * F32
     working = {
@@ -178,19 +178,17 @@ def _gib(n: int) -> str:
 
 def plan_text(settings: Settings, prices_path: str | None = None, model_path: str | None = None) -> str:
     cat = Catalog(settings)
-    planned = cat.planned_counts()
+    counts, per_table = cat.counts(), cat.table_counts()
     f = settings.features
     lines = [f"bqx plan (profile {f.profile}, BQX {f.bqx_version}, catalog {cat.version()})", "",
-             f"{'table':<30}{'domain':<8}{'count':>6}  {'lag':<4}{'status'}"]
+             f"{'table':<30}{'domain':<8}{'count':>6}  {'lag'}"]
     for t in cat.tables:
-        status = "computed" if t.implemented else "declared"
-        lines.append(f"{t.table_name('{pair}'):<30}{t.domain:<8}{t.count:>6}  {'yes' if t.laggable else '':<4}{status}")
-    by_domain = cat.planned_domain_counts()
-    lines += ["", f"base features: {planned['base']:,} planned ("
-              + ", ".join(f"{d} {by_domain[d]}" for d in DOMAINS) + f"); {len(cat.features):,} computed today",
-              f"laggable: {planned['laggable']} x lags {list(settings.splits.lags)} + {cat.table('bqx').count} core x "
-              f"causality lag {settings.splits.causality_lag} = {planned['lagged']:,} lagged",
-              f"candidates: {planned['candidates']:,} planned; {len(cat.candidate_names()):,} computed today"]
+        lines.append(f"{t.table_name('{pair}'):<30}{t.domain:<8}{per_table[t.key]:>6}  {'yes' if t.laggable else ''}")
+    by_domain = cat.domain_counts()
+    lines += ["", f"base features: {counts['base']:,} (" + ", ".join(f"{d} {by_domain[d]}" for d in DOMAINS) + ")",
+              f"laggable: {counts['laggable']} x lags {list(settings.splits.lags)} + {per_table['bqx']} core x "
+              f"causality lag {settings.splits.causality_lag} = {counts['lagged']:,} lagged",
+              f"candidates: {counts['candidates']:,}"]
     avail = {d: sum(1 for c in cat.candidate_names() if cat.domain_of(c) == d) for d in DOMAINS}
     q = effective_quota(avail, settings)
     sel = settings.selection
@@ -247,7 +245,7 @@ def compare_text(settings: Settings) -> str:
     rows = []
     for profile in ("full", "base"):
         s = settings.replace(profile=profile)
-        c = Catalog(s).planned_counts()
+        c = Catalog(s).counts()
         sz = sizes(s)
         rows.append((profile, c["base"], c["candidates"], sz.features, max(sz.working_set.values())))
     lines = ["", f"{'profile':<8}{'base':>7}{'candidates':>12}{'features/pair-year':>20}{'largest task':>14}"]
@@ -266,7 +264,7 @@ def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DE
     from bqx.costs import monthly, runs_per_month
 
     cat = Catalog(settings)
-    planned, by_domain = cat.planned_counts(), cat.planned_domain_counts()
+    planned, by_domain = cat.counts(), cat.domain_counts()
     rows = int(round(years * ROWS_PER_PAIR_YEAR))
     sz, prices = sizes(settings, rows), load_prices(prices_path)
     heaviest = max(sz.working_set, key=lambda k: sz.working_set[k])
@@ -285,7 +283,7 @@ def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DE
                    "lagged": planned["lagged"], "candidates": planned["candidates"],
                    "selected": settings.selection.n_select, "min_idx": settings.selection.min_idx,
                    "min_bqx": settings.selection.min_bqx},
-        "tables": {t.key: t.count for t in cat.tables},
+        "tables": cat.table_counts(),
         "instances": {"processing": pick.name, "training": a.instance_type, "training_count": a.instance_count,
                       "endpoint": a.endpoint_instance_type, "endpoint_count": a.endpoint_instance_count},
         "bytes": {"features_per_pair_year": sz.features, "stored_per_run": stored,
