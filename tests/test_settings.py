@@ -35,6 +35,9 @@ def test_replace_finds_a_field_section_and_refuses_an_ambiguous_name():
     assert Settings().replace(selection=SelectionSettings(sample_rows=10)).selection.sample_rows == 10
     with pytest.raises(ValueError, match="'selection.n_select'"):  # each section checks itself
         Settings().replace(n_select=100)
+    for rsm, why in ((0.0, "must be positive"), (1.5, r"must be in \(0, 1\]")):
+        with pytest.raises(ValueError, match=f"'selection.rsm': {why}"):
+            Settings().replace(rsm=rsm)
 
 
 def test_every_field_of_the_flat_layout_points_to_its_new_place():

@@ -57,12 +57,14 @@ def enforce_quota(importance: dict[str, float], domains: dict[str, str], quota: 
     return sorted(chosen, key=lambda c: (-importance[c], c))
 
 
-def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int = 2) -> dict[str, float]:
-    """PredictionValuesChange importances of a small CatBoost model (fast, handles NaN natively)."""
+def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int = 2,
+                        rsm: float = 1.0) -> dict[str, float]:
+    """PredictionValuesChange importances of a small CatBoost model (fast, handles NaN natively); each
+    split scores a random ``rsm`` share of the columns."""
     from catboost import CatBoostRegressor
 
-    model = CatBoostRegressor(iterations=80, depth=5, learning_rate=0.15, border_count=32, random_seed=seed,
-                              thread_count=threads, verbose=False, allow_writing_files=False)
+    model = CatBoostRegressor(iterations=80, depth=5, learning_rate=0.15, border_count=32, rsm=rsm,
+                              random_seed=seed, thread_count=threads, verbose=False, allow_writing_files=False)
     model.fit(x, y)
     return dict(zip(x.columns, (float(v) for v in model.get_feature_importance()), strict=True))
 
@@ -80,7 +82,7 @@ def select(sample: pd.DataFrame, settings: Settings) -> dict:
     rows = np.sort(rng.choice(len(sample), size=n, replace=False))
     part = sample.iloc[rows]
     importance = importance_catboost(part[candidates], part[target].to_numpy(), settings.selection.seed,
-                                     settings.selection.thread_count)
+                                     settings.selection.thread_count, settings.selection.rsm)
     chosen = enforce_quota(importance, domains, quota)
     return {
         "features": chosen,

