@@ -122,10 +122,10 @@ class SelectionSettings:
     sample_rows: int = 20_000
     seed: int = 42  # the row sample and the importance model
     thread_count: int = 2  # the importance model's CatBoost threads (the select task's CPU request)
-    # The share of candidates each split of the importance model scores (CatBoost's rsm): 0.1 fits in
-    # about a third of the time of 1.0 and its selections train models no worse out of sample, the
-    # difference within what another seed changes (bench/catboost_settings.py, bench/README.md).
-    rsm: float = 0.1
+    # The share of candidates each split of the importance model scores (CatBoost's rsm). 0.1 fits in a
+    # third of the time, but whether its selections train models as good is not settled yet (bench/README.md,
+    # bench/catboost_settings.py), so the default scores every candidate.
+    rsm: float = 1.0
 
     def __post_init__(self) -> None:
         check_fields(self, "selection.")
@@ -150,7 +150,8 @@ class TrainingSettings:
     learning_rate: float = 0.08
     l2_leaf_reg: float = 3.0  # CatBoost's default L2 regularisation of leaf values
     # Split candidates per feature (CatBoost's quantisation; its CPU default is 254). A fit's time grows
-    # with it; 64 fits in 0.45x the time with no worse out-of-sample RMSE (bench/borders.py, bench/README.md).
+    # with it; 64 fits in 0.45-0.87x the time with no worse out-of-sample RMSE over 28 pairs
+    # (bench/catboost_settings.py, bench/README.md).
     border_count: int = 64
     loss_function: str = "RMSE"
     thread_count: int = 2
