@@ -17,6 +17,7 @@ rsm 1.0's, and the walk-forward RMSE of models trained on each selection against
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import tempfile
@@ -81,7 +82,7 @@ def change(rmse: pd.Series, ref: pd.Series) -> tuple[float, float, int]:
     return float(per.mean()), se, len(per)
 
 
-def measure_rsm(root: Path, pairs: tuple[str, ...], settings: Settings) -> None:
+def measure_rsm(root: Path, pairs: tuple[str, ...], settings: Settings, yardstick: bool = True) -> None:
     import bqx.select
     from bqx.train.walk_forward import walk_forward
 
@@ -96,8 +97,9 @@ def measure_rsm(root: Path, pairs: tuple[str, ...], settings: Settings) -> None:
 
     bqx.select.importance_catboost = importance  # the stage as it runs, with its importance fit timed
     variants = [(f"rsm {r}", settings.replace(rsm=r)) for r in RSMS]
-    variants.append(("rsm 1.0 seed 1", settings.replace(
-        selection=dataclasses.replace(settings.selection, rsm=1.0, seed=1))))
+    if yardstick:
+        variants.append(("rsm 1.0 seed 1", settings.replace(
+            selection=dataclasses.replace(settings.selection, rsm=1.0, seed=1))))
     rmse: dict[str, pd.Series] = {}
     chosen: dict[str, list[set[str]]] = {}
     for label, s in variants:
@@ -149,6 +151,13 @@ def main() -> None:
     from bqx.importers import read_dukascopy
     from bqx.sample import generate
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "border_count", "rsm"), default="all",
+                        help="measure one setting only (the sample pairs are prepared either way)")
+    parser.add_argument("--seed-yardstick", action=argparse.BooleanOptionalAction, default=True,
+                        help="select once more with rsm 1.0 under another seed (the method's own variation)")
+    args = parser.parse_args()
+    part = args.part
     settings = Settings()
     print(f"threads: {settings.training.thread_count} threads")
     print(f"iterations: {settings.training.iterations} (early stopping {settings.training.early_stopping_rounds})")
@@ -156,8 +165,12 @@ def main() -> None:
         t0 = time.perf_counter()
         data = prepared(generate(PAIRS, days=DAYS, seed=7), Path(tmp) / "sample", settings)
         print(f"sample pairs prepared: {len(PAIRS)} pairs x {DAYS} days in {time.perf_counter() - t0:.1f} s")
-        measure(data, settings, "sample")
-        measure_rsm(Path(tmp) / "sample", PAIRS, settings)
+        if part in ("all", "border_count"):
+            measure(data, settings, "sample")
+        if part in ("all", "rsm"):
+            measure_rsm(Path(tmp) / "sample", PAIRS, settings, args.seed_yardstick)
+        if part == "rsm":
+            return
         spec = find_spec("gym_anytrading")
         if spec is None or not spec.submodule_search_locations:
             sys.exit("gym-anytrading is a dev dependency: pip install -e '.[dev]'")
