@@ -2,10 +2,10 @@
 
 A table's features are the names its family declares (:mod:`bqx.features.registry`); every count here
 is derived from them, so a feature added to a family is counted, lagged and sized with nothing else to
-edit. Feature names are ``{table}.{feature}`` with the
-pair-free table key (``technical_idx.rsi_14``); the stored table of a pair is ``{table}_{pair}``.
-Lagged candidates are ``{feature}_lag{k}``. Everything ``bqx plan``, lagging and selection report is
-derived here from :data:`TABLES` and the settings.
+edit. Feature names are ``{table}.{feature}`` with the pair-free table key (``technical_idx.rsi_14``);
+the stored table of a pair is ``{table}_{pair}``. Lagged candidates are ``{feature}_lag{k}``. Everything
+``bqx plan``, lagging and selection report is derived here from :data:`TABLES`, the families' names
+and the settings.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Catalog:
         return self.by_name[base_name(column)].domain
 
     def warmup_rows(self) -> int:
-        """Leading rows (after the baseline) dropped by extract: the longest warm-up of any computed table."""
+        """Leading rows (after the baseline) dropped by extract: the longest warm-up of any table."""
         return max(FAMILIES[t.key].warmup(self.settings) for t in self.tables)
 
     # ---- lagging -------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DE
     from bqx.costs import monthly, runs_per_month
 
     cat = Catalog(settings)
-    planned, by_domain = cat.counts(), cat.domain_counts()
+    counts, by_domain = cat.counts(), cat.domain_counts()
     rows = int(round(years * ROWS_PER_PAIR_YEAR))
     sz, prices = sizes(settings, rows), load_prices(prices_path)
     heaviest = max(sz.working_set, key=lambda k: sz.working_set[k])
@@ -279,8 +279,8 @@ def plan_data(settings: Settings, prices_path: str | None = None, cron: str = DE
     return {
         "format": PLAN_FORMAT, "catalog": cat.version(), "profile": settings.features.profile,
         "bqx_version": settings.features.bqx_version, "cron": cron, "prices_as_of": sorted({p.as_of for p in prices}),
-        "counts": {"base": planned["base"], **{d: by_domain[d] for d in DOMAINS}, "laggable": planned["laggable"],
-                   "lagged": planned["lagged"], "candidates": planned["candidates"],
+        "counts": {"base": counts["base"], **{d: by_domain[d] for d in DOMAINS}, "laggable": counts["laggable"],
+                   "lagged": counts["lagged"], "candidates": counts["candidates"],
                    "selected": settings.selection.n_select, "min_idx": settings.selection.min_idx,
                    "min_bqx": settings.selection.min_bqx},
         "tables": cat.table_counts(),

@@ -57,8 +57,7 @@ def enforce_quota(importance: dict[str, float], domains: dict[str, str], quota: 
     return sorted(chosen, key=lambda c: (-importance[c], c))
 
 
-def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int = 2,
-                        rsm: float = 1.0) -> dict[str, float]:
+def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int, rsm: float) -> dict[str, float]:
     """PredictionValuesChange importances of a small CatBoost model (fast, handles NaN natively); each
     split scores a random ``rsm`` share of the columns."""
     from catboost import CatBoostRegressor

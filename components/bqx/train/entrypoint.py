@@ -43,9 +43,7 @@ def _checkpointing(opt: OptMl) -> dict:
             "snapshot_interval": SNAPSHOT_INTERVAL_S, "train_dir": tempfile.mkdtemp(prefix="catboost-")}
 HYPERPARAMETER_TYPES: dict[str, type] = {
     "iterations": int, "depth": int, "learning_rate": float, "l2_leaf_reg": float, "border_count": int,
-    "loss_function": str,
-    "thread_count": int,
-    "early_stopping_rounds": int, "random_seed": int,
+    "loss_function": str, "thread_count": int, "early_stopping_rounds": int, "random_seed": int,
 }
 
 
