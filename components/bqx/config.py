@@ -123,9 +123,9 @@ class SelectionSettings:
     seed: int = 42  # the row sample and the importance model
     thread_count: int = 2  # the importance model's CatBoost threads (the select task's CPU request)
     # The share of candidates each split of the importance model scores (CatBoost's rsm). 0.1 fits in
-    # 0.38x the time, and models trained on its selections were as good out of sample over 28 pairs
-    # (bench/catboost_settings.py, bench/README.md); it is not the default yet (bench/README.md says why).
-    rsm: float = 1.0
+    # 0.38x the time of 1.0, and models trained on its selections were as good out of sample over 28
+    # pairs (bench/catboost_settings.py, bench/README.md).
+    rsm: float = 0.1
 
     def __post_init__(self) -> None:
         check_fields(self, "selection.")
