@@ -4,7 +4,9 @@ trading year of seeded synthetic 1-minute bars), exactly as a user runs it, on t
 Prints the wall time of the run and of generating its bars, each stage's task time (sum over pairs,
 mean and longest) and peak RSS, the critical path (ingest, panel, the longest pair's chain, deploy),
 how busy the cores were, the share of task time outside the stages' own work (Python start-up, imports,
-KFP's executor, artifact copies), the peak RSS of the whole process tree and the disk the run left.
+KFP's executor, artifact copies), the imports the prefork server does once for all tasks
+(bqx.kubeflow.prefork), the peak memory of the whole process tree (proportional set size: pages the
+forked tasks share with the server counted once) and the disk the run left.
 The per-task figures come from the stages' own progress lines, which end with
 ``(work W s, task T s, peak P GB)`` (``bqx.progress``).
 
@@ -33,10 +35,22 @@ LINE = re.compile(r"^\[\s*(?P<at>[\d.]+)s\] (?P<stage>\w+)\s+(?P<subject>\S+)\s+
 PER_PAIR = ("extract", "lag", "select", "train", "drift")
 
 
+def proportional_rss(pid: int) -> int:
+    """Bytes resident in ``pid``, pages shared with other processes counted in proportion (Pss): tasks
+    forked from the prefork server share its imports, which RSS would count once per task."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree_rss(root: int) -> int:
-    """Bytes resident in ``root`` and every process below it."""
+    """Bytes resident in ``root`` and every process below it (shared pages counted once)."""
     children: dict[int, list[int]] = collections.defaultdict(list)
-    rss: dict[int, int] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -46,11 +60,10 @@ def tree_rss(root: int) -> int:
         except OSError:
             continue
         children[int(fields[1])].append(int(d))
-        rss[int(d)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        total += proportional_rss(pid)
         todo += children.get(pid, [])
     return total
 
@@ -100,6 +113,8 @@ def main() -> None:
         print("\n".join(tail), file=sys.stderr)
         raise SystemExit(f"bqx run exited {proc.returncode}")
     disk = du(out)
+    prefork = re.search(r"stage imports ready in ([\d.]+) s", "".join(
+        f.read_text() for f in (out / "runs").glob("*/prefork.log")))
     if not args.out:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -137,7 +152,9 @@ def main() -> None:
     print(f"stage work (sum over tasks): {all_work:.1f} s")
     print(f"outside the stages' work (start-up, imports, executor): {1 - all_work / all_task:.2f} ratio")
     print(f"cores busy with tasks: {all_task / (cores * run_wall):.2f} ratio")
-    print(f"peak RSS (whole process tree): {peak[0] / 1e9:.2f} GB")
+    if prefork:
+        print(f"prefork server imports (once, beside the first tasks): {prefork[1]} s")
+    print(f"peak PSS (whole process tree): {peak[0] / 1e9:.2f} GB")
     print(f"disk left by the run: {disk / 1e9:.2f} GB")
     print(f"disk per pair: {disk / max(args.pairs, 1) / 1e9:.2f} GB")
 

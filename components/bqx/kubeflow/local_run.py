@@ -36,6 +36,7 @@ from pathlib import Path
 
 from bqx.config import Settings
 from bqx.io import read_json, write_json
+from bqx.kubeflow import prefork
 from bqx.progress import MARK
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -347,7 +348,7 @@ def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, runner
             local.init(runner=_kfp_runner(runner, run_dir, arguments), pipeline_root=str(run_dir),
                        raise_on_error=False)
             try:
-                with _python_in_command_only(), _task_outputs_into_loops():
+                with _python_in_command_only(), _task_outputs_into_loops(), _forked_tasks(runner, run_dir):
                     pipeline(**arguments)  # type: ignore[operator]
             finally:
                 builtins.print = real_print
@@ -462,6 +463,35 @@ def _python_in_command_only() -> Iterator[None]:
         yield
     finally:
         handler.replace_python_executable = original
+
+
+@contextmanager
+def _forked_tasks(runner: Runner, run_dir: Path) -> Iterator[prefork.Prefork | None]:
+    """With the subprocess runner, tasks are forked from a process that has the stages' imports done
+    (:mod:`bqx.kubeflow.prefork`) instead of each starting a cold Python; its own lines go to
+    ``prefork.log`` in the run directory. ``BQX_PREFORK=0`` starts every task as a subprocess. Yields
+    the server, or None when there is none."""
+    if runner.kind != "subprocess" or os.environ.get("BQX_PREFORK", "1") == "0" or not prefork.supported():
+        yield None
+        return
+    from kfp.local import subprocess_task_handler as handler
+
+    server = prefork.Prefork(run_dir / "prefork.log")
+    original = handler.run_local_subprocess
+
+    def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        code = server.run(full_command, env_vars, lambda line: print(line, end=""))
+        if code is None:
+            return original(full_command=full_command, env_vars=env_vars)
+        print("\n")  # as kfp.local ends a task's lines
+        return code
+
+    handler.run_local_subprocess = run
+    try:
+        yield server
+    finally:
+        handler.run_local_subprocess = original
+        server.close()
 
 
 @contextmanager
