@@ -207,3 +207,27 @@ def test_a_drift_setting_changes_the_inputs_of_the_drift_stage_only():
     endpoint = base.replace(aws=type(base.aws)(endpoint_instance_count=3))
     assert endpoint.stage_json("extract") == base.stage_json("extract") != base.stage_json("deploy") != \
         endpoint.stage_json("deploy")
+
+
+def test_resource_setters_keep_kfps_container_check_without_its_stack_walk():
+    """bqx.kubeflow.pipelines swaps kfp's inspect.stack()-based check for the duration of its own resource
+    setters only: same refusal, same message naming the setter; kfp's own check is back afterwards."""
+    from kfp.dsl.pipeline_task import PipelineTask
+
+    from bqx.kubeflow.pipelines import _container_check_without_stack
+
+    original = PipelineTask._ensure_container_spec_exists
+
+    class NoContainer:  # a task kfp would refuse: a pipeline used as a component, an importer
+        container_spec = None
+
+        def set_cpu_request(self) -> None:
+            PipelineTask._ensure_container_spec_exists(self)  # type: ignore[arg-type]
+
+    with _container_check_without_stack():
+        assert PipelineTask._ensure_container_spec_exists is not original
+        with pytest.raises(ValueError, match="^set_cpu_request can only be used on single-step components"):
+            NoContainer().set_cpu_request()
+    assert PipelineTask._ensure_container_spec_exists is original
+    with pytest.raises(ValueError, match="^set_cpu_request can only be used on single-step components"):
+        NoContainer().set_cpu_request()  # kfp's own check says the same

@@ -5,9 +5,13 @@
 
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import List  # noqa: UP035
 
 from kfp import dsl, kubernetes
+from kfp.dsl.pipeline_task import PipelineTask
 
 from bqx.config import Settings
 from bqx.kubeflow import components
@@ -25,12 +29,32 @@ RETRY = {"num_retries": int(os.environ.get("BQX_TASK_RETRIES", "2")), "backoff_d
          "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
+@contextmanager
+def _container_check_without_stack() -> Iterator[None]:
+    """kfp (2.17) checks that a task has a container before each resource setter with ``inspect.stack()``,
+    which reads the source of every frame on the stack: three setters per task made importing this module
+    take about 2 s, paid at every ``bqx run --local`` and ``bqx compile``. While our setters run, the
+    same check with the same message takes the caller's name from its frame instead."""
+    def check(self: PipelineTask) -> None:
+        if self.container_spec is None:
+            raise ValueError(f"{sys._getframe(1).f_code.co_name} can only be used on single-step components, not "
+                             "pipelines used as components, or special components like importers.")
+
+    original = PipelineTask._ensure_container_spec_exists
+    PipelineTask._ensure_container_spec_exists = check  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PipelineTask._ensure_container_spec_exists = original  # type: ignore[method-assign]
+
+
 def _stage(task: object, stage: str) -> object:
     """A task named for its stage, with its memory and CPU from bqx plan, the retry policy and a non-root
     security context."""
     r = RESOURCES[stage]
     task.set_display_name(stage)  # type: ignore[attr-defined]
-    task.set_memory_request(r.memory).set_memory_limit(r.memory).set_cpu_request(r.cpu)  # type: ignore[attr-defined]
+    with _container_check_without_stack():
+        task.set_memory_request(r.memory).set_memory_limit(r.memory).set_cpu_request(r.cpu)  # type: ignore[attr-defined]
     if RETRY["num_retries"]:
         task.set_retry(**RETRY)  # type: ignore[attr-defined]
     # the images' own user (images/Dockerfile); KFP's driver also drops every capability and forbids
