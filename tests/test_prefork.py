@@ -21,10 +21,12 @@ def probe(fail: bool, x: int) -> str:
     import os
     import sys
 
+    import numpy as np
+
     print(f"probe sees x={x}")
     if fail:
         raise RuntimeError("probe failed on purpose")
-    return f"{x * 2} {os.getppid()} {'evidently' in sys.modules} {os.environ.get('_KFP_RUNTIME')}"
+    return f"{x * 2} {os.getppid()} {'evidently' in sys.modules} {os.environ.get('_KFP_RUNTIME')} {np.random.random()}"
 
 
 def launcher(component: object) -> list[str]:
@@ -53,9 +55,9 @@ def test_tasks_are_forked_from_the_warm_server_with_their_output_and_status(tmp_
     with _forked_tasks(Runner("subprocess"), tmp_path) as server:
         assert server is not None
         wait_ready(tmp_path / "prefork.log")
-        task = probe(fail=False, x=21)
-        doubled, parent, warm, runtime = task.output.split()
+        doubled, parent, warm, runtime, draw = probe(fail=False, x=21).output.split()
         assert (doubled, int(parent), warm, runtime) == ("42", server.proc.pid, "True", "true")  # forked, warm
+        assert probe(fail=False, x=21).output.split()[4] != draw  # numpy's global generator seeded afresh
         assert "probe sees x=21" in capsys.readouterr().out  # the task's lines reach kfp.local's output
         with pytest.raises(RuntimeError, match="FAILURE"):
             probe(fail=True, x=1)
@@ -69,7 +71,7 @@ def test_without_the_server_every_task_runs_as_a_subprocess(tmp_path, capsys, mo
     monkeypatch.setenv("BQX_PREFORK", "0")
     with _forked_tasks(Runner("subprocess"), tmp_path) as server:
         assert server is None
-        doubled, _, warm, _ = probe(fail=False, x=2).output.split()
+        doubled, _, warm, _, _ = probe(fail=False, x=2).output.split()
     assert (doubled, warm) == ("4", "False")  # kfp.local's own subprocess: a cold Python
     assert not (tmp_path / "prefork.log").exists()
 

@@ -38,10 +38,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 # What the stages import, in the order the pipeline reaches them; the server imports these while it
-# waits for tasks, so a task forked later finds them loaded.
+# waits for tasks, so a task forked later finds them loaded. A task that arrives during one import waits
+# for it to end: Evidently's own dependencies come first, so its import (about 4.5 s) is paid in parts.
 PRELOAD = ("pandas", "pyarrow.parquet", "bqx.ingest", "bqx.panel", "bqx.pair_status", "bqx.extract", "bqx.lag",
            "catboost", "bqx.select", "bqx.tune", "bqx.dataset", "bqx.train.run", "bqx.train.evaluate",
-           "bqx.pictures", "matplotlib.pyplot", "bqx.drift.run", "evidently", "evidently.metrics", "bqx.deploy")
+           "bqx.pictures", "matplotlib.pyplot", "bqx.drift.run", "scipy.stats", "sklearn", "evidently",
+           "evidently.metrics", "bqx.deploy")
 # imported before the server listens: kfp's executor is every task's first import
 FIRST = ("kfp.dsl.executor_main", "bqx.config", "bqx.progress")
 LAUNCHER = "kfp.dsl.executor_main"  # the module kfp's lightweight-component command line runs
@@ -186,6 +188,8 @@ def _accept(listener: socket.socket, sel: selectors.BaseSelector) -> None:
             os.dup2(devnull, 0)
             os.close(devnull)
             _die_with_parent(signal.SIGKILL)
+            if "numpy" in sys.modules:  # numpy's global generator, freshly seeded as in a new Python
+                sys.modules["numpy"].random.seed()
             os.chdir(request["cwd"])
             code = execute(request["argv"])
         finally:
