@@ -92,6 +92,9 @@ class Prefork:
                 payload = json.dumps({"argv": full_command, "cwd": os.getcwd()}).encode()
                 socket.send_fds(conn, [_HEADER.pack(len(payload))], [write])
                 conn.sendall(payload)
+            except OSError:  # the server went away before it had the task: nothing ran, start it cold
+                os.close(read)
+                return None
             finally:
                 os.close(write)
             with open(read, encoding="utf-8", errors="replace") as out:  # ends when the task's process ends
