@@ -10,10 +10,10 @@ other tasks are unchanged.
 
 A task runs as a subprocess as before when the server is not listening yet (the server imports in
 the background and the first tasks need not wait), when kfp.local would give it environment variables,
-when the runner's environment has changed since the server started, or when its command is not kfp's
-lightweight-component launcher. Only the user that started the server can reach its socket (a private
-directory, and the peer's uid checked). Linux only (``os.pidfd_open``); elsewhere every task is a
-subprocess.
+when the runner's environment has changed since the server started, when its command is not kfp's
+lightweight-component launcher, or when its request cannot reach the server. Only the user that
+started the server can reach its socket (a private directory, and the peer's uid checked). Linux only
+(``os.pidfd_open``); elsewhere every task is a subprocess.
 """
 
 from __future__ import annotations
