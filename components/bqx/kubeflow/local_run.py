@@ -16,7 +16,6 @@ exit status 128 + the signal; if this process is killed outright (SIGKILL), the 
 from __future__ import annotations
 
 import builtins
-import ctypes
 import dataclasses
 import fcntl
 import io
@@ -303,8 +302,7 @@ def _finish(out: Path, run_dir: Path, returncode: int, seconds: float) -> LocalR
 # -- the runner (a child process leading its own process group) ------------------------------------------
 def _die_with_parent(parent: int, stop: Callable[[int, object], None]) -> None:
     """SIGTERM when the supervisor dies (Linux ``PR_SET_PDEATHSIG``); its handler then stops the group."""
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    prefork.signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != parent:  # the supervisor died before the request took effect
         stop(signal.SIGTERM, None)
 

@@ -44,9 +44,9 @@ PRELOAD = ("pandas", "pyarrow.parquet", "bqx.ingest", "bqx.panel", "bqx.pair_sta
            "catboost", "bqx.select", "bqx.tune", "bqx.dataset", "bqx.train.run", "bqx.train.evaluate",
            "bqx.pictures", "matplotlib.pyplot", "bqx.drift.run", "scipy.stats", "sklearn", "evidently",
            "evidently.metrics", "bqx.deploy")
-# imported before the server listens: kfp's executor is every task's first import
-FIRST = ("kfp.dsl.executor_main", "bqx.config", "bqx.progress")
 LAUNCHER = "kfp.dsl.executor_main"  # the module kfp's lightweight-component command line runs
+# imported before the server listens: kfp's executor is every task's first import
+FIRST = (LAUNCHER, "bqx.config", "bqx.progress")
 _HEADER = struct.Struct("!I")
 _STATUS = struct.Struct("!i")
 
@@ -127,7 +127,7 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes:
 def serve(path: str) -> None:
     """Import, listen on ``path``, fork a child per task and send each task's exit status back; import the
     rest of PRELOAD whenever no task is waiting. Dies with its parent (the local runner)."""
-    _die_with_parent(signal.SIGKILL)
+    signal_on_parent_death(signal.SIGKILL)
     t0 = time.perf_counter()
     for name in FIRST:
         importlib.import_module(name)
@@ -190,7 +190,7 @@ def _accept(listener: socket.socket, sel: selectors.BaseSelector) -> None:
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
             os.close(devnull)
-            _die_with_parent(signal.SIGKILL)
+            signal_on_parent_death(signal.SIGKILL)
             if "numpy" in sys.modules:  # numpy's global generator, freshly seeded as in a new Python
                 sys.modules["numpy"].random.seed()
             os.chdir(request["cwd"])
@@ -235,7 +235,9 @@ def execute(argv: list[str]) -> int:
         shutil.rmtree(program, ignore_errors=True)
 
 
-def _die_with_parent(sig: int) -> None:
+def signal_on_parent_death(sig: int) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies (Linux ``PR_SET_PDEATHSIG``;
+    nothing elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, sig, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
 
