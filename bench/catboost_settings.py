@@ -1,20 +1,20 @@
-"""Two CatBoost settings measured by fit time against out-of-sample quality: ``training.border_count``
-(split candidates per feature) and ``selection.rsm`` (the share of candidates the select stage's
-importance model scores at each split).
+"""Three training settings measured by fit time against out-of-sample quality: ``training.border_count``
+(split candidates per feature), ``training.fit_stride`` (fits learn from every k-th row) and
+``selection.rsm`` (the share of candidates the select stage's importance model scores at each split).
 
-Data: the seeded sample (all 28 pairs x DAYS trading days of 1-minute bars) and gym-anytrading's real
-EURUSD hourly bars of 2017, each through panel, extract, lag and select as the pipeline runs them. Then
-the walk-forward folds of the train stage (``bqx.train.walk_forward``: purged, expanding windows, early
-stopping on each window's tail) at each border count, everything else the run's settings. Prints per
-border count the fit time (all folds of all pairs) and its ratio to 254 (CatBoost's CPU default), the
-pooled out-of-sample correlation of forecast and target, and the change of out-of-sample RMSE against
-254, fold by fold, averaged per pair, with its standard error across the 28 pairs. The yardstick is the
-model's own edge: on the sample, the walk-forward RMSE is about 1-2% under the zero forecast's.
+Data: the seeded sample (the 28 pairs, or ``--pairs`` of them, x ``--days`` trading days of 1-minute
+bars) and gym-anytrading's real EURUSD hourly bars of 2017, each through panel, extract, lag and select
+as the pipeline runs them. Then the walk-forward folds of the train stage (``bqx.train.walk_forward``:
+purged, expanding windows, early stopping on each window's tail) under each value, everything else the
+run's settings. Prints per value the fit time (all folds of all pairs) and its ratio to the reference
+(border_count 254, CatBoost's CPU default; fit_stride 1, every row), the pooled out-of-sample
+correlation of forecast and target, and the change of out-of-sample RMSE against the reference, fold by
+fold, averaged per pair, with its standard error across pairs. The yardstick is the model's own edge:
+on the sample, the walk-forward RMSE is about 1-2% under the zero forecast's.
 Then, on the sample pairs, select runs again with each rsm (and once with rsm 1.0 under another seed,
 the method's own variation): the importance fit's time, how many of the 250 chosen features agree with
 rsm 1.0's, and the walk-forward RMSE of models trained on each selection against rsm 1.0's.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,7 @@ from bqx.pairs import PAIRS
 DAYS = 30
 BORDERS = (254, 64)
 RSMS = (1.0, 0.1)
+STRIDES = (1, 4, 10)
 
 
 Prepared = tuple[str, list[pd.DataFrame], list[str], str]  # pair, [train, val, test], chosen features, target
@@ -121,30 +122,38 @@ def measure_rsm(root: Path, pairs: tuple[str, ...], settings: Settings, yardstic
         print(f"selection {label} walk-forward rmse change (vs {ref}): {mean:+.3f} % (se {se:.3f}, {n} units)")
 
 
-def measure(data: list[Prepared], settings: Settings, label: str) -> None:
+def measure(data: list[Prepared], variants: list[tuple[str, Settings]], label: str) -> None:
+    """Every pair's walk-forward folds under each variant's settings: fit time, its ratio to the first
+    variant's, the pooled correlation and the RMSE change against the first variant."""
     from bqx.train.walk_forward import walk_forward
 
-    seconds: dict[int, float] = {}
-    pooled: dict[int, list[pd.DataFrame]] = {b: [] for b in BORDERS}
-    for b in BORDERS:
-        s = settings.replace(border_count=b)
+    seconds: dict[str, float] = {}
+    pooled: dict[str, list[pd.DataFrame]] = {name: [] for name, _ in variants}
+    for name, s in variants:
         t0 = time.perf_counter()
         for pair, frames, features, target in data:
             rows = walk_forward(frames, features, target, s)
-            pooled[b].append(rows.assign(pair=pair, target=rows[target])[["pair", "fold", "target", "prediction"]])
-        seconds[b] = time.perf_counter() - t0
-    frames = {b: pd.concat(v, ignore_index=True) for b, v in pooled.items()}
-    ref = fold_rmse(frames[BORDERS[0]], "target")
+            pooled[name].append(rows.assign(pair=pair, target=rows[target])[["pair", "fold", "target", "prediction"]])
+        seconds[name] = time.perf_counter() - t0
+    frames = {name: pd.concat(v, ignore_index=True) for name, v in pooled.items()}
+    first = variants[0][0]
+    ref = fold_rmse(frames[first], "target")
     print(f"{label} folds: {len(ref)} count")
-    print(f"{label} out-of-sample rows: {len(frames[BORDERS[0]])} rows")
-    for b in BORDERS:
-        f = frames[b]
+    print(f"{label} out-of-sample rows: {len(frames[first])} rows")
+    for name, _ in variants:
+        f = frames[name]
         mean, se, n = change(fold_rmse(f, "target"), ref)
-        print(f"{label} border_count {b} fit time: {seconds[b]:.1f} s")
-        print(f"{label} border_count {b} time ratio (vs {BORDERS[0]}): {seconds[b] / seconds[BORDERS[0]]:.2f} x")
-        print(f"{label} border_count {b} correlation: {float(np.corrcoef(f.prediction, f.target)[0, 1]):.4f} ratio")
-        print(f"{label} border_count {b} rmse change (vs {BORDERS[0]}): {mean:+.3f} % "
-              f"(se {se:.3f}, {n} units)")
+        print(f"{label} {name} fit time: {seconds[name]:.1f} s")
+        print(f"{label} {name} time ratio (vs {first}): {seconds[name] / seconds[first]:.2f} x")
+        print(f"{label} {name} correlation: {float(np.corrcoef(f.prediction, f.target)[0, 1]):.4f} ratio")
+        print(f"{label} {name} rmse change (vs {first}): {mean:+.3f} % (se {se:.3f}, {n} units)")
+
+
+def fit_variants(part: str, settings: Settings) -> list[tuple[str, Settings]]:
+    """The settings each part compares, the reference first."""
+    if part == "border_count":
+        return [(f"border_count {b}", settings.replace(border_count=b)) for b in BORDERS]
+    return [(f"fit_stride {k}", settings.replace(fit_stride=k)) for k in STRIDES]
 
 
 def main() -> None:
@@ -152,24 +161,31 @@ def main() -> None:
     from bqx.sample import generate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("all", "border_count", "rsm"), default="all",
+    parser.add_argument("--part", choices=("all", "border_count", "fit_stride", "rsm"), default="all",
                         help="measure one setting only (the sample pairs are extracted either way)")
     parser.add_argument("--seed-yardstick", action=argparse.BooleanOptionalAction, default=True,
                         help="select once more with rsm 1.0 under another seed (the method's own variation)")
+    parser.add_argument("--pairs", type=int, default=len(PAIRS),
+                        help="how many sample pairs, spread over the 28 (every k-th); the panel is theirs")
+    parser.add_argument("--days", type=int, default=DAYS, help="trading days of sample bars per pair")
     args = parser.parse_args()
-    part = args.part
+    part, days = args.part, args.days
+    pairs = PAIRS[:: max(1, len(PAIRS) // args.pairs)][: args.pairs]
     settings = Settings()
     print(f"threads: {settings.training.thread_count} threads")
     print(f"iterations: {settings.training.iterations} (early stopping {settings.training.early_stopping_rounds})")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         sample = Path(tmp) / "sample"
-        extracted(generate(PAIRS, days=DAYS, seed=7), sample, settings)
-        print(f"sample pairs extracted: {len(PAIRS)} pairs x {DAYS} days in {time.perf_counter() - t0:.1f} s")
-        if part in ("all", "border_count"):  # the rsm part selects for itself
-            measure([selected(sample, pair, settings, "dataset") for pair in PAIRS], settings, "sample")
+        extracted(generate(pairs, days=days, seed=7), sample, settings)
+        print(f"sample pairs extracted: {len(pairs)} pairs x {days} days in {time.perf_counter() - t0:.1f} s")
+        fits = [p for p in ("border_count", "fit_stride") if part in ("all", p)]
+        if fits:  # the rsm part selects for itself
+            data = [selected(sample, pair, settings, "dataset") for pair in pairs]
+            for p in fits:
+                measure(data, fit_variants(p, settings), "sample")
         if part in ("all", "rsm"):
-            measure_rsm(sample, PAIRS, settings, args.seed_yardstick)
+            measure_rsm(sample, pairs, settings, args.seed_yardstick)
         if part == "rsm":
             return
         spec = find_spec("gym_anytrading")
@@ -178,7 +194,8 @@ def main() -> None:
         csv = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "FOREX_EURUSD_1H_ASK.csv"
         real = read_dukascopy(csv)
         data = prepared({"eurusd": real}, Path(tmp) / "real", settings)
-        measure(data, settings, "real eurusd 1h")
+        for p in fits:
+            measure(data, fit_variants(p, settings), "real eurusd 1h")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def main() -> None:
         (root / "train" / "selection.json").write_text(json.dumps({
             "features": names, "target": "target_bqx60_h60", "catalog_version": "bench", "settings_hash": "bench",
             "pair": "bench"}))
-        hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
+        hp = hyperparameters_for(settings.training)
         t0 = time.perf_counter()
         meta = train_local({"train": root / "train", "validation": root / "validation"}, hp, root / "model.tar.gz")
         wall = time.perf_counter() - t0

@@ -51,6 +51,16 @@ def test_entrypoint_trains_and_model_tarball_loads(tmp_path: Path):
     assert m["model_r2"] > 0.8 and m["model_rmse"] < m["zero_rmse"]
 
 
+def test_fit_stride_thins_the_fit_but_not_early_stopping_or_the_drift_reference(tmp_path: Path):
+    channels = _channels(tmp_path / "ch")
+    meta = train_local(channels, {**HP, "fit_stride": "3"}, tmp_path / "model.tar.gz")
+    assert (meta["train_rows"], meta["fit_rows"], meta["validation_rows"]) == (400, 134, 400)
+    loaded = load_tarball(tmp_path / "model.tar.gz")
+    assert len(loaded.reference) == 400  # the drift reference samples every training row
+    with pytest.raises(TrainingFailed, match="'fit_stride'=0: must be a positive integer"):
+        train_local(channels, {**HP, "fit_stride": "0"}, tmp_path / "bad.tar.gz")
+
+
 def test_equal_inputs_give_byte_identical_packages(tmp_path: Path):
     """Two fits of the same data and settings: the same model.cbm (no GUID, no finish time), the same
     tarball (no times or owners in the tar and gzip headers), so the same served model_version."""

@@ -36,6 +36,11 @@ def bars_needed(settings: Settings) -> int:
     return sum(bars_needed_parts(settings).values())
 
 
+def thinned(lo: int, hi: int, stride: int) -> np.ndarray:
+    """Rows ``[lo, hi)`` at every ``stride``-th, counted back from the last, so the newest row is kept."""
+    return np.arange(hi - 1, lo - 1, -stride)[::-1]
+
+
 @dataclass(frozen=True)
 class SplitBounds:
     train: tuple[int, int]

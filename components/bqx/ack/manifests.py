@@ -28,7 +28,7 @@ def pair_objects(pair: str, settings: Settings, dataset: str | Path | None = Non
     check_pair(pair)
     require(settings, "bucket", "role_arn", "train_image", "serve_image")
     a = settings.aws
-    hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
+    hp = hyperparameters_for(settings.training)
     if dataset is not None:
         path = Path(dataset) / SELECTION
         try:

@@ -1,7 +1,8 @@
 """``bqx train``: the training entrypoint SageMaker runs in the image (and the local launcher runs too).
 
 Reads channels ``train`` and ``validation`` (Parquet with the selected columns plus the target, and
-``selection.json`` in the train channel) and string hyperparameters; trains CatBoost; writes
+``selection.json`` in the train channel) and string hyperparameters; trains CatBoost (on every
+``fit_stride``-th training row, early-stopped on every validation row); writes
 ``model.cbm`` and its JSON export ``model.json``, ``selection.json``, ``meta.json`` (catalog version,
 settings hash, validation residual quantiles) and ``reference.parquet`` (a sample of training rows
 with predictions, the drift reference) to the model dir; the same data and settings give the same
@@ -24,6 +25,7 @@ import pandas as pd
 
 from bqx.artifacts import META, REFERENCE, SELECTION
 from bqx.model_package import save_model
+from bqx.splits import thinned
 from bqx.train.contract import OptMl
 
 REFERENCE_ROWS = 5_000
@@ -44,6 +46,7 @@ def _checkpointing(opt: OptMl) -> dict:
 HYPERPARAMETER_TYPES: dict[str, type] = {
     "iterations": int, "depth": int, "learning_rate": float, "l2_leaf_reg": float, "border_count": int,
     "loss_function": str, "thread_count": int, "early_stopping_rounds": int, "random_seed": int,
+    "fit_stride": int,  # not CatBoost's: the fit learns from every k-th training row (bqx.splits.thinned)
 }
 
 
@@ -80,9 +83,13 @@ def train(opt: OptMl) -> dict:
         if missing:
             raise ValueError(f"channel {name!r} lacks column(s) {missing[:5]}")
     early = int(params.pop("early_stopping_rounds", 50))
+    stride = params.pop("fit_stride", 1)
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"hyperparameter 'fit_stride'={stride}: must be a positive integer")
+    fit = tr.iloc[thinned(0, len(tr), stride)]
     model = CatBoostRegressor(**params, verbose=False, **_checkpointing(opt))
     t0 = time.perf_counter()
-    model.fit(tr[features], tr[target], eval_set=(va[features], va[target]), early_stopping_rounds=early,
+    model.fit(fit[features], fit[target], eval_set=(va[features], va[target]), early_stopping_rounds=early,
               use_best_model=True)
     seconds = time.perf_counter() - t0
     resid = va[target].to_numpy() - model.predict(va[features])
@@ -97,6 +104,7 @@ def train(opt: OptMl) -> dict:
         "settings_hash": selection["settings_hash"],
         "best_iteration": int(model.get_best_iteration() or 0),
         "train_rows": len(tr),
+        "fit_rows": len(fit),
         "validation_rows": len(va),
         "validation_residual_quantiles": {q: float(np.quantile(resid, float(q))) for q in ("0.05", "0.5", "0.95")},
         "hyperparameters": opt.hyperparameters(),

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bqx.artifacts import META
+from bqx.config import TrainingSettings
 from bqx.model_package import write_tarball
 from bqx.train.contract import OptMl
 
@@ -20,9 +21,11 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-def hyperparameters_for(train_settings: dict[str, object], seed: int) -> dict[str, str]:
-    """SageMaker passes hyperparameters as strings; so do we, locally."""
-    return {**{k: str(v) for k, v in train_settings.items()}, "random_seed": str(seed)}
+def hyperparameters_for(training: TrainingSettings) -> dict[str, str]:
+    """The training job's hyperparameters: CatBoost's, its seed and the entrypoint's ``fit_stride``, as
+    strings, as SageMaker passes them (and so do we, locally)."""
+    return {**{k: str(v) for k, v in training.hyperparameters().items()}, "random_seed": str(training.seed),
+            "fit_stride": str(training.fit_stride)}
 
 
 def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_tarball: Path,

@@ -41,7 +41,7 @@ def run(dataset: PairDataset, settings: Settings, out_tarball: str | Path, backe
         settings = settings.replace(training=dataclasses.replace(settings.training, **tuned))
     frames = dataset.frames()  # once: the channels and the evaluation read the same rows
     with channels_of(dataset, frames) as channels:
-        hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
+        hp = hyperparameters_for(settings.training)
         if backend == "local":
             meta = train_local(channels, hp, Path(out_tarball))
         else:

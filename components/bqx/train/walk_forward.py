@@ -3,8 +3,9 @@
 The rows are the select stage's train, validation and test splits in time order (already cut with
 purge gaps). The out-of-sample span (from the first validation row to the end) is cut into
 ``walk_forward_folds`` consecutive blocks. Fold k trains a fresh CatBoost model, with the run's
-hyperparameters, on every row before block k less a purge gap, early-stopping on the last part of
-that window (the run's train/validation proportions, a purge gap between them), and predicts block k.
+hyperparameters, on the rows before block k less a purge gap (every ``fit_stride``-th row, as the
+train stage's fit), early-stopping on every row of that window's last part (the run's train/validation
+proportions, a purge gap between them), and predicts every row of block k.
 So every pooled prediction is made by a model that saw nothing at or after its row, and the pooled
 rows are about twice the test split, which is what makes a Sharpe ratio's error readable.
 The folds run where the train stage runs (the pod or laptop), whatever the training backend.
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.config import Settings
-from bqx.splits import purge_rows
+from bqx.splits import purge_rows, thinned
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def walk_forward(frames: list[pd.DataFrame], features: list[str], target: str, s
     for i, f in enumerate(folds(len(rows), len(frames[0]), settings)):
         model = CatBoostRegressor(**params, random_seed=settings.training.seed, verbose=False,
                                   allow_writing_files=False)
-        model.fit(x[slice(*f.fit)], y[slice(*f.fit)], eval_set=(x[slice(*f.early)], y[slice(*f.early)]),
+        fit = thinned(*f.fit, settings.training.fit_stride)
+        model.fit(x[fit], y[fit], eval_set=(x[slice(*f.early)], y[slice(*f.early)]),
                   early_stopping_rounds=early, use_best_model=True)
         block = rows.iloc[slice(*f.test)].copy()
         block["prediction"] = model.predict(x[slice(*f.test)])

@@ -1,7 +1,7 @@
 """Tuning on this machine: Optuna's TPE sampler (seeded with ``training.seed``) over the search space,
-each trial a CatBoost fit on the train split early-stopped on the validation split; the median pruner
-stops a trial whose validation RMSE, reported every ``REPORT_EVERY`` iterations, trails the median of
-earlier trials at the same iteration."""
+each trial a CatBoost fit on the train split (every ``training.fit_stride``-th row, as training fits)
+early-stopped on the validation split; the median pruner stops a trial whose validation RMSE, reported
+every ``REPORT_EVERY`` iterations, trails the median of earlier trials at the same iteration."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from bqx.config import Settings
 from bqx.dataset import PairDataset
+from bqx.splits import thinned
 from bqx.tune.space import NAMES, suggest
 from bqx.tune.summary import Trial
 
@@ -41,7 +42,8 @@ def tune_local(dataset: PairDataset, settings: Settings, trials: int) -> tuple[d
     features, target = dataset.features, dataset.target
     frames = dataset.frames(("train", "val"))
     tr, va = frames["train"], frames["val"]
-    xtr, ytr = tr[features].to_numpy(np.float32), tr[target].to_numpy()
+    fit = thinned(0, len(tr), settings.training.fit_stride)  # as the train stage's fit learns
+    xtr, ytr = tr[features].to_numpy(np.float32)[fit], tr[target].to_numpy()[fit]
     xva, yva = va[features].to_numpy(np.float32), va[target].to_numpy()
     t = settings.training
     fixed = {"loss_function": t.loss_function, "thread_count": t.thread_count, "random_seed": t.seed}

@@ -39,7 +39,7 @@ def tuning_name(pair: str, selection: dict, static: dict[str, str], trials: int)
 def search_of(dataset: PairDataset, settings: Settings, pair: str) -> tuple[str, dict[str, str]]:
     """The tuning job's name and the training hyperparameters it starts from, for this pair's dataset."""
     selection = dataset.selection
-    hp = hyperparameters_for(settings.training.hyperparameters(), settings.training.seed)
+    hp = hyperparameters_for(settings.training)
     static = {k: v for k, v in hp.items() if k not in NAMES}
     return tuning_name(pair, selection, static, settings.training.tune_trials), hp
 
