@@ -1,5 +1,6 @@
-"""Three training settings measured by fit time against out-of-sample quality: ``training.border_count``
-(split candidates per feature), ``training.fit_stride`` (fits learn from every k-th row) and
+"""Training settings measured by fit time against out-of-sample quality: ``training.border_count``
+(split candidates per feature), ``training.fit_stride`` (fits learn from every k-th row),
+``training.early_stopping_rounds`` (iterations without improvement before a fit stops) and
 ``selection.rsm`` (the share of candidates the select stage's importance model scores at each split).
 
 Data: the seeded sample (the 28 pairs, or ``--pairs`` of them, x ``--days`` trading days of 1-minute
@@ -7,7 +8,7 @@ bars) and gym-anytrading's real EURUSD hourly bars of 2017, each through panel, 
 as the pipeline runs them. Then the walk-forward folds of the train stage (``bqx.train.walk_forward``:
 purged, expanding windows, early stopping on each window's tail) under each value, everything else the
 run's settings. Prints per value the fit time (all folds of all pairs) and its ratio to the reference
-(border_count 254, CatBoost's CPU default; fit_stride 1, every row), the pooled out-of-sample
+(border_count 254, CatBoost's CPU default; fit_stride 1, every row; 50 rounds), the pooled out-of-sample
 correlation of forecast and target, and the change of out-of-sample RMSE against the reference, fold by
 fold, averaged per pair, with its standard error across pairs. The yardstick is the model's own edge:
 on the sample, the walk-forward RMSE is about 1-2% under the zero forecast's.
@@ -15,6 +16,7 @@ Then, on the sample pairs, select runs again with each rsm (and once with rsm 1.
 the method's own variation): the importance fit's time, how many of the 250 chosen features agree with
 rsm 1.0's, and the walk-forward RMSE of models trained on each selection against rsm 1.0's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +37,8 @@ DAYS = 30
 BORDERS = (254, 64)
 RSMS = (1.0, 0.1)
 STRIDES = (1, 4, 10)
+PATIENCES = (50, 20)
+FIT_PARTS = ("border_count", "fit_stride", "early_stopping_rounds")
 
 
 Prepared = tuple[str, list[pd.DataFrame], list[str], str]  # pair, [train, val, test], chosen features, target
@@ -153,6 +157,8 @@ def fit_variants(part: str, settings: Settings) -> list[tuple[str, Settings]]:
     """The settings each part compares, the reference first."""
     if part == "border_count":
         return [(f"border_count {b}", settings.replace(border_count=b)) for b in BORDERS]
+    if part == "early_stopping_rounds":
+        return [(f"early_stopping_rounds {k}", settings.replace(early_stopping_rounds=k)) for k in PATIENCES]
     return [(f"fit_stride {k}", settings.replace(fit_stride=k)) for k in STRIDES]
 
 
@@ -161,7 +167,7 @@ def main() -> None:
     from bqx.sample import generate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("all", "border_count", "fit_stride", "rsm"), default="all",
+    parser.add_argument("--part", choices=("all", *FIT_PARTS, "rsm"), default="all",
                         help="measure one setting only (the sample pairs are extracted either way)")
     parser.add_argument("--seed-yardstick", action=argparse.BooleanOptionalAction, default=True,
                         help="select once more with rsm 1.0 under another seed (the method's own variation)")
@@ -179,7 +185,7 @@ def main() -> None:
         sample = Path(tmp) / "sample"
         extracted(generate(pairs, days=days, seed=7), sample, settings)
         print(f"sample pairs extracted: {len(pairs)} pairs x {days} days in {time.perf_counter() - t0:.1f} s")
-        fits = [p for p in ("border_count", "fit_stride") if part in ("all", p)]
+        fits = [p for p in FIT_PARTS if part in ("all", p)]
         if fits:  # the rsm part selects for itself
             data = [selected(sample, pair, settings, "dataset") for pair in pairs]
             for p in fits:

@@ -47,12 +47,27 @@ def folds(n_rows: int, oos_start: int, settings: Settings) -> list[Fold]:
     return out
 
 
+def feature_matrix(frames: list[pd.DataFrame], features: list[str]) -> np.ndarray:
+    """The frames' feature columns one after the other as one column-major float32 matrix, each value
+    copied once (CatBoost reads a matrix column by column when it quantises)."""
+    x = np.empty((sum(len(f) for f in frames), len(features)), dtype=np.float32, order="F")
+    lo = 0
+    for frame in frames:
+        for j, name in enumerate(features):
+            x[lo:lo + len(frame), j] = frame[name].to_numpy()
+        lo += len(frame)
+    return x
+
+
 def walk_forward(frames: list[pd.DataFrame], features: list[str], target: str, settings: Settings) -> pd.DataFrame:
-    """Pooled out-of-sample rows of every fold (the frames' columns plus ``prediction`` and ``fold``)."""
+    """Pooled out-of-sample rows of every fold: the frames' columns other than the features, plus
+    ``prediction`` and ``fold``."""
     from catboost import CatBoostRegressor
 
-    rows = pd.concat(frames, ignore_index=True)
-    x, y = rows[features].to_numpy(dtype=np.float32), rows[target].to_numpy(dtype=np.float64)
+    x = feature_matrix(frames, features)
+    chosen = set(features)
+    rows = pd.concat([f[[c for c in f.columns if c not in chosen]] for f in frames], ignore_index=True)
+    y = rows[target].to_numpy(dtype=np.float64)
     parts = []
     params = settings.training.hyperparameters()
     early = params.pop("early_stopping_rounds")
