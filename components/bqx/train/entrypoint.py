@@ -86,7 +86,7 @@ def train(opt: OptMl) -> dict:
     stride = params.pop("fit_stride", 1)
     if not isinstance(stride, int) or stride < 1:
         raise ValueError(f"hyperparameter 'fit_stride'={stride}: must be a positive integer")
-    fit = tr.iloc[thinned(0, len(tr), stride)]
+    fit = tr if stride == 1 else tr.iloc[thinned(0, len(tr), stride)]
     model = CatBoostRegressor(**params, verbose=False, **_checkpointing(opt))
     t0 = time.perf_counter()
     model.fit(fit[features], fit[target], eval_set=(va[features], va[target]), early_stopping_rounds=early,
