@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,22 @@ def test_fit_stride_thins_the_fit_but_not_early_stopping_or_the_drift_reference(
     assert len(loaded.reference) == 400  # the drift reference samples every training row
     with pytest.raises(TrainingFailed, match="'fit_stride'=0: must be a positive integer"):
         train_local(channels, {**HP, "fit_stride": "0"}, tmp_path / "bad.tar.gz")
+
+
+def test_channel_files_are_linked_on_one_file_system_and_copied_across(tmp_path: Path):
+    from bqx.train.local import _link_or_copy
+
+    src = tmp_path / "train.parquet"
+    src.write_bytes(b"PAR1" * 8)
+    _link_or_copy(str(src), str(tmp_path / "linked.parquet"))
+    assert (tmp_path / "linked.parquet").stat().st_ino == src.stat().st_ino
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        _link_or_copy(str(src), str(Path(other) / "copied.parquet"))
+        copied = Path(other) / "copied.parquet"
+        assert copied.read_bytes() == src.read_bytes() and copied.stat().st_ino != src.stat().st_ino
 
 
 def test_equal_inputs_give_byte_identical_packages(tmp_path: Path):

@@ -36,7 +36,7 @@ def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_
         opt.config_dir.mkdir(parents=True)
         opt.hyperparameters_file.write_text(json.dumps(hyperparameters))
         for name, src in channels.items():
-            shutil.copytree(src, opt.channel(name))
+            shutil.copytree(src, opt.channel(name), copy_function=_link_or_copy)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
         env["BQX_OPT_ML"] = root
         proc = subprocess.run([sys.executable, "-m", "bqx.train.entrypoint"], env=env, capture_output=True,
@@ -47,6 +47,15 @@ def train_local(channels: dict[str, Path], hyperparameters: dict[str, str], out_
         write_tarball(opt.model_dir, out_tarball)
         meta = json.loads((opt.model_dir / META).read_text())
         return {**meta, **_status(proc.stdout)}
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """The channel files as hard links where both trees share a file system (the entrypoint only reads
+    them), else copies: a pair-year's channels are hundreds of MB."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _status(stdout: str) -> dict:
