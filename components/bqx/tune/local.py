@@ -12,6 +12,7 @@ import numpy as np
 from bqx.config import Settings
 from bqx.dataset import PairDataset
 from bqx.splits import thinned
+from bqx.train.walk_forward import feature_matrix
 from bqx.tune.space import NAMES, suggest
 from bqx.tune.summary import Trial
 
@@ -43,8 +44,8 @@ def tune_local(dataset: PairDataset, settings: Settings, trials: int) -> tuple[d
     frames = dataset.frames(("train", "val"))
     tr, va = frames["train"], frames["val"]
     fit = thinned(0, len(tr), settings.training.fit_stride)  # as the train stage's fit learns
-    xtr, ytr = tr[features].to_numpy(np.float32)[fit], tr[target].to_numpy()[fit]
-    xva, yva = va[features].to_numpy(np.float32), va[target].to_numpy()
+    xtr, ytr = feature_matrix([tr], features)[fit], tr[target].to_numpy()[fit]
+    xva, yva = feature_matrix([va], features), va[target].to_numpy()
     t = settings.training
     fixed = {"loss_function": t.loss_function, "thread_count": t.thread_count, "random_seed": t.seed}
 
