@@ -97,6 +97,11 @@ def test_image_plan_builds_the_wheelhouse_then_every_image_with_one_tag():
         assert b.ref == f"registry.example/ml/bqx-{b.name}:2026.11.24" and b.dockerfile == "images/Dockerfile"
         assert b.target == (b.name if b.name in ("train", "serve") else "stage")
         assert b.buildargs["WHEELS_IMAGE"] == plan[0].ref
+    # serve copies the declared kernels the extract image compiled instead of compiling them again
+    kernels = {b.name: (b.buildargs.get("FEATURE_KERNELS"), b.buildargs.get("KERNELS_IMAGE"), b.needs) for b in plan}
+    assert kernels["extract"] == ("1", None, None)
+    assert kernels["serve"] == (None, "registry.example/ml/bqx-extract:2026.11.24", "extract")
+    assert {n for n, k in kernels.items() if k != (None, None, None)} == {"panel", "extract", "lag", "serve"}
 
 
 def test_images_install_exact_pinned_versions():
@@ -255,9 +260,23 @@ def test_build_chains_keep_images_of_one_kind_together_and_start_with_the_heavie
 
     chains = build_chains(build_context(ROOT, tmp_path), [b for b in image_plan(ROOT, "r", "t") if b.shipped])
     names = [[b.name for b in c] for c in chains]
-    assert ["panel", "extract", "lag"] in names  # one image under three names: built once, then cached
-    assert names[0] == ["serve"] and names[1] == ["drift"]
+    # one image under three names (built once, then cached), then serve, which copies its kernels
+    assert names[0] == ["panel", "extract", "lag", "serve"] and names[1] == ["drift"]
     assert sorted(n for c in names for n in c) == sorted(__import__("bqx.kubeflow.images", fromlist=["IMAGES"]).IMAGES)
+
+
+def test_bqx_images_only_serve_builds_the_extract_image_it_copies_the_kernels_from_first(monkeypatch):
+    from bqx.ship import build_images
+
+    engine = _DockerStandIn()
+    monkeypatch.setenv("DOCKER_HOST", engine.url)
+    try:
+        built = build_images(ROOT, "r", "t", only=["serve"], echo=lambda line: None, jobs=2)
+    finally:
+        engine.close()
+    assert [b["tag"] for b in engine.builds] == ["r/bqx-wheels:t", "r/bqx-extract:t", "r/bqx-serve:t"]
+    assert engine.builds[2]["buildargs"]["KERNELS_IMAGE"] == "r/bqx-extract:t"
+    assert [b.ref for b in built] == ["r/bqx-wheels:t", "r/bqx-extract:t", "r/bqx-serve:t"]
 
 
 def test_bqx_images_pushes_nothing_when_a_build_fails_and_stops_on_a_push_error(monkeypatch):

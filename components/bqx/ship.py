@@ -33,6 +33,7 @@ class ImageBuild:
     target: str | None
     ref: str
     buildargs: dict[str, str]
+    needs: str | None = None  # the image (by name) this build copies from, so it is built first
 
     @property
     def shipped(self) -> bool:
@@ -55,15 +56,19 @@ def image_extras(root: Path, name: str) -> str:
 
 def image_plan(root: Path, registry: str, tag: str, python_image: str = DEFAULT_PYTHON_IMAGE) -> list[ImageBuild]:
     """The wheelhouse first, then every image from it, all with one tag: pipeline stages on the ``stage``
-    target, ``train`` and ``serve`` on their own."""
+    target, ``train`` and ``serve`` on their own. The extract image compiles the declared feature kernels
+    and serve copies them from it (KERNELS_IMAGE) instead of compiling them again."""
     wheels = f"{registry}/bqx-wheels:{tag}"
     plan = [ImageBuild("wheels", "images/wheels/Dockerfile", None, wheels, {"PYTHON_IMAGE": python_image})]
     for name in IMAGES:
         args = {"PYTHON_IMAGE": python_image, "WHEELS_IMAGE": wheels, "EXTRAS": image_extras(root, name)}
+        needs = None
         if args["EXTRAS"] == image_extras(root, "extract"):  # the image extract shares with panel and lag
             args["FEATURE_KERNELS"] = "1"
+        if name == "serve":
+            args["KERNELS_IMAGE"], needs = image("extract", registry, tag), "extract"
         plan.append(ImageBuild(name, "images/Dockerfile", name if name in ("train", "serve") else "stage",
-                               image(name, registry, tag), args))
+                               image(name, registry, tag), args, needs))
     return plan
 
 
@@ -127,7 +132,10 @@ def build_images(root: Path, registry: str, tag: str, python_image: str = DEFAUL
     at a time, printing each build step; push the shipped ones once all are built. Returns them in plan
     order. Raises RuntimeError naming the image and the failing step."""
     client = engine()
-    plan = [b for b in image_plan(root, registry, tag, python_image) if not only or b.name in only or not b.shipped]
+    full = image_plan(root, registry, tag, python_image)
+    wanted = set(only or (b.name for b in full))
+    wanted |= {b.needs for b in full if b.name in wanted and b.needs}  # serve copies from extract
+    plan = [b for b in full if b.name in wanted or not b.shipped]
     unknown = sorted(set(only or ()) - {b.name for b in plan})
     if unknown:
         raise ValueError(f"no image named {', '.join(unknown)} (images: {', '.join(IMAGES)})")
@@ -175,17 +183,26 @@ def build_images(root: Path, registry: str, tag: str, python_image: str = DEFAUL
 
 def build_chains(context: Path, plan: list[ImageBuild]) -> list[list[ImageBuild]]:
     """Images that build the same (target, extras) share every layer, so each such group is one chain
-    built in order (the first builds, the rest reuse its cache); the chains are independent and go
-    longest first: the serve target (it also compiles the kernels and strips), then by how many
-    distributions the image installs (its requirements file in the build ``context``)."""
+    built in order (the first builds, the rest reuse its cache); an image that copies from another
+    (serve from extract) goes at the end of that one's chain. The chains are independent and go longest
+    first: those that compile the feature kernels, then by how many distributions their images install
+    (the requirements files in the build ``context``)."""
     groups: dict[tuple[str | None, str], list[ImageBuild]] = {}
     for b in plan:
         groups.setdefault((b.target, b.buildargs.get("EXTRAS", "")), []).append(b)
+    chains = list(groups.values())
+    for dependent in [c for c in chains if c[0].needs]:
+        host = next((c for c in chains if any(b.name == dependent[0].needs for b in c)), None)
+        if host is not None:
+            chains.remove(dependent)
+            host.extend(dependent)
 
-    def weight(key: tuple[str | None, str]) -> tuple[bool, int]:
-        return key[0] == "serve", len(requirements_file(context, key[1]).read_text().splitlines())
+    def weight(chain: list[ImageBuild]) -> tuple[bool, int]:
+        installs = {b.buildargs.get("EXTRAS", "") for b in chain}
+        return (any(b.buildargs.get("FEATURE_KERNELS") == "1" for b in chain),
+                sum(len(requirements_file(context, e).read_text().splitlines()) for e in installs))
 
-    return [groups[k] for k in sorted(groups, key=weight, reverse=True)]
+    return sorted(chains, key=weight, reverse=True)
 
 
 _STEP = re.compile(r"^(\[\d+/\d+\] )?(Step|STEP) \d+")  # Docker: "Step 3/9 :", podman: "[2/4] STEP 3/9:"
