@@ -5,7 +5,7 @@ import pytest
 from bqx.catalog import Catalog
 from bqx.config import SelectionSettings, Settings
 from bqx.dataset import PairDataset
-from bqx.lag import add_lags, sample_candidates
+from bqx.lag import add_lags, lagged_block, sample_block, sample_candidates
 from bqx.select import Quota, effective_quota, enforce_quota, select
 from bqx.splits import bounds, purge_rows, split
 
@@ -117,6 +117,15 @@ def test_lag_stage_samples_training_rows_only_and_plans_every_candidate(staged):
     wide = pd.read_parquet(root / "features" / "features.parquet")
     np.testing.assert_array_equal(cand["bqx.w15_bqx_return_lag61"].to_numpy(),
                                   wide["bqx.w15_bqx_return"].to_numpy(np.float32)[sample - 61])
+    # the select stage's block: any column order (a base's lags apart or together), each column as above
+    shuffled = list(np.random.default_rng(0).permutation(plan["columns"][40:])[:300]) + plan["columns"][:40]
+    block = sample_block(root / "features" / "features.parquet", shuffled, sample)
+    assert block.flags.f_contiguous and block.dtype == np.float32 and block.shape == (800, 340)
+    with pytest.raises(ValueError, match="twice"):
+        sample_block(root / "features" / "features.parquet", shuffled[:3] + shuffled[:1], sample)
+    np.testing.assert_array_equal(block, cand[shuffled].to_numpy())
+    with pytest.raises(ValueError, match="column-major float32 block of shape"):
+        lagged_block({"a.x": np.zeros(5, np.float32)}, np.arange(5), ["a.x"], out=np.zeros((5, 1)))
 
 
 def test_materialised_selection_equals_full_lagging(staged):

@@ -31,11 +31,16 @@ def candidate_columns(settings: Settings) -> list[str]:
     return Catalog(settings).candidate_names()
 
 
-def lagged_block(base: dict[str, np.ndarray], rows: np.ndarray, columns: list[str]) -> np.ndarray:
+def lagged_block(base: dict[str, np.ndarray], rows: np.ndarray, columns: list[str],
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Candidate values at the given row positions (any order) as one column-major float32 block, one
     column per candidate: ``x(row - k)`` of its base feature, NaN where ``row - k < 0``. Each value is
-    written once (``np.take`` into the block's column); every reader of lagged columns builds them here."""
-    block = np.empty((len(rows), len(columns)), dtype=np.float32, order="F")
+    written once (``np.take`` into the block's column, or into ``out``'s columns, a column-major float32
+    block of that shape); every reader of lagged columns builds them here."""
+    shape = (len(rows), len(columns))
+    if out is not None and (out.shape != shape or out.dtype != np.float32 or not out.flags.f_contiguous):
+        raise ValueError(f"lagged_block: out must be a column-major float32 block of shape {shape}")
+    block = np.empty(shape, dtype=np.float32, order="F") if out is None else out
     for j, col in enumerate(columns):
         c = parse(col)
         pos = rows - c.lag
@@ -108,23 +113,40 @@ def run(features_dir: str | Path, settings: Settings, out_dir: str | Path) -> La
     return LagSummary(len(head), len(columns), n, {k: len(v) for k, v in parts.items()})
 
 
-def sample_candidates(features_path: Path, columns: list[str], rows: np.ndarray, target: str,
-                      target_values: np.ndarray | None = None) -> pd.DataFrame:
-    """The target and every candidate on the sampled rows, a batch of base columns in memory at a time;
-    ``target_values`` is the target column of every row when the caller has already read it."""
+def sample_block(features_path: Path, columns: list[str], rows: np.ndarray) -> np.ndarray:
+    """Every candidate on the sampled rows as one column-major float32 block (columns in ``columns``'
+    order), a batch of base columns in memory at a time, each value written once into the block."""
+    where = {c: j for j, c in enumerate(columns)}
+    if len(where) < len(columns):
+        raise ValueError(f"sample_block: column {next(c for c in columns if columns.count(c) > 1)!r} is listed twice")
     by_base: dict[str, list[str]] = {}
     for c in columns:
         by_base.setdefault(base_name(c), []).append(c)
     bases = list(by_base)
-    values: dict[str, np.ndarray] = {}
+    block = np.empty((len(rows), len(columns)), dtype=np.float32, order="F")
     for lo in range(0, len(bases), COLUMN_BATCH):
         chunk = bases[lo:lo + COLUMN_BATCH]
-        names = [c for b in chunk for c in by_base[b]]
-        block = lagged_block(read_base(features_path, chunk), rows, names)
-        values.update(zip(names, block.T, strict=True))
+        base = read_base(features_path, chunk)
+        for b in chunk:  # a base's candidates are adjacent in the catalog's order; any order works
+            names = by_base[b]
+            js = [where[c] for c in names]
+            if js == list(range(js[0], js[0] + len(js))):
+                lagged_block(base, rows, names, out=block[:, js[0]:js[0] + len(js)])
+            else:
+                block[:, js] = lagged_block(base, rows, names)
+        del base
+    return block
+
+
+def sample_candidates(features_path: Path, columns: list[str], rows: np.ndarray, target: str,
+                      target_values: np.ndarray | None = None) -> pd.DataFrame:
+    """The target and every candidate on the sampled rows (:func:`sample_block`, not copied again);
+    ``target_values`` is the target column of every row when the caller has already read it."""
     y = target_values if target_values is not None else \
         pq.read_table(features_path, columns=[target]).column(target).to_numpy()
-    return pd.DataFrame({target: y[rows], **{c: values[c] for c in columns}})
+    frame = pd.DataFrame(sample_block(features_path, columns, rows), columns=columns, copy=False)
+    frame.insert(0, target, y[rows])
+    return frame
 
 
-__all__ = ["add_lags", "lagged_block", "materialise", "run", "sample_candidates"]
+__all__ = ["add_lags", "lagged_block", "materialise", "run", "sample_block", "sample_candidates"]

@@ -57,30 +57,41 @@ def enforce_quota(importance: dict[str, float], domains: dict[str, str], quota: 
     return sorted(chosen, key=lambda c: (-importance[c], c))
 
 
-def importance_catboost(x: pd.DataFrame, y: np.ndarray, seed: int, threads: int, rsm: float) -> dict[str, float]:
-    """PredictionValuesChange importances of a small CatBoost model (fast, handles NaN natively); each
-    split scores a random ``rsm`` share of the columns."""
+def importance_catboost(x: np.ndarray, y: np.ndarray, names: list[str], seed: int, threads: int,
+                        rsm: float) -> dict[str, float]:
+    """PredictionValuesChange importances of a small CatBoost model (fast, handles NaN natively) fitted
+    on ``x`` (rows x ``names``, ideally column-major float32, which CatBoost reads without converting);
+    each split scores a random ``rsm`` share of the columns."""
     from catboost import CatBoostRegressor
 
     model = CatBoostRegressor(iterations=80, depth=5, learning_rate=0.15, border_count=32, rsm=rsm,
                               random_seed=seed, thread_count=threads, verbose=False, allow_writing_files=False)
     model.fit(x, y)
-    return dict(zip(x.columns, (float(v) for v in model.get_feature_importance()), strict=True))
+    return dict(zip(names, (float(v) for v in model.get_feature_importance()), strict=True))
 
 
 def select(sample: pd.DataFrame, settings: Settings) -> dict:
     """Select features from a sample of training rows (candidates + target); returns ``selection.json``."""
+    candidates = [c for c in sample.columns if "." in c]  # features are {table}.{name}; the rest is bookkeeping
+    x = np.asfortranarray(sample[candidates].to_numpy(np.float32))
+    return select_matrix(x, sample[settings.features.target_name].to_numpy(), candidates, settings)
+
+
+def select_matrix(x: np.ndarray, y: np.ndarray, candidates: list[str], settings: Settings) -> dict:
+    """Select features from sampled training rows: ``x`` the candidates (rows x ``candidates``,
+    column-major float32), ``y`` the target; returns ``selection.json``. At most ``selection.sample_rows``
+    of the rows are used, drawn with the selection seed (all of them when there are no more)."""
     catalog = Catalog(settings)
     target = settings.features.target_name
-    candidates = [c for c in sample.columns if "." in c]  # features are {table}.{name}; the rest is bookkeeping
     domains = {c: catalog.domain_of(c) for c in candidates}
     available = {d: sum(1 for c in candidates if domains[c] == d) for d in DOMAINS}
     quota = effective_quota(available, settings)
     rng = np.random.default_rng(settings.selection.seed)
-    n = min(settings.selection.sample_rows, len(sample))
-    rows = np.sort(rng.choice(len(sample), size=n, replace=False))
-    part = sample.iloc[rows]
-    importance = importance_catboost(part[candidates], part[target].to_numpy(), settings.selection.seed,
+    n = min(settings.selection.sample_rows, len(y))
+    rows = np.sort(rng.choice(len(y), size=n, replace=False))
+    if n < len(y):  # all rows otherwise (the draw is then every row in order): no copy
+        x, y = np.asfortranarray(x[rows]), y[rows]
+    importance = importance_catboost(x, np.asarray(y), candidates, settings.selection.seed,
                                      settings.selection.thread_count, settings.selection.rsm)
     chosen = enforce_quota(importance, domains, quota)
     return {
@@ -133,7 +144,7 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
 
     from bqx.dataset import define
     from bqx.io import read_json, write_json
-    from bqx.lag import sample_candidates
+    from bqx.lag import sample_block
 
     cdir = Path(candidates_dir)
     splits = read_json(cdir / SPLITS)
@@ -141,9 +152,8 @@ def run(candidates_dir: str | Path, features_dir: str | Path, pair: str, setting
     columns = read_json(cdir / LAG_PLAN)["columns"]
     target_name = settings.features.target_name
     target = pq.read_table(fpath, columns=[target_name]).column(0).to_numpy()
-    sample = sample_candidates(fpath, columns, np.asarray(splits["sample_rows"], dtype=np.int64), target_name,
-                               target)
-    result = select(sample, settings)
+    sampled = np.asarray(splits["sample_rows"], dtype=np.int64)
+    result = select_matrix(sample_block(fpath, columns, sampled), target[sampled], columns, settings)
     result["pair"] = pair
     f = settings.features
     head = [TIME, *(target_column(f.target_window, h) for h in f.horizons), *evaluation_columns(settings)]
