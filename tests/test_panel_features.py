@@ -37,8 +37,9 @@ def test_strength_is_the_design_formula_and_explains_every_pair(panel):
 def test_panel_round_trips_through_parquet(panel, tmp_path):
     back = load_panel(save_panel(panel, tmp_path / "panel.parquet"))
     assert back.pairs == panel.pairs
-    np.testing.assert_array_equal(back.g, panel.g)
-    np.testing.assert_array_equal(back.ts_ns, panel.ts_ns)
+    for field in ("ts_ns", "logp", "r", "dbqx", "g", "gb"):  # NaN where written (uncovered currencies, first rows)
+        np.testing.assert_array_equal(getattr(back, field), getattr(panel, field))
+    assert back.g.flags.f_contiguous and back.dbqx.flags.f_contiguous  # the kernels read whole columns in place
 
 
 def test_partial_panel_leaves_uncovered_currencies_nan():

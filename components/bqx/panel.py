@@ -138,14 +138,20 @@ def save_panel(panel: Panel, path: str | Path) -> Path:
 
 
 def load_panel(path: str | Path) -> Panel:
-    df = pd.read_parquet(path)
-    pairs = tuple(c.split(".", 1)[1] for c in df.columns if c.startswith("logp."))
+    """The panel :func:`save_panel` wrote; each column goes from Arrow into its block once (no DataFrame)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    pairs = tuple(c.split(".", 1)[1] for c in table.column_names if c.startswith("logp."))
 
     def block(prefix: str, labels: tuple[str, ...]) -> np.ndarray:
-        return df[[f"{prefix}.{x.lower()}" for x in labels]].to_numpy(dtype=np.float64)
+        out = np.empty((table.num_rows, len(labels)), order="F")  # a column per pair or currency, contiguous
+        for j, x in enumerate(labels):
+            out[:, j] = table.column(f"{prefix}.{x.lower()}").to_numpy()  # nulls (NaN written) back as NaN
+        return out
 
-    return Panel(pd.DatetimeIndex(df["ts_utc"]).asi8, pairs, block("logp", pairs), block("r", pairs),
-                 block("dbqx", pairs), block("g", CURRENCIES), block("gb", CURRENCIES))
+    return Panel(pd.DatetimeIndex(table.column("ts_utc").to_pandas()).asi8, pairs, block("logp", pairs),
+                 block("r", pairs), block("dbqx", pairs), block("g", CURRENCIES), block("gb", CURRENCIES))
 
 
 def all_triangles() -> list[tuple[str, str, str]]:
