@@ -91,6 +91,18 @@ class PairDataset:
         return out
 
 
+def feature_matrix(frames: list[pd.DataFrame], features: list[str]) -> np.ndarray:
+    """The frames' feature columns one after the other as one column-major float32 matrix, each value
+    copied once (CatBoost reads a matrix column by column when it quantises)."""
+    x = np.empty((sum(len(f) for f in frames), len(features)), dtype=np.float32, order="F")
+    lo = 0
+    for frame in frames:
+        for j, name in enumerate(features):
+            x[lo:lo + len(frame), j] = frame[name].to_numpy()
+        lo += len(frame)
+    return x
+
+
 def define(selection: dict, head: list[str], splits: dict[str, list[int]]) -> dict:
     """``selection`` with what opening it over the features needs: the bookkeeping columns and each
     split's ``[first, end)`` row range of the features file."""

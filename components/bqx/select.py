@@ -17,6 +17,7 @@ from bqx.artifacts import FEATURES, LAG_PLAN, ONLINE_STATE, SELECTION, SPLIT_NAM
 from bqx.catalog import DOMAINS, Catalog
 from bqx.columns import TIME, target_column
 from bqx.config import Settings
+from bqx.dataset import feature_matrix
 from bqx.targets import evaluation_columns
 
 
@@ -73,8 +74,8 @@ def importance_catboost(x: np.ndarray, y: np.ndarray, names: list[str], seed: in
 def select(sample: pd.DataFrame, settings: Settings) -> dict:
     """Select features from a sample of training rows (candidates + target); returns ``selection.json``."""
     candidates = [c for c in sample.columns if "." in c]  # features are {table}.{name}; the rest is bookkeeping
-    x = np.asfortranarray(sample[candidates].to_numpy(np.float32))
-    return select_matrix(x, sample[settings.features.target_name].to_numpy(), candidates, settings)
+    return select_matrix(feature_matrix([sample], candidates), sample[settings.features.target_name].to_numpy(),
+                         candidates, settings)
 
 
 def select_matrix(x: np.ndarray, y: np.ndarray, candidates: list[str], settings: Settings) -> dict:

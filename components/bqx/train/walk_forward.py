@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bqx.config import Settings
+from bqx.dataset import feature_matrix
 from bqx.splits import purge_rows, thinned
 
 
@@ -45,18 +46,6 @@ def folds(n_rows: int, oos_start: int, settings: Settings) -> list[Fold]:
             continue
         out.append(Fold((0, n_fit), (n_fit + gap, window), (lo, hi)))
     return out
-
-
-def feature_matrix(frames: list[pd.DataFrame], features: list[str]) -> np.ndarray:
-    """The frames' feature columns one after the other as one column-major float32 matrix, each value
-    copied once (CatBoost reads a matrix column by column when it quantises)."""
-    x = np.empty((sum(len(f) for f in frames), len(features)), dtype=np.float32, order="F")
-    lo = 0
-    for frame in frames:
-        for j, name in enumerate(features):
-            x[lo:lo + len(frame), j] = frame[name].to_numpy()
-        lo += len(frame)
-    return x
 
 
 def walk_forward(frames: list[pd.DataFrame], features: list[str], target: str, settings: Settings) -> pd.DataFrame:

@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from bqx.config import Settings
-from bqx.dataset import PairDataset
+from bqx.dataset import PairDataset, feature_matrix
 from bqx.splits import thinned
-from bqx.train.walk_forward import feature_matrix
 from bqx.tune.space import NAMES, suggest
 from bqx.tune.summary import Trial
 
