@@ -8,7 +8,8 @@ KFP's executor, artifact copies), the imports the prefork server does once for a
 (bqx.kubeflow.prefork), the peak memory of the whole process tree (proportional set size: pages the
 forked tasks share with the server counted once) and the disk the run left.
 The per-task figures come from the stages' own progress lines, which end with
-``(work W s, task T s, peak P GB)`` (``bqx.progress``).
+``(work W s, task T s, cpu C s, peak P GB)`` (``bqx.progress``): a task's processor time against its
+task time tells waiting for a core (more tasks than cores) from doing more work.
 
     python bench/pipeline.py                  # 28 pairs x 259 days (about half an hour here)
     python bench/pipeline.py --pairs 4 --days 20
@@ -135,6 +136,7 @@ def main() -> None:
         print(f"{stage} tasks: {len(rows)} count")
         print(f"{stage} task time (sum): {task_s:.1f} s")
         print(f"{stage} task time (longest): {max(r['task'] for r in rows):.1f} s")
+        print(f"{stage} processor time (sum): {sum(r['cpu'] for r in rows):.1f} s")
         print(f"{stage} work share: {sum(r['work'] for r in rows) / task_s:.2f} ratio")
         print(f"{stage} peak RSS (largest task): {max(r['peak'] for r in rows):.2f} GB")
     chains = collections.defaultdict(float)
@@ -150,10 +152,16 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"task time (sum over tasks): {all_task:.1f} s")
     print(f"stage work (sum over tasks): {all_work:.1f} s")
+    print(f"processor time (sum over tasks): {sum(t['cpu'] for t in tasks):.1f} s")
     print(f"outside the stages' work (start-up, imports, executor): {1 - all_work / all_task:.2f} ratio")
     print(f"cores busy with tasks: {all_task / (cores * run_wall):.2f} ratio")
     if prefork:
         print(f"prefork server imports (once, beside the first tasks): {prefork[1]} s")
+    import resource
+
+    whole = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"processor time of the whole run (every process): {whole.ru_utime + whole.ru_stime:.1f} s")
+    print(f"of which system time: {whole.ru_stime:.1f} s")
     print(f"peak PSS (whole process tree): {peak[0] / 1e9:.2f} GB")
     print(f"disk left by the run: {disk / 1e9:.2f} GB")
     print(f"disk per pair: {disk / max(args.pairs, 1) / 1e9:.2f} GB")
