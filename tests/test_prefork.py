@@ -29,6 +29,15 @@ def probe(fail: bool, x: int) -> str:
     return f"{x * 2} {os.getppid()} {'evidently' in sys.modules} {os.environ.get('_KFP_RUNTIME')} {np.random.random()}"
 
 
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def kernels_probe() -> str:
+    import os
+
+    from bqx.features import hmm_regime, spec
+
+    return f"{os.getppid()} {len(spec._KERNELS)} {len(hmm_regime._baum_welch.signatures)}"
+
+
 def launcher(component: object) -> list[str]:
     container = component.component_spec.implementation.container  # type: ignore[attr-defined]
     return [*container.command, *container.args]
@@ -66,6 +75,20 @@ def test_tasks_are_forked_from_the_warm_server_with_their_output_and_status(tmp_
     assert server.proc.returncode is not None and not Path(server.dir).exists()  # stopped with the run
 
 
+def test_with_the_runs_settings_tasks_find_the_feature_kernels_loaded(tmp_path):
+    """The server runs a short extract with the run's settings before the stages' later imports: a task
+    forked after it has the declared kernels and the hand-written numba functions (the HMM fit) loaded."""
+    from bqx.config import Settings
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=True)
+    with _forked_tasks(Runner("subprocess"), tmp_path, Settings().to_json()) as server:
+        assert server is not None
+        wait_ready(tmp_path / "prefork.log", timeout=900)  # a machine without numba's cache compiles them
+        parent, kernels, fits = map(int, kernels_probe().output.split())
+        assert parent == server.proc.pid and kernels >= 16 and fits == 1
+    assert "prefork: feature kernels ready in " in (tmp_path / "prefork.log").read_text()
+
+
 def test_without_the_server_every_task_runs_as_a_subprocess(tmp_path, capsys, monkeypatch):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=True)
     monkeypatch.setenv("BQX_PREFORK", "0")
@@ -98,5 +121,6 @@ def test_the_server_is_private_and_declines_what_it_cannot_run_exactly(tmp_path,
 def test_every_preloaded_module_exists():
     import importlib.util
 
-    missing = [m for m in prefork.FIRST + prefork.PRELOAD if importlib.util.find_spec(m) is None]
+    modules = [m for m in prefork.FIRST + prefork.PRELOAD if m != prefork.WARM_KERNELS]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     assert not missing, f"PRELOAD names modules that do not exist: {missing}"

@@ -346,7 +346,8 @@ def _run(pipeline: object, name: str, run_dir: Path, term: io.TextIOBase, runner
             local.init(runner=_kfp_runner(runner, run_dir, arguments), pipeline_root=str(run_dir),
                        raise_on_error=False)
             try:
-                with _python_in_command_only(), _task_outputs_into_loops(), _forked_tasks(runner, run_dir):
+                with _python_in_command_only(), _task_outputs_into_loops(), \
+                        _forked_tasks(runner, run_dir, str(arguments.get("settings_json") or "{}")):
                     pipeline(**arguments)  # type: ignore[operator]
             finally:
                 builtins.print = real_print
@@ -464,9 +465,11 @@ def _python_in_command_only() -> Iterator[None]:
 
 
 @contextmanager
-def _forked_tasks(runner: Runner, run_dir: Path) -> Iterator[prefork.Prefork | None]:
+def _forked_tasks(runner: Runner, run_dir: Path, settings_json: str | None = None
+                  ) -> Iterator[prefork.Prefork | None]:
     """With the subprocess runner, tasks are forked from a process that has the stages' imports done
-    (:mod:`bqx.kubeflow.prefork`) instead of each starting a cold Python; its own lines go to
+    and the feature kernels warmed with the run's settings (:mod:`bqx.kubeflow.prefork`) instead of each
+    starting a cold Python; its own lines go to
     ``prefork.log`` in the run directory. ``BQX_PREFORK=0`` starts every task as a subprocess. Yields
     the server, or None when there is none."""
     if runner.kind != "subprocess" or os.environ.get("BQX_PREFORK", "1") == "0" or not prefork.supported():
@@ -474,7 +477,7 @@ def _forked_tasks(runner: Runner, run_dir: Path) -> Iterator[prefork.Prefork | N
         return
     from kfp.local import subprocess_task_handler as handler
 
-    server = prefork.Prefork(run_dir / "prefork.log")
+    server = prefork.Prefork(run_dir / "prefork.log", settings_json)
     original = handler.run_local_subprocess
 
     def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:

@@ -6,7 +6,9 @@ task (Evidently's import), more than the work itself of most tasks on the sample
 imports what the stages import once, then forks one child per task; the child runs kfp's executor on
 the task's own command line as the subprocess would (its own process in the run's process group, its
 output and exit status handed to kfp.local), so the stage code, its inputs and its isolation from the
-other tasks are unchanged.
+other tasks are unchanged. Given the run's settings, the server also runs a short extract after
+importing ``bqx.extract``, so every numba function of the features is compiled or loaded once there and
+the extract tasks find them ready.
 
 A task runs as a subprocess as before when the server is not listening yet (the server imports in
 the background and the first tasks need not wait), when kfp.local would give it environment variables,
@@ -40,8 +42,12 @@ from pathlib import Path
 # What the stages import, in the order the pipeline reaches them; the server imports these while it
 # waits for tasks, so a task forked later finds them loaded. A task that arrives during one import waits
 # for it to end: Evidently's own dependencies come first, so its import (about 4.5 s) is paid in parts.
-PRELOAD = ("pandas", "pyarrow.parquet", "bqx.ingest", "bqx.panel", "bqx.pair_status", "bqx.extract", "bqx.lag",
-           "catboost", "bqx.select", "bqx.tune", "bqx.dataset", "bqx.train.run", "bqx.train.evaluate",
+# WARM_KERNELS is not a module: there the server runs a short extract (bqx.extract.warm_extract) with the run's
+# settings, so the extract tasks find every numba function compiled and loaded instead of each loading them
+# from numba's cache (or, on a machine that has no cache yet, each compiling them).
+WARM_KERNELS = "feature kernels"
+PRELOAD = ("pandas", "pyarrow.parquet", "bqx.ingest", "bqx.panel", "bqx.pair_status", "bqx.extract", WARM_KERNELS,
+           "bqx.lag", "catboost", "bqx.select", "bqx.tune", "bqx.dataset", "bqx.train.run", "bqx.train.evaluate",
            "bqx.pictures", "matplotlib.pyplot", "bqx.drift.run", "scipy.stats", "sklearn", "evidently",
            "evidently.metrics", "bqx.deploy")
 LAUNCHER = "kfp.dsl.executor_main"  # the module kfp's lightweight-component command line runs
@@ -68,12 +74,16 @@ class Prefork:
     """Starts the server; :meth:`run` has a task forked by it, or returns None when it should run as a
     subprocess instead."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, settings_json: str | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="bqx-prefork-")  # mode 0700; short, for the 108-byte socket path limit
         self.path = os.path.join(self.dir, "socket")
         self.env = dict(os.environ)
+        argv = [sys.executable, "-m", "bqx.kubeflow.prefork", self.path]
+        if settings_json is not None:  # the run's settings, for the feature kernels' warm-up
+            argv.append(os.path.join(self.dir, "settings.json"))
+            Path(argv[-1]).write_text(settings_json)
         with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bqx.kubeflow.prefork", self.path],
+            self.proc = subprocess.Popen(argv,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def run(self, full_command: list[str], env_vars: dict[str, str] | None,
@@ -124,9 +134,10 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes:
 
 
 # -- the server ---------------------------------------------------------------------------------------------
-def serve(path: str) -> None:
+def serve(path: str, settings_path: str | None = None) -> None:
     """Import, listen on ``path``, fork a child per task and send each task's exit status back; import the
-    rest of PRELOAD whenever no task is waiting. Dies with its parent (the local runner)."""
+    rest of PRELOAD whenever no task is waiting, warming the feature kernels with the settings in
+    ``settings_path`` (none: skipped). Dies with its parent (the local runner)."""
     signal_on_parent_death(signal.SIGKILL)
     t0 = time.perf_counter()
     for name in FIRST:
@@ -143,7 +154,10 @@ def serve(path: str) -> None:
         if not events and pending:
             name = pending.pop(0)
             try:
-                importlib.import_module(name)
+                if name == WARM_KERNELS:
+                    _warm_kernels(settings_path)
+                else:
+                    importlib.import_module(name)
             except Exception as err:  # noqa: BLE001 - a stage that needs it fails on its own import, and says so
                 print(f"prefork: {name} not preloaded: {type(err).__name__}: {err}", flush=True)
             if not pending:
@@ -160,6 +174,16 @@ def serve(path: str) -> None:
                 _, status = os.waitpid(pid, 0)
                 with contextlib.suppress(OSError), conn:
                     conn.sendall(_STATUS.pack(os.waitstatus_to_exitcode(status)))
+
+
+def _warm_kernels(settings_path: str | None) -> None:
+    if settings_path is None:
+        return
+    from bqx.config import Settings
+    from bqx.extract import warm_extract
+
+    seconds = warm_extract(Settings.from_json(Path(settings_path).read_text()))
+    print(f"prefork: feature kernels ready in {seconds:.1f} s", flush=True)
 
 
 def _accept(listener: socket.socket, sel: selectors.BaseSelector) -> None:
@@ -243,4 +267,4 @@ def signal_on_parent_death(sig: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
