@@ -41,14 +41,14 @@ def test_each_cost_line_is_measured_time_times_a_dated_price():
     train_hours = 28 * 2 * TASK_SECONDS_PER_PAIR_YEAR["train"] / 3600  # 28 jobs, 2 years of bars each
     assert line["training"] == pytest.approx(20 * train_hours * m5)
     assert line["tuning"] == pytest.approx(3 * line["training"])
-    data_s = 28 * 2 * (35.2 + 0.6 + 12.5 + 8.9) + 5.6 + 14.1 + 1.2
+    data_s = 28 * 2 * (21.2 + 0.1 + 7.9 + 4.6) + 4.3 + 6.2 + 0.5
     assert line["processing"] == pytest.approx(20 * data_s / 3600 * m5)
     assert line["storage"] == pytest.approx(50 * 0.023)
     assert cost.total == pytest.approx(sum(line.values()))
     assert line["batch"] == 0.0  # no bqx-predict runs asked for
     batch = {c.name: c for c in monthly(s, prices, "ml.m5.large", runs=20.0, batch_runs=4).lines}["batch"]
-    assert batch.usd == pytest.approx(4 * (28 * 1.14 + 5.6) / 3600 * m5)  # bench/predict.py's month of a pair
-    assert batch.detail.startswith("4 bqx-predict runs x 38 s (a month of 28 pairs)")
+    assert batch.usd == pytest.approx(4 * (28 * 1.14 + 4.3) / 3600 * m5)  # bench/predict.py's month of a pair
+    assert batch.detail.startswith("4 bqx-predict runs x 36 s (a month of 28 pairs)")
     bigger = s.replace(autoscale_min=2, endpoint_instance_type="ml.m5.xlarge")
     up = monthly(bigger, prices, "ml.m5.large", runs=20.0)
     m5x = next(p.usd_per_hour for p in prices if p.name == "ml.m5.xlarge")

@@ -20,10 +20,10 @@ HOURS_PER_MONTH = 730.0  # 365 x 24 / 12
 GB = 10**9
 
 # Task time per pair-year of one-minute bars, in seconds: `python bench/pipeline.py` (28 pairs x 259
-# days), 2026-12-04 (session 18, training.fit_stride 4), two tasks at a time on 2 cores, CatBoost on 2
+# days), 2026-12-04 (session 20, training.fit_stride 4), two tasks at a time on 2 cores, CatBoost on 2
 # threads: each stage's task time summed over its tasks / 28 (ingest, panel and deploy run once per run).
-TASK_SECONDS_PER_PAIR_YEAR = {"extract": 35.2, "lag": 0.6, "select": 12.5, "train": 40.1, "drift": 8.9}
-TASK_SECONDS_PER_RUN = {"ingest": 5.6, "panel": 14.1, "deploy": 1.2}
+TASK_SECONDS_PER_PAIR_YEAR = {"extract": 21.2, "lag": 0.1, "select": 7.9, "train": 26.8, "drift": 4.6}
+TASK_SECONDS_PER_RUN = {"ingest": 4.3, "panel": 6.2, "deploy": 0.5}
 # Batch prediction of one month of one pair's bars with a 250-feature model: `python bench/predict.py`
 # (28 pairs x 22 trading days in one process), 2026-12-02 (session 10).
 PREDICT_SECONDS_PER_PAIR_MONTH = 1.14
