@@ -205,10 +205,12 @@ def test_market_and_engine_with_every_table_follow_the_batch_engine(market_bars,
     assert engine.nbytes <= per_pair and market.nbytes <= market_bytes
 
 
-def test_a_declared_cross_pair_table_follows_grid_rows_the_pair_has_no_bar_at(market_bars, monkeypatch):
-    """error_correction carries state over every grid row. Here eurgbp has no bar for 2,200 minutes, longer
-    than the market keeps, while the other pairs trade and the market compacts (every 16 rows): the table
-    steps the rows compaction drops before they go, and at eurgbp's next bars it equals extract's table."""
+@pytest.mark.parametrize("table", ["error_correction", "correlation_idx"])
+def test_a_stateful_cross_pair_table_follows_grid_rows_the_pair_has_no_bar_at(market_bars, monkeypatch, table):
+    """error_correction (declared) and correlation_idx (window sums) carry state over every grid row. Here
+    eurgbp has no bar for 2,200 minutes, longer than the market keeps, while the other pairs trade and the
+    market compacts (every 16 rows): the table steps the rows compaction drops before they go, and at
+    eurgbp's next bars it equals extract's table."""
     monkeypatch.setattr("bqx.serving.market.COMPACT_EVERY", 16)
     settings, pair = Settings(), "eurgbp"
     bars = dict(market_bars)
@@ -218,10 +220,10 @@ def test_a_declared_cross_pair_table_follows_grid_rows_the_pair_has_no_bar_at(ma
     bars[pair], times[pair] = keep.reset_index(drop=True), keep["ts_utc"].astype("int64").to_numpy()
     panel = build_panel(bars, settings)
     _, inp = pair_inputs(bars[pair], settings, pair, panel=panel)
-    want = FAMILIES["error_correction"].compute(inp, settings)
+    want = FAMILIES[table].compute(inp, settings)
     cut = grid[-2240]
     market = Market({p: b[times[p] < cut] for p, b in bars.items()}, settings, market_keep(settings))
-    engine = PairEngine(pair, bars[pair][times[pair] < cut], ["error_correction"], settings, max_lag=61,
+    engine = PairEngine(pair, bars[pair][times[pair] < cut], [table], settings, max_lag=61,
                         market=market)
     offset, checked = market.offset, 0
     closes = {p: b["close"].to_numpy() for p, b in bars.items()}
@@ -231,7 +233,7 @@ def test_a_declared_cross_pair_table_follows_grid_rows_the_pair_has_no_bar_at(ma
         row = np.flatnonzero(times[pair] == t)
         if len(row):
             engine.update(_bar(bars[pair].iloc[row[0]]), int(t))
-            got = np.array([engine.history[f"error_correction.{k}"][-1] for k in want])
+            got = np.array([engine.history[f"{table}.{k}"][-1] for k in want])
             np.testing.assert_allclose(got, [want[k][row[0]] for k in want], rtol=1e-6, atol=1e-9, equal_nan=True)
             checked += 1
     assert market.offset > offset + market_keep(settings) and checked == 40 and np.isfinite(got).all()

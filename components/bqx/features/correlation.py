@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bqx.config import Settings
 from bqx.features import latest as lt
 from bqx.features import primary
 from bqx.features.family import Family, Online, on_pair_rows
-from bqx.pairs import CURRENCIES, split_pair
+from bqx.pairs import CURRENCIES, PAIRS, split_pair
 from bqx.panel import Panel
 
 WINDOWS: tuple[int, ...] = (60, 240, 1440)
@@ -32,13 +33,13 @@ def names() -> list[str]:
 
 def compute(panel: Panel, pair: str, domain: str) -> dict[str, np.ndarray]:
     """The table on the panel grid: one pass per window keeps the window sums of x against every
-    currency strength and every pair (exact refresh every W rows) and writes each row through the same
-    function the online step uses (:func:`_window_features`)."""
+    currency strength and every pair (exact refresh every W rows), through the same functions, in the
+    same order, as the online step."""
     series = np.ascontiguousarray(panel.r if domain == "idx" else panel.dbqx, dtype=np.float64)
     strength = np.ascontiguousarray(panel.g if domain == "idx" else panel.gb, dtype=np.float64)
     col, groups = online_params(pair, tuple(panel.pairs))
     out = np.full((len(names()), len(panel.ts_ns)), np.nan)
-    _batch(series[:, col].copy(), np.hstack([strength, series]), strength.shape[1], groups, out)
+    _batch(series, strength, col, groups, out)
     return dict(zip(names(), out, strict=True))
 
 
@@ -94,74 +95,110 @@ def _window_features(wi: int, w: int, sx: float, sxx: float, sy: np.ndarray, syy
         out[j + 3] = out[j + 4] = out[j + 5] = out[j + 6] = np.nan
 
 
-@njit(cache=True)
-def _column(i: int, c: int, n_cur: int, series: np.ndarray, strength: np.ndarray) -> float:
-    return strength[i, c] if c < n_cur else series[i, c - n_cur]
+# A window's sums: ``xs`` for x (sum, sum of squares, count of non-zero terms, count of non-finite ones),
+# ``ys`` one column per y column, rows: sum, sum of squares, sum of x*y, count of non-finite terms, count
+# of non-zero y, count of non-zero x*y.
+X_SUMS, Y_SUMS = 4, 6
+MAX_COLUMNS = len(CURRENCIES) + len(PAIRS)  # the online state's y columns: 8 strengths and up to 28 pairs
+BLOCK = 1 + X_SUMS + Y_SUMS * MAX_COLUMNS  # one window's online state: rows pushed, then its sums
+
+
+@njit(cache=True, inline="always")
+def _push_y(sign: float, x: float, y: float, ys: np.ndarray, c: int) -> None:
+    if np.isfinite(y):
+        ys[0, c] += sign * y
+        ys[1, c] += sign * y * y
+        ys[2, c] += sign * x * y
+        ys[4, c] += sign * (y != 0.0)
+        ys[5, c] += sign * (x * y != 0.0)
+    else:
+        ys[3, c] += sign
+
+
+@njit(cache=True, inline="always")
+def _push(sign: float, i: int, col: int, series: np.ndarray, strength: np.ndarray, xs: np.ndarray,
+          ys: np.ndarray) -> None:
+    """Add (``sign`` 1) or remove (-1) grid row i's terms: x is this pair's column of ``series``, the y
+    columns are the currency strengths, then every pair. A non-finite term is counted, not summed."""
+    x = series[i, col]
+    if np.isfinite(x):
+        xs[0] += sign * x
+        xs[1] += sign * x * x
+        xs[2] += sign * (x != 0.0)
+    else:
+        xs[3] += sign
+        x = 0.0
+    n_cur = strength.shape[1]
+    for c in range(n_cur):
+        _push_y(sign, x, strength[i, c], ys, c)
+    for p in range(series.shape[1]):
+        _push_y(sign, x, series[i, p], ys, n_cur + p)
+
+
+@njit(cache=True, inline="always")
+def _add_y(x: float, y: float, ys: np.ndarray, c: int) -> None:
+    if np.isfinite(y):
+        ys[0, c] += y
+        ys[1, c] += y * y
+        ys[2, c] += x * y
 
 
 @njit(cache=True)
-def _batch(xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray, out: np.ndarray) -> None:
-    """Every grid row, window by window: running sums of x (``xs``) against each column of ``ys`` (the
-    currency strengths, then every pair) over the finite values, with a count of non-finite ones per
-    column, recomputed exactly every W rows so rounding cannot drift. A sum whose terms in the window
-    are all zero (a stale quote) is read as exactly 0, as the online step's fresh sum is."""
-    n, m = ys.shape
-    corr, row = np.empty(m), np.empty(out.shape[0])
-    sy, syy, sxy, bad = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
-    nz_y, nz_xy = np.zeros(m), np.zeros(m)
-    ty, tyy, txy = np.empty(m), np.empty(m), np.empty(m)
+def _refresh(t: int, w: int, col: int, series: np.ndarray, strength: np.ndarray, xs: np.ndarray,
+             ys: np.ndarray) -> None:
+    """The window's sums recomputed exactly over rows t - w + 1 .. t, so rounding cannot drift (the
+    counts are exact already)."""
+    n_cur = strength.shape[1]
+    m = n_cur + series.shape[1]
+    xs[0] = xs[1] = 0.0
+    ys[:3, :m] = 0.0
+    for i in range(t - w + 1, t + 1):
+        x = series[i, col] if np.isfinite(series[i, col]) else 0.0
+        xs[0] += x
+        xs[1] += x * x
+        for c in range(n_cur):
+            _add_y(x, strength[i, c], ys, c)
+        for p in range(m - n_cur):
+            _add_y(x, series[i, p], ys, n_cur + p)
+
+
+@njit(cache=True, inline="always")
+def _read(wi: int, w: int, m: int, xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray,
+          work: np.ndarray, out: np.ndarray) -> None:
+    """Window ``wi``'s features into ``out`` from its sums: NaN sums for a column whose window holds a
+    non-finite value, and a sum whose terms are all zero (a stale quote) read as exactly 0. ``work``: 4 x m
+    scratch."""
+    ty, tyy, txy, corr = work[0], work[1], work[2], work[3]
+    vx, vxx = (xs[0], xs[1]) if xs[2] != 0.0 else (0.0, 0.0)
+    for c in range(m):
+        if xs[3] == 0.0 and ys[3, c] == 0.0:
+            ty[c], tyy[c] = (ys[0, c], ys[1, c]) if ys[4, c] != 0.0 else (0.0, 0.0)
+            txy[c] = ys[2, c] if ys[5, c] != 0.0 else 0.0
+        else:
+            ty[c], tyy[c], txy[c] = np.nan, np.nan, np.nan
+    _window_features(wi, w, vx, vxx, ty, tyy, txy, n_cur, groups, corr, out)
+
+
+@njit(cache=True)
+def _batch(series: np.ndarray, strength: np.ndarray, col: int, groups: np.ndarray, out: np.ndarray) -> None:
+    """Every grid row, window by window: running sums pushed and popped one row at a time, recomputed
+    exactly every W rows; the same functions, in the same order, as the online step."""
+    n, n_cur = series.shape[0], strength.shape[1]
+    m = n_cur + series.shape[1]
+    row, work = np.empty(out.shape[0]), np.empty((4, m))
+    xs, ys = np.zeros(X_SUMS), np.zeros((Y_SUMS, m))
     for wi in range(len(WINDOWS)):
         w = WINDOWS[wi]
-        sx = sxx = 0.0
-        bad_x = 0
-        nz_x = 0.0
-        sy[:], syy[:], sxy[:], bad[:], nz_y[:], nz_xy[:] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        xs[:], ys[:] = 0.0, 0.0
         for t in range(n):
-            for sign, i in ((1.0, t), (-1.0, t - w)):
-                if i < 0:
-                    continue
-                x = xs[i]
-                x_ok = np.isfinite(x)
-                if x_ok:
-                    sx += sign * x
-                    sxx += sign * x * x
-                    nz_x += sign * (x != 0.0)
-                else:
-                    bad_x += int(sign)
-                    x = 0.0
-                for c in range(m):
-                    y = ys[i, c]
-                    if np.isfinite(y):
-                        sy[c] += sign * y
-                        syy[c] += sign * y * y
-                        sxy[c] += sign * x * y
-                        nz_y[c] += sign * (y != 0.0)
-                        nz_xy[c] += sign * (x * y != 0.0)
-                    else:
-                        bad[c] += sign
+            _push(1.0, t, col, series, strength, xs, ys)
+            if t - w >= 0:
+                _push(-1.0, t - w, col, series, strength, xs, ys)
             if t < w - 1:
                 continue
-            if (t + 1) % w == 0:  # exact sums of the window t - w + 1 .. t
-                sx = sxx = 0.0
-                sy[:], syy[:], sxy[:] = 0.0, 0.0, 0.0
-                for i in range(t - w + 1, t + 1):
-                    x = xs[i] if np.isfinite(xs[i]) else 0.0
-                    sx += x
-                    sxx += x * x
-                    for c in range(m):
-                        y = ys[i, c]
-                        if np.isfinite(y):
-                            sy[c] += y
-                            syy[c] += y * y
-                            sxy[c] += x * y
-            vx, vxx = (sx, sxx) if nz_x else (0.0, 0.0)
-            for c in range(m):  # a window holding a non-finite value: NaN sums, NaN correlation
-                if bad_x == 0 and bad[c] == 0:
-                    ty[c], tyy[c] = (sy[c], syy[c]) if nz_y[c] else (0.0, 0.0)
-                    txy[c] = sxy[c] if nz_xy[c] else 0.0
-                else:
-                    ty[c], tyy[c], txy[c] = np.nan, np.nan, np.nan
-            _window_features(wi, w, vx, vxx, ty, tyy, txy, n_cur, groups, corr, row)
+            if (t + 1) % w == 0:
+                _refresh(t, w, col, series, strength, xs, ys)
+            _read(wi, w, m, xs, ys, n_cur, groups, work, row)
             for j in range(wi * n_cur, (wi + 1) * n_cur):
                 out[j, t] = row[j]
             j0 = len(WINDOWS) * n_cur + wi * len(SUMMARY)
@@ -169,48 +206,50 @@ def _batch(xs: np.ndarray, ys: np.ndarray, n_cur: int, groups: np.ndarray, out: 
                 out[j, t] = row[j]
 
 
-# --- online: one grid row at a time (see bqx.serving.market) ---
+# --- online: one grid row at a time, every grid row (see bqx.serving.market) ---
+
+def online_state_size(settings: Settings) -> int:
+    """Each window's rows pushed and sums, for up to 28 pairs."""
+    return len(WINDOWS) * BLOCK
+
 
 @njit(cache=True)
 def online_step(k: int, series: np.ndarray, strength: np.ndarray, col: int, groups: np.ndarray,
                 state: np.ndarray, out: np.ndarray) -> int:
-    """Row k of the table for this pair: one backward pass accumulates the window sums of x against
-    every currency strength and every pair, read off at each window length (the nested windows)."""
+    """Grid row k of the table for this pair: row k pushed into each window's sums and row k - W popped
+    (the market keeps more rows than the longest window), as :func:`_batch` does row by row."""
     n_cur = strength.shape[1]
     m = n_cur + series.shape[1]
-    sy, syy, sxy = np.zeros(m), np.zeros(m), np.zeros(m)
-    sx = sxx = 0.0
-    corr = np.empty(m)
-    rows = 0
+    work = np.empty((4, m))
     out[:] = np.nan
     for wi in range(len(WINDOWS)):
         w = WINDOWS[wi]
-        if k - w + 1 < 0:
-            break
-        while rows < w:
-            i = k - rows
-            x = series[i, col]
-            sx += x
-            sxx += x * x
-            for c in range(m):
-                y = _column(i, c, n_cur, series, strength)
-                sy[c] += y
-                syy[c] += y * y
-                sxy[c] += x * y
-            rows += 1
-        _window_features(wi, w, sx, sxx, sy, syy, sxy, n_cur, groups, corr, out)
-    return 0
+        base = wi * BLOCK
+        xs = state[base + 1:base + 1 + X_SUMS]
+        ys = state[base + 1 + X_SUMS:base + BLOCK].reshape((Y_SUMS, MAX_COLUMNS))
+        pushed = state[base]
+        _push(1.0, k, col, series, strength, xs, ys)
+        if pushed >= w:
+            _push(-1.0, k - w, col, series, strength, xs, ys)
+        pushed += 1.0
+        state[base] = pushed
+        if pushed < w:
+            continue
+        if pushed % w == 0.0:
+            _refresh(k, w, col, series, strength, xs, ys)
+        _read(wi, w, m, xs, ys, n_cur, groups, work, out)
+    return len(WINDOWS) * BLOCK
 
 
 TABLES: dict[str, Family] = {
     "correlation_idx": Family(lambda s: names(),
                               lambda inp, s: on_pair_rows(inp, compute(inp.panel, inp.pair, "idx")),
                               lambda s: max(WINDOWS) + 1,
-                              Online(("r", "g"), online_step, panel=True,
+                              Online(("r", "g"), online_step, panel=True, state_size=online_state_size,
                                      pair_params=online_params)),
     "correlation_bqx": Family(lambda s: names(),
                               lambda inp, s: on_pair_rows(inp, compute(inp.panel, inp.pair, "bqx")),
                               lambda s: primary.primary_warmup(s) + max(WINDOWS) + 1,
-                              Online(("dbqx", "gb"), online_step, panel=True,
+                              Online(("dbqx", "gb"), online_step, panel=True, state_size=online_state_size,
                                      pair_params=online_params)),
 }

@@ -6,10 +6,10 @@ module, registered as :class:`bqx.features.registry.Online`): it reads the pair'
 fixed buffers (the cross-pair tables: the shared :class:`bqx.serving.market.Market`) and carries its
 recursive state (averages, rows-since counters, rings, the HMM filter, open buckets) in a float64
 vector. Seeding runs the stateful kernels over the whole history once, so their state is the batch
-engine's; stateless kernels only run on the rows the lag history needs. A declared cross-pair table
-(``Online.panel_inputs``) steps every grid row of the market, from the first row it keeps (its windows
-are shorter than that), catching up on the rows between the pair's bars; the market has it step the
-rows compaction is about to drop. Each new bar then costs one
+engine's; stateless kernels only run on the rows the lag history needs. A cross-pair table with state
+(the declared ones, ``Online.panel_inputs``, and the correlation tables' window sums) steps every grid
+row of the market, from the first row it keeps (its windows are shorter than that), catching up on the
+rows between the pair's bars; the market has it step the rows compaction is about to drop. Each new bar then costs one
 kernel call per table. Every model input is read from a ring of each table's recent rows
 (``..._lag60`` is the row 60 bars back). The rate_idx baseline and the HMM fit come from the model
 package's ``online_state`` when it has one, else from the seeded bars exactly as extract would
@@ -107,24 +107,25 @@ class _Table:
         self.run.init(self.state)
         self.ring = np.full((hist_len, len(self.names)), np.nan)
         self.pos = 0  # ring row the next step writes
-        # a declared cross-pair table carries state over every grid row, not only the pair's bars: it
-        # steps the grid rows between the pair's bars too (``catch_up``), from the market's first kept row
-        self.follows = self.panel and online.panel_inputs is not None
+        # a cross-pair table with state (the declared ones, the correlation tables' window sums) carries it
+        # over every grid row, not only the pair's bars: it steps the grid rows between the pair's bars too
+        # (``catch_up``), from the market's first kept row
+        self.follows = self.panel and (online.panel_inputs is not None or self.run.state_size > 0)
         self.scratch = np.empty(len(self.names))
         self.market: Market | None = None
         self.done = -1  # the last grid row stepped (counted from the market's start, across compaction)
 
     def bind(self, series: dict[str, np.ndarray] | Market) -> None:
         """Read from these buffers from now on (the argument tuple is built once, not per bar)."""
-        if isinstance(series, Market) and self.follows:
-            assert self.online.panel_inputs is not None
-            where = self.online.panel_inputs(self.pair, series.pairs)
-            arrays = tuple(series.pair_row(*where[k]) for k in self.run.series)
-            if self.market is None:
+        if isinstance(series, Market):
+            if self.online.panel_inputs is not None:  # a declared table reads the pair's columns
+                where = self.online.panel_inputs(self.pair, series.pairs)
+                arrays = tuple(series.pair_row(*where[k]) for k in self.run.series)
+            else:
+                arrays = series.arrays(self.run.series)
+            if self.follows and self.market is None:
                 self.market, self.done = series, series.offset - 1
                 series.follow(self)
-        elif isinstance(series, Market):
-            arrays = series.arrays(self.run.series)
         else:
             arrays = tuple(series[k] for k in self.run.series)
         self.args = (*arrays, *self.params, self.state)
