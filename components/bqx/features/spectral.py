@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+from numba import njit
 
 from bqx.config import Settings
 from bqx.features import primary
@@ -92,39 +93,70 @@ def warmup(s: Settings) -> int:
     return max(wavelet_kernel().warmup(input_warmup(s)), fft)
 
 
-def _fft_reducer(w: int):  # noqa: ANN202  (returns a reducer closure)
-    """The FFT features of (rows, w) windows. Bands are equal runs of the w/2 frequencies; the entropy
-    comes from sum p log p (-sum s log s = log P - sum p log p / P with s = p / P) so that one log of
-    the spectrum serves the entropy and the flatness."""
-    taper = np.hanning(w)
+@cache
+def _band_of(w: int) -> np.ndarray:
+    """Each frequency k = 1..w/2's band: 8 equal-width runs of the w/2 frequencies."""
     half = w // 2
-    k = np.arange(1, half + 1)
-    band_of = np.minimum((k - 1) * BANDS // half, BANDS - 1)
-    equal_bands = half % BANDS == 0  # then band j is the j-th run of half / BANDS frequencies
+    return np.minimum(np.arange(half) * BANDS // half, BANDS - 1)
+
+
+@cache
+def _taper(w: int) -> np.ndarray:
+    return np.hanning(w)
+
+
+def _power(block: np.ndarray) -> np.ndarray:
+    """The power at k = 1..w/2 of each (rows, w) window, demeaned and Hann-tapered."""
+    x = (block - block.mean(axis=1, keepdims=True)) * _taper(block.shape[1])
+    f = np.fft.rfft(x, axis=1)[:, 1:]
+    return f.real * f.real + f.imag * f.imag
+
+
+@njit(cache=True)
+def _fft_fields(p: np.ndarray, w: int, band_of: np.ndarray, out: np.ndarray) -> None:
+    """The FFT features of one window (FFT_FIELDS order) from its power P_1..P_{w/2}, NaN unless the total
+    power is positive. The entropy comes from sum p log p (-sum s log s = log P - sum p log p / P with
+    s = p / P), so one log of the spectrum serves the entropy and the flatness (its geometric mean)."""
+    half = len(p)
+    out[:BANDS] = 0.0
+    total = plogp = logsum = moment = 0.0
+    best = 0
+    for i in range(half):
+        v = p[i]
+        total += v
+        out[band_of[i]] += v
+        lv = np.log(v)
+        logsum += lv
+        if v > 0.0:
+            plogp += v * lv
+        moment += v * (i + 1)
+        if v > p[best]:
+            best = i
+    if not total > 0.0:
+        out[:] = np.nan
+        return
+    for j in range(BANDS):
+        out[j] /= total
+    out[BANDS] = (np.log(total) - plogp / total) / np.log(half)
+    out[BANDS + 1] = w / (best + 1)
+    out[BANDS + 2] = moment / total / half
+    out[BANDS + 3] = np.exp(logsum / half) / (total / half)
+
+
+@njit(cache=True)
+def _fft_rows(p: np.ndarray, w: int, band_of: np.ndarray, out: np.ndarray) -> None:
+    for r in range(len(p)):
+        _fft_fields(p[r], w, band_of, out[r])
+
+
+def _fft_reducer(w: int):  # noqa: ANN202  (returns a reducer closure)
+    """The FFT features of (rows, w) windows: numpy's FFT of the block, then each row's fields."""
+    band_of = _band_of(w)
 
     def reduce(block: np.ndarray) -> dict[str, np.ndarray]:
-        x = (block - block.mean(axis=1, keepdims=True)) * taper
-        f = np.fft.rfft(x, axis=1)[:, 1:]
-        p = f.real * f.real + f.imag * f.imag
-        total = p.sum(axis=1)
-        ok = total > 0
-        safe_total = np.where(ok, total, 1.0)
-        if equal_bands:
-            bands = p.reshape(len(p), BANDS, half // BANDS).sum(axis=2) / safe_total[:, None]
-        else:
-            bands = np.stack([p[:, band_of == j].sum(axis=1) for j in range(BANDS)], axis=1) / safe_total[:, None]
-        out = {f"band{j}": bands[:, j] for j in range(BANDS)}
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logp = np.log(p)
-            plogp = np.where(p > 0, p * logp, 0.0)
-            out["entropy"] = (np.log(safe_total) - plogp.sum(axis=1) / safe_total) / np.log(half)
-            geo = np.exp(logp.mean(axis=1))
-        out["dom_period"] = w / k[np.argmax(p, axis=1)]
-        out["centroid"] = (p @ k.astype(np.float64)) / safe_total / half
-        out["flatness"] = geo / (total / half)
-        for name in out:
-            out[name] = np.where(ok, out[name], np.nan)
-        return out
+        out = np.empty((len(block), len(FFT_FIELDS)))
+        _fft_rows(_power(block), w, band_of, out)
+        return {name: out[:, j] for j, name in enumerate(FFT_FIELDS)}
 
     return reduce
 
@@ -143,10 +175,7 @@ def compute(idx: np.ndarray, bqx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: out[k] for k in names()}
 
 
-# --- online: the wavelet kernel steps every row; the FFT reducer reads the trailing windows ---
-_REDUCERS = {w: _fft_reducer(w) for w in FFT_WINDOWS}
-
-
+# --- online: the wavelet kernel steps every row; the FFT features read the trailing windows ---
 def _kernel_args(idx: np.ndarray, bqx: np.ndarray) -> tuple[np.ndarray, ...]:
     arrays = {"idx": idx, "bqx": bqx}
     return tuple(arrays[name] for name in wavelet_kernel().inputs)
@@ -165,14 +194,15 @@ def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out
     for si, x in enumerate(_series(idx[lo:t + 1], bqx[lo:t + 1]).values()):
         windows[si, w_max - (t - lo):] = x[1:]
     nf = len(FFT_FIELDS)
-    for wi, w in enumerate(FFT_WINDOWS):  # both series' windows in one reducer call (rows are independent)
+    for wi, w in enumerate(FFT_WINDOWS):  # both series' windows in one FFT (rows are independent)
         block = windows[:, w_max - w:]
-        res = _REDUCERS[w](block)
-        vals = np.stack([res[f] for f in FFT_FIELDS], axis=1)  # (series, fields)
-        vals[np.isnan(block).any(axis=1)] = np.nan
+        p = _power(block)
         for si in range(len(SERIES)):
             j = (si * len(FFT_WINDOWS) + wi) * nf
-            out[j:j + nf] = vals[si]
+            if np.isnan(block[si]).any():
+                out[j:j + nf] = np.nan
+            else:
+                _fft_fields(p[si], w, _band_of(w), out[j:j + nf])
     return used
 
 
