@@ -362,6 +362,10 @@ def test_market_requests_are_checked_in_one_pass_and_name_the_pair_and_row(bars)
     market = {p: [dict(b) for b in raw] for p in ("eurusd", "usdjpy", "gbpusd")}
     frames = parse_market_bars(market)
     assert list(frames) == list(market) and all(len(f) == 3 for f in frames.values())
+    for p, f in frames.items():  # parsed together, each pair's bars are what a request of it alone gives
+        alone = parse_bars(market[p], p)
+        assert f.ns.tolist() == alone.ns.tolist()
+        assert {c: v.tolist() for c, v in f.values.items()} == {c: v.tolist() for c, v in alone.values.items()}
     for change, field, text in (({"high": 0.5}, "high", "high < low"),
                                 ({"ts_utc": raw[1]["ts_utc"]}, "ts_utc", "duplicate timestamp"),
                                 ({"close": float("inf")}, "close", "not a finite number")):
