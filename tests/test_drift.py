@@ -134,3 +134,34 @@ def test_quantiles_equal_numpys_nanquantile_with_missing_and_constant_columns():
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     assert np.isnan(got[:, 3]).all() and (got[:, 4] == x[-1, 4]).all() and (got[:, 5] == 7.0).all()
+
+
+def test_a_fresh_process_imports_evidently_while_the_statistics_are_computed(tmp_path):
+    """Evidently's import (seconds) starts in a thread as run_drift begins and the page still comes out
+    whole: the page's own import waits for it (a fresh Python, where nothing has imported Evidently)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = f"""
+import sys, threading
+from tests.test_drift import IDX, BQX, _frames
+from bqx.config import Settings
+from bqx.drift.report import run_drift
+started = []
+real = threading.Thread.start
+def start(self):
+    started.append(self.name)
+    real(self)
+threading.Thread.start = start
+assert "evidently" not in sys.modules
+ref, cur = _frames("bqx")
+run_drift(ref, cur, IDX + BQX, Settings(), {str(tmp_path / "r.html")!r})
+print(started)
+"""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True,
+                          cwd=root)
+    assert "bqx-import-evidently" in done.stdout
+    page = (tmp_path / "r.html").read_text()
+    assert "Evidently: the most drifted features of each group" in page and "<iframe srcdoc=" in page

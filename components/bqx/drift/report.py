@@ -12,8 +12,12 @@ most drifted features (its method Evidently's normed Wasserstein at the calibrat
 
 from __future__ import annotations
 
+import contextlib
 import html
+import importlib
 import math
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +109,19 @@ def _page(domains: dict[str, dict], features: dict[str, dict], evidently_html: s
     return "".join(parts)
 
 
+def _import_evidently_meanwhile() -> None:
+    """Start importing Evidently (seconds of Python) in a thread while the statistics are computed; the
+    page's own import then finds it done or waits for it. Errors surface there, not here."""
+    if "evidently.metrics" in sys.modules:
+        return
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module("evidently.metrics")
+
+    threading.Thread(target=load, name="bqx-import-evidently", daemon=True).start()
+
+
 def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], thresholds: dict[str, float],
                settings: Settings) -> str:
     """Evidently's view of ``columns``: ValueDrift per column, normed Wasserstein at the calibrated
@@ -136,6 +153,8 @@ def run_drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str
     they are reported as a fourth group, "target and prediction"."""
     from bqx.splits import purge_rows
 
+    if html_path is not None:
+        _import_evidently_meanwhile()
     catalog = Catalog(settings)
     groups = {d: [f for f in features if catalog.domain_of(f) == d] for d in DOMAINS}
     groups = {d: cols for d, cols in groups.items() if cols}
