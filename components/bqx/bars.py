@@ -176,17 +176,21 @@ def validate_bars(df: pd.DataFrame, path: str | Path, pair: str) -> pd.DataFrame
     return out
 
 
-def check_many(bars: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]], path: str | Path) -> None:
+def check_many(bars: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]], path: str | Path,
+               joined: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray] | None = None) -> None:
     """:func:`check_rows` for several pairs' bars (pair -> (ns, values)) in one pass over them all, for
     requests that carry a minute of every pair; a pair that breaks a rule is then checked alone, so
-    the error names it and its row exactly as check_rows does."""
+    the error names it and its row exactly as check_rows does. ``joined``: the same bars already laid
+    end to end (times, columns, each pair's first row), so they are not concatenated again."""
     cols = {tuple(values) for _, values in bars.values()}
     if len(bars) > 1 and len(cols) == 1:
-        parts = list(bars.values())
-        starts = np.cumsum([0] + [len(ns) for ns, _ in parts[:-1]])
+        if joined is None:
+            parts = list(bars.values())
+            joined = (np.concatenate([ns for ns, _ in parts]),
+                      {c: np.concatenate([v[c] for _, v in parts]) for c in next(iter(cols))},
+                      np.cumsum([0] + [len(ns) for ns, _ in parts[:-1]]))
         try:
-            check_rows(np.concatenate([ns for ns, _ in parts]), {c: np.concatenate([v[c] for _, v in parts])
-                                                                 for c in next(iter(cols))}, path, "", segments=starts)
+            check_rows(joined[0], joined[1], path, "", segments=joined[2])
             return
         except BarValidationError:
             pass

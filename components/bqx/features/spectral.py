@@ -195,14 +195,10 @@ def online_step(t: int, idx: np.ndarray, bqx: np.ndarray, state: np.ndarray, out
         windows[si, w_max - (t - lo):] = x[1:]
     nf = len(FFT_FIELDS)
     for wi, w in enumerate(FFT_WINDOWS):  # both series' windows in one FFT (rows are independent)
-        block = windows[:, w_max - w:]
-        p = _power(block)
+        p = _power(windows[:, w_max - w:])  # a window holding a NaN has a NaN spectrum: NaN fields
         for si in range(len(SERIES)):
             j = (si * len(FFT_WINDOWS) + wi) * nf
-            if np.isnan(block[si]).any():
-                out[j:j + nf] = np.nan
-            else:
-                _fft_fields(p[si], w, _band_of(w), out[j:j + nf])
+            _fft_fields(p[si], w, _band_of(w), out[j:j + nf])
     return used
 
 

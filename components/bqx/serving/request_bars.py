@@ -123,13 +123,7 @@ def parse_market_bars(raw: dict[str, object]) -> dict[str, RequestBars]:
         frames = {p: RequestBars(ns[a:b], {c: v[a:b] for c, v in values.items()})
                   for p, a, b in zip(raw, starts, ends, strict=True)}
     try:
-        if plain is not None and len(frames) > 1:
-            try:
-                check_rows(plain[0], plain[1], "request", "", segments=plain[2])
-                return frames
-            except BarValidationError:
-                pass  # checked pair by pair below, so the message names the pair and its row
-        check_many({p: (b.ns, b.values) for p, b in frames.items()}, "request")
+        check_many({p: (b.ns, b.values) for p, b in frames.items()}, "request", joined=plain)
     except BarValidationError as exc:
         raise PayloadError(400, f"bars: {exc}") from None
     return frames
