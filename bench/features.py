@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from bqx.allocator import keep_freed_memory
 from bqx.catalog import Catalog
 from bqx.config import Settings
 from bqx.extract import extract_pair, pair_inputs
@@ -136,6 +137,7 @@ def main() -> None:
     t0 = time.perf_counter()
     list(compile_declared(settings))  # numba's cache: compiled once per machine, loaded here (not timed below)
     print(f"declared kernels load time: {time.perf_counter() - t0:.2f} s")
+    keep_freed_memory()  # as the stage's entry (bqx.extract.run) does
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         result = extract_pair(bars, "eurusd", settings, out, panel)  # the extract stage's work, files included

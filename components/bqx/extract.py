@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bqx import targets
+from bqx.allocator import keep_freed_memory
 from bqx.artifacts import FEATURES, ONLINE_STATE, PANEL, bars_file
 from bqx.bars import modal_interval_s
 from bqx.catalog import Catalog
@@ -116,9 +117,18 @@ def _wide_options(schema: pa.Schema) -> dict:
     return {"write_statistics": [TIME], **parquet_options(schema)}
 
 
+def _features(columns: dict[str, np.ndarray]) -> pa.Table:
+    """Feature columns as required (non-nullable) float32 fields: a missing value is NaN, never null,
+    so the file carries no definition levels for them (their encoding was a tenth of the write)."""
+    schema = pa.schema([pa.field(name, pa.float32(), nullable=False) for name in columns])
+    return pa.Table.from_arrays([pa.array(v) for v in columns.values()], schema=schema)
+
+
 def _write_wide(head: dict[str, object], columns: dict[str, np.ndarray], path: Path) -> None:
     """features.parquet = head columns + every table's float32 columns, written once."""
-    table = pa.table({**head, **columns})
+    first, features = pa.table(head), _features(columns)
+    table = pa.Table.from_arrays(first.columns + features.columns, schema=pa.schema(list(first.schema) +
+                                                                                  list(features.schema)))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, row_group_size=ROW_GROUP, **_wide_options(table.schema))
 
@@ -126,7 +136,7 @@ def _write_wide(head: dict[str, object], columns: dict[str, np.ndarray], path: P
 def _stage_table(columns: dict[str, np.ndarray], path: Path) -> None:
     """A table's temporary file: uncompressed, as it is read back once, right away."""
     with atomic_path(path) as tmp:
-        pq.write_table(pa.table(columns), tmp, row_group_size=ROW_GROUP, compression="none", use_dictionary=False,
+        pq.write_table(_features(columns), tmp, row_group_size=ROW_GROUP, compression="none", use_dictionary=False,
                        write_statistics=False)
 
 
@@ -242,7 +252,8 @@ class ExtractSummary:
 def run(bars_dir: str | Path, pair: str, settings: Settings, out_dir: str | Path,
         panel_dir: str | Path | None = None) -> ExtractSummary:
     """Stage entry: read ``{bars_dir}/{pair}.parquet`` (and ``{panel_dir}/panel.parquet``), extract,
-    write under ``out_dir``."""
+    write under ``out_dir``. The process keeps freed memory for reuse (:mod:`bqx.allocator`)."""
+    keep_freed_memory()
     bars = pd.read_parquet(Path(bars_dir) / bars_file(pair))
     panel = load_panel(Path(panel_dir) / PANEL) if panel_dir is not None else None
     catalog = Catalog(settings)
