@@ -228,6 +228,9 @@ def test_spectral_by_direct_loops(inp):
     close(out["ret_fft64_band0"][t], share[:4].sum())
     close(out["ret_fft64_entropy"][t], -np.sum(share * np.log(share)) / np.log(32))
     close(out["ret_fft64_dom_period"][t], w / (np.argmax(p) + 1))
+    close(out["ret_fft64_band7"][t], share[28:].sum())
+    close(out["ret_fft64_centroid"][t], np.sum(np.arange(1, 33) * share) / 32)
+    close(out["ret_fft64_flatness"][t], np.exp(np.mean(np.log(p))) / p.mean())
     # level-2 detail by a direct loop over the dilated taps of the level-1 approximation
     a1 = np.array([sum(spectral.DB4_LOW[m] * r[s - m] for m in range(8)) for s in range(t - 60, t + 1)])
     d2 = sum(spectral.DB4_HIGH[m] * a1[-1 - 2 * m] for m in range(8))
