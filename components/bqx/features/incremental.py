@@ -5,8 +5,8 @@ A kernel computes every feature of a table at row t from the row's inputs and a 
 vector; the same kernel runs over every row for the batch table and once per new bar online, so
 batch and online agree by construction. The state holds, at offsets the generator assigns:
 
-- a **ring** of a series' recent values (``RING_HEAD`` + L slots: values pushed, newest position,
-  then the values), for every series something reads back in time;
+- a **ring** of a series' recent values (``RING_HEAD`` + 2 L slots: values pushed, newest position,
+  then the values, twice over so a window is contiguous), for every series something reads back in time;
 - a **window** statistic's running sums (``wsum``/``wvar``), refreshed exactly from the ring every
   W rows so rounding cannot drift, and a count of NaNs inside the window;
 - a window **extreme** (``wext``) with its age, rescanned from the ring only when it leaves the window;
@@ -41,13 +41,24 @@ HMM_SLOTS = 7  # the filtered probabilities (3), the prior (3), rows filtered
 
 @njit(cache=True, inline="always")
 def push(state: np.ndarray, r: int, size: int, x: float) -> None:
-    """Append x to the ring at r (size values)."""
+    """Append x to the ring at r (size values, held twice over: see :func:`window`)."""
     pos = int(state[r + 1]) + 1
     if pos == size:
         pos = 0
     state[r + 1] = pos
     state[r + 2 + pos] = x
+    state[r + 2 + size + pos] = x
     state[r] += 1.0
+
+
+@njit(cache=True, inline="always")
+def window(state: np.ndarray, r: int, size: int, w: int) -> np.ndarray:
+    """The last w values of the ring at r, oldest first, as one contiguous view (w <= size): the ring's
+    values are written at their position and again ``size`` slots later, so any run of up to ``size``
+    of them ending at the newest lies unbroken in the second copy's span. Loops over a window then
+    run over plain memory, which the compiler vectorises."""
+    end = r + 2 + size + int(state[r + 1]) + 1
+    return state[end - w:end]
 
 
 @njit(cache=True, inline="always")
@@ -220,19 +231,15 @@ def ext_init(state: np.ndarray, o: int) -> None:
     state[o + 2] = NEVER
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath={"reassoc"})
 def wmad(state: np.ndarray, r: int, size: int, w: int, mean: float) -> float:
-    """Mean absolute deviation of the last w values from their mean (the window's ``wmean``): O(w)."""
+    """Mean absolute deviation of the last w values from their mean (the window's ``wmean``): O(w),
+    vectorised (the sum's order is fixed by the compiled code, the same for every caller)."""
     if state[r] < w or not np.isfinite(mean):
         return NAN
     d = 0.0
-    i = r + 2 + int(state[r + 1])
-    first = r + 2
-    for _ in range(w):
-        d += abs(state[i] - mean)
-        i -= 1
-        if i < first:
-            i += size
+    for v in window(state, r, size, w):
+        d += abs(v - mean)
     return d / w
 
 
@@ -327,6 +334,19 @@ def _leftmost(state: np.ndarray, base: int, m: int, x: float) -> int:
     return lo
 
 
+@njit(cache=True, inline="always")
+def _count_below(state: np.ndarray, base: int, m: int, x: float) -> int:
+    """How many of the sorted state[base:base + m] are < x (m >= 1): a binary search whose steps depend
+    on m alone and pick their half by a conditional move, not a branch the CPU must guess."""
+    lo = 0
+    n = m
+    while n > 1:
+        half = n >> 1
+        lo = lo + half if state[base + lo + half - 1] < x else lo
+        n -= half
+    return lo + (1 if state[base + lo] < x else 0)
+
+
 @njit(cache=True)
 def wsort(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
     """Keep the last w values of the ring at r sorted (the finite ones; non-finite ones are counted):
@@ -371,12 +391,15 @@ def wquant(state: np.ndarray, o: int, w: int, q: float, ready: float) -> float:
     return state[base + lo] + (pos - lo) * (state[base + hi] - state[base + lo])
 
 
+_CLOGC = np.array([0.0] + [c * np.log(c) for c in range(1, 4097)])  # c log c for a bin's count c (0 log 0 = 0)
+
+
 @njit(cache=True)
 def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> float:
     """Shannon entropy of a ``bins``-bin histogram spanning the window's range (``numpy.histogram``'s
     bins: edges lo + j (hi - lo) / bins, each bin closed below, the last closed above too), over
     ln(bins) so it lies in [0, 1]; NaN for a flat window. The window is sorted, so each bin's count is
-    a difference of two binary searches: O(bins log w)."""
+    a difference of two binary searches, each from the previous edge on: O(bins log w)."""
     if np.isnan(ready):
         return NAN
     base = o + WSORT_HEAD
@@ -384,68 +407,50 @@ def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> floa
     if not hi > lo:
         return NAN
     step = (hi - lo) / bins
-    h = 0.0
-    below = 0  # values under the current bin's lower edge
+    clogc = 0.0  # sum of c log c over the bins' counts c: the entropy is log w - clogc / w
+    below = 0  # values under the current bin's lower edge (< w before the last bin: hi is in the window)
     for k in range(bins):
-        upto = w if k == bins - 1 else _leftmost(state, base, w, (k + 1) * step + lo)
-        if upto > below:
-            p = (upto - below) / w
-            h -= p * np.log(p)
+        upto = w if k == bins - 1 else below + _count_below(state, base + below, w - below, (k + 1) * step + lo)
+        c = upto - below
+        clogc += _CLOGC[c] if c < len(_CLOGC) else c * np.log(c)
         below = upto
-    return h / np.log(bins)
+    return (np.log(w) - clogc / w) / np.log(bins)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def wmoments(state: np.ndarray, r: int, size: int, w: int) -> tuple[float, float, float, float]:
     """Central moments m2, m3, m4 (divided by w) of the last w values and their lag-1 autocorrelation
-    (Pearson, of the w - 1 consecutive pairs), computed exactly from the ring in two passes, O(w).
-    NaN while the window is short or holds a non-finite value; the correlation is NaN when either side
-    of the pairs is constant."""
+    (Pearson, of the w - 1 consecutive pairs), computed exactly from the window in two vectorised
+    passes, O(w). NaN while the window is short or holds a non-finite value; the correlation is NaN
+    when either side of the pairs is constant."""
     if state[r] < w:
         return NAN, NAN, NAN, NAN
-    first = r + 2
-    newest = first + int(state[r + 1])
-    s = sa = sb = 0.0  # all values; the pairs' earlier side (all but the newest); later side (all but the oldest)
-    flat_a = flat_b = True
-    prev = NAN
-    i = newest
-    for k in range(w):
-        v = state[i]
-        if not np.isfinite(v):
-            return NAN, NAN, NAN, NAN
-        s += v
-        if k > 0:
-            sa += v
-            flat_a = flat_a and (k == 1 or v == prev)
-        if k < w - 1:
-            sb += v
-            flat_b = flat_b and (k == 0 or v == prev)
-        prev = v
-        i -= 1
-        if i < first:
-            i += size
-    mean, ma, mb = s / w, sa / (w - 1), sb / (w - 1)
+    y = window(state, r, size, w)  # oldest first; pairs (y[i], y[i + 1])
+    s = 0.0
+    differ_a = differ_b = 0  # values of the pairs' earlier side unlike its first; of the later side unlike its last
+    for i in range(w):
+        s += y[i]
+    if not np.isfinite(s):
+        return NAN, NAN, NAN, NAN
+    for i in range(1, w - 1):
+        differ_a += y[i] != y[0]
+        differ_b += y[i] != y[w - 1]
+    flat_a, flat_b = differ_a == 0, differ_b == 0
+    mean, ma, mb = s / w, (s - y[w - 1]) / (w - 1), (s - y[0]) / (w - 1)
     m2 = m3 = m4 = 0.0
-    sab = saa = sbb = 0.0
-    later = NAN
-    i = newest
-    for k in range(w):
-        v = state[i]
-        c = v - mean
+    for i in range(w):
+        c = y[i] - mean
         c2 = c * c
         m2 += c2
         m3 += c2 * c
         m4 += c2 * c2
-        if k > 0:
-            a = v - ma
-            b = later - mb
-            sab += a * b
-            saa += a * a
-            sbb += b * b
-        later = v
-        i -= 1
-        if i < first:
-            i += size
+    sab = saa = sbb = 0.0
+    for i in range(w - 1):
+        a = y[i] - ma
+        b = y[i + 1] - mb
+        sab += a * b
+        saa += a * a
+        sbb += b * b
     ac = NAN if flat_a or flat_b or saa <= 0.0 or sbb <= 0.0 else sab / np.sqrt(saa * sbb)
     return m2 / w, m3 / w, m4 / w, ac
 

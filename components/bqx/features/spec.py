@@ -458,7 +458,7 @@ def layout(outputs: Iterable[Expr]) -> Layout:
     for n in nodes:
         if n in ring_size:
             ring[n] = (offset, ring_size[n])
-            offset += RING_HEAD + ring_size[n]
+            offset += RING_HEAD + 2 * ring_size[n]  # the values twice over (incremental.window)
         if _state_size(n):
             slots[n] = offset
             offset += _state_size(n)
