@@ -178,3 +178,22 @@ def test_target_is_future_bqx_and_trailing_rows_are_nan(idx, settings):
     series = primary.bqx_series(idx, 60, "v1")
     _close(tgt[100], series[160])
     assert np.isnan(tgt[-60:]).all() and np.isfinite(tgt[-61])
+
+
+def test_fast_rolling_sum_is_the_difference_of_running_sums_bit_for_bit():
+    """The compiled pass adds the finite values in row order as ``np.cumsum`` does: same bits as the numpy
+    definition, NaN for any window holding a non-finite value, on strided columns too."""
+    from bqx.features.rolling import fast_rolling_sum
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20_000, 3))
+    x[500:510, 1], x[7_000, 1], x[9_000, 1] = np.nan, np.inf, -np.inf
+    for column in (np.asfortranarray(x)[:, 1], x[:, 1]):  # contiguous and strided
+        finite = np.isfinite(column)
+        cs = np.concatenate([[0.0], np.cumsum(np.where(finite, column, 0.0))])
+        cnt = np.concatenate([[0], np.cumsum(finite)])
+        for w in (1, 60, 240, 20_000, 20_001):
+            want = np.full(len(column), np.nan)
+            if w <= len(column):
+                want[w - 1:] = np.where(cnt[w:] - cnt[:-w] == w, cs[w:] - cs[:-w], np.nan)
+            np.testing.assert_array_equal(fast_rolling_sum(column, w), want)

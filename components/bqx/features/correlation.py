@@ -38,7 +38,7 @@ def compute(panel: Panel, pair: str, domain: str) -> dict[str, np.ndarray]:
     series = np.ascontiguousarray(panel.r if domain == "idx" else panel.dbqx, dtype=np.float64)
     strength = np.ascontiguousarray(panel.g if domain == "idx" else panel.gb, dtype=np.float64)
     col, groups = online_params(pair, tuple(panel.pairs))
-    out = np.full((len(names()), len(panel.ts_ns)), np.nan)
+    out = tuple(np.empty(len(panel.ts_ns)) for _ in names())  # every row of every column is written
     _batch(series, strength, col, groups, out)
     return dict(zip(names(), out, strict=True))
 
@@ -179,31 +179,47 @@ def _read(wi: int, w: int, m: int, xs: np.ndarray, ys: np.ndarray, n_cur: int, g
     _window_features(wi, w, vx, vxx, ty, tyy, txy, n_cur, groups, corr, out)
 
 
+CHUNK = 1024  # grid rows the batch gathers row-wise before moving them into their columns
+
+
 @njit(cache=True)
-def _batch(series: np.ndarray, strength: np.ndarray, col: int, groups: np.ndarray, out: np.ndarray) -> None:
+def _flush(buf: np.ndarray, rows: int, t0: int, lo: int, hi: int, out: tuple) -> None:
+    """Columns lo..hi - 1 of ``rows`` buffered rows into their columns from row t0 on."""
+    for j in range(lo, hi):
+        column = out[j]
+        for i in range(rows):
+            column[t0 + i] = buf[i, j]
+
+
+@njit(cache=True)
+def _batch(series: np.ndarray, strength: np.ndarray, col: int, groups: np.ndarray, out: tuple) -> None:
     """Every grid row, window by window: running sums pushed and popped one row at a time, recomputed
-    exactly every W rows; the same functions, in the same order, as the online step."""
+    exactly every W rows; the same functions, in the same order, as the online step. Rows are gathered
+    in a small row-wise buffer and moved into the (one array per feature) columns a chunk at a time,
+    not scattered over 15 columns a row."""
     n, n_cur = series.shape[0], strength.shape[1]
     m = n_cur + series.shape[1]
-    row, work = np.empty(out.shape[0]), np.empty((4, m))
+    work = np.empty((4, m))
     xs, ys = np.zeros(X_SUMS), np.zeros((Y_SUMS, m))
+    buf = np.empty((CHUNK, len(out)))
     for wi in range(len(WINDOWS)):
         w = WINDOWS[wi]
+        j0 = len(WINDOWS) * n_cur + wi * len(SUMMARY)
         xs[:], ys[:] = 0.0, 0.0
         for t in range(n):
+            i = t % CHUNK
             _push(1.0, t, col, series, strength, xs, ys)
             if t - w >= 0:
                 _push(-1.0, t - w, col, series, strength, xs, ys)
             if t < w - 1:
-                continue
-            if (t + 1) % w == 0:
-                _refresh(t, w, col, series, strength, xs, ys)
-            _read(wi, w, m, xs, ys, n_cur, groups, work, row)
-            for j in range(wi * n_cur, (wi + 1) * n_cur):
-                out[j, t] = row[j]
-            j0 = len(WINDOWS) * n_cur + wi * len(SUMMARY)
-            for j in range(j0, j0 + len(SUMMARY)):
-                out[j, t] = row[j]
+                buf[i, :] = np.nan
+            else:
+                if (t + 1) % w == 0:
+                    _refresh(t, w, col, series, strength, xs, ys)
+                _read(wi, w, m, xs, ys, n_cur, groups, work, buf[i])
+            if i == CHUNK - 1 or t == n - 1:
+                _flush(buf, i + 1, t - i, wi * n_cur, (wi + 1) * n_cur, out)
+                _flush(buf, i + 1, t - i, j0, j0 + len(SUMMARY), out)
 
 
 # --- online: one grid row at a time, every grid row (see bqx.serving.market) ---

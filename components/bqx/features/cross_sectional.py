@@ -15,7 +15,7 @@ from numba import njit
 
 from bqx.features.family import Family, Online, on_pair_rows
 from bqx.features.incremental import rank_of
-from bqx.features.rolling import fast_rolling_sum
+from bqx.features.rolling import fast_rolling_sum, rolling_sum_into
 from bqx.pairs import CURRENCIES
 from bqx.panel import NAMED_TRIANGLES, Panel, all_triangles
 
@@ -31,30 +31,48 @@ def names() -> list[str]:
             + ["tri_mean_abs"])
 
 
+ROW_FEATURES = 4 + len(NAMED_TRIANGLES) + 1  # disp1 disp60 disp240 mean_abs_ret60, the named triangles, tri_mean_abs
+
+
 def compute(panel: Panel) -> dict[str, np.ndarray]:
-    n = len(panel.ts_ns)
+    """The table on the panel grid: window sums column by column (:func:`rolling_sum_into`), then one
+    compiled pass over the rows for what reads across pairs, through the online step's own functions."""
+    n, n_pairs = len(panel.ts_ns), len(panel.pairs)
     out: dict[str, np.ndarray] = {}
-    g240 = np.full((n, len(CURRENCIES)), np.nan)
+    g240 = np.empty((n, len(CURRENCIES)))
     for j, cur in enumerate(CURRENCIES):
         out[f"g60_{cur.lower()}"] = fast_rolling_sum(panel.g[:, j], 60)
-        g240[:, j] = fast_rolling_sum(panel.g[:, j], 240)
+        rolling_sum_into(panel.g[:, j], 240, g240[:, j])
         out[f"g240_{cur.lower()}"] = g240[:, j]
     order = rank_rows(g240)
     for j, cur in enumerate(CURRENCIES):
         out[f"rank240_{cur.lower()}"] = order[:, j]
-    cum = {w: np.column_stack([fast_rolling_sum(panel.r[:, k], w) for k in range(len(panel.pairs))])
-           for w in (60, 240)}
-    several = len(panel.pairs) > 1
-    out["disp1"] = np.std(panel.r, axis=1, ddof=1) if several else np.full(n, np.nan)
-    out["disp60"] = np.std(cum[60], axis=1, ddof=1) if several else np.full(n, np.nan)
-    out["disp240"] = np.std(cum[240], axis=1, ddof=1) if several else np.full(n, np.nan)
-    out["mean_abs_ret60"] = np.mean(np.abs(cum[60]), axis=1)
-    for t in NAMED_TRIANGLES:
-        out[_tri_name(t)] = panel.triangle(*t)
-    resid = [np.abs(panel.triangle(*t)) for t in all_triangles()]
-    present = [x for x in resid if np.isfinite(x).any()]
-    out["tri_mean_abs"] = np.mean(present, axis=0) if present else np.full(n, np.nan)
+    cum60, cum240 = np.empty((n, n_pairs), order="F"), np.empty((n, n_pairs), order="F")
+    for k in range(n_pairs):
+        rolling_sum_into(panel.r[:, k], 60, cum60[:, k])
+        rolling_sum_into(panel.r[:, k], 240, cum240[:, k])
+    cols, signs, named = online_params(panel.pairs[0], tuple(panel.pairs))
+    rows = tuple(np.empty(n) for _ in range(ROW_FEATURES))
+    _row_features(panel.r, cum60, cum240, panel.logp, cols, signs, named, rows)
+    row_names = ["disp1", "disp60", "disp240", "mean_abs_ret60"] + [_tri_name(t) for t in NAMED_TRIANGLES]
+    out.update(zip([*row_names, "tri_mean_abs"], rows, strict=True))
     return {k: out[k] for k in names()}
+
+
+@njit(cache=True)
+def _row_features(r: np.ndarray, cum60: np.ndarray, cum240: np.ndarray, logp: np.ndarray, cols: np.ndarray,
+                  signs: np.ndarray, named: int, out: tuple) -> None:
+    """Per grid row, what reads across pairs (see :data:`ROW_FEATURES`), as the online step computes it."""
+    n_pairs = r.shape[1]
+    for k in range(r.shape[0]):
+        several = n_pairs > 1
+        out[0][k] = _std1(r[k]) if several else np.nan
+        out[1][k] = _std1(cum60[k]) if several else np.nan
+        out[2][k] = _std1(cum240[k]) if several else np.nan
+        out[3][k] = _mean_abs(cum60[k])
+        for t in range(named):
+            out[4 + t][k] = _triangle(logp, k, cols, signs, t)
+        out[4 + named][k] = _tri_mean_abs(logp, k, cols, signs, named)
 
 
 # --- online: one grid row at a time (see bqx.serving.market) ---
@@ -95,11 +113,37 @@ def rank_rows(values: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _std1(x: np.ndarray) -> float:
+    """Sample standard deviation (ddof 1), in plain loops: no temporary per row."""
     n = len(x)
     if n < 2:
         return np.nan
-    m = x.mean()
-    return np.sqrt(((x - m) ** 2).sum() / (n - 1))
+    s = 0.0
+    for v in x:
+        s += v
+    m = s / n
+    d = 0.0
+    for v in x:
+        d += (v - m) ** 2
+    return np.sqrt(d / (n - 1))
+
+
+@njit(cache=True)
+def _mean_abs(x: np.ndarray) -> float:
+    s = 0.0
+    for v in x:
+        s += abs(v)
+    return s / len(x)
+
+
+@njit(cache=True)
+def _tri_mean_abs(logp: np.ndarray, k: int, cols: np.ndarray, signs: np.ndarray, named: int) -> float:
+    """Mean absolute residual over every triangle (after the named ones) whose three legs are in the panel."""
+    total, count = 0.0, 0
+    for t in range(named, cols.shape[0]):
+        if cols[t, 0] >= 0 and cols[t, 1] >= 0 and cols[t, 2] >= 0:
+            total += abs(_triangle(logp, k, cols, signs, t))
+            count += 1
+    return total / count if count else np.nan
 
 
 @njit(cache=True)
@@ -138,16 +182,11 @@ def online_step(k: int, r: np.ndarray, g: np.ndarray, logp: np.ndarray, cols: np
     j = 3 * n_cur
     if n_pairs > 1:
         out[j], out[j + 1], out[j + 2] = _std1(r[k]), _std1(r60), _std1(r240)
-    out[j + 3] = np.abs(r60).mean()
+    out[j + 3] = _mean_abs(r60)
     j += 4
     for t in range(named):
         out[j + t] = _triangle(logp, k, cols, signs, t)
-    total, count = 0.0, 0
-    for t in range(named, cols.shape[0]):
-        if cols[t, 0] >= 0 and cols[t, 1] >= 0 and cols[t, 2] >= 0:
-            total += abs(_triangle(logp, k, cols, signs, t))
-            count += 1
-    out[j + named] = total / count if count else np.nan
+    out[j + named] = _tri_mean_abs(logp, k, cols, signs, named)
     return 0
 
 

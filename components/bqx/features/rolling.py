@@ -194,15 +194,27 @@ def fast_rolling_sum(x: FloatArray, window: int) -> FloatArray:
     """Trailing sums by a difference of running sums: O(n) for any window, for series centred near
     zero (returns, changes) where running-sum drift is negligible. A window with any NaN is NaN.
     Still causal bit for bit: the running sum at t only sees rows <= t."""
-    ok = np.isfinite(x)
-    cs = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
-    cnt = np.concatenate([[0], np.cumsum(ok)])
-    out = np.full(len(x), np.nan)
-    if len(x) >= window:
-        s = cs[window:] - cs[:-window]
-        full = (cnt[window:] - cnt[:-window]) == window
-        out[window - 1:] = np.where(full, s, np.nan)
+    out = np.empty(len(x))
+    rolling_sum_into(x, window, out)
     return out
+
+
+@njit(cache=True)
+def rolling_sum_into(x: FloatArray, window: int, out: FloatArray) -> None:
+    """:func:`fast_rolling_sum` into ``out`` in one compiled pass: the running sum of the finite values
+    (in row order, as ``np.cumsum`` adds them) and their count, then each window's difference."""
+    n = len(x)
+    cs = np.empty(n + 1)
+    cnt = np.empty(n + 1, dtype=np.int64)
+    cs[0], cnt[0] = 0.0, 0
+    for t in range(n):
+        v = x[t]
+        ok = np.isfinite(v)
+        cs[t + 1] = cs[t] + (v if ok else 0.0)
+        cnt[t + 1] = cnt[t] + (1 if ok else 0)
+    for t in range(n):
+        lo = t + 1 - window
+        out[t] = cs[t + 1] - cs[lo] if lo >= 0 and cnt[t + 1] - cnt[lo] == window else np.nan
 
 
 def keep_nan(values: FloatArray, like: FloatArray) -> FloatArray:

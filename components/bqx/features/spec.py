@@ -596,14 +596,16 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
         "@njit(cache=True, error_model='numpy')\n"
         f"def batch({args}, state, out):\n"
         "    init(state)\n"
-        "    buf = np.empty((CHUNK, out.shape[0]))\n"
-        "    for t0 in range(0, out.shape[1], CHUNK):\n"
-        "        m = min(CHUNK, out.shape[1] - t0)\n"
+        "    buf = np.empty((CHUNK, len(out)))\n"
+        "    n = len(out[0])\n"
+        "    for t0 in range(0, n, CHUNK):\n"
+        "        m = min(CHUNK, n - t0)\n"
         "        for i in range(m):\n"
         f"            step(t0 + i, {args}, state, buf[i])\n"
-        "        for j in range(out.shape[0]):\n"
+        "        for j in range(len(out)):\n"
+        "            col = out[j]\n"
         "            for i in range(m):\n"
-        "                out[j, t0 + i] = buf[i, j]\n"
+        "                col[t0 + i] = buf[i, j]\n"
     )
 
 
@@ -663,7 +665,9 @@ class Kernel:
         order (:meth:`coerce` makes them the types the kernel was compiled for)."""
         ins = [np.ascontiguousarray(arrays[s], dtype=np.int64 if s == "ts_ns" else np.float64) for s in self.inputs]
         n = len(ins[0]) if ins else 0
-        out = np.empty((len(self.names), n))  # one contiguous column per feature
+        # one array per feature: each is reused from the process's freed memory, where one block of every
+        # column (over glibc's 32 MB mmap ceiling for most tables) would be faulted in fresh every call
+        out = tuple(np.empty(n) for _ in self.names)
         self.module.batch(*ins, *self.coerce(params), np.zeros(self.state_size), out)
         return dict(zip(self.names, out, strict=True))
 
