@@ -143,6 +143,7 @@ def main() -> None:
         result = extract_pair(bars, "eurusd", settings, out, panel)  # the extract stage's work, files included
         wall = time.perf_counter() - t0
         n_features = pq.ParquetFile(result.path).schema_arrow.names
+        stored = result.path.stat().st_size / (result.rows * 4 * sum("." in n for n in n_features))
     for key, secs in sorted(result.table_seconds.items(), key=lambda kv: -kv[1]):
         print(f"table {key}: {secs:.2f} s")
     print(f"computed features: {sum('.' in n for n in n_features)} features")
@@ -150,6 +151,7 @@ def main() -> None:
     print(f"extract wall time (compute + Parquet): {wall:.2f} s")
     print(f"compute time: {sum(result.table_seconds.values()):.2f} s")
     print(f"extract time per feature: {1000 * wall / len(Catalog(settings).features):.2f} ms")
+    print(f"features.parquet bytes per raw float32 byte: {stored:.3f} ratio")  # bqx.plan.STORED_FRACTION
     _, inputs = pair_inputs(bars, settings, "eurusd", panel)
     x = inputs.idx
     subset_ours(x[:500])  # load the rsi kernel

@@ -1,7 +1,7 @@
 """The extract stage: bars of one pair -> every computed catalog table, as float32, plus targets.
 
 The output is one wide frame (``features.parquet``: ``ts_utc``, the float64 target and evaluation
-columns, then every feature in catalog order as float32; zstd with BYTE_STREAM_SPLIT,
+columns, then every feature in catalog order as float32; LZ4 with BYTE_STREAM_SPLIT,
 :data:`bqx.io.PARQUET_CODEC`). Rows before the baseline bar and the warm-up rows (the longest warm-up of
 any computed table) are dropped. Tables are computed one at a time in float64 and narrowed to float32
 at once; their float32 block is held for one write, or, for spans over :data:`IN_MEMORY_BYTES`,

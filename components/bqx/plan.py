@@ -101,8 +101,8 @@ def sizes(settings: Settings, rows: int = ROWS_PER_PAIR_YEAR, n_pairs: int = len
 SERVE_PROCESS_BASE = 240 * 10**6
 
 
-# Parquet bytes per raw byte of the features (zstd + BYTE_STREAM_SPLIT, bqx.io.PARQUET_CODEC), measured on
-# a pair-year (bench/selection.py: 0.64); rounded up so the disk check errs on the safe side
+# Parquet bytes per raw byte of the features (LZ4 + BYTE_STREAM_SPLIT, bqx.io.PARQUET_CODEC), measured on
+# a pair-year (bench/features.py: 0.67); rounded up so the disk check errs on the safe side
 STORED_FRACTION = 0.7
 
 
