@@ -91,12 +91,11 @@ def _refresh_sum(state: np.ndarray, r: int, size: int, w: int, c: float) -> tupl
 
 
 @njit(cache=True, inline="always")
-def wsum(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
+def wsum(state: np.ndarray, o: int, r: int, size: int, w: int, x: float) -> float:
     """Sum of the last w values of the ring at r (which was just pushed); the running sum is
     recomputed exactly every w rows, and a window whose every value is 0 sums to exactly 0 (a stale
     quote's zero returns leave no rounding residue to rank or divide by)."""
     n = state[r]
-    x = back(state, r, size, 0)
     if np.isfinite(x):
         state[o] += x
         if x != 0.0:
@@ -121,12 +120,11 @@ def wsum(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
 
 
 @njit(cache=True)
-def wvar(state: np.ndarray, o: int, r: int, size: int, w: int, ddof: int) -> float:
+def wvar(state: np.ndarray, o: int, r: int, size: int, w: int, ddof: int, x: float) -> float:
     """Variance of the last w values (ddof 0 or 1) from sums of values centred on a recent one; the
     sums are recomputed exactly (with a new centre) every w rows, so they stay well conditioned."""
     n = state[r]
     c = state[o + 4]
-    x = back(state, r, size, 0)
     if np.isfinite(x):
         state[o] += x - c
         state[o + 1] += (x - c) * (x - c)
@@ -152,11 +150,10 @@ def wvar(state: np.ndarray, o: int, r: int, size: int, w: int, ddof: int) -> flo
 
 
 @njit(cache=True, inline="always")
-def wext(state: np.ndarray, o: int, r: int, size: int, w: int, highest: bool, age: bool) -> float:
+def wext(state: np.ndarray, o: int, r: int, size: int, w: int, highest: bool, age: bool, x: float) -> float:
     """The highest (or lowest) of the last w values, or with ``age`` the rows since it (the most
     recent on ties); rescans the ring only when the extreme leaves the window."""
     n = state[r]
-    x = back(state, r, size, 0)
     state[o + 2] += 1.0
     best = state[o]
     at = state[o + 1] + 1.0
@@ -182,14 +179,14 @@ def wext(state: np.ndarray, o: int, r: int, size: int, w: int, highest: bool, ag
 
 
 @njit(cache=True)
-def wpoly(state: np.ndarray, o: int, r: int, size: int, w: int) -> tuple[float, float, float, float, float]:
+def wpoly(state: np.ndarray, o: int, r: int, size: int, w: int, x: float
+          ) -> tuple[float, float, float, float, float]:
     """The moments a quadratic fit over the last w values needs, in the symmetric basis u = (j - m) / m
     (j = 0 oldest .. w - 1 newest, m = (w - 1) / 2): sum y, sum u y, sum u^2 y and sum y^2 of the values
     less a centre c, and c. Sliding one row moves every u by -1/m, so the sums update in O(1); they are
     recomputed exactly (with a new centre) every w rows. NaN while the window is short or holds a
     non-finite value."""
     n = state[r]
-    x = back(state, r, size, 0)
     c = state[o + 6]
     if not np.isfinite(x):
         state[o + 4] += 1.0
@@ -348,12 +345,11 @@ def _count_below(state: np.ndarray, base: int, m: int, x: float) -> int:
 
 
 @njit(cache=True)
-def wsort(state: np.ndarray, o: int, r: int, size: int, w: int) -> float:
+def wsort(state: np.ndarray, o: int, r: int, size: int, w: int, x: float) -> float:
     """Keep the last w values of the ring at r sorted (the finite ones; non-finite ones are counted):
     the leaving value is found by binary search and removed, the new one inserted, O(w) moves per row.
     Returns 1.0 when the window is full and finite, else NaN: the readiness its readers propagate."""
     n = state[r]
-    x = back(state, r, size, 0)
     base = o + WSORT_HEAD
     m = int(state[o])
     if n > w:

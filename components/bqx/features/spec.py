@@ -518,18 +518,18 @@ def _line(n: Expr, lay: Layout) -> str:
     if n.op == "lag":
         return f"back(state, {r}, {size}, {n.params[0]})"
     if n.op == "wsum":
-        return f"wsum(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
+        return f"wsum(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {a[0]})"
     if n.op == "wvar":
-        return f"wvar(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {n.params[1]})"
+        return f"wvar(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {n.params[1]}, {a[0]})"
     if n.op == "wext":
         w, highest, age = n.params
-        return f"wext(state, {lay.slots[n]}, {r}, {size}, {w}, {highest}, {age})"
+        return f"wext(state, {lay.slots[n]}, {r}, {size}, {w}, {highest}, {age}, {a[0]})"
     if n.op == "wmad":
         return f"wmad(state, {r}, {size}, {n.params[0]}, {a[1]})"
     if n.op == "wpoly":
-        return f"wpoly(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
+        return f"wpoly(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {a[0]})"
     if n.op == "wsort":
-        return f"wsort(state, {lay.slots[n]}, {r}, {size}, {n.params[0]})"
+        return f"wsort(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {a[0]})"
     if n.op == "wmoments":
         return f"wmoments(state, {r}, {size}, {n.params[0]})"
     raise ValueError(f"unknown feature operation {n.op!r}")
