@@ -409,7 +409,10 @@ class Layout:
     kept: dict[Expr, int] = field(default_factory=dict)
 
 
-PART_NODES = 48  # nodes per compiled part: compile time grows faster than a function's size
+# Nodes per compiled part. A value that crosses parts goes through memory, so fewer parts run faster:
+# at 400 every table but parabolic is one function, extract 0.4 s faster per pair-year than at 48, and
+# `bqx kernels` compiles all 21 kernels in the same time (bench/README.md, session 21).
+PART_NODES = 400
 _TUPLE_OPS = ("wpoly", "wmoments", "hmm", "cusum")  # their value is a tuple, read by ``item`` nodes
 
 
