@@ -35,9 +35,10 @@ ROW_FEATURES = 4 + len(NAMED_TRIANGLES) + 1  # disp1 disp60 disp240 mean_abs_ret
 
 
 def compute(panel: Panel) -> dict[str, np.ndarray]:
-    """The table on the panel grid: window sums column by column (:func:`rolling_sum_into`), then one
-    compiled pass over the rows for what reads across pairs, through the online step's own functions."""
-    n, n_pairs = len(panel.ts_ns), len(panel.pairs)
+    """The table on the panel grid: the currencies' window sums column by column (:func:`rolling_sum_into`),
+    then one compiled pass over the rows for what reads across pairs, through the online step's own
+    functions."""
+    n = len(panel.ts_ns)
     out: dict[str, np.ndarray] = {}
     g240 = np.empty((n, len(CURRENCIES)))
     for j, cur in enumerate(CURRENCIES):
@@ -47,29 +48,43 @@ def compute(panel: Panel) -> dict[str, np.ndarray]:
     order = rank_rows(g240)
     for j, cur in enumerate(CURRENCIES):
         out[f"rank240_{cur.lower()}"] = order[:, j]
-    cum60, cum240 = np.empty((n, n_pairs), order="F"), np.empty((n, n_pairs), order="F")
-    for k in range(n_pairs):
-        rolling_sum_into(panel.r[:, k], 60, cum60[:, k])
-        rolling_sum_into(panel.r[:, k], 240, cum240[:, k])
     cols, signs, named = online_params(panel.pairs[0], tuple(panel.pairs))
     rows = tuple(np.empty(n) for _ in range(ROW_FEATURES))
-    _row_features(panel.r, cum60, cum240, panel.logp, cols, signs, named, rows)
+    _row_features(panel.r, panel.logp, cols, signs, named, rows)
     row_names = ["disp1", "disp60", "disp240", "mean_abs_ret60"] + [_tri_name(t) for t in NAMED_TRIANGLES]
     out.update(zip([*row_names, "tri_mean_abs"], rows, strict=True))
     return {k: out[k] for k in names()}
 
 
 @njit(cache=True)
-def _row_features(r: np.ndarray, cum60: np.ndarray, cum240: np.ndarray, logp: np.ndarray, cols: np.ndarray,
-                  signs: np.ndarray, named: int, out: tuple) -> None:
-    """Per grid row, what reads across pairs (see :data:`ROW_FEATURES`), as the online step computes it."""
-    n_pairs = r.shape[1]
-    for k in range(r.shape[0]):
-        several = n_pairs > 1
+def _row_features(r: np.ndarray, logp: np.ndarray, cols: np.ndarray, signs: np.ndarray, named: int,
+                  out: tuple) -> None:
+    """Per grid row, what reads across pairs (see :data:`ROW_FEATURES`), as the online step computes it.
+    The pairs' 60- and 240-row return sums are :func:`bqx.features.rolling.fast_rolling_sum`'s, bit for
+    bit (running sums of the finite values and their counts, differenced), with the last 241 running
+    sums kept in a ring rather than two (rows x pairs) blocks."""
+    n, n_pairs = r.shape
+    span = 241
+    cs, cnt = np.zeros((span, n_pairs)), np.zeros((span, n_pairs), dtype=np.int64)  # slot (t % span): after t rows
+    run, seen = np.zeros(n_pairs), np.zeros(n_pairs, dtype=np.int64)
+    c60, c240 = np.empty(n_pairs), np.empty(n_pairs)
+    several = n_pairs > 1
+    for k in range(n):
+        for p in range(n_pairs):
+            v = r[k, p]
+            ok = np.isfinite(v)
+            run[p] = run[p] + (v if ok else 0.0)
+            seen[p] += 1 if ok else 0
+        slot = (k + 1) % span
+        cs[slot], cnt[slot] = run, seen
+        for w, sums in ((60, c60), (240, c240)):
+            lo = k + 1 - w
+            for p in range(n_pairs):
+                sums[p] = run[p] - cs[lo % span, p] if lo >= 0 and seen[p] - cnt[lo % span, p] == w else np.nan
         out[0][k] = _std1(r[k]) if several else np.nan
-        out[1][k] = _std1(cum60[k]) if several else np.nan
-        out[2][k] = _std1(cum240[k]) if several else np.nan
-        out[3][k] = _mean_abs(cum60[k])
+        out[1][k] = _std1(c60) if several else np.nan
+        out[2][k] = _std1(c240) if several else np.nan
+        out[3][k] = _mean_abs(c60)
         for t in range(named):
             out[4 + t][k] = _triangle(logp, k, cols, signs, t)
         out[4 + named][k] = _tri_mean_abs(logp, k, cols, signs, named)

@@ -50,7 +50,10 @@ class PairInputs:
 
 
 def on_pair_rows(inp: PairInputs, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Cross-pair tables are computed on the panel grid; keep this pair's rows."""
+    """Cross-pair tables are computed on the panel grid; keep this pair's rows. A pair with a bar at
+    every grid row (its rows are increasing, so as many as the grid's are all of them) keeps the block."""
+    if len(inp.panel_rows) == len(inp.panel.ts_ns):
+        return block
     return {name: values[inp.panel_rows] for name, values in block.items()}
 
 
