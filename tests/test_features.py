@@ -167,6 +167,7 @@ def test_no_all_nan_column_after_warmup(settings, tmp_path, monkeypatch):
     staged = extract_pair(bars["usdjpy"], "usdjpy", settings, tmp_path / "staged", build_panel(bars, settings))
     pd.testing.assert_frame_equal(pd.read_parquet(staged.path), wide, check_exact=True)  # NaN where NaN
     assert sorted(p.name for p in (tmp_path / "staged").iterdir()) == ["features.parquet", "online_state.json"]
+    assert pq.read_schema(staged.path) == pq.read_schema(path.path)  # required float32 fields either way
     smeta = pq.ParquetFile(staged.path).metadata
     assert smeta.num_row_groups == pq.ParquetFile(path.path).metadata.num_row_groups
     assert not smeta.row_group(0).column(5).is_stats_set and smeta.row_group(0).column(0).is_stats_set

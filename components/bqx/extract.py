@@ -152,7 +152,7 @@ def _assemble_wide(head: dict[str, object], staged: list[Path], path: Path) -> N
             for f in files:
                 block = f.read_row_group(g)
                 for name in block.column_names:
-                    part = part.append_column(name, block.column(name))
+                    part = part.append_column(block.schema.field(name), block.column(name))  # required, as staged
             if writer is None:
                 writer = pq.ParquetWriter(tmp, part.schema, **_wide_options(part.schema))
             writer.write_table(part, row_group_size=ROW_GROUP)
