@@ -319,22 +319,12 @@ def rank_of(i: float, values: tuple) -> float:
 
 
 @njit(cache=True, inline="always")
-def _leftmost(state: np.ndarray, base: int, m: int, x: float) -> int:
-    """First position in the sorted state[base:base + m] whose value is >= x."""
-    lo, hi = 0, m
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if state[base + mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, inline="always")
 def _count_below(state: np.ndarray, base: int, m: int, x: float) -> int:
-    """How many of the sorted state[base:base + m] are < x (m >= 1): a binary search whose steps depend
-    on m alone and pick their half by a conditional move, not a branch the CPU must guess."""
+    """How many of the sorted state[base:base + m] are < x (the first position whose value is >= x): a
+    binary search whose steps depend on m alone and pick their half by a conditional move, not a
+    branch the CPU must guess."""
+    if m == 0:
+        return 0
     lo = 0
     n = m
     while n > 1:
@@ -355,13 +345,13 @@ def wsort(state: np.ndarray, o: int, r: int, size: int, w: int, x: float) -> flo
     if n > w:
         old = back(state, r, size, w)
         if np.isfinite(old):
-            for k in range(base + _leftmost(state, base, m, old), base + m - 1):
+            for k in range(base + _count_below(state, base, m, old), base + m - 1):
                 state[k] = state[k + 1]
             m -= 1
         else:
             state[o + 1] -= 1.0
     if np.isfinite(x):
-        i = base + _leftmost(state, base, m, x)
+        i = base + _count_below(state, base, m, x)
         for k in range(base + m, i, -1):
             state[k] = state[k - 1]
         state[i] = x
