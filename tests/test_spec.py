@@ -214,17 +214,21 @@ def test_every_row_depends_on_earlier_rows_only(walk):
 
 def test_equal_subexpressions_are_one_node_with_their_own_state(monkeypatch):
     """The rolling high shared by stochastic %K and Williams %R is computed once; every node that
-    keeps state gets slots of its own (a ring its values twice over), so does every value read across
-    the kernel's compiled parts, and the kernel's state is exactly their sum."""
+    keeps state gets slots of its own (a ring of a power-of-two capacity, its values twice over), so
+    does every value read across the kernel's compiled parts; after the row index in slot 0 the
+    kernel's state is exactly their sum."""
     monkeypatch.setattr("bqx.features.spec.PART_NODES", 48)  # technical in parts (one function at 400)
     table = technical.table(X, series("h"), series("lo"))
     lay = layout(list(table.values()))
     highs = [n for n in lay.nodes if n.op == "wext" and n.args[0] == series("h") and n.params[0] == 14]
     assert len(highs) == 1
-    spans = sorted([(o, o + 2 + 2 * size) for o, size in lay.ring.values()]
-                   + [(o, o + {"wsum": 4, "wvar": 5, "wext": 3, "ewm": 2}[n.op]) for n, o in lay.slots.items()]
+    assert all(cap & (cap - 1) == 0 for _, cap in lay.ring.values())
+    assert lay.ring[series("h")][1] == 64  # wmax(h, 56) reads 56 values
+    width = {"wsum": 3, "wvar": 4, "ewm": 2}
+    spans = sorted([(o, o + 2 * cap) for o, cap in lay.ring.values()]
+                   + [(o, o + width.get(n.op, 3 + 2 * (n.params[0] + 1))) for n, o in lay.slots.items()]
                    + [(o, o + 1) for o in lay.kept.values()])
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)) and spans[0][0] == 0
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)) and spans[0][0] == 1
     assert spans[-1][1] == lay.size  # (the kernel's state_size is lay.size by construction)
     # a large table is compiled in parts; each value crosses parts through one slot
     kept_apart = [n for n in lay.nodes if n.op not in ("in", "param", "const") or n in lay.ring]

@@ -5,11 +5,15 @@ A kernel computes every feature of a table at row t from the row's inputs and a 
 vector; the same kernel runs over every row for the batch table and once per new bar online, so
 batch and online agree by construction. The state holds, at offsets the generator assigns:
 
-- a **ring** of a series' recent values (``RING_HEAD`` + 2 L slots: values pushed, newest position,
-  then the values, twice over so a window is contiguous), for every series something reads back in time;
+- the **row index**: rows stepped so far, one slot (0) for every ring of the kernel (each is written
+  once a row), passed to the primitives as ``p``, the current row's index;
+- a **ring** of a series' recent values (2 C slots for a power-of-two capacity C: the values twice
+  over, so a window is contiguous; row p is at p mod C), for every series something reads back in
+  time; rings start NaN, so a read before the first row is NaN without a check;
 - a **window** statistic's running sums (``wsum``/``wvar``), refreshed exactly from the ring every
   W rows so rounding cannot drift, and a count of NaNs inside the window;
-- a window **extreme** (``wext``) with its age, rescanned from the ring only when it leaves the window;
+- a window **extreme** (``wext``) with its age: a running extreme of the current block of w rows and
+  the previous block's suffix extremes;
 - a **sorted window** (``wsort``): the window's finite values in order, for quantiles and histograms;
 - a recursive average (``latest.ewm``);
 - the rows since an event (``since``), and a run's first value or extreme so far (``group_first``,
@@ -30,168 +34,159 @@ from numba import njit
 
 NAN = np.nan
 NEVER = 1e18  # an age no window reaches: "nothing seen yet"
-RING_HEAD = 2
-WSUM_SLOTS = 4  # sum, non-finite values in the window, rows since the exact refresh, nonzero values
-WVAR_SLOTS = 5  # sum and sum of squares of centred values, non-finite count, rows since refresh, centre
-WEXT_SLOTS = 3  # best value, its age in rows, rows since the last non-finite value
+WSUM_SLOTS = 3  # sum, non-finite values in the window, nonzero values
+WVAR_SLOTS = 4  # sum and sum of squares of centred values, non-finite count, centre
+WEXT_HEAD = 3  # the current block's extreme so far, its row, rows since the last non-finite value; then
+# the previous block's suffix extremes (w + 1, the last an empty suffix) and their rows (w + 1)
 WPOLY_SLOTS = 7  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, rows since refresh, centre
 WSORT_HEAD = 2  # finite values held, non-finite values in the window; then the w sorted values
 HMM_SLOTS = 7  # the filtered probabilities (3), the prior (3), rows filtered
 
 
 @njit(cache=True, inline="always")
-def push(state: np.ndarray, r: int, size: int, x: float) -> None:
-    """Append x to the ring at r (size values, held twice over: see :func:`window`)."""
-    pos = int(state[r + 1]) + 1
-    if pos == size:
-        pos = 0
-    state[r + 1] = pos
-    state[r + 2 + pos] = x
-    state[r + 2 + size + pos] = x
-    state[r] += 1.0
+def push(state: np.ndarray, r: int, cap: int, p: int, x: float) -> None:
+    """Write row p's value x into the ring at r (capacity ``cap``, a power of two; the values held
+    twice over: see :func:`window`)."""
+    i = p & (cap - 1)
+    state[r + i] = x
+    state[r + cap + i] = x
 
 
 @njit(cache=True, inline="always")
-def window(state: np.ndarray, r: int, size: int, w: int) -> np.ndarray:
-    """The last w values of the ring at r, oldest first, as one contiguous view (w <= size): the ring's
-    values are written at their position and again ``size`` slots later, so any run of up to ``size``
-    of them ending at the newest lies unbroken in the second copy's span. Loops over a window then
-    run over plain memory, which the compiler vectorises."""
-    end = r + 2 + size + int(state[r + 1]) + 1
+def window(state: np.ndarray, r: int, cap: int, p: int, w: int) -> np.ndarray:
+    """The last w values of the ring at r up to row p, oldest first, as one contiguous view (w <= cap):
+    each value is written at its position and again ``cap`` slots later, so any run of up to ``cap`` of
+    them ending at the newest lies unbroken in the second copy's span. Loops over a window then run
+    over plain memory, which the compiler vectorises. Rows before the first are NaN (rings start NaN)."""
+    end = r + cap + (p & (cap - 1)) + 1
     return state[end - w:end]
 
 
 @njit(cache=True, inline="always")
-def back(state: np.ndarray, r: int, size: int, k: int) -> float:
-    """The value pushed k rows ago (k = 0: the newest); NaN before there were k + 1 pushes."""
-    if k >= state[r]:
-        return NAN
-    pos = int(state[r + 1]) - k
-    if pos < 0:
-        pos += size
-    return state[r + 2 + pos]
+def back(state: np.ndarray, r: int, cap: int, p: int, k: int) -> float:
+    """The value of row p - k (k < cap); NaN before the first row, as the ring starts NaN."""
+    return state[r + cap + (p & (cap - 1)) - k]
 
 
-@njit(cache=True)
-def _refresh_sum(state: np.ndarray, r: int, size: int, w: int, c: float) -> tuple[float, float]:
-    """Sum and sum of squares of the last w finite values minus c, read straight from the ring."""
+@njit(cache=True, inline="always")
+def _refresh_sum(state: np.ndarray, r: int, cap: int, p: int, w: int, c: float) -> tuple[float, float]:
+    """Sum and sum of squares of the finite values among the last w minus c, read straight from the ring."""
     s1 = 0.0
     s2 = 0.0
-    i = r + 2 + int(state[r + 1])
-    first = r + 2
-    for _ in range(min(w, int(state[r]))):
-        v = state[i]
-        if np.isfinite(v):
-            s1 += v - c
-            s2 += (v - c) * (v - c)
-        i -= 1
-        if i < first:
-            i += size
+    y = window(state, r, cap, p, w)
+    for i in range(w):  # indices from 0: no wrap-around for negative ones, so no gathers
+        v = y[i]
+        d = v - c if np.isfinite(v) else 0.0
+        s1 += d
+        s2 += d * d
     return s1, s2
 
 
 @njit(cache=True, inline="always")
-def wsum(state: np.ndarray, o: int, r: int, size: int, w: int, x: float) -> float:
-    """Sum of the last w values of the ring at r (which was just pushed); the running sum is
+def wsum(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float) -> float:
+    """Sum of the last w values of the ring at r (row p's value x was just pushed); the running sum is
     recomputed exactly every w rows, and a window whose every value is 0 sums to exactly 0 (a stale
-    quote's zero returns leave no rounding residue to rank or divide by)."""
-    n = state[r]
-    if np.isfinite(x):
-        state[o] += x
-        if x != 0.0:
-            state[o + 3] += 1.0
-    else:
-        state[o + 1] += 1.0
-    if n > w:
-        old = back(state, r, size, w)
-        if np.isfinite(old):
-            state[o] -= old
-            if old != 0.0:
-                state[o + 3] -= 1.0
-        else:
-            state[o + 1] -= 1.0
-    state[o + 2] += 1.0
-    if state[o + 2] >= w:
-        state[o + 2] = 0.0
-        state[o] = _refresh_sum(state, r, size, w, 0.0)[0]
-    if n < w or state[o + 1] > 0.0:
+    quote's zero returns leave no rounding residue to rank or divide by). The counts are added as
+    0 or 1, not branched on: whether a return is 0 is as unpredictable as the market."""
+    fin = np.isfinite(x)
+    state[o] += x if fin else 0.0
+    state[o + 1] += 0.0 if fin else 1.0
+    state[o + 2] += 1.0 if fin and x != 0.0 else 0.0
+    if p >= w:
+        old = back(state, r, cap, p, w)
+        fin = np.isfinite(old)
+        state[o] -= old if fin else 0.0
+        state[o + 1] -= 0.0 if fin else 1.0
+        state[o + 2] -= 1.0 if fin and old != 0.0 else 0.0
+    if (p + 1) % w == 0:
+        state[o] = _refresh_sum(state, r, cap, p, w, 0.0)[0]
+    if p + 1 < w or state[o + 1] > 0.0:
         return NAN
-    return state[o] if state[o + 3] > 0.0 else 0.0
+    return state[o] if state[o + 2] > 0.0 else 0.0
 
 
 @njit(cache=True)
-def wvar(state: np.ndarray, o: int, r: int, size: int, w: int, ddof: int, x: float) -> float:
+def wvar(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, ddof: int, x: float) -> float:
     """Variance of the last w values (ddof 0 or 1) from sums of values centred on a recent one; the
     sums are recomputed exactly (with a new centre) every w rows, so they stay well conditioned."""
-    n = state[r]
-    c = state[o + 4]
-    if np.isfinite(x):
-        state[o] += x - c
-        state[o + 1] += (x - c) * (x - c)
-    else:
-        state[o + 2] += 1.0
-    if n > w:
-        old = back(state, r, size, w)
-        if np.isfinite(old):
-            state[o] -= old - c
-            state[o + 1] -= (old - c) * (old - c)
-        else:
-            state[o + 2] -= 1.0
-    state[o + 3] += 1.0
-    if state[o + 3] >= w:
-        state[o + 3] = 0.0
+    c = state[o + 3]
+    fin = np.isfinite(x)
+    d = x - c if fin else 0.0
+    state[o] += d
+    state[o + 1] += d * d
+    state[o + 2] += 0.0 if fin else 1.0
+    if p >= w:
+        old = back(state, r, cap, p, w)
+        fin = np.isfinite(old)
+        d = old - c if fin else 0.0
+        state[o] -= d
+        state[o + 1] -= d * d
+        state[o + 2] -= 0.0 if fin else 1.0
+    if (p + 1) % w == 0:
         c = x if np.isfinite(x) else 0.0
-        s1, s2 = _refresh_sum(state, r, size, w, c)
-        state[o], state[o + 1], state[o + 4] = s1, s2, c
-    if n < w or state[o + 2] > 0.0:
+        s1, s2 = _refresh_sum(state, r, cap, p, w, c)
+        state[o], state[o + 1], state[o + 3] = s1, s2, c
+    if p + 1 < w or state[o + 2] > 0.0:
         return NAN
     s1 = state[o]
     return max((state[o + 1] - s1 * s1 / w) / (w - ddof), 0.0)
 
 
+@njit(cache=True)
+def _suffix_ext(state: np.ndarray, s: int, r: int, cap: int, p: int, w: int, highest: bool) -> None:
+    """At the end of a block of w rows (row p is its last): the extreme of each suffix of the block and
+    the row it is on (the most recent on ties), non-finite values left out, for the next block's rows."""
+    worst = -np.inf if highest else np.inf
+    y = window(state, r, cap, p, w)
+    best, at = worst, NAN
+    for j in range(w):
+        i = w - 1 - j
+        v = y[i] if np.isfinite(y[i]) else worst
+        if (v > best) if highest else (v < best):
+            best, at = v, float(p - j)
+        state[s + i] = best
+        state[s + w + 1 + i] = at
+
+
 @njit(cache=True, inline="always")
-def wext(state: np.ndarray, o: int, r: int, size: int, w: int, highest: bool, age: bool, x: float) -> float:
-    """The highest (or lowest) of the last w values, or with ``age`` the rows since it (the most
-    recent on ties); rescans the ring only when the extreme leaves the window."""
-    n = state[r]
-    state[o + 2] += 1.0
-    best = state[o]
-    at = state[o + 1] + 1.0
-    if not np.isfinite(x):
-        state[o + 2] = 0.0
-    elif at >= NEVER or (highest and x >= best) or (not highest and x <= best):
-        best, at = x, 0.0
-    if at >= w:
-        best, at = NAN, NEVER
-        i = r + 2 + int(state[r + 1])
-        first = r + 2
-        for k in range(min(w, int(n))):
-            v = state[i]
-            if np.isfinite(v) and (at >= NEVER or (highest and v > best) or (not highest and v < best)):
-                best, at = v, float(k)
-            i -= 1
-            if i < first:
-                i += size
+def wext(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, highest: bool, age: bool, x: float) -> float:
+    """The highest (or lowest) of the last w values, or with ``age`` the rows since it (the most recent
+    on ties), in O(1) a row without a data-dependent branch (van Herk / Gil-Werman, online): rows fall
+    into blocks of w, and the window at row p is a suffix of the previous block (whose suffix extremes
+    were computed when it ended) followed by a prefix of the current one (a running extreme)."""
+    worst = -np.inf if highest else np.inf
+    fin = np.isfinite(x)
+    v = x if fin else worst
+    state[o + 2] = state[o + 2] + 1.0 if fin else 0.0  # rows since the last non-finite value
+    q = p % w
+    best, at = state[o], state[o + 1]
+    if q == 0 or ((v >= best) if highest else (v <= best)):
+        best, at = v, float(p)
     state[o], state[o + 1] = best, at
-    if n < w or state[o + 2] < w:
+    s = o + WEXT_HEAD
+    older, older_at = state[s + q + 1], state[s + w + 1 + q + 1]  # the previous block's rows still inside
+    if (older > best) if highest else (older < best):  # ties go to the current block's, the more recent
+        best, at = older, older_at
+    if q == w - 1:
+        _suffix_ext(state, s, r, cap, p, w, highest)
+    if p + 1 < w or state[o + 2] < w:
         return NAN
-    return at if age else best
+    return p - at if age else best
 
 
 @njit(cache=True)
-def wpoly(state: np.ndarray, o: int, r: int, size: int, w: int, x: float
+def wpoly(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float
           ) -> tuple[float, float, float, float, float]:
     """The moments a quadratic fit over the last w values needs, in the symmetric basis u = (j - m) / m
     (j = 0 oldest .. w - 1 newest, m = (w - 1) / 2): sum y, sum u y, sum u^2 y and sum y^2 of the values
     less a centre c, and c. Sliding one row moves every u by -1/m, so the sums update in O(1); they are
     recomputed exactly (with a new centre) every w rows. NaN while the window is short or holds a
     non-finite value."""
-    n = state[r]
     c = state[o + 6]
     if not np.isfinite(x):
         state[o + 4] += 1.0
-    if n > w:
-        old = back(state, r, size, w)
+    if p >= w:
+        old = back(state, r, cap, p, w)
         if not np.isfinite(old):
             state[o + 4] -= 1.0
         yo = old - c if np.isfinite(old) else 0.0
@@ -203,13 +198,13 @@ def wpoly(state: np.ndarray, o: int, r: int, size: int, w: int, x: float
         state[o + 2] = r2 - 2.0 * d * r1 + d * d * r0 + yn
         state[o + 3] += yn * yn - yo * yo
     state[o + 5] += 1.0
-    if state[o + 5] >= w and n >= w:
+    if state[o + 5] >= w and p + 1 >= w:
         state[o + 5] = 0.0
         c = x if np.isfinite(x) else 0.0
         m = (w - 1) / 2.0
         s0 = s1 = s2 = sq = 0.0
         for k in range(w):
-            v = back(state, r, size, k)
+            v = back(state, r, cap, p, k)
             if np.isfinite(v):
                 u = (w - 1 - k - m) / m
                 s0 += v - c
@@ -217,26 +212,28 @@ def wpoly(state: np.ndarray, o: int, r: int, size: int, w: int, x: float
                 s2 += u * u * (v - c)
                 sq += (v - c) * (v - c)
         state[o], state[o + 1], state[o + 2], state[o + 3], state[o + 6] = s0, s1, s2, sq, c
-    if n < w or state[o + 4] > 0.0:
+    if p + 1 < w or state[o + 4] > 0.0:
         return NAN, NAN, NAN, NAN, NAN
     return state[o], state[o + 1], state[o + 2], state[o + 3], c
 
 
 @njit(cache=True, inline="always")
-def ext_init(state: np.ndarray, o: int) -> None:
-    state[o + 1] = NEVER
+def ext_init(state: np.ndarray, o: int, w: int, highest: bool) -> None:
+    state[o:o + WEXT_HEAD + 2 * (w + 1)] = NAN
     state[o + 2] = NEVER
+    state[o + WEXT_HEAD:o + WEXT_HEAD + w + 1] = -np.inf if highest else np.inf
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def wmad(state: np.ndarray, r: int, size: int, w: int, mean: float) -> float:
+def wmad(state: np.ndarray, r: int, cap: int, p: int, w: int, mean: float) -> float:
     """Mean absolute deviation of the last w values from their mean (the window's ``wmean``): O(w),
     vectorised (the sum's order is fixed by the compiled code, the same for every caller)."""
-    if state[r] < w or not np.isfinite(mean):
+    if p + 1 < w or not np.isfinite(mean):
         return NAN
     d = 0.0
-    for v in window(state, r, size, w):
-        d += abs(v - mean)
+    y = window(state, r, cap, p, w)
+    for i in range(w):  # indices from 0: a contiguous load, not a gather (see _refresh_sum)
+        d += abs(y[i] - mean)
     return d / w
 
 
@@ -335,15 +332,14 @@ def _count_below(state: np.ndarray, base: int, m: int, x: float) -> int:
 
 
 @njit(cache=True)
-def wsort(state: np.ndarray, o: int, r: int, size: int, w: int, x: float) -> float:
+def wsort(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float) -> float:
     """Keep the last w values of the ring at r sorted (the finite ones; non-finite ones are counted):
     the leaving value is found by binary search and removed, the new one inserted, O(w) moves per row.
     Returns 1.0 when the window is full and finite, else NaN: the readiness its readers propagate."""
-    n = state[r]
     base = o + WSORT_HEAD
     m = int(state[o])
-    if n > w:
-        old = back(state, r, size, w)
+    if p >= w:
+        old = back(state, r, cap, p, w)
         if np.isfinite(old):
             for k in range(base + _count_below(state, base, m, old), base + m - 1):
                 state[k] = state[k + 1]
@@ -359,7 +355,7 @@ def wsort(state: np.ndarray, o: int, r: int, size: int, w: int, x: float) -> flo
     else:
         state[o + 1] += 1.0
     state[o] = m
-    if n < w or state[o + 1] > 0.0:
+    if p + 1 < w or state[o + 1] > 0.0:
         return NAN
     return 1.0
 
@@ -404,14 +400,14 @@ def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> floa
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def wmoments(state: np.ndarray, r: int, size: int, w: int) -> tuple[float, float, float, float]:
+def wmoments(state: np.ndarray, r: int, cap: int, p: int, w: int) -> tuple[float, float, float, float]:
     """Central moments m2, m3, m4 (divided by w) of the last w values and their lag-1 autocorrelation
     (Pearson, of the w - 1 consecutive pairs), computed exactly from the window in two vectorised
     passes, O(w). NaN while the window is short or holds a non-finite value; the correlation is NaN
     when either side of the pairs is constant."""
-    if state[r] < w:
+    if p + 1 < w:
         return NAN, NAN, NAN, NAN
-    y = window(state, r, size, w)  # oldest first; pairs (y[i], y[i + 1])
+    y = window(state, r, cap, p, w)  # oldest first; pairs (y[i], y[i + 1])
     s = 0.0
     differ_a = differ_b = 0  # values of the pairs' earlier side unlike its first; of the later side unlike its last
     for i in range(w):

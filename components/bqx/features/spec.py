@@ -36,7 +36,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bqx.features.incremental import HMM_SLOTS, RING_HEAD, WEXT_SLOTS, WPOLY_SLOTS, WSORT_HEAD, WSUM_SLOTS, WVAR_SLOTS
+from bqx.features.incremental import HMM_SLOTS, WEXT_HEAD, WPOLY_SLOTS, WSORT_HEAD, WSUM_SLOTS, WVAR_SLOTS
 
 BATCH_CHUNK = 1024  # rows the batch kernel writes row-wise (as online) before moving them into columns
 EWM_SETTLE = 6.0  # rows x 1/alpha for a recursive average to forget its start (weight e^-6 left)
@@ -359,7 +359,7 @@ def _ring_size(node: Expr) -> int:
     return 0
 
 
-_STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wext": WEXT_SLOTS, "wpoly": WPOLY_SLOTS, "ewm": 2, "since": 1,
+_STATE = {"wsum": WSUM_SLOTS, "wvar": WVAR_SLOTS, "wpoly": WPOLY_SLOTS, "ewm": 2, "since": 1,
           "gfirst": 2, "gext": 2, "hmm": HMM_SLOTS, "cusum": 2}
 _STARTS_NAN = ("since", "gfirst", "gext")  # state that starts at NaN: "nothing seen yet"
 
@@ -368,6 +368,8 @@ def _state_size(node: Expr) -> int:
     """Slots of the node's own state (besides its argument's ring)."""
     if node.op == "wsort":
         return WSORT_HEAD + node.params[0]
+    if node.op == "wext":  # the previous block's w + 1 suffix extremes and their rows
+        return WEXT_HEAD + 2 * (node.params[0] + 1)
     return _STATE.get(node.op, 0)
 
 
@@ -398,7 +400,7 @@ class Layout:
 
     nodes: list[Expr]
     var: dict[Expr, str]
-    ring: dict[Expr, tuple[int, int]]  # node -> (offset, size) of its history ring
+    ring: dict[Expr, tuple[int, int]]  # node -> (offset, capacity) of its history ring
     slots: dict[Expr, int]  # node -> offset of its own state
     size: int
     inputs: tuple[str, ...]
@@ -455,13 +457,14 @@ def layout(outputs: Iterable[Expr]) -> Layout:
         need = _ring_size(n)
         if need:
             ring_size[n.args[0]] = max(ring_size.get(n.args[0], 0), need)
-    offset = 0
+    offset = 1  # slot 0: the rows stepped, the row index every ring is written at
     ring: dict[Expr, tuple[int, int]] = {}
     slots: dict[Expr, int] = {}
     for n in nodes:
         if n in ring_size:
-            ring[n] = (offset, ring_size[n])
-            offset += RING_HEAD + 2 * ring_size[n]  # the values twice over (incremental.window)
+            cap = 1 << (ring_size[n] - 1).bit_length()  # a power of two: row p sits at p & (cap - 1)
+            ring[n] = (offset, cap)
+            offset += 2 * cap  # the values twice over (incremental.window)
         if _state_size(n):
             slots[n] = offset
             offset += _state_size(n)
@@ -517,24 +520,24 @@ def _line(n: Expr, lay: Layout) -> str:
         return f"wquant(state, {lay.slots[n.args[0]]}, {n.args[0].params[0]}, {n.params[0]!r}, {a[0]})"
     if n.op == "wentropy":
         return f"wentropy(state, {lay.slots[n.args[0]]}, {n.args[0].params[0]}, {n.params[0]}, {a[0]})"
-    r, size = lay.ring[n.args[0]]
+    r, cap = lay.ring[n.args[0]]
     if n.op == "lag":
-        return f"back(state, {r}, {size}, {n.params[0]})"
+        return f"back(state, {r}, {cap}, p, {n.params[0]})"
     if n.op == "wsum":
-        return f"wsum(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {a[0]})"
+        return f"wsum(state, {lay.slots[n]}, {r}, {cap}, p, {n.params[0]}, {a[0]})"
     if n.op == "wvar":
-        return f"wvar(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {n.params[1]}, {a[0]})"
+        return f"wvar(state, {lay.slots[n]}, {r}, {cap}, p, {n.params[0]}, {n.params[1]}, {a[0]})"
     if n.op == "wext":
         w, highest, age = n.params
-        return f"wext(state, {lay.slots[n]}, {r}, {size}, {w}, {highest}, {age}, {a[0]})"
+        return f"wext(state, {lay.slots[n]}, {r}, {cap}, p, {w}, {highest}, {age}, {a[0]})"
     if n.op == "wmad":
-        return f"wmad(state, {r}, {size}, {n.params[0]}, {a[1]})"
+        return f"wmad(state, {r}, {cap}, p, {n.params[0]}, {a[1]})"
     if n.op == "wpoly":
-        return f"wpoly(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {a[0]})"
+        return f"wpoly(state, {lay.slots[n]}, {r}, {cap}, p, {n.params[0]}, {a[0]})"
     if n.op == "wsort":
-        return f"wsort(state, {lay.slots[n]}, {r}, {size}, {n.params[0]}, {a[0]})"
+        return f"wsort(state, {lay.slots[n]}, {r}, {cap}, p, {n.params[0]}, {a[0]})"
     if n.op == "wmoments":
-        return f"wmoments(state, {r}, {size}, {n.params[0]})"
+        return f"wmoments(state, {r}, {cap}, p, {n.params[0]})"
     raise ValueError(f"unknown feature operation {n.op!r}")
 
 
@@ -557,15 +560,16 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
         for n in nodes:
             out.append(f"{lay.var[n]} = {_line(n, lay)}")
             if n in lay.ring:
-                r, size = lay.ring[n]
-                out.append(f"push(state, {r}, {size}, {lay.var[n]})")
+                r, cap = lay.ring[n]
+                out.append(f"push(state, {r}, {cap}, p, {lay.var[n]})")
         return out
 
     args = ", ".join([f"s_{s}" for s in lay.inputs] + [f"p_{p}" for p in params])
+    k = len(outputs)
     parts = ""
     if len(lay.parts) <= 1:
         body = lines(lay.nodes)
-        step_out = [f"out[{j}] = {lay.var[e]}" for j, e in enumerate(outputs)]
+        step_out = [f"out[o + {j}] = {lay.var[e]}" for j, e in enumerate(outputs)]
     else:  # each part its own function: values crossing parts go through their state slots
         body = []
         for i, part in enumerate(lay.parts):
@@ -575,14 +579,16 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
                                                                    for a in used if a in lay.kept]
             tail = [f"state[{lay.kept[n]}] = {lay.var[n]}" for n in part if n in lay.kept]
             parts += ("@njit(cache=True, error_model='numpy')\n"
-                      f"def part{i}(t, {args}, state):\n    " + "\n    ".join(head + lines(part) + tail) + "\n\n\n")
-            body.append(f"part{i}(t, {args}, state)")
-        step_out = [f"out[{j}] = " + (f"state[{lay.kept[e]}]" if e in lay.kept else _line(e, lay))
+                      f"def part{i}(t, p, {args}, state):\n    " + "\n    ".join(head + lines(part) + tail) + "\n\n\n")
+            body.append(f"part{i}(t, p, {args}, state)")
+        step_out = [f"out[o + {j}] = " + (f"state[{lay.kept[e]}]" if e in lay.kept else _line(e, lay))
                     for j, e in enumerate(outputs)]
-    inits = [f"    ext_init(state, {o})" for n, o in lay.slots.items() if n.op == "wext"]
+    rings = tuple((r, r + 2 * cap) for r, cap in lay.ring.values())
+    inits = ["    state[0] = 0.0"]
+    inits += [f"    for a, b in {rings!r}:\n        state[a:b] = np.nan"] if rings else []  # reads before row 0
+    inits += [f"    ext_init(state, {o}, {n.params[0]}, {n.params[1]})" for n, o in lay.slots.items() if n.op == "wext"]
     inits += [f"    state[{o}:{o + _STATE[n.op]}] = np.nan" for n, o in lay.slots.items() if n.op in _STARTS_NAN]
     inits += [f"    state[{o}:{o + _STATE[n.op]}] = 0.0" for n, o in lay.slots.items() if n.op in ("hmm", "cusum")]
-    inits = inits or ["    pass"]
     return (
         '"""Generated by bqx.features.spec for the features ' + ", ".join(names[:4])
         + (", ..." if len(names) > 4 else "") + '; do not edit."""\n'
@@ -595,20 +601,30 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
         f"STATE = {lay.size}\nCHUNK = {BATCH_CHUNK}\n\n\n"
         "@njit(cache=True)\ndef init(state):\n" + "\n".join(inits) + "\n\n\n" + parts +
         "@njit(cache=True, error_model='numpy')\n"
-        f"def step(t, {args}, state, out):\n    " + "\n    ".join(body + step_out) + f"\n    return {lay.size}\n\n\n"
+        f"def rows(t0, t1, {args}, state, out):\n"
+        f"    # rows t0 .. t1 - 1, row t's features at out[(t - t0) * {k} + j]: one loop for batch and step\n"
+        "    p = int(state[0])  # the rows stepped before this one: every ring's write position\n"
+        "    for t in range(t0, t1):\n"
+        f"        o = (t - t0) * {k}\n        "
+        + "\n        ".join(body + step_out) + "\n"
+        "        p += 1\n"
+        "    state[0] = p\n\n\n"
+        "@njit(cache=True, error_model='numpy')\n"
+        f"def step(t, {args}, state, out):\n"
+        f"    rows(t, t + 1, {args}, state, out)\n"
+        f"    return {lay.size}\n\n\n"
         "@njit(cache=True, error_model='numpy')\n"
         f"def batch({args}, state, out):\n"
         "    init(state)\n"
-        "    buf = np.empty((CHUNK, len(out)))\n"
+        f"    buf = np.empty(CHUNK * {k})\n"
         "    n = len(out[0])\n"
         "    for t0 in range(0, n, CHUNK):\n"
         "        m = min(CHUNK, n - t0)\n"
-        "        for i in range(m):\n"
-        f"            step(t0 + i, {args}, state, buf[i])\n"
-        "        for j in range(len(out)):\n"
+        f"        rows(t0, t0 + m, {args}, state, buf)\n"
+        f"        for j in range({k}):\n"
         "            col = out[j]\n"
         "            for i in range(m):\n"
-        "                col[t0 + i] = buf[i, j]\n"
+        f"                col[t0 + i] = buf[i * {k} + j]\n"
     )
 
 
