@@ -77,6 +77,25 @@ def test_window_extremes_and_rows_since_them_equal_the_batch_primitives(walk, w)
     np.testing.assert_array_equal(got[2500 + w:], rolling.rolling_max(walk[2501:], w)[w - 1:])
 
 
+@pytest.mark.parametrize("w", [1, 5, 26])
+def test_window_extremes_by_blocks_equal_direct_windows(walk, w):
+    """wext works in blocks of w rows (the previous block's suffix extremes, the current block's running
+    one): every window, whichever block boundary it straddles, equals the window itself, ties (the
+    rounded walk) counted from the most recent, and a window holding a NaN or an infinity is NaN."""
+    x = np.round(walk, 2)
+    x[4000] = np.inf
+    table = {"hi": wmax(X, w), "lo": wmin(X, w), "since_hi": rows_since_max(X, w), "since_lo": rows_since_min(X, w)}
+    got = compile_table(table).batch({"x": x})
+    for t in range(len(x)):
+        v = x[max(0, t - w + 1):t + 1]
+        if t < w - 1 or not np.isfinite(v).all():
+            assert all(np.isnan(got[k][t]) for k in table), t
+            continue
+        want = {"hi": v.max(), "lo": v.min(), "since_hi": w - 1 - np.flatnonzero(v == v.max())[-1],
+                "since_lo": w - 1 - np.flatnonzero(v == v.min())[-1]}
+        assert {k: got[k][t] for k in table} == want, t
+
+
 def test_ties_count_from_the_most_recent_extreme():
     x = np.array([1.0, 3.0, 2.0, 3.0, 1.0, 0.0, 0.0])
     np.testing.assert_array_equal(_batch(rows_since_max(X, 3), x), [np.nan, np.nan, 1, 0, 1, 2, 2])
