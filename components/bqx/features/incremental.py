@@ -334,12 +334,29 @@ def _count_below(state: np.ndarray, base: int, m: int, x: float) -> int:
 @njit(cache=True)
 def wsort(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float) -> float:
     """Keep the last w values of the ring at r sorted (the finite ones; non-finite ones are counted):
-    the leaving value is found by binary search and removed, the new one inserted, O(w) moves per row.
+    the leaving value and the new one's place are found by binary search, and only the values between
+    them move (a third of the window on average; O(w) a row at worst).
     Returns 1.0 when the window is full and finite, else NaN: the readiness its readers propagate."""
     base = o + WSORT_HEAD
     m = int(state[o])
+    old = back(state, r, cap, p, w) if p >= w else NAN
+    if np.isfinite(old) and np.isfinite(x):  # one value out, one in: shift only the values between them
+        y = state[base:base + m]
+        j = _count_below(state, base, m, old)  # where the leaving value is (the first of its equals)
+        i = _count_below(state, base, m, x)  # where x goes, the leaving value still in
+        if i <= j:
+            z = y[i:j + 1]
+            for k in range(len(z) - 1, 0, -1):
+                z[k] = z[k - 1]
+            y[i] = x
+        else:
+            z = y[j:i]
+            for k in range(len(z) - 1):
+                z[k] = z[k + 1]
+            y[i - 1] = x
+        state[o] = m
+        return NAN if p + 1 < w or state[o + 1] > 0.0 else 1.0
     if p >= w:
-        old = back(state, r, cap, p, w)
         if np.isfinite(old):
             for k in range(base + _count_below(state, base, m, old), base + m - 1):
                 state[k] = state[k + 1]
@@ -381,7 +398,9 @@ def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> floa
     """Shannon entropy of a ``bins``-bin histogram spanning the window's range (``numpy.histogram``'s
     bins: edges lo + j (hi - lo) / bins, each bin closed below, the last closed above too), over
     ln(bins) so it lies in [0, 1]; NaN for a flat window. The window is sorted, so each bin's count is
-    a difference of two binary searches, each from the previous edge on: O(bins log w)."""
+    a difference of two binary searches over the whole window: O(bins log w), the searches independent of
+    each other, so the processor runs them side by side (a search from the previous edge on would wait
+    for it)."""
     if np.isnan(ready):
         return NAN
     base = o + WSORT_HEAD
@@ -392,7 +411,7 @@ def wentropy(state: np.ndarray, o: int, w: int, bins: int, ready: float) -> floa
     clogc = 0.0  # sum of c log c over the bins' counts c: the entropy is log w - clogc / w
     below = 0  # values under the current bin's lower edge (< w before the last bin: hi is in the window)
     for k in range(bins):
-        upto = w if k == bins - 1 else below + _count_below(state, base + below, w - below, (k + 1) * step + lo)
+        upto = w if k == bins - 1 else _count_below(state, base, w, (k + 1) * step + lo)
         c = upto - below
         clogc += _CLOGC[c] if c < len(_CLOGC) else c * np.log(c)
         below = upto

@@ -584,7 +584,8 @@ def source(names: list[str], outputs: list[Expr], lay: Layout, params: tuple[str
         step_out = [f"out[o + {j}] = " + (f"state[{lay.kept[e]}]" if e in lay.kept else _line(e, lay))
                     for j, e in enumerate(outputs)]
     rings = tuple((r, r + 2 * cap) for r, cap in lay.ring.values())
-    inits = ["    state[0] = 0.0"]
+    # init resets whatever the vector held (a stale sorted-window count would write outside it)
+    inits = ["    state[:] = 0.0"]
     inits += [f"    for a, b in {rings!r}:\n        state[a:b] = np.nan"] if rings else []  # reads before row 0
     inits += [f"    ext_init(state, {o}, {n.params[0]}, {n.params[1]})" for n, o in lay.slots.items() if n.op == "wext"]
     inits += [f"    state[{o}:{o + _STATE[n.op]}] = np.nan" for n, o in lay.slots.items() if n.op in _STARTS_NAN]
