@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-import numpy as np
-
 from bqx.config import Settings
 from bqx.features import (
     bollinger,
@@ -95,14 +93,13 @@ def _compile_one(name: str, settings_json: str) -> tuple[str, float, int]:
     settings = Settings.from_json(settings_json)
     t0 = time.perf_counter()
     kernel = _kernel(name, settings)
-    # batch casts each input and parameter to the types the kernel takes, so this compiles what runs later
-    kernel.batch({s: np.zeros(2) for s in kernel.inputs}, kernel.placeholder_params())
+    kernel.warm()  # batch and step, with the argument types the extract and the serving engine pass
     return name, time.perf_counter() - t0, kernel.state_size
 
 
 def compile_declared(settings: Settings, workers: int = 1) -> Iterator[tuple[str, float, int]]:
     """Compile (or load from the caches) every table declared as expressions, batch and online forms
-    (``batch`` calls ``step``, so both are compiled), yielding (table, seconds, state slots) as each is
+    (:meth:`bqx.features.spec.Kernel.warm`), yielding (table, seconds, state slots) as each is
     ready. When the first one had to compile (a cold cache) and ``workers`` > 1, the rest compile in
     that many processes (numba's cache is shared through the disk) and this process then loads them;
     a warm cache loads in this process alone, in about a second."""

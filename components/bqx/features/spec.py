@@ -680,16 +680,30 @@ class Kernel:
     def init(self, state: np.ndarray) -> None:
         self.module.init(state)
 
+    def _inputs(self, arrays: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.ascontiguousarray(arrays[s], dtype=np.int64 if s == "ts_ns" else np.float64) for s in self.inputs]
+
     def batch(self, arrays: Mapping[str, np.ndarray], params: tuple = ()) -> dict[str, np.ndarray]:
         """Every feature on every row of the input series (float64 columns); ``params`` in the kernel's
         order (:meth:`coerce` makes them the types the kernel was compiled for)."""
-        ins = [np.ascontiguousarray(arrays[s], dtype=np.int64 if s == "ts_ns" else np.float64) for s in self.inputs]
+        ins = self._inputs(arrays)
         n = len(ins[0]) if ins else 0
         # one array per feature: each is reused from the process's freed memory, where one block of every
         # column (over glibc's 32 MB mmap ceiling for most tables) would be faulted in fresh every call
         out = tuple(np.empty(n) for _ in self.names)
         self.module.batch(*ins, *self.coerce(params), np.zeros(self.state_size), out)
         return dict(zip(self.names, out, strict=True))
+
+    def warm(self) -> None:
+        """Compile (or load from numba's cache) both forms with the argument types later calls pass:
+        ``batch`` over two rows, ``step`` (what the serving engine calls per bar) on one. The two are
+        separate machine code around the same row loop, so running one does not compile the other."""
+        arrays = {s: np.zeros(2) for s in self.inputs}
+        params = self.placeholder_params()
+        self.batch(arrays, params)
+        state = np.zeros(self.state_size)
+        self.init(state)
+        self.step(0, *self._inputs(arrays), *self.coerce(params), state, np.empty(len(self.names)))
 
     def coerce(self, values: tuple) -> tuple:
         """Parameters as the kernel takes them: float scalars and C-contiguous float64 arrays of the
