@@ -16,9 +16,10 @@ entropy over a sorted window, exact central moments, recursive averages (``ema``
 stochastic %K and Williams %R is computed once.
 
 :func:`compile_table` turns a table into one numba kernel (the generated source is cached on disk
-under its hash, and numba caches the machine code beside it): ``step`` computes row t, ``batch``
-runs the same row code over every row, so the batch table and the serving engine agree by
-construction. State offsets and sizes are assigned here, never written by hand.
+under its hash, and numba caches the machine code beside it): ``rows`` computes rows t0..t1 in one
+loop, ``step`` runs it for row t, ``batch`` over every row a chunk at a time, so the batch table and
+the serving engine agree by construction. State offsets and sizes are assigned here, never written
+by hand; slot 0 counts the rows stepped, where every ring writes.
 """
 
 from __future__ import annotations
