@@ -215,6 +215,22 @@ def test_pick_and_rank_by_a_parameter_index_equal_the_cross_sectional_ranks():
     assert np.isnan(outside["rank"]).all() and np.isnan(outside["pick"]).all()
 
 
+def test_step_on_a_reused_state_continues_row_by_row_as_the_batch(walk):
+    """init resets a state vector whatever it held (here a used one: stale sums, counts and a sorted
+    window's length), and stepping row by row, the row index kept in the state, gives the batch's rows."""
+    table = {"q": wquantile(X, 30, 0.5), "hi": wmax(X, 20), "since": rows_since_min(X, 26), "s": wsum(X, 14),
+             "sd": wstd(X, 20), "e": ema(X, 10), "l": lag(X, 40)}
+    kernel = compile_table(table)
+    x = walk[:3000]
+    want = kernel.batch({"x": x})
+    state = np.full(kernel.state_size, 3.0)
+    kernel.init(state)
+    out = np.empty(len(table))
+    for t in range(len(x)):
+        kernel.step(t, x, state, out)
+        np.testing.assert_array_equal(out, [want[k][t] for k in table], err_msg=str(t))
+
+
 def test_every_row_depends_on_earlier_rows_only(walk):
     """Each output of the full technical table at row t is unchanged when every later row changes."""
     table = technical.table(X, series("h"), series("lo"))
