@@ -77,20 +77,33 @@ def test_window_extremes_and_rows_since_them_equal_the_batch_primitives(walk, w)
     np.testing.assert_array_equal(got[2500 + w:], rolling.rolling_max(walk[2501:], w)[w - 1:])
 
 
+def _rounded(walk: np.ndarray) -> np.ndarray:
+    """The walk rounded (repeated values: ties), with its NaNs and an infinity."""
+    x = np.round(walk, 2)
+    x[4000] = np.inf
+    return x
+
+
+def _full_windows(x: np.ndarray, w: int, got: dict[str, np.ndarray]):
+    """(t, the last w values) for every row whose window is full and finite; on every other row each
+    column of ``got`` must be NaN."""
+    for t in range(len(x)):
+        v = x[max(0, t - w + 1):t + 1]
+        if t < w - 1 or not np.isfinite(v).all():
+            assert all(np.isnan(col[t]) for col in got.values()), t
+            continue
+        yield t, v
+
+
 @pytest.mark.parametrize("w", [1, 5, 26])
 def test_window_extremes_by_blocks_equal_direct_windows(walk, w):
     """wext works in blocks of w rows (the previous block's suffix extremes, the current block's running
     one): every window, whichever block boundary it straddles, equals the window itself, ties (the
     rounded walk) counted from the most recent, and a window holding a NaN or an infinity is NaN."""
-    x = np.round(walk, 2)
-    x[4000] = np.inf
+    x = _rounded(walk)
     table = {"hi": wmax(X, w), "lo": wmin(X, w), "since_hi": rows_since_max(X, w), "since_lo": rows_since_min(X, w)}
     got = compile_table(table).batch({"x": x})
-    for t in range(len(x)):
-        v = x[max(0, t - w + 1):t + 1]
-        if t < w - 1 or not np.isfinite(v).all():
-            assert all(np.isnan(got[k][t]) for k in table), t
-            continue
+    for t, v in _full_windows(x, w, got):
         want = {"hi": v.max(), "lo": v.min(), "since_hi": w - 1 - np.flatnonzero(v == v.max())[-1],
                 "since_lo": w - 1 - np.flatnonzero(v == v.min())[-1]}
         assert {k: got[k][t] for k in table} == want, t
@@ -118,18 +131,13 @@ def test_sorted_window_quantiles_entropy_and_moments_equal_direct_windows(walk, 
     """Quantiles and the histogram entropy read the sorted window, moments and the lag-1
     autocorrelation the ring; each equals numpy on the window itself, and a window holding the NaN or
     an infinity is NaN. Repeated values (the rounded walk) exercise removal among equal values."""
-    x = np.round(walk, 2)
-    x[4000] = np.inf
+    x = _rounded(walk)
     table = {"p10": wquantile(X, w, 0.1), "p50": wquantile(X, w, 0.5), "p100": wquantile(X, w, 1.0),
              "h": wentropy(X, w, 10)}
     m2, m3, m4, ac = wmoments(X, w)
     table.update({"m2": m2, "m3": m3, "m4": m4, "ac": ac})
     got = compile_table(table).batch({"x": x})
-    for t in range(len(x)):
-        v = x[max(0, t - w + 1):t + 1]
-        if t < w - 1 or not np.isfinite(v).all():
-            assert all(np.isnan(got[k][t]) for k in table), t
-            continue
+    for t, v in _full_windows(x, w, got):
         want = {"p10": np.percentile(v, 10), "p50": np.percentile(v, 50), "p100": v.max()}
         c = v - v.mean()
         want.update({"m2": np.mean(c**2), "m3": np.mean(c**3), "m4": np.mean(c**4)})
