@@ -38,7 +38,7 @@ WSUM_SLOTS = 3  # sum, non-finite values in the window, nonzero values
 WVAR_SLOTS = 4  # sum and sum of squares of centred values, non-finite count, centre
 WEXT_HEAD = 3  # the current block's extreme so far, its row, rows since the last non-finite value; then
 # the previous block's suffix extremes (w + 1, the last an empty suffix) and their rows (w + 1)
-WPOLY_SLOTS = 7  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, rows since refresh, centre
+WPOLY_SLOTS = 6  # sums of y, u y, u^2 y, y^2 (centred), non-finite count, centre
 WSORT_HEAD = 2  # finite values held, non-finite values in the window; then the w sorted values
 HMM_SLOTS = 7  # the filtered probabilities (3), the prior (3), rows filtered
 
@@ -182,7 +182,7 @@ def wpoly(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float
     less a centre c, and c. Sliding one row moves every u by -1/m, so the sums update in O(1); they are
     recomputed exactly (with a new centre) every w rows. NaN while the window is short or holds a
     non-finite value."""
-    c = state[o + 6]
+    c = state[o + 5]
     if not np.isfinite(x):
         state[o + 4] += 1.0
     if p >= w:
@@ -197,9 +197,7 @@ def wpoly(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float
         state[o + 1] = r1 - d * r0 + yn
         state[o + 2] = r2 - 2.0 * d * r1 + d * d * r0 + yn
         state[o + 3] += yn * yn - yo * yo
-    state[o + 5] += 1.0
-    if state[o + 5] >= w and p + 1 >= w:
-        state[o + 5] = 0.0
+    if (p + 1) % w == 0:
         c = x if np.isfinite(x) else 0.0
         m = (w - 1) / 2.0
         s0 = s1 = s2 = sq = 0.0
@@ -211,7 +209,7 @@ def wpoly(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float
                 s1 += u * (v - c)
                 s2 += u * u * (v - c)
                 sq += (v - c) * (v - c)
-        state[o], state[o + 1], state[o + 2], state[o + 3], state[o + 6] = s0, s1, s2, sq, c
+        state[o], state[o + 1], state[o + 2], state[o + 3], state[o + 5] = s0, s1, s2, sq, c
     if p + 1 < w or state[o + 4] > 0.0:
         return NAN, NAN, NAN, NAN, NAN
     return state[o], state[o + 1], state[o + 2], state[o + 3], c
@@ -354,23 +352,22 @@ def wsort(state: np.ndarray, o: int, r: int, cap: int, p: int, w: int, x: float)
             for k in range(len(z) - 1):
                 z[k] = z[k + 1]
             y[i - 1] = x
-        state[o] = m
-        return NAN if p + 1 < w or state[o + 1] > 0.0 else 1.0
-    if p >= w:
-        if np.isfinite(old):
-            for k in range(base + _count_below(state, base, m, old), base + m - 1):
-                state[k] = state[k + 1]
-            m -= 1
-        else:
-            state[o + 1] -= 1.0
-    if np.isfinite(x):
-        i = base + _count_below(state, base, m, x)
-        for k in range(base + m, i, -1):
-            state[k] = state[k - 1]
-        state[i] = x
-        m += 1
     else:
-        state[o + 1] += 1.0
+        if p >= w:
+            if np.isfinite(old):
+                for k in range(base + _count_below(state, base, m, old), base + m - 1):
+                    state[k] = state[k + 1]
+                m -= 1
+            else:
+                state[o + 1] -= 1.0
+        if np.isfinite(x):
+            i = base + _count_below(state, base, m, x)
+            for k in range(base + m, i, -1):
+                state[k] = state[k - 1]
+            state[i] = x
+            m += 1
+        else:
+            state[o + 1] += 1.0
     state[o] = m
     if p + 1 < w or state[o + 1] > 0.0:
         return NAN
